@@ -1,0 +1,321 @@
+//! Sensor frame codecs.
+//!
+//! One [`Codec`] per model. Most built-in models are *declarative*: a layout file
+//! (`core/layouts/*.toml`, see [`layout`]) compiled once into a table the same
+//! engine walks for every frame; the few vendor parts a layout cannot say (Dingtek's
+//! length dispatch and float bug, Decentlab's sensor-group bitmask, Dragino's
+//! firmware dispatch, tidstream's own `tid1`) are written by hand in [`vendor`].
+//!
+//! Every codec has two outputs: the vendor-native tree ([`Value`]), identical to the
+//! vendor's JavaScript decoder, and the normalized [`Reading`] (correct physics).
+
+pub mod bytes;
+pub mod layout;
+pub mod tid1;
+pub mod vendor;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use crate::error::{DecodeError, DecodeResult, ErrorKind, LayoutError};
+use crate::reading::{Fields, Reading, ReadingColumns};
+use crate::value::Value;
+
+/// Descriptive facts about a model, for `tidstream.models()` and docs.
+#[derive(Debug, Clone, Default)]
+pub struct ModelInfo {
+    pub name: String,
+    pub vendor: String,
+    pub description: String,
+    /// fPorts the vendor decoder accepts; empty means the decoder ignores the fPort.
+    pub fports: Vec<u8>,
+    /// `layout` (declarative) or `builtin` (hand-written).
+    pub engine: &'static str,
+    /// Whether `encode` is supported.
+    pub can_encode: bool,
+}
+
+/// A frame that cannot be encoded from a reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodeError(pub String);
+
+impl std::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for EncodeError {}
+
+/// A sensor model's decoder (and optionally encoder).
+pub trait Codec: Send + Sync {
+    /// Facts about the model.
+    fn info(&self) -> &ModelInfo;
+
+    /// Normalized columns this codec can fill (others come back all-null).
+    fn fields(&self) -> Fields;
+
+    /// Vendor-native decode: the same keys, types and values as the vendor decoder.
+    fn decode_vendor(&self, payload: &[u8], fport: Option<u8>) -> DecodeResult<Value>;
+
+    /// Normalized decode into `out` (cleared by the caller).
+    fn decode(&self, payload: &[u8], fport: Option<u8>, out: &mut Reading) -> DecodeResult<()>;
+
+    /// Encode a reading into a frame of this model.
+    fn encode(&self, reading: &Reading, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let _ = (reading, out);
+        Err(EncodeError(format!(
+            "model `{}` has no encoder",
+            self.info().name
+        )))
+    }
+
+    /// Decode a batch. Statically dispatched per codec (one virtual call per batch).
+    fn decode_batch(&self, batch: &dyn PayloadSource, fports: &FportSource) -> ReadingColumns {
+        let n = batch.len();
+        let mut cols = ReadingColumns::new(n, self.fields());
+        let mut reading = Reading::default();
+        for i in 0..n {
+            let result = match batch.get(i) {
+                None => Err(DecodeError::new(ErrorKind::MissingPayload, 0)),
+                Some(p) => match fports.get(i) {
+                    Err(e) => Err(e),
+                    Ok(fp) => {
+                        reading.clear();
+                        self.decode(p, fp, &mut reading)
+                    }
+                },
+            };
+            match result {
+                Ok(()) => cols.push_ok(&reading),
+                Err(e) => cols.push_err(&e),
+            }
+        }
+        cols
+    }
+}
+
+/// Random access to a batch of payloads (a `null` entry is `None`).
+pub trait PayloadSource: Sync {
+    fn len(&self) -> usize;
+    fn get(&self, i: usize) -> Option<&[u8]>;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Payloads as one flat buffer plus Arrow-style offsets and an optional validity bitmap.
+pub struct FlatPayloads<'a, O> {
+    pub data: &'a [u8],
+    /// `len + 1` offsets into `data`.
+    pub offsets: &'a [O],
+    /// Arrow validity bitmap (LSB first), already sliced so bit 0 is row 0's
+    /// bit at `validity_bit_offset`.
+    pub validity: Option<&'a [u8]>,
+    pub validity_bit_offset: usize,
+}
+
+impl<O: Copy + TryInto<usize> + Sync> PayloadSource for FlatPayloads<'_, O> {
+    fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+    #[inline]
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        if let Some(v) = self.validity {
+            let bit = i + self.validity_bit_offset;
+            let byte = v.get(bit / 8)?;
+            if byte & (1 << (bit % 8)) == 0 {
+                return None;
+            }
+        }
+        let a: usize = (*self.offsets.get(i)?).try_into().ok()?;
+        let b: usize = (*self.offsets.get(i + 1)?).try_into().ok()?;
+        self.data.get(a..b)
+    }
+}
+
+/// A list of owned payloads (tests, small batches).
+impl PayloadSource for Vec<Vec<u8>> {
+    fn len(&self) -> usize {
+        <[Vec<u8>]>::len(self)
+    }
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        <[Vec<u8>]>::get(self, i).map(Vec::as_slice)
+    }
+}
+
+/// The fPort of each payload: none given, one for all, or one per row
+/// (`-1` meaning "not given").
+pub enum FportSource<'a> {
+    None,
+    All(Option<u8>),
+    PerRow(&'a [i32]),
+}
+
+impl FportSource<'_> {
+    #[inline]
+    pub fn get(&self, i: usize) -> DecodeResult<Option<u8>> {
+        match self {
+            FportSource::None => Ok(None),
+            FportSource::All(f) => Ok(*f),
+            FportSource::PerRow(v) => match v.get(i) {
+                None | Some(-1) => Ok(None),
+                Some(&x) => u8::try_from(x).map(Some).map_err(|_| {
+                    DecodeError::new(ErrorKind::UnknownFport { fport: i64::from(x) }, 0)
+                }),
+            },
+        }
+    }
+}
+
+/// Check an fPort against a model's list. `None` means "the model's usual port".
+#[inline]
+pub fn check_fport(info: &ModelInfo, fport: Option<u8>) -> DecodeResult<()> {
+    match fport {
+        Some(f) if !info.fports.is_empty() && !info.fports.contains(&f) => {
+            Err(DecodeError::unknown_fport(Some(f)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The models known to this process: the built-ins plus any layouts loaded at run time.
+pub struct Registry {
+    codecs: RwLock<BTreeMap<String, Arc<dyn Codec>>>,
+}
+
+impl Registry {
+    fn with_builtins() -> Self {
+        let mut map: BTreeMap<String, Arc<dyn Codec>> = BTreeMap::new();
+        for c in builtin_codecs() {
+            map.insert(c.info().name.clone(), c);
+        }
+        Registry {
+            codecs: RwLock::new(map),
+        }
+    }
+
+    /// The process-wide registry.
+    pub fn global() -> &'static Registry {
+        static REG: OnceLock<Registry> = OnceLock::new();
+        REG.get_or_init(Registry::with_builtins)
+    }
+
+    /// Find a model by name.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Codec>> {
+        self.codecs.read().ok()?.get(name).cloned()
+    }
+
+    /// Names of all models, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.codecs
+            .read()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Compile a layout (TOML text) and register it under its `model` name.
+    /// A built-in model cannot be replaced; a run-time layout can be reloaded.
+    pub fn register_layout(&self, toml_text: &str) -> Result<String, LayoutError> {
+        let codec = layout::LayoutCodec::from_toml(toml_text)?;
+        let name = codec.info().name.clone();
+        let mut map = self.codecs.write().map_err(|_| LayoutError {
+            path: String::new(),
+            message: "registry lock poisoned".into(),
+        })?;
+        if let Some(existing) = map.get(&name) {
+            if existing.info().engine != "runtime-layout" {
+                return Err(LayoutError {
+                    path: "model".into(),
+                    message: format!("`{name}` is a built-in model and cannot be replaced; pick another name"),
+                });
+            }
+        }
+        map.insert(name.clone(), Arc::new(codec));
+        Ok(name)
+    }
+}
+
+/// Built-in layouts, compiled into the binary.
+pub const BUILTIN_LAYOUTS: &[(&str, &str)] = &[
+    ("milesight-em310-udl", include_str!("../../layouts/milesight-em310-udl.toml")),
+    ("milesight-em400-udl", include_str!("../../layouts/milesight-em400-udl.toml")),
+    ("milesight-em400-tld", include_str!("../../layouts/milesight-em400-tld.toml")),
+    ("milesight-em400-mud", include_str!("../../layouts/milesight-em400-mud.toml")),
+    ("milesight-em500-udl", include_str!("../../layouts/milesight-em500-udl.toml")),
+    ("milesight-ws201", include_str!("../../layouts/milesight-ws201.toml")),
+    ("dragino-ldds45", include_str!("../../layouts/dragino-ldds45.toml")),
+    ("dragino-ldds20", include_str!("../../layouts/dragino-ldds20.toml")),
+    ("dragino-ldds04", include_str!("../../layouts/dragino-ldds04.toml")),
+    ("dragino-llds12", include_str!("../../layouts/dragino-llds12.toml")),
+    ("elsys-elt-ultrasonic", include_str!("../../layouts/elsys-elt-ultrasonic.toml")),
+    (
+        "pepperl-fuchs-wilsen-sonic-level",
+        include_str!("../../layouts/pepperl-fuchs-wilsen-sonic-level.toml"),
+    ),
+];
+
+fn builtin_layout(name: &str) -> layout::LayoutCodec {
+    let text = BUILTIN_LAYOUTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+        .unwrap_or("");
+    match layout::LayoutCodec::from_toml_builtin(text) {
+        Ok(c) => c,
+        // A broken built-in layout is a build defect caught by `cargo test`.
+        Err(e) => panic!("built-in layout `{name}` is invalid: {e}"),
+    }
+}
+
+fn builtin_codecs() -> Vec<Arc<dyn Codec>> {
+    let mut v: Vec<Arc<dyn Codec>> = Vec::new();
+    for (name, _) in BUILTIN_LAYOUTS {
+        match *name {
+            // Layouts wrapped by a hand-written dispatcher below.
+            "dragino-ldds04" | "dragino-llds12" => {}
+            _ => v.push(Arc::new(builtin_layout(name))),
+        }
+    }
+    v.push(Arc::new(vendor::dragino::Ldds75::new(builtin_layout("dragino-ldds20"))));
+    v.push(Arc::new(vendor::dragino::Guarded::ldds04(builtin_layout("dragino-ldds04"))));
+    v.push(Arc::new(vendor::dragino::Guarded::llds12(builtin_layout("dragino-llds12"))));
+    v.push(Arc::new(vendor::decentlab::Decentlab::mbx()));
+    v.push(Arc::new(vendor::decentlab::Decentlab::lid()));
+    v.push(Arc::new(vendor::dingtek::Dingtek::df702()));
+    v.push(Arc::new(vendor::dingtek::Dingtek::df703()));
+    v.push(Arc::new(tid1::Tid1::new()));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_builtins_compile_and_are_listed() {
+        let names = Registry::global().names();
+        for expected in [
+            "milesight-em310-udl",
+            "milesight-em400-udl",
+            "milesight-em400-tld",
+            "milesight-em400-mud",
+            "milesight-em500-udl",
+            "milesight-ws201",
+            "dragino-ldds75",
+            "dragino-ldds45",
+            "dragino-ldds20",
+            "dragino-ldds04",
+            "dragino-llds12",
+            "decentlab-dl-mbx",
+            "decentlab-dl-lid",
+            "elsys-elt-ultrasonic",
+            "dingtek-df702",
+            "dingtek-df703",
+            "pepperl-fuchs-wilsen-sonic-level",
+            "tid1",
+        ] {
+            assert!(names.iter().any(|n| n == expected), "{expected} missing");
+        }
+        assert_eq!(names.len(), 18);
+    }
+}
