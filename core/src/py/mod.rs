@@ -1,0 +1,295 @@
+//! The only `#[pymodule]`: argument conversion, GIL release around batch work, and the
+//! error mapping in `errors.rs`. No logic lives here.
+
+mod convert;
+mod errors;
+
+use std::sync::Arc;
+
+use numpy::{PyArray1, PyReadonlyArray1};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use crate::codec::{Codec, FlatPayloads, FportSource, Registry};
+use crate::reading::{Reading, StoredReading};
+
+fn codec(model: &str) -> PyResult<Arc<dyn Codec>> {
+    Registry::global().get(model).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "unknown model {model:?}; known models: {}. A custom model can be added with tidstream.load_layout()",
+            Registry::global().names().join(", ")
+        ))
+    })
+}
+
+fn fport_u8(fport: Option<i64>) -> PyResult<Option<u8>> {
+    match fport {
+        None => Ok(None),
+        Some(f) => u8::try_from(f)
+            .map(Some)
+            .map_err(|_| PyValueError::new_err(format!("fport must be 0..255 or None, got {f}"))),
+    }
+}
+
+/// Names of the supported models, sorted.
+#[pyfunction]
+fn models() -> Vec<String> {
+    Registry::global().names()
+}
+
+/// Facts about a model: vendor, description, fports, engine, can_encode.
+#[pyfunction]
+fn model_info<'py>(py: Python<'py>, model: &str) -> PyResult<Bound<'py, PyDict>> {
+    let c = codec(model)?;
+    let i = c.info();
+    let d = PyDict::new(py);
+    d.set_item("name", &i.name)?;
+    d.set_item("vendor", &i.vendor)?;
+    d.set_item("description", &i.description)?;
+    d.set_item("fports", i.fports.clone())?;
+    d.set_item("engine", i.engine)?;
+    d.set_item("can_encode", i.can_encode)?;
+    Ok(d)
+}
+
+/// Vendor-native decode of one frame.
+#[pyfunction]
+#[pyo3(signature = (model, payload, fport=None))]
+fn decode_vendor<'py>(
+    py: Python<'py>,
+    model: &str,
+    payload: &[u8],
+    fport: Option<i64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let c = codec(model)?;
+    let v = c
+        .decode_vendor(payload, fport_u8(fport)?)
+        .map_err(|e| errors::decode_error(&e, None))?;
+    convert::value_to_py(py, &v)
+}
+
+/// Normalized decode of a batch given as Arrow buffers (one FFI crossing per batch;
+/// the GIL is released while decoding).
+///
+/// `data`: the binary array's data buffer (uint8); `offsets`: its offsets (int32 or
+/// int64, `len + 1`, already sliced to the array's offset); `validity`: its validity
+/// bitmap (uint8) or None, with `validity_offset` the bit offset of row 0;
+/// `fports`: None, one int, or an int32 array with -1 for "not given".
+#[pyfunction]
+#[pyo3(signature = (model, data, offsets, validity=None, validity_offset=0, fports=None, fport=None))]
+#[allow(clippy::too_many_arguments)]
+fn decode_batch_buffers<'py>(
+    py: Python<'py>,
+    model: &str,
+    data: PyReadonlyArray1<'py, u8>,
+    offsets: &Bound<'py, PyAny>,
+    validity: Option<PyReadonlyArray1<'py, u8>>,
+    validity_offset: usize,
+    fports: Option<PyReadonlyArray1<'py, i32>>,
+    fport: Option<i64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let c = codec(model)?;
+    let data = data.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let validity_arr = validity;
+    let validity = match &validity_arr {
+        Some(v) => Some(v.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?),
+        None => None,
+    };
+    let fports_arr = fports;
+    let fport_src = match (&fports_arr, fport) {
+        (Some(a), _) => FportSource::PerRow(a.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?),
+        (None, Some(f)) => FportSource::All(fport_u8(Some(f))?),
+        (None, None) => FportSource::None,
+    };
+    let cols = if let Ok(o) = offsets.extract::<PyReadonlyArray1<'py, i32>>() {
+        let o = o.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let src = FlatPayloads { data, offsets: o, validity, validity_bit_offset: validity_offset };
+        py.detach(|| c.decode_batch(&src, &fport_src))
+    } else if let Ok(o) = offsets.extract::<PyReadonlyArray1<'py, i64>>() {
+        let o = o.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let src = FlatPayloads { data, offsets: o, validity, validity_bit_offset: validity_offset };
+        py.detach(|| c.decode_batch(&src, &fport_src))
+    } else {
+        return Err(PyTypeError::new_err("offsets must be a contiguous int32 or int64 numpy array"));
+    };
+    convert::reading_columns(py, cols)
+}
+
+/// Readings to encode, as numpy float64 columns (NaN = absent) plus flags.
+#[derive(FromPyObject)]
+struct EncodeColumns<'py> {
+    #[pyo3(item)]
+    distance_mm: Option<PyReadonlyArray1<'py, f64>>,
+    #[pyo3(item)]
+    fill_pct_reported: Option<PyReadonlyArray1<'py, f64>>,
+    #[pyo3(item)]
+    temperature_c: Option<PyReadonlyArray1<'py, f64>>,
+    #[pyo3(item)]
+    battery_pct: Option<PyReadonlyArray1<'py, f64>>,
+    #[pyo3(item)]
+    battery_v: Option<PyReadonlyArray1<'py, f64>>,
+    #[pyo3(item)]
+    latitude: Option<PyReadonlyArray1<'py, f64>>,
+    #[pyo3(item)]
+    longitude: Option<PyReadonlyArray1<'py, f64>>,
+    /// -1 = absent, 0 = false, 1 = true
+    #[pyo3(item)]
+    tilt: Option<PyReadonlyArray1<'py, i8>>,
+    #[pyo3(item)]
+    fire_alarm: Option<PyReadonlyArray1<'py, i8>>,
+    #[pyo3(item)]
+    alarm_flags: Option<PyReadonlyArray1<'py, u16>>,
+    /// ms since the epoch; i64::MIN = absent
+    #[pyo3(item)]
+    measured_at: Option<PyReadonlyArray1<'py, i64>>,
+}
+
+/// Encode `n` readings into frames; returns (offsets int32, data uint8) for a pyarrow
+/// BinaryArray. Raises EncodeError naming the first row that cannot be encoded.
+#[pyfunction]
+fn encode_batch_buffers<'py>(
+    py: Python<'py>,
+    model: &str,
+    n: usize,
+    columns: EncodeColumns<'py>,
+) -> PyResult<(Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<u8>>)> {
+    let c = codec(model)?;
+    fn sl<'a, T: numpy::Element>(a: &'a Option<PyReadonlyArray1<'_, T>>, n: usize, name: &str) -> PyResult<Option<&'a [T]>> {
+        match a {
+            None => Ok(None),
+            Some(a) => {
+                let s = a.as_slice().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))?;
+                if s.len() != n {
+                    return Err(PyValueError::new_err(format!("column {name} has {} rows, expected {n}", s.len())));
+                }
+                Ok(Some(s))
+            }
+        }
+    }
+    let dist = sl(&columns.distance_mm, n, "distance_mm")?;
+    let fill = sl(&columns.fill_pct_reported, n, "fill_pct_reported")?;
+    let temp = sl(&columns.temperature_c, n, "temperature_c")?;
+    let bpct = sl(&columns.battery_pct, n, "battery_pct")?;
+    let bv = sl(&columns.battery_v, n, "battery_v")?;
+    let lat = sl(&columns.latitude, n, "latitude")?;
+    let lon = sl(&columns.longitude, n, "longitude")?;
+    let tilt = sl(&columns.tilt, n, "tilt")?;
+    let fire = sl(&columns.fire_alarm, n, "fire_alarm")?;
+    let flags = sl(&columns.alarm_flags, n, "alarm_flags")?;
+    let at = sl(&columns.measured_at, n, "measured_at")?;
+    let result = py.detach(|| {
+        let f = |c: Option<&[f64]>, i: usize| c.and_then(|c| c.get(i).copied()).filter(|x| !x.is_nan());
+        let b = |c: Option<&[i8]>, i: usize| c.and_then(|c| c.get(i).copied()).filter(|x| *x >= 0).map(|x| x != 0);
+        let mut offsets = Vec::with_capacity(n + 1);
+        let mut data = Vec::with_capacity(n * 16);
+        offsets.push(0i32);
+        let mut r = Reading::default();
+        for i in 0..n {
+            r.clear();
+            r.distance_mm = f(dist, i);
+            r.fill_pct_reported = f(fill, i);
+            r.temperature_c = f(temp, i);
+            r.battery_pct = f(bpct, i);
+            r.battery_v = f(bv, i);
+            r.latitude = f(lat, i);
+            r.longitude = f(lon, i);
+            r.tilt = b(tilt, i);
+            r.fire_alarm = b(fire, i);
+            r.alarm_flags = flags.and_then(|c| c.get(i).copied()).unwrap_or(0);
+            r.measured_at_ms = at.and_then(|c| c.get(i).copied()).filter(|x| *x != i64::MIN);
+            if let Err(e) = c.encode(&r, &mut data) {
+                return Err((e, i));
+            }
+            offsets.push(i32::try_from(data.len()).map_err(|_| {
+                (crate::codec::EncodeError("batch larger than 2 GiB: split it".into()), i)
+            })?);
+        }
+        Ok((offsets, data))
+    });
+    match result {
+        Ok((o, d)) => Ok((PyArray1::from_vec(py, o), PyArray1::from_vec(py, d))),
+        Err((e, i)) => Err(errors::encode_error(&e, Some(i))),
+    }
+}
+
+/// Encode one reading (keyword arguments in normalized units) into a frame.
+#[pyfunction]
+#[pyo3(signature = (model, *, distance_mm=None, fill_pct_reported=None, temperature_c=None, battery_pct=None, battery_v=None, tilt=None, fire_alarm=None, alarm_flags=0, measured_at_ms=None, latitude=None, longitude=None, stored=None))]
+#[allow(clippy::too_many_arguments)]
+fn encode<'py>(
+    py: Python<'py>,
+    model: &str,
+    distance_mm: Option<f64>,
+    fill_pct_reported: Option<f64>,
+    temperature_c: Option<f64>,
+    battery_pct: Option<f64>,
+    battery_v: Option<f64>,
+    tilt: Option<bool>,
+    fire_alarm: Option<bool>,
+    alarm_flags: u16,
+    measured_at_ms: Option<i64>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    stored: Option<Vec<(i64, Option<f64>)>>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let c = codec(model)?;
+    let r = Reading {
+        distance_mm,
+        fill_pct_reported,
+        temperature_c,
+        battery_pct,
+        battery_v,
+        tilt,
+        fire_alarm,
+        alarm_flags,
+        measured_at_ms,
+        latitude,
+        longitude,
+        stored: stored
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(t, d)| StoredReading { measured_at_ms: t, distance_mm: d, temperature_c: None })
+            .collect(),
+    };
+    let mut out = Vec::new();
+    c.encode(&r, &mut out).map_err(|e| errors::encode_error(&e, None))?;
+    Ok(PyBytes::new(py, &out))
+}
+
+/// Compile a layout (TOML text) and register it; returns the model name.
+#[pyfunction]
+fn load_layout(text: &str) -> PyResult<String> {
+    Registry::global().register_layout(text).map_err(|e| errors::layout_error(&e))
+}
+
+/// Stable names of every error kind.
+#[pyfunction]
+fn error_kinds() -> Vec<&'static str> {
+    crate::error::ErrorKind::ALL_NAMES.to_vec()
+}
+
+/// (bit, name) of every alarm flag.
+#[pyfunction]
+fn alarm_flags() -> Vec<(u16, &'static str)> {
+    crate::reading::alarm::NAMES.to_vec()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", crate::VERSION)?;
+    m.add(
+        "build_profile",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+    )?;
+    m.add_function(wrap_pyfunction!(models, m)?)?;
+    m.add_function(wrap_pyfunction!(model_info, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_vendor, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_batch_buffers, m)?)?;
+    m.add_function(wrap_pyfunction!(encode, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_batch_buffers, m)?)?;
+    m.add_function(wrap_pyfunction!(load_layout, m)?)?;
+    m.add_function(wrap_pyfunction!(error_kinds, m)?)?;
+    m.add_function(wrap_pyfunction!(alarm_flags, m)?)?;
+    Ok(())
+}

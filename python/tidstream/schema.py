@@ -1,0 +1,92 @@
+"""Arrow schemas: one source of truth for columns, types and units.
+
+Used by the decoders, the dataflows, the Parquet exports, the docs and the tests. Units
+are in each field's metadata under ``b"unit"``; a short description under ``b"doc"``.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+__all__ = ["READING_SCHEMA", "STORED_READING_TYPE", "UPLINK_SCHEMA", "field_units"]
+
+
+def _f(name: str, typ: pa.DataType, unit: str | None, doc: str, nullable: bool = True) -> pa.Field:
+    meta = {b"doc": doc.encode()}
+    if unit:
+        meta[b"unit"] = unit.encode()
+    return pa.field(name, typ, nullable=nullable, metadata=meta)
+
+
+TIMESTAMP_MS = pa.timestamp("ms", tz="UTC")
+
+STORED_READING_TYPE = pa.struct(
+    [
+        _f("measured_at", TIMESTAMP_MS, None, "device-side time of the stored reading (UTC)"),
+        _f("distance_mm", pa.float64(), "mm", "sensor-to-surface distance"),
+        _f("temperature_c", pa.float64(), "degC", "temperature"),
+    ]
+)
+
+#: The normalized reading every codec produces (``tidstream.decode_batch``).
+READING_SCHEMA = pa.schema(
+    [
+        _f("ok", pa.bool_(), None, "true if the frame decoded; false rows carry `error`", False),
+        _f("distance_mm", pa.float64(), "mm", "distance from the sensor to the content surface"),
+        _f("fill_pct_reported", pa.float64(), "%", "fill level computed by the sensor itself"),
+        _f("temperature_c", pa.float64(), "degC", "temperature at the sensor"),
+        _f("battery_pct", pa.float64(), "%", "battery level"),
+        _f("battery_v", pa.float64(), "V", "battery voltage"),
+        _f("tilt", pa.bool_(), None, "sensor tilted, fallen or moved"),
+        _f("fire_alarm", pa.bool_(), None, "fire / temperature alarm"),
+        _f(
+            "alarm_flags",
+            pa.uint16(),
+            None,
+            "bitmask: 1 full, 2 fire, 4 tilt, 8 low_battery, 16 temperature_threshold, "
+            "32 distance_threshold, 64 interrupt, 128 no_sensor, 256 lid_open, 512 stored",
+        ),
+        _f("measured_at", TIMESTAMP_MS, None, "device-side measurement time, if the frame has one"),
+        _f("latitude", pa.float64(), "deg", "WGS84 latitude (GPS-equipped sensors)"),
+        _f("longitude", pa.float64(), "deg", "WGS84 longitude (GPS-equipped sensors)"),
+        _f(
+            "stored_readings",
+            pa.list_(STORED_READING_TYPE),
+            None,
+            "readings stored during an outage and sent late, oldest first",
+        ),
+        _f("error", pa.string(), None, "human-readable error (null when ok)"),
+        _f("error_kind", pa.string(), None, "stable error kind, see tidstream.error_kinds()"),
+        _f("error_offset", pa.int32(), "byte", "byte offset of the error in the payload"),
+    ],
+    metadata={b"tidstream.schema": b"reading/1"},
+)
+
+#: Parsed LoRaWAN uplink envelopes (``tidstream.decode_uplinks``).
+UPLINK_SCHEMA = pa.schema(
+    [
+        _f("ok", pa.bool_(), None, "true if the envelope parsed; false rows carry `error`", False),
+        _f("dev_eui", pa.string(), None, "DevEUI, 16 lowercase hex digits"),
+        _f("device_id", pa.string(), None, "network-server device name / id"),
+        _f("received_at", pa.timestamp("ns", tz="UTC"), None, "time the network server received it"),
+        _f("fport", pa.int32(), None, "LoRaWAN FPort (0 when TTN omits it)"),
+        _f("fcnt", pa.int64(), None, "uplink frame counter"),
+        _f("payload", pa.binary(), None, "FRMPayload bytes"),
+        _f("rssi", pa.float64(), "dBm", "best RSSI over receiving gateways"),
+        _f("snr", pa.float64(), "dB", "best SNR over receiving gateways"),
+        _f("gateway_count", pa.uint16(), None, "number of receiving gateways"),
+        _f("error", pa.string(), None, "human-readable error (null when ok)"),
+        _f("error_kind", pa.string(), None, "stable error kind, see tidstream.error_kinds()"),
+        _f("error_offset", pa.int32(), "byte", "byte offset of the error in the JSON message"),
+    ],
+    metadata={b"tidstream.schema": b"uplink/1"},
+)
+
+
+def field_units(schema: pa.Schema) -> dict[str, str]:
+    """Map column name to unit, for the columns that have one."""
+    return {
+        f.name: f.metadata[b"unit"].decode()
+        for f in schema
+        if f.metadata and b"unit" in f.metadata
+    }
