@@ -133,8 +133,9 @@ struct FieldSpec {
     div: Option<f64>,
     #[serde(default)]
     add: Option<f64>,
+    /// Round like `parseFloat(v.toFixed(round))`.
     #[serde(default)]
-    round: Option<i32>,
+    round: Option<usize>,
     #[serde(default)]
     render: Option<String>,
     #[serde(default)]
@@ -263,7 +264,7 @@ struct Field {
     mul: Option<f64>,
     div: Option<f64>,
     add: Option<f64>,
-    round: Option<f64>,
+    round: Option<usize>,
     render: Render,
     template: Option<(String, String)>,
     enum_map: Vec<(i64, String)>,
@@ -324,8 +325,9 @@ impl Field {
         if let Some(a) = self.add {
             v += a;
         }
-        if let Some(r) = self.round {
-            v = js_round(v * r) / r;
+        if let Some(d) = self.round {
+            // parseFloat(v.toFixed(d)), as the vendor decoders write it.
+            v = js_to_fixed(v, d).parse().unwrap_or(v);
         }
         v
     }
@@ -489,16 +491,6 @@ impl Field {
             v /= m;
         }
         Some(v.round() as i64)
-    }
-}
-
-/// `Math.round`: halves round towards +infinity.
-fn js_round(x: f64) -> f64 {
-    let f = x.floor();
-    if x - f >= 0.5 {
-        f + 1.0
-    } else {
-        f
     }
 }
 
@@ -700,7 +692,7 @@ fn compile_field(f: &FieldSpec, default_order: Order, path: &str) -> Result<Fiel
         mul: f.mul,
         div: f.div,
         add: f.add,
-        round: f.round.map(|d| 10f64.powi(d)),
+        round: f.round,
         render,
         template,
         enum_map: match &f.enum_map {
@@ -826,11 +818,11 @@ impl LayoutCodec {
                         return Err(err(format!("{p}tag"), format!("tag 0x{:x} is defined twice", r.tag)));
                     }
                     let (fields, norm, bits) = compile_fields(&r.fields, order, &p)?;
-                    fields_bits |= bits.0;
                     if r.history.is_some() {
-                        fields_bits |= Fields::STORED;
                         // History targets go to stored readings, not to the main columns.
-                        fields_bits &= !bits.0 | Fields::STORED;
+                        fields_bits |= Fields::STORED;
+                    } else {
+                        fields_bits |= bits.0;
                     }
                     let span = fields.iter().map(|f| f.at + f.ty.width()).max().unwrap_or(0);
                     let size = r.size.unwrap_or(span);

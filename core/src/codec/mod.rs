@@ -272,11 +272,14 @@ fn builtin_codecs() -> Vec<Arc<dyn Codec>> {
     for (name, _) in BUILTIN_LAYOUTS {
         match *name {
             // Layouts wrapped by a hand-written dispatcher below.
-            "dragino-ldds04" | "dragino-llds12" => {}
+            "dragino-ldds04" | "dragino-llds12" | "dragino-ldds20" | "dragino-ldds45" => {}
             _ => v.push(Arc::new(builtin_layout(name))),
         }
     }
-    v.push(Arc::new(vendor::dragino::Ldds75::new(builtin_layout("dragino-ldds20"))));
+    for name in ["dragino-ldds75", "dragino-ldds20", "dragino-ldds45"] {
+        let layout = if name == "dragino-ldds45" { "dragino-ldds45" } else { "dragino-ldds20" };
+        v.push(Arc::new(vendor::dragino::Ldds75::new(name, builtin_layout(layout))));
+    }
     v.push(Arc::new(vendor::dragino::Guarded::ldds04(builtin_layout("dragino-ldds04"))));
     v.push(Arc::new(vendor::dragino::Guarded::llds12(builtin_layout("dragino-llds12"))));
     v.push(Arc::new(vendor::decentlab::Decentlab::mbx()));

@@ -8,20 +8,25 @@ use crate::error::{DecodeError, DecodeResult, ErrorKind};
 use crate::reading::{alarm, Fields, Reading};
 use crate::value::Value;
 
-/// LDDS75: frames longer than 5 bytes (firmware v1.1.4+, 8 bytes) use the v1.1.4
-/// layout shared with the LDDS20/LDDS45; shorter ones follow TTN's original `ldds75.js`.
+/// LDDS75 / LDDS20 / LDDS45: frames longer than 5 bytes (firmware v1.1.4+, 8 bytes)
+/// use the v1.1.4 layout (`ldds20-114.js`); shorter ones follow TTN's original
+/// `ldds75.js` (TTN's `ldds20-codec.yaml` expects the same "No Sensor" answer from
+/// `ldds20.js` for a 4-byte frame).
 pub struct Ldds75 {
     info: ModelInfo,
     v114: LayoutCodec,
 }
 
 impl Ldds75 {
-    pub fn new(v114: LayoutCodec) -> Self {
+    pub fn new(name: &str, v114: LayoutCodec) -> Self {
+        let short = name.trim_start_matches("dragino-").to_uppercase();
         Ldds75 {
             info: ModelInfo {
-                name: "dragino-ldds75".into(),
+                name: name.into(),
                 vendor: "Dragino".into(),
-                description: "LDDS75 ultrasonic distance sensor: 8-byte v1.1.4 frames, 5-byte original frames".into(),
+                description: format!(
+                    "{short} ultrasonic distance sensor: 8-byte v1.1.4 frames, 5-byte original frames"
+                ),
                 fports: vec![2],
                 engine: "layout+builtin",
                 can_encode: true,

@@ -1,0 +1,83 @@
+"""Type stub for the compiled Rust core (``tidstream._core``).
+
+Users call the wrappers in :mod:`tidstream`; this module is private and its buffer-level
+signatures may change between minor versions.
+"""
+
+from typing import Any, TypedDict
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+#: "release" or "debug"
+build_profile: str
+
+class _ModelInfo(TypedDict):
+    name: str
+    vendor: str
+    description: str
+    fports: list[int]
+    engine: str
+    can_encode: bool
+
+def models() -> list[str]:
+    """Names of the supported models, sorted."""
+
+def model_info(model: str) -> _ModelInfo:
+    """Facts about a model."""
+
+def decode_vendor(model: str, payload: bytes, fport: int | None = None) -> Any:
+    """Vendor-native decode of one frame (a dict); raises DecodeError."""
+
+def decode_batch_buffers(
+    model: str,
+    data: npt.NDArray[np.uint8],
+    offsets: npt.NDArray[np.int32] | npt.NDArray[np.int64],
+    validity: npt.NDArray[np.uint8] | None = None,
+    validity_offset: int = 0,
+    fports: npt.NDArray[np.int32] | None = None,
+    fport: int | None = None,
+) -> dict[str, Any]:
+    """Normalized decode of Arrow binary buffers; returns column buffers. Releases the GIL."""
+
+def encode(
+    model: str,
+    *,
+    distance_mm: float | None = None,
+    fill_pct_reported: float | None = None,
+    temperature_c: float | None = None,
+    battery_pct: float | None = None,
+    battery_v: float | None = None,
+    tilt: bool | None = None,
+    fire_alarm: bool | None = None,
+    alarm_flags: int = 0,
+    measured_at_ms: int | None = None,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    stored: list[tuple[int, float | None]] | None = None,
+) -> bytes:
+    """Encode one reading into a frame; raises EncodeError."""
+
+def encode_batch_buffers(
+    model: str, n: int, columns: dict[str, Any]
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint8]]:
+    """Encode n readings; returns (offsets, data) of a binary array. Releases the GIL."""
+
+def decode_uplinks_buffers(
+    format: str,
+    data: npt.NDArray[np.uint8],
+    offsets: npt.NDArray[np.int32] | npt.NDArray[np.int64],
+    validity: npt.NDArray[np.uint8] | None = None,
+    validity_offset: int = 0,
+) -> dict[str, Any]:
+    """Parse uplink JSON envelopes given as Arrow binary buffers. Releases the GIL."""
+
+def load_layout(text: str) -> str:
+    """Compile and register a layout; returns the model name; raises LayoutError."""
+
+def error_kinds() -> list[str]:
+    """Stable names of every error kind."""
+
+def alarm_flags() -> list[tuple[int, str]]:
+    """(bit, name) of every alarm flag."""
