@@ -147,7 +147,8 @@ impl fmt::Display for DecodeError {
             ErrorKind::EmptyPayload => write!(f, "empty payload (0 bytes)"),
             ErrorKind::MissingPayload => write!(f, "missing payload (null)"),
             ErrorKind::UnknownRecord { tag } => {
-                write!(f, "unknown record tag 0x{tag:02x} at byte {o}")
+                let width = if *tag > 0xFF { 4 } else { 2 };
+                write!(f, "unknown record tag 0x{tag:0width$x} at byte {o}")
             }
             ErrorKind::BadHeader { found } => {
                 write!(f, "bad header byte 0x{found:02x} at byte {o}")
