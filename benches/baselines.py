@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
-
 import tidstream
 
 EM310 = "milesight-em310-udl"
@@ -44,8 +43,9 @@ CODECS = (EM310, LDDS75, TID1)
 # --------------------------------------------------------------------------------------
 
 
-def make_frames(model: str, n: int, seed: int = 0) -> pa.BinaryArray:
-    """``n`` realistic frames of ``model`` as a pyarrow BinaryArray (via encode_batch)."""
+def make_workload(model: str, n: int, seed: int = 0) -> tuple[pa.BinaryArray, dict[str, Any]]:
+    """``n`` realistic frames of ``model`` (a BinaryArray, via encode_batch) and the
+    normalized values they carry (ground truth: ``NaN`` / ``-1`` = absent)."""
     rng = np.random.default_rng(seed)
     if model == EM310:
         cols: dict[str, Any] = {
@@ -53,16 +53,18 @@ def make_frames(model: str, n: int, seed: int = 0) -> pa.BinaryArray:
             "distance_mm": rng.integers(0, 65536, n).astype(np.float64),
             "tilt": rng.random(n) < 0.05,
         }
+        truth = dict(cols)
     elif model == LDDS75:
-        dist = rng.integers(0, 7501, n)
+        dist = rng.integers(0, 7501, n).astype(np.float64)
         # A few "No Sensor" (0) / "Invalid Reading" (20) frames: absent distance.
         special = rng.random(n) < 0.01
-        dist[special] = rng.choice([0, 20], int(special.sum()))
+        dist[special] = rng.choice([0.0, 20.0], int(special.sum()))
         cols = {
             "battery_v": rng.integers(2500, 3700, n) / 1000.0,
-            "distance_mm": dist.astype(np.float64),
+            "distance_mm": dist,
             "temperature_c": rng.integers(-400, 850, n) / 10.0,
         }
+        truth = dict(cols, distance_mm=np.where((dist == 0) | (dist == 20), np.nan, dist))
     elif model == TID1:
         dist = rng.integers(0, 65536, n).astype(np.float64)
         dist[rng.random(n) < 0.02] = np.nan  # no echo
@@ -79,9 +81,18 @@ def make_frames(model: str, n: int, seed: int = 0) -> pa.BinaryArray:
             "fire_alarm": rng.random(n) < 0.01,
             "measured_at_ms": 1_764_000_000_000 + rng.integers(0, 86_400, n) * 1000,
         }
+        truth = dict(cols)
     else:
         raise ValueError(f"no workload for {model}")
-    return tidstream.encode_batch(model, cols)
+    truth["ok"] = np.ones(n, dtype=bool)
+    if "tilt" in truth:
+        truth["tilt"] = truth["tilt"].astype(np.int8)
+    return tidstream.encode_batch(model, cols), truth
+
+
+def make_frames(model: str, n: int, seed: int = 0) -> pa.BinaryArray:
+    """The frames of :func:`make_workload`."""
+    return make_workload(model, n, seed)[0]
 
 
 def corrupt_frames(model: str) -> list[bytes]:
@@ -96,9 +107,14 @@ def corrupt_frames(model: str) -> list[bytes]:
             bytes.fromhex("01755c9999000382440804"),  # unknown record: rejected
         ]
     if model == LDDS75:
-        return [b"", bytes.fromhex("0ce4084400ff9c"), bytes.fromhex("0ce4084400ff9c0100")]  # cut, long
+        # empty, cut, one byte too long (the vendor decoder ignores trailing bytes)
+        return [b"", bytes.fromhex("0ce4084400ff9c"), bytes.fromhex("0ce4084400ff9c0100")]
     good = tidstream.encode(
-        TID1, distance_mm=1234, temperature_c=-3.5, battery_pct=87, battery_v=3.61,
+        TID1,
+        distance_mm=1234,
+        temperature_c=-3.5,
+        battery_pct=87,
+        battery_v=3.61,
         measured_at_ms=1_764_000_000_000,
         stored=[(1_764_000_000_000 - 3_600_000, 1300.0), (1_764_000_000_000 - 60_000, None)],
     )
@@ -110,8 +126,15 @@ def corrupt_frames(model: str) -> list[bytes]:
     too_many = bytearray(good[:-2])
     too_many[12] = 33
     return [
-        good, good[:-1], good + b"\0", bytes(bad_crc), bytes(reserved), bytes(too_many),
-        b"\x02" + good[1:], good[:5], b"",
+        good,
+        good[:-1],
+        good + b"\0",
+        bytes(bad_crc),
+        bytes(reserved),
+        bytes(too_many),
+        b"\x02" + good[1:],
+        good[:5],
+        b"",
     ]
 
 
@@ -469,7 +492,9 @@ def arrow_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     _, off_buf, data_buf = arr.buffers()
     off_t = np.int64 if pa.types.is_large_binary(arr.type) else np.int32
     offsets = np.frombuffer(off_buf, dtype=off_t)[arr.offset : arr.offset + len(arr) + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, np.uint8)
+    if data_buf is None:
+        return np.empty(0, np.uint8), offsets
+    data = np.frombuffer(data_buf, dtype=np.uint8)
     return data, offsets
 
 
@@ -610,42 +635,59 @@ COMPARED = {
 }
 
 
-def _ts_column(batch: pa.RecordBatch, name: str) -> np.ndarray:
-    col = batch.column(name)
-    if pa.types.is_boolean(col.type):
-        return np.where(col.is_null().to_numpy(zero_copy_only=False), -1,
-                        col.fill_null(False).to_numpy(zero_copy_only=False).astype(np.int8))
-    return col.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN
+def columns_of(model: str, out: Any) -> dict[str, np.ndarray]:
+    """``ok`` and the compared columns of a tidstream RecordBatch or a baseline's dict,
+    as numpy (float64 with ``NaN`` = absent; booleans as int8 with ``-1`` = absent)."""
+    cols: dict[str, np.ndarray] = {}
+    for name in ("ok", *COMPARED[model]):
+        v = out.column(name) if isinstance(out, pa.RecordBatch) else out[name]
+        if isinstance(v, pa.Array):
+            if pa.types.is_boolean(v.type):
+                a = v.fill_null(False).to_numpy(zero_copy_only=False).astype(np.int8)
+                cols[name] = np.where(v.is_null().to_numpy(zero_copy_only=False), -1, a).astype(
+                    np.int8
+                )
+            else:
+                cols[name] = v.to_numpy(zero_copy_only=False).astype(np.float64)  # null -> NaN
+        elif isinstance(v, np.ndarray):
+            kind = v.dtype.kind
+            cols[name] = v.astype(np.float64 if kind == "f" else np.int8)
+        elif name == "tilt" or name == "ok":
+            cols[name] = np.array([-1 if x is None else int(x) for x in v], dtype=np.int8)
+        else:
+            cols[name] = np.array([np.nan if x is None else x for x in v], dtype=np.float64)
+    cols["ok"] = cols["ok"].astype(bool)
+    return cols
 
 
-def _as_numpy(values: Any, like: np.ndarray) -> np.ndarray:
-    if isinstance(values, np.ndarray):
-        return values.astype(like.dtype)
-    if like.dtype == np.int8:
-        return np.array([-1 if v is None else int(v) for v in values], dtype=np.int8)
-    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+def assert_same(model: str, have: Any, want: Any, what: str = "baseline") -> int:
+    """Assert ``have`` (checked) equals ``want`` (reference) on ``ok`` and, on the rows the
+    reference decoded, every compared column. Returns the number of ok rows."""
+    h = columns_of(model, have)
+    w = columns_of(model, want)
+    assert len(h["ok"]) == len(w["ok"]), f"{model}: {len(h['ok'])} rows, expected {len(w['ok'])}"
+    bad = np.flatnonzero(h["ok"] != w["ok"])
+    assert bad.size == 0, f"{model} {what}: ok differs at rows {bad[:10].tolist()}"
+    for name in COMPARED[model]:
+        same = h[name] == w[name]
+        if w[name].dtype.kind == "f":
+            same |= np.isnan(h[name]) & np.isnan(w[name])
+        bad = np.flatnonzero(~same & w["ok"])  # rows the reference rejects carry no values
+        assert bad.size == 0, (
+            f"{model} {what}: {name} differs at rows {bad[:10].tolist()}: "
+            f"got {h[name][bad[:5]].tolist()}, expected {w[name][bad[:5]].tolist()}"
+        )
+    return int(w["ok"].sum())
 
 
 def check_decoded(model: str, got: dict[str, Any], ts: pa.RecordBatch) -> int:
-    """Assert a baseline's columns equal tidstream's; returns the number of ok rows."""
-    ok_ts = ts.column("ok").to_numpy(zero_copy_only=False)
-    ok = np.asarray(got["ok"], dtype=bool)
-    assert len(ok) == ts.num_rows, f"{model}: {len(ok)} rows, tidstream {ts.num_rows}"
-    bad = np.flatnonzero(ok != ok_ts)
-    assert bad.size == 0, f"{model}: ok differs at rows {bad[:10].tolist()}"
-    for name in COMPARED[model]:
-        want = _ts_column(ts, name)
-        have = _as_numpy(got[name], want)
-        # Rows tidstream rejects carry no values in either.
-        same = want == have
-        if want.dtype.kind == "f":
-            same |= np.isnan(want) & np.isnan(have)
-        bad = np.flatnonzero(~same & ok_ts)
-        assert bad.size == 0, (
-            f"{model}.{name} differs at rows {bad[:10].tolist()}: "
-            f"baseline {have[bad[:5]].tolist()} tidstream {want[bad[:5]].tolist()}"
-        )
-    return int(ok_ts.sum())
+    """Assert a baseline's columns equal tidstream's on the same frames."""
+    return assert_same(model, got, ts, "baseline vs tidstream")
+
+
+def check_expected(model: str, got: Any, truth: dict[str, Any]) -> int:
+    """Assert decoded columns (tidstream or baseline) equal the workload's ground truth."""
+    return assert_same(model, got, truth, "vs ground truth")
 
 
 def check_uplinks(got: dict[str, Any], ts: pa.RecordBatch) -> None:

@@ -17,6 +17,7 @@
 pub mod codec;
 pub mod envelope;
 pub mod error;
+pub mod fill;
 pub mod reading;
 pub mod value;
 

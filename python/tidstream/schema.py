@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-__all__ = ["READING_SCHEMA", "STORED_READING_TYPE", "UPLINK_SCHEMA", "field_units"]
+__all__ = [
+    "CONTAINER_KINDS",
+    "READING_SCHEMA",
+    "REGISTRY_SCHEMA",
+    "STORED_READING_TYPE",
+    "UPLINK_SCHEMA",
+    "field_units",
+]
 
 
 def _f(name: str, typ: pa.DataType, unit: str | None, doc: str, nullable: bool = True) -> pa.Field:
@@ -80,6 +87,36 @@ UPLINK_SCHEMA = pa.schema(
         _f("error_offset", pa.int32(), "byte", "byte offset of the error in the JSON message"),
     ],
     metadata={b"tidstream.schema": b"uplink/1"},
+)
+
+
+#: Container kinds and the collection stream each belongs to.
+CONTAINER_KINDS: dict[str, str] = {
+    "glass_bank": "glass",  # bring-bank (apport volontaire), 3-4 m3
+    "paper_bank": "paper",
+    "packaging_bank": "packaging",
+    "grouping_point": "residual",  # point de regroupement: 660-770 L wheelie bins
+    "park_bin": "residual",  # corbeille de parc / de rue, 50-120 L
+}
+
+#: The device registry: which sensor sits on which container, and the geometry that
+#: turns a distance into a fill ratio (see ``core/src/fill.rs``).
+REGISTRY_SCHEMA = pa.schema(
+    [
+        _f("device_id", pa.string(), None, "DevEUI, 16 lowercase hex digits (primary key)", False),
+        _f("model", pa.string(), None, "sensor model, a name from tidstream.models()", False),
+        _f("container_id", pa.string(), None, "container identifier", False),
+        _f("container_kind", pa.string(), None, "one of " + ", ".join(CONTAINER_KINDS), False),
+        _f("stream", pa.string(), None, "collection stream: glass, paper, packaging, residual", False),
+        _f("volume_l", pa.float64(), "L", "container volume", False),
+        _f("depth_mm", pa.float64(), "mm", "usable depth from the full line to the bottom", False),
+        _f("offset_mm", pa.float64(), "mm", "distance from the sensor to the full line", False),
+        _f("lat", pa.float64(), "deg", "WGS84 latitude", False),
+        _f("lon", pa.float64(), "deg", "WGS84 longitude", False),
+        _f("commune_insee", pa.string(), None, "INSEE code of the commune", False),
+        _f("commune", pa.string(), None, "commune name", False),
+    ],
+    metadata={b"tidstream.schema": b"registry/1"},
 )
 
 
