@@ -19,6 +19,7 @@ pub mod envelope;
 pub mod error;
 pub mod fill;
 pub mod reading;
+pub mod sim;
 pub mod value;
 
 #[cfg(feature = "python")]

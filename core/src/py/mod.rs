@@ -3,6 +3,7 @@
 
 mod convert;
 mod errors;
+mod sim;
 
 use std::sync::Arc;
 
@@ -291,5 +292,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load_layout, m)?)?;
     m.add_function(wrap_pyfunction!(error_kinds, m)?)?;
     m.add_function(wrap_pyfunction!(alarm_flags, m)?)?;
+    sim::register(m)?;
     Ok(())
 }

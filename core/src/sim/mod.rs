@@ -1,0 +1,1 @@
+//! Simulated sensor fleet (fill dynamics, sensor realism, frame generation).
