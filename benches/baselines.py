@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import struct
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,6 +38,10 @@ EM310 = "milesight-em310-udl"
 LDDS75 = "dragino-ldds75"
 TID1 = "tid1"
 CODECS = (EM310, LDDS75, TID1)
+
+#: pytest sizes (``make test`` runs each benchmark once, so keep these small by default).
+BENCH_N = int(os.environ.get("TIDSTREAM_BENCH_N", "20000"))
+BENCH_ENVELOPES = int(os.environ.get("TIDSTREAM_BENCH_ENVELOPES", str(max(BENCH_N // 10, 100))))
 
 # --------------------------------------------------------------------------------------
 # Workloads (deterministic for a given n and seed)

@@ -73,3 +73,16 @@ def load_vectors() -> list[tuple[str, str, dict[str, Any]]]:
 @pytest.fixture(scope="session")
 def vectors() -> list[tuple[str, str, dict[str, Any]]]:
     return load_vectors()
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    """A real nats-server with JetStream on a free port, data in tmp_path, stopped after."""
+    from tidstream.nats.server import EmbeddedServer
+
+    srv = EmbeddedServer(store_dir=tmp_path / "nats" / "jetstream")
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()

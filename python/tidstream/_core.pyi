@@ -73,6 +73,13 @@ def decode_uplinks_buffers(
 ) -> dict[str, Any]:
     """Parse uplink JSON envelopes given as Arrow binary buffers. Releases the GIL."""
 
+def fill_ratio(
+    distance_mm: npt.NDArray[np.float64],
+    depth_mm: npt.NDArray[np.float64],
+    offset_mm: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """Fill ratio per reading (0..1.5), NaN where unknown. Releases the GIL."""
+
 def load_layout(text: str) -> str:
     """Compile and register a layout; returns the model name; raises LayoutError."""
 

@@ -11,6 +11,7 @@ import pyarrow as pa
 __all__ = [
     "CONTAINER_KINDS",
     "READING_SCHEMA",
+    "READING_RECORD_SCHEMA",
     "REGISTRY_SCHEMA",
     "STORED_READING_TYPE",
     "UPLINK_SCHEMA",
@@ -118,6 +119,86 @@ REGISTRY_SCHEMA = pa.schema(
     ],
     metadata={b"tidstream.schema": b"registry/1"},
 )
+
+
+TIMESTAMP_US = pa.timestamp("us", tz="UTC")
+
+#: A reading as published on ``tid.readings.<commune>.<device>`` (JSON, one object per
+#: message, these keys) and as exported to Parquet (these columns, in this order).
+#: Timestamps are RFC 3339 strings in JSON (UTC, ``Z``, microseconds).
+READING_RECORD_SCHEMA = pa.schema(
+    [
+        _f("reading_id", pa.string(), None, "unique id: r:<raw stream sequence>:<index in frame>", False),
+        _f("device_id", pa.string(), None, "DevEUI, 16 lowercase hex digits", False),
+        _f("model", pa.string(), None, "sensor model", False),
+        _f("container_id", pa.string(), None, "container identifier", False),
+        _f("container_kind", pa.string(), None, "glass_bank, paper_bank, packaging_bank, grouping_point, park_bin", False),
+        _f("stream", pa.string(), None, "collection stream: glass, paper, packaging, residual", False),
+        _f("commune_insee", pa.string(), None, "INSEE code of the container's commune", False),
+        _f("commune", pa.string(), None, "commune name", False),
+        _f("lat", pa.float64(), "deg", "container latitude (WGS84)", False),
+        _f("lon", pa.float64(), "deg", "container longitude (WGS84)", False),
+        _f("received_at", TIMESTAMP_US, None, "when the network server received the uplink", False),
+        _f("measured_at", TIMESTAMP_US, None, "when the sensor measured (device clock if the frame has one, else received_at)", False),
+        _f("stored", pa.bool_(), None, "a reading the device stored during an outage and sent late", False),
+        _f("distance_mm", pa.float64(), "mm", "sensor-to-surface distance"),
+        _f("fill_ratio", pa.float64(), "1", "fill computed from distance and geometry: 0 empty, 1 full, up to 1.5 heaped"),
+        _f("fill_pct_reported", pa.float64(), "%", "fill level computed by the sensor itself"),
+        _f("temperature_c", pa.float64(), "degC", "temperature"),
+        _f("battery_pct", pa.float64(), "%", "battery level"),
+        _f("battery_v", pa.float64(), "V", "battery voltage"),
+        _f("tilt", pa.bool_(), None, "sensor tilted, fallen or moved"),
+        _f("fire_alarm", pa.bool_(), None, "fire / temperature alarm"),
+        _f("alarm_flags", pa.uint16(), None, "bitmask, see tidstream.alarm_flag_names()", False),
+        _f("fport", pa.int32(), None, "LoRaWAN FPort"),
+        _f("fcnt", pa.int64(), None, "uplink frame counter"),
+        _f("rssi", pa.float64(), "dBm", "best RSSI over gateways"),
+        _f("snr", pa.float64(), "dB", "best SNR over gateways"),
+        _f("gps_lat", pa.float64(), "deg", "latitude reported by the sensor's GPS"),
+        _f("gps_lon", pa.float64(), "deg", "longitude reported by the sensor's GPS"),
+        _f("raw_seq", pa.uint64(), None, "sequence of the uplink in the raw stream (lineage)", False),
+    ],
+    metadata={b"tidstream.schema": b"reading-record/1"},
+)
+
+
+def json_schema(schema: pa.Schema, title: str, description: str) -> dict:
+    """A JSON Schema (draft 2020-12) for JSON objects with the columns of ``schema``."""
+    props: dict[str, dict] = {}
+    required = []
+    for f in schema:
+        t = f.type
+        if pa.types.is_timestamp(t):
+            p: dict = {"type": "string", "format": "date-time"}
+        elif pa.types.is_boolean(t):
+            p = {"type": "boolean"}
+        elif pa.types.is_integer(t):
+            p = {"type": "integer"}
+            if pa.types.is_unsigned_integer(t):
+                p["minimum"] = 0
+        elif pa.types.is_floating(t):
+            p = {"type": "number"}
+        else:
+            p = {"type": "string"}
+        if f.nullable:
+            p["type"] = [p["type"], "null"]
+        else:
+            required.append(f.name)
+        meta = f.metadata or {}
+        if b"doc" in meta:
+            p["description"] = meta[b"doc"].decode()
+        if b"unit" in meta:
+            p["x-unit"] = meta[b"unit"].decode()
+        props[f.name] = p
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": title,
+        "description": description,
+        "type": "object",
+        "properties": props,
+        "required": required,
+        "additionalProperties": False,
+    }
 
 
 def field_units(schema: pa.Schema) -> dict[str, str]:

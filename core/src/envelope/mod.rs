@@ -14,7 +14,7 @@
 //! | `payload` (required) | `uplink_message.frm_payload` (base64) | `data` (base64) |
 //! | `rssi`, `snr`, `gateway_count` | `uplink_message.rx_metadata[]` | `rxInfo[]` |
 //!
-//! Parsing is a single validating pass with `jiter`; unknown keys are skipped, keys
+//! Parsing is a single validating pass (a small SWAR JSON scanner, `scan.rs`); unknown keys are skipped, keys
 //! may come in any order (a repeated key: the last one wins), and a `null` value
 //! counts as absent (proto3 JSON). Both the snake_case and lowerCamelCase spellings of
 //! the keys read are accepted, as protobuf JSON parsers do. A batch performs no
@@ -39,6 +39,7 @@
 //! ```
 
 mod parse;
+mod scan;
 pub mod timestamp;
 
 use std::fmt;
@@ -123,8 +124,8 @@ pub struct Uplink {
 pub fn parse_one(format: Format, msg: &[u8]) -> Result<Uplink, DecodeError> {
     let mut payload = Vec::new();
     let mut device_id = Vec::new();
-    let mut tape = Vec::new();
-    let m = parse::parse_message(format, msg, &mut payload, &mut device_id, &mut tape)?;
+    let mut scratch = Vec::new();
+    let m = parse::parse_message(format, msg, &mut payload, &mut device_id, &mut scratch)?;
     Ok(Uplink {
         dev_eui: m.dev_eui.iter().map(|&b| char::from(b)).collect(),
         device_id: if m.has_device_id {
@@ -257,7 +258,7 @@ impl UplinkColumns {
         &mut self,
         format: Format,
         msg: Option<&[u8]>,
-        tape: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
     ) {
         let Some(msg) = msg else {
             self.push_err(&DecodeError::new(ErrorKind::MissingPayload, 0));
@@ -268,7 +269,7 @@ impl UplinkColumns {
             msg,
             &mut self.payload_data,
             &mut self.device_id.data,
-            tape,
+            scratch,
         ) {
             Ok(m) => self.push_ok(&m),
             Err(e) => self.push_err(&e),
@@ -329,9 +330,9 @@ pub fn decode_uplinks(format: Format, messages: &dyn PayloadSource) -> UplinkCol
     let mut cols = UplinkColumns::with_capacity(n);
     // Typical uplinks carry a few dozen bytes; grow from there if needed.
     cols.payload_data.reserve(n.saturating_mul(32));
-    let mut tape = Vec::new();
+    let mut scratch = Vec::new();
     for i in 0..n {
-        cols.push_message(format, messages.get(i), &mut tape);
+        cols.push_message(format, messages.get(i), &mut scratch);
     }
     cols
 }

@@ -1,8 +1,8 @@
 //! The single-pass envelope parser shared by [`super::parse_one`] and
 //! [`super::decode_uplinks`].
 //!
-//! One walk over the JSON with `jiter`: the fields we need are read where they
-//! are, everything else is skipped without building values. The payload is base64
+//! One walk over the JSON with the validating [`Scanner`]: the fields we need are
+//! read where they are, everything else is skipped without building values. The payload is base64
 //! decoded straight into the caller's buffer and the device id copied straight into
 //! another; on error both are cut back to where they started.
 //!
@@ -15,8 +15,7 @@ use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
-use jiter::{Jiter, JiterError, Peek};
-
+use super::scan::{number_to_f64, unescape_into, RawStr, SResult, Scanner, SyntaxError};
 use super::timestamp::parse_rfc3339_ns;
 use super::Format;
 use crate::error::{DecodeError, ErrorKind};
@@ -34,7 +33,6 @@ pub(crate) struct Meta {
     pub gateway_count: u16,
 }
 
-type JResult<T> = Result<T, JiterError>;
 
 /// Lenient decoding as protobuf JSON parsers do it: padding optional, non-zero
 /// trailing bits tolerated.
@@ -99,42 +97,44 @@ struct State {
 }
 
 struct Parser<'j, 'b> {
-    j: Jiter<'j>,
+    s: Scanner<'j>,
     payload: &'b mut Vec<u8>,
     payload_start: usize,
     device_id: &'b mut Vec<u8>,
     device_id_start: usize,
+    /// Scratch for strings with escapes (reused across messages).
+    scratch: &'b mut Vec<u8>,
     st: State,
 }
 
 /// Parse one message. On `Ok`, the decoded payload has been appended to `payload`
 /// and, if `has_device_id`, the device id to `device_id`. On `Err` both are left at
-/// their original lengths. `tape` is jiter's scratch buffer for escaped strings,
-/// kept across calls so a batch does not allocate per message.
+/// their original lengths. `scratch` holds unescaped strings (rare); it is kept
+/// across calls so a batch does not allocate per message.
 pub(crate) fn parse_message(
     format: Format,
     msg: &[u8],
     payload: &mut Vec<u8>,
     device_id: &mut Vec<u8>,
-    tape: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
 ) -> Result<Meta, DecodeError> {
     let payload_start = payload.len();
     let device_id_start = device_id.len();
     let mut p = Parser {
-        j: Jiter::with_tape(msg, std::mem::take(tape)),
+        s: Scanner::new(msg),
         payload,
         payload_start,
         device_id,
         device_id_start,
+        scratch,
         st: State::default(),
     };
-    let walked = p.walk(format);
-    let result = match walked {
+    let result = match p.walk(format) {
         Err(e) => Err(DecodeError::new(
             ErrorKind::InvalidJson {
-                detail: e.error_type.to_string(),
+                detail: e.what.to_string(),
             },
-            e.index,
+            e.pos,
         )),
         Ok(Err(e)) => Err(e),
         Ok(Ok(())) => p.finish(format),
@@ -143,7 +143,6 @@ pub(crate) fn parse_message(
         p.payload.truncate(payload_start);
         p.device_id.truncate(device_id_start);
     }
-    *tape = p.j.into_tape();
     result
 }
 
@@ -158,17 +157,17 @@ enum TtnRoot {
 }
 
 #[inline]
-fn ttn_root_key(k: &str) -> TtnRoot {
+fn ttn_root_key(k: &[u8]) -> TtnRoot {
     match k {
-        "end_device_ids" | "endDeviceIds" => TtnRoot::EndDeviceIds,
-        "received_at" | "receivedAt" => TtnRoot::ReceivedAt,
-        "uplink_message" | "uplinkMessage" => TtnRoot::UplinkMessage,
-        "join_accept" | "joinAccept" | "downlink_ack" | "downlinkAck" | "downlink_nack"
-        | "downlinkNack" | "downlink_sent" | "downlinkSent" | "downlink_failed"
-        | "downlinkFailed" | "downlink_queued" | "downlinkQueued"
-        | "downlink_queue_invalidated" | "downlinkQueueInvalidated" | "location_solved"
-        | "locationSolved" | "service_data" | "serviceData" | "uplink_normalized"
-        | "uplinkNormalized" => TtnRoot::OtherEvent,
+        b"end_device_ids" | b"endDeviceIds" => TtnRoot::EndDeviceIds,
+        b"received_at" | b"receivedAt" => TtnRoot::ReceivedAt,
+        b"uplink_message" | b"uplinkMessage" => TtnRoot::UplinkMessage,
+        b"join_accept" | b"joinAccept" | b"downlink_ack" | b"downlinkAck" | b"downlink_nack"
+        | b"downlinkNack" | b"downlink_sent" | b"downlinkSent" | b"downlink_failed"
+        | b"downlinkFailed" | b"downlink_queued" | b"downlinkQueued"
+        | b"downlink_queue_invalidated" | b"downlinkQueueInvalidated" | b"location_solved"
+        | b"locationSolved" | b"service_data" | b"serviceData" | b"uplink_normalized"
+        | b"uplinkNormalized" => TtnRoot::OtherEvent,
         _ => TtnRoot::Skip,
     }
 }
@@ -182,19 +181,19 @@ enum DevKey {
 }
 
 #[inline]
-fn ttn_ids_key(k: &str) -> DevKey {
+fn ttn_ids_key(k: &[u8]) -> DevKey {
     match k {
-        "dev_eui" | "devEui" => DevKey::DevEui,
-        "device_id" | "deviceId" => DevKey::DeviceId,
+        b"dev_eui" | b"devEui" => DevKey::DevEui,
+        b"device_id" | b"deviceId" => DevKey::DeviceId,
         _ => DevKey::Skip,
     }
 }
 
 #[inline]
-fn cs_device_info_key(k: &str) -> DevKey {
+fn cs_device_info_key(k: &[u8]) -> DevKey {
     match k {
-        "devEui" | "dev_eui" => DevKey::DevEui,
-        "deviceName" | "device_name" => DevKey::DeviceId,
+        b"devEui" | b"dev_eui" => DevKey::DevEui,
+        b"deviceName" | b"device_name" => DevKey::DeviceId,
         _ => DevKey::Skip,
     }
 }
@@ -211,13 +210,13 @@ enum TtnUp {
 }
 
 #[inline]
-fn ttn_up_key(k: &str) -> TtnUp {
+fn ttn_up_key(k: &[u8]) -> TtnUp {
     match k {
-        "frm_payload" | "frmPayload" => TtnUp::FrmPayload,
-        "f_port" | "fPort" => TtnUp::FPort,
-        "f_cnt" | "fCnt" => TtnUp::FCnt,
-        "rx_metadata" | "rxMetadata" => TtnUp::RxMetadata,
-        "received_at" | "receivedAt" => TtnUp::ReceivedAt,
+        b"frm_payload" | b"frmPayload" => TtnUp::FrmPayload,
+        b"f_port" | b"fPort" => TtnUp::FPort,
+        b"f_cnt" | b"fCnt" => TtnUp::FCnt,
+        b"rx_metadata" | b"rxMetadata" => TtnUp::RxMetadata,
+        b"received_at" | b"receivedAt" => TtnUp::ReceivedAt,
         _ => TtnUp::Skip,
     }
 }
@@ -232,11 +231,11 @@ enum GwKey {
 }
 
 #[inline]
-fn gw_key(k: &str) -> GwKey {
+fn gw_key(k: &[u8]) -> GwKey {
     match k {
-        "rssi" => GwKey::Rssi,
-        "channel_rssi" | "channelRssi" => GwKey::ChannelRssi,
-        "snr" => GwKey::Snr,
+        b"rssi" => GwKey::Rssi,
+        b"channel_rssi" | b"channelRssi" => GwKey::ChannelRssi,
+        b"snr" => GwKey::Snr,
         _ => GwKey::Skip,
     }
 }
@@ -257,24 +256,24 @@ enum CsRoot {
 }
 
 #[inline]
-fn cs_root_key(k: &str) -> CsRoot {
+fn cs_root_key(k: &[u8]) -> CsRoot {
     match k {
-        "deviceInfo" | "device_info" => CsRoot::DeviceInfo,
-        "time" => CsRoot::Time,
-        "fPort" | "f_port" => CsRoot::FPort,
-        "fCnt" | "f_cnt" => CsRoot::FCnt,
-        "data" => CsRoot::Data,
-        "rxInfo" | "rx_info" => CsRoot::RxInfo,
-        "devAddr" | "dev_addr" => CsRoot::DevAddr,
-        "dr" | "adr" | "confirmed" | "txInfo" | "tx_info" => CsRoot::UplinkHint,
+        b"deviceInfo" | b"device_info" => CsRoot::DeviceInfo,
+        b"time" => CsRoot::Time,
+        b"fPort" | b"f_port" => CsRoot::FPort,
+        b"fCnt" | b"f_cnt" => CsRoot::FCnt,
+        b"data" => CsRoot::Data,
+        b"rxInfo" | b"rx_info" => CsRoot::RxInfo,
+        b"devAddr" | b"dev_addr" => CsRoot::DevAddr,
+        b"dr" | b"adr" | b"confirmed" | b"txInfo" | b"tx_info" => CsRoot::UplinkHint,
         // AckEvent, TxAckEvent, LogEvent, StatusEvent, LocationEvent, IntegrationEvent
         // (chirpstack/chirpstack:api/proto/integration/integration.proto).
-        "queueItemId" | "queue_item_id" | "acknowledged" | "fCntDown" | "f_cnt_down"
-        | "downlinkId" | "downlink_id" | "gatewayId" | "gateway_id" | "level" | "code"
-        | "description" | "margin" | "externalPowerSource" | "external_power_source"
-        | "batteryLevelUnavailable" | "battery_level_unavailable" | "batteryLevel"
-        | "battery_level" | "location" | "integrationName" | "integration_name"
-        | "eventType" | "event_type" => CsRoot::OtherEvent,
+        b"queueItemId" | b"queue_item_id" | b"acknowledged" | b"fCntDown" | b"f_cnt_down"
+        | b"downlinkId" | b"downlink_id" | b"gatewayId" | b"gateway_id" | b"level" | b"code"
+        | b"description" | b"margin" | b"externalPowerSource" | b"external_power_source"
+        | b"batteryLevelUnavailable" | b"battery_level_unavailable" | b"batteryLevel"
+        | b"battery_level" | b"location" | b"integrationName" | b"integration_name"
+        | b"eventType" | b"event_type" => CsRoot::OtherEvent,
         _ => CsRoot::Skip,
     }
 }
@@ -304,17 +303,38 @@ const CS_GW_FIELDS: GwFields = GwFields {
     snr: "rxInfo[].snr",
 };
 
-/// What a value turned out to be when we expected a container or scalar.
+/// What a value turned out to be when we expected a given JSON type.
 enum Slot {
     /// The expected JSON type; the value is not consumed yet.
-    Present(Peek),
+    Present,
     /// `null` (proto3 JSON: the default value), consumed.
     Null,
     /// Another type: recorded as `wrong_type` and skipped.
     Wrong,
 }
 
-impl Parser<'_, '_> {
+/// The JSON type a field must have (by the first byte of its value).
+#[derive(Clone, Copy)]
+enum Want {
+    Object,
+    Array,
+    String,
+    Number,
+}
+
+impl Want {
+    #[inline]
+    fn matches(self, first: u8) -> bool {
+        match self {
+            Want::Object => first == b'{',
+            Want::Array => first == b'[',
+            Want::String => first == b'"',
+            Want::Number => first == b'-' || first.is_ascii_digit(),
+        }
+    }
+}
+
+impl<'j> Parser<'j, '_> {
     #[cold]
     fn fail(&mut self, kind: ErrorKind, offset: usize) {
         if self.st.err.is_none() {
@@ -322,37 +342,67 @@ impl Parser<'_, '_> {
         }
     }
 
-    /// Look at the next value: is it `want` (or, for numbers, any number)?
+    /// Look at the next value: is it of type `want`? Returns its offset too.
     #[inline]
-    fn slot(&mut self, want: Peek, field: &'static str) -> JResult<(Slot, usize)> {
-        let peek = self.j.peek()?;
-        let off = self.j.current_index();
-        let ok = if want == Peek::Minus {
-            peek.is_num()
-        } else {
-            peek == want
-        };
-        if ok {
-            return Ok((Slot::Present(peek), off));
+    fn slot(&mut self, want: Want, field: &'static str) -> SResult<(Slot, usize)> {
+        let first = self.s.peek()?;
+        let off = self.s.pos();
+        if want.matches(first) {
+            return Ok((Slot::Present, off));
         }
-        if peek == Peek::Null {
-            self.j.known_null()?;
+        if first == b'n' {
+            self.s.literal(b"null")?;
             return Ok((Slot::Null, off));
         }
         // Validate (and skip) the value first: malformed JSON wins over a type error.
-        self.j.known_skip(peek)?;
+        self.s.skip()?;
         self.fail(ErrorKind::WrongType { field }, off);
         Ok((Slot::Wrong, off))
     }
 
-    /// A number that must be an integer in `0..=max` (integral floats like `1.0` are
-    /// accepted, as protobuf JSON parsers do).
-    fn read_uint(&mut self, field: &'static str, max: u32) -> JResult<Option<u32>> {
-        let (slot, off) = self.slot(Peek::Minus, field)?;
-        let Slot::Present(peek) = slot else {
+    /// The next object key, unescaped if needed, classified by `classify`.
+    #[inline]
+    fn key<K>(&mut self, key: Option<RawStr<'j>>, classify: fn(&[u8]) -> K) -> SResult<Option<K>> {
+        let Some(k) = key else {
             return Ok(None);
         };
-        let f = self.j.known_float(peek)?;
+        if !k.escaped {
+            return Ok(Some(classify(k.raw)));
+        }
+        self.unescape(k)?;
+        Ok(Some(classify(self.scratch)))
+    }
+
+    /// Unescape `s` into `scratch`. A lone surrogate escape is malformed JSON.
+    #[cold]
+    fn unescape(&mut self, s: RawStr<'j>) -> SResult<()> {
+        self.scratch.clear();
+        unescape_into(s.raw, self.scratch).map_err(|i| SyntaxError {
+            what: "lone or mismatched surrogate in \\u escape",
+            // `raw` starts one byte after the quote the scanner just passed.
+            pos: self.s.pos().saturating_sub(s.raw.len() + 1) + i,
+        })
+    }
+
+    /// The string value at the scanner (known to start with `"`), unescaped.
+    #[inline]
+    fn string_bytes(&mut self) -> SResult<&[u8]> {
+        let s = self.s.string()?;
+        if !s.escaped {
+            return Ok(s.raw);
+        }
+        self.unescape(s)?;
+        Ok(self.scratch)
+    }
+
+    /// A number that must be an integer in `0..=max` (integral floats like `1.0` are
+    /// accepted, as protobuf JSON parsers do).
+    fn read_uint(&mut self, field: &'static str, max: u32) -> SResult<Option<u32>> {
+        let (slot, off) = self.slot(Want::Number, field)?;
+        if !matches!(slot, Slot::Present) {
+            return Ok(None);
+        }
+        let f = number_to_f64(self.s.number()?).unwrap_or(f64::NAN);
         if f.fract() == 0.0 && (0.0..=f64::from(max)).contains(&f) {
             // In range and integral, so the cast is exact.
             Ok(Some(f as u32))
@@ -363,40 +413,40 @@ impl Parser<'_, '_> {
     }
 
     /// A finite number (integer or float).
-    fn read_f64(&mut self, field: &'static str) -> JResult<Option<f64>> {
-        let (slot, off) = self.slot(Peek::Minus, field)?;
-        let Slot::Present(peek) = slot else {
+    fn read_f64(&mut self, field: &'static str) -> SResult<Option<f64>> {
+        let (slot, off) = self.slot(Want::Number, field)?;
+        if !matches!(slot, Slot::Present) {
             return Ok(None);
-        };
-        let f = self.j.known_float(peek)?;
-        if f.is_finite() {
-            Ok(Some(f))
-        } else {
-            self.fail(ErrorKind::WrongType { field }, off);
-            Ok(None)
+        }
+        match number_to_f64(self.s.number()?) {
+            Some(f) if f.is_finite() => Ok(Some(f)),
+            _ => {
+                self.fail(ErrorKind::WrongType { field }, off);
+                Ok(None)
+            }
         }
     }
 
-    fn read_timestamp(&mut self, field: &'static str) -> JResult<Option<i64>> {
-        let (slot, off) = self.slot(Peek::String, field)?;
-        if !matches!(slot, Slot::Present(_)) {
+    fn read_timestamp(&mut self, field: &'static str) -> SResult<Option<i64>> {
+        let (slot, off) = self.slot(Want::String, field)?;
+        if !matches!(slot, Slot::Present) {
             return Ok(None);
         }
-        let t = parse_rfc3339_ns(self.j.known_str()?.as_bytes());
+        let t = parse_rfc3339_ns(self.string_bytes()?);
         if t.is_none() {
             self.fail(ErrorKind::InvalidTimestamp { field }, off);
         }
         Ok(t)
     }
 
-    fn read_dev_eui(&mut self, field: &'static str) -> JResult<()> {
-        let (slot, off) = self.slot(Peek::String, field)?;
-        if !matches!(slot, Slot::Present(_)) {
+    fn read_dev_eui(&mut self, field: &'static str) -> SResult<()> {
+        let (slot, off) = self.slot(Want::String, field)?;
+        if !matches!(slot, Slot::Present) {
             // `null` means absent; a wrong type was recorded.
             self.st.dev_eui = None;
             return Ok(());
         }
-        let eui = normalize_dev_eui(self.j.known_str()?.as_bytes());
+        let eui = normalize_dev_eui(self.string_bytes()?);
         if eui.is_none() {
             self.fail(ErrorKind::InvalidDevEui, off);
         }
@@ -404,29 +454,43 @@ impl Parser<'_, '_> {
         Ok(())
     }
 
-    fn read_device_id(&mut self, field: &'static str) -> JResult<()> {
-        let (slot, _) = self.slot(Peek::String, field)?;
+    fn read_device_id(&mut self, field: &'static str) -> SResult<()> {
+        let (slot, _) = self.slot(Want::String, field)?;
         self.device_id.truncate(self.device_id_start);
         self.st.has_device_id = false;
-        if matches!(slot, Slot::Present(_)) {
-            let s = self.j.known_str()?;
-            self.device_id.extend_from_slice(s.as_bytes());
+        if matches!(slot, Slot::Present) {
+            let s = self.s.string()?;
+            if s.escaped {
+                let pos = self.s.pos();
+                unescape_into(s.raw, self.device_id).map_err(|i| SyntaxError {
+                    what: "lone or mismatched surrogate in \\u escape",
+                    pos: pos.saturating_sub(s.raw.len() + 1) + i,
+                })?;
+            } else {
+                self.device_id.extend_from_slice(s.raw);
+            }
             self.st.has_device_id = true;
         }
         Ok(())
     }
 
-    fn read_payload(&mut self, field: &'static str) -> JResult<()> {
-        let (slot, off) = self.slot(Peek::String, field)?;
+    fn read_payload(&mut self, field: &'static str) -> SResult<()> {
+        let (slot, off) = self.slot(Want::String, field)?;
         self.payload.truncate(self.payload_start);
         self.st.has_payload = false;
-        if !matches!(slot, Slot::Present(_)) {
+        if !matches!(slot, Slot::Present) {
             return Ok(());
         }
-        let skip_decode = self.st.err.is_some();
-        let s = self.j.known_str()?;
         // After an earlier error the row is lost anyway: only validate the JSON.
-        let ok = skip_decode || decode_base64(s.as_bytes(), self.payload);
+        let skip_decode = self.st.err.is_some();
+        let s = self.s.string()?;
+        let text = if s.escaped {
+            self.unescape(s)?;
+            &self.scratch[..]
+        } else {
+            s.raw
+        };
+        let ok = skip_decode || decode_base64(text, self.payload);
         if ok {
             self.st.has_payload = true;
         } else {
@@ -440,61 +504,65 @@ impl Parser<'_, '_> {
     fn device_ids(
         &mut self,
         field: &'static str,
-        classify: fn(&str) -> DevKey,
+        classify: fn(&[u8]) -> DevKey,
         eui_field: &'static str,
         id_field: &'static str,
-    ) -> JResult<()> {
-        if !matches!(self.slot(Peek::Object, field)?.0, Slot::Present(_)) {
+    ) -> SResult<()> {
+        if !matches!(self.slot(Want::Object, field)?.0, Slot::Present) {
             return Ok(());
         }
-        let mut key = self.j.known_object()?.map(classify);
+        let first = self.s.object_first()?;
+        let mut key = self.key(first, classify)?;
         while let Some(k) = key {
             match k {
                 DevKey::DevEui => self.read_dev_eui(eui_field)?,
                 DevKey::DeviceId => self.read_device_id(id_field)?,
-                DevKey::Skip => self.j.next_skip()?,
+                DevKey::Skip => self.s.skip()?,
             }
-            key = self.j.next_key()?.map(classify);
+            let next = self.s.object_next()?;
+            key = self.key(next, classify)?;
         }
         Ok(())
     }
 
     /// The gateway list (`rx_metadata` / `rxInfo`): count, best RSSI and SNR.
-    fn gateways(&mut self, f: &GwFields) -> JResult<()> {
+    fn gateways(&mut self, f: &GwFields) -> SResult<()> {
         // A repeated key replaces the earlier list.
         self.st.rssi = None;
         self.st.snr = None;
         self.st.gateway_count = 0;
-        if !matches!(self.slot(Peek::Array, f.list)?.0, Slot::Present(_)) {
+        if !matches!(self.slot(Want::Array, f.list)?.0, Slot::Present) {
             return Ok(());
         }
-        let mut item = self.j.known_array()?;
-        while let Some(peek) = item {
+        let mut item = self.s.array_first()?;
+        while let Some(first) = item {
             self.st.gateway_count = self.st.gateway_count.saturating_add(1);
-            if peek == Peek::Object {
+            if first == b'{' {
                 self.gateway(f)?;
             } else {
-                let off = self.j.current_index();
-                self.j.known_skip(peek)?;
+                let off = self.s.pos();
+                self.s.skip()?;
                 self.fail(ErrorKind::WrongType { field: f.item }, off);
             }
-            item = self.j.array_step()?;
+            item = self.s.array_next()?;
         }
         Ok(())
     }
 
-    /// One gateway object (the parser is on its `{`).
-    fn gateway(&mut self, f: &GwFields) -> JResult<()> {
+    /// One gateway object (the scanner is on its `{`).
+    fn gateway(&mut self, f: &GwFields) -> SResult<()> {
         let (mut rssi, mut channel_rssi, mut snr) = (None, None, None);
-        let mut key = self.j.known_object()?.map(gw_key);
+        let first = self.s.object_first()?;
+        let mut key = self.key(first, gw_key)?;
         while let Some(k) = key {
             match k {
                 GwKey::Rssi => rssi = self.read_f64(f.rssi)?,
                 GwKey::ChannelRssi => channel_rssi = self.read_f64(f.channel_rssi)?,
                 GwKey::Snr => snr = self.read_f64(f.snr)?,
-                GwKey::Skip => self.j.next_skip()?,
+                GwKey::Skip => self.s.skip()?,
             }
-            key = self.j.next_key()?.map(gw_key);
+            let next = self.s.object_next()?;
+            key = self.key(next, gw_key)?;
         }
         let rssi = rssi.or(channel_rssi);
         // Proto3 JSON omits zero values: a gateway that reports radio metadata but no
@@ -506,26 +574,27 @@ impl Parser<'_, '_> {
     }
 
     /// A member that marks a non-uplink event (remember where, skip it). `null` does not count.
-    fn other_event(&mut self) -> JResult<()> {
-        let peek = self.j.peek()?;
-        let off = self.j.current_index();
-        if peek != Peek::Null && self.st.other_event.is_none() {
+    fn other_event(&mut self) -> SResult<()> {
+        let first = self.s.peek()?;
+        let off = self.s.pos();
+        if first != b'n' && self.st.other_event.is_none() {
             self.st.other_event = Some(off);
         }
-        self.j.known_skip(peek)
+        self.s.skip()
     }
 
-    fn ttn_uplink(&mut self) -> JResult<()> {
-        let (slot, _) = self.slot(Peek::Object, "uplink_message")?;
+    fn ttn_uplink(&mut self) -> SResult<()> {
+        let (slot, _) = self.slot(Want::Object, "uplink_message")?;
         match slot {
             Slot::Null => return Ok(()),
             Slot::Wrong => {
                 self.st.has_uplink = true;
                 return Ok(());
             }
-            Slot::Present(_) => self.st.has_uplink = true,
+            Slot::Present => self.st.has_uplink = true,
         }
-        let mut key = self.j.known_object()?.map(ttn_up_key);
+        let first = self.s.object_first()?;
+        let mut key = self.key(first, ttn_up_key)?;
         while let Some(k) = key {
             match k {
                 TtnUp::FrmPayload => self.read_payload("uplink_message.frm_payload")?,
@@ -537,15 +606,17 @@ impl Parser<'_, '_> {
                 TtnUp::ReceivedAt => {
                     self.st.time_inner = self.read_timestamp("uplink_message.received_at")?;
                 }
-                TtnUp::Skip => self.j.next_skip()?,
+                TtnUp::Skip => self.s.skip()?,
             }
-            key = self.j.next_key()?.map(ttn_up_key);
+            let next = self.s.object_next()?;
+            key = self.key(next, ttn_up_key)?;
         }
         Ok(())
     }
 
-    fn ttn_root(&mut self) -> JResult<()> {
-        let mut key = self.j.known_object()?.map(ttn_root_key);
+    fn ttn_root(&mut self) -> SResult<()> {
+        let first = self.s.object_first()?;
+        let mut key = self.key(first, ttn_root_key)?;
         while let Some(k) = key {
             match k {
                 TtnRoot::EndDeviceIds => self.device_ids(
@@ -557,15 +628,17 @@ impl Parser<'_, '_> {
                 TtnRoot::ReceivedAt => self.st.time = self.read_timestamp("received_at")?,
                 TtnRoot::UplinkMessage => self.ttn_uplink()?,
                 TtnRoot::OtherEvent => self.other_event()?,
-                TtnRoot::Skip => self.j.next_skip()?,
+                TtnRoot::Skip => self.s.skip()?,
             }
-            key = self.j.next_key()?.map(ttn_root_key);
+            let next = self.s.object_next()?;
+            key = self.key(next, ttn_root_key)?;
         }
         Ok(())
     }
 
-    fn cs_root(&mut self) -> JResult<()> {
-        let mut key = self.j.known_object()?.map(cs_root_key);
+    fn cs_root(&mut self) -> SResult<()> {
+        let first = self.s.object_first()?;
+        let mut key = self.key(first, cs_root_key)?;
         while let Some(k) = key {
             match k {
                 CsRoot::DeviceInfo => self.device_ids(
@@ -590,28 +663,29 @@ impl Parser<'_, '_> {
                 }
                 CsRoot::DevAddr => {
                     self.st.has_dev_addr = true;
-                    self.j.next_skip()?;
+                    self.s.skip()?;
                 }
                 CsRoot::UplinkHint => {
                     self.st.uplink_hint = true;
-                    self.j.next_skip()?;
+                    self.s.skip()?;
                 }
                 CsRoot::OtherEvent => self.other_event()?,
-                CsRoot::Skip => self.j.next_skip()?,
+                CsRoot::Skip => self.s.skip()?,
             }
-            key = self.j.next_key()?.map(cs_root_key);
+            let next = self.s.object_next()?;
+            key = self.key(next, cs_root_key)?;
         }
         Ok(())
     }
 
     /// Walk the whole message. Outer error: malformed JSON. Inner error: the root is
     /// not an object.
-    fn walk(&mut self, format: Format) -> JResult<Result<(), DecodeError>> {
-        let peek = self.j.peek()?;
-        if peek != Peek::Object {
-            let off = self.j.current_index();
-            self.j.known_skip(peek)?;
-            self.j.finish()?;
+    fn walk(&mut self, format: Format) -> SResult<Result<(), DecodeError>> {
+        let first = self.s.peek()?;
+        if first != b'{' {
+            let off = self.s.pos();
+            self.s.skip()?;
+            self.s.finish()?;
             return Ok(Err(DecodeError::new(
                 ErrorKind::WrongType { field: "(root)" },
                 off,
@@ -621,7 +695,7 @@ impl Parser<'_, '_> {
             Format::TtnV3 => self.ttn_root()?,
             Format::ChirpstackV4 => self.cs_root()?,
         }
-        self.j.finish()?;
+        self.s.finish()?;
         Ok(Ok(()))
     }
 

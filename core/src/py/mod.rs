@@ -264,6 +264,25 @@ fn load_layout(text: &str) -> PyResult<String> {
     Registry::global().register_layout(text).map_err(|e| errors::layout_error(&e))
 }
 
+/// Fill ratio per reading from distance and container geometry (NaN where unknown).
+#[pyfunction]
+fn fill_ratio<'py>(
+    py: Python<'py>,
+    distance_mm: PyReadonlyArray1<'py, f64>,
+    depth_mm: PyReadonlyArray1<'py, f64>,
+    offset_mm: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let d = distance_mm.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let h = depth_mm.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let o = offset_mm.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+    if d.len() != h.len() || d.len() != o.len() {
+        return Err(PyValueError::new_err("distance_mm, depth_mm and offset_mm must have the same length"));
+    }
+    let mut out = Vec::new();
+    py.detach(|| crate::fill::fill_ratio_batch(d, h, o, &mut out));
+    Ok(PyArray1::from_vec(py, out))
+}
+
 /// Stable names of every error kind.
 #[pyfunction]
 fn error_kinds() -> Vec<&'static str> {
@@ -291,6 +310,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_batch_buffers, m)?)?;
     m.add_function(wrap_pyfunction!(load_layout, m)?)?;
     m.add_function(wrap_pyfunction!(error_kinds, m)?)?;
+    m.add_function(wrap_pyfunction!(fill_ratio, m)?)?;
     m.add_function(wrap_pyfunction!(alarm_flags, m)?)?;
     sim::register(m)?;
     Ok(())

@@ -1,0 +1,49 @@
+"""Ingest: raw uplinks -> readings and dead letters, effectively once.
+
+Run:  python -m bytewax.run dataflows/ingest.py -r out/recovery/ingest -s 5 -b 0
+      (or `tidstream run ingest`). Configuration: TIDSTREAM_CONFIG / TIDSTREAM_* env.
+Scale out: one worker per process, `-i <k> -a "h0:2101;h1:2101;..."`; the raw stream's
+partitions are shared among the workers.
+"""
+
+import os
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+
+from tidstream.config import load_settings
+from tidstream.flow.ingest import Ingestor
+from tidstream.nats.jetstream import JetStreamSink, JetStreamSource
+from tidstream.registry import load_registry
+
+settings = load_settings()
+if not settings.registry:
+    raise SystemExit("ingest needs a device registry: set [registry] in the config or TIDSTREAM_REGISTRY")
+parts = [str(p) for p in range(settings.streams.partitions)]
+subjects = settings.subjects
+
+flow = Dataflow("tidstream-ingest")
+
+raw = op.input(
+    "raw-uplinks",
+    flow,
+    JetStreamSource(
+        settings.nats,
+        settings.streams.raw,
+        parts,
+        subjects.prefix + ".raw.{}.>",
+        batch_size=settings.batch_size,
+        stop_at_end=os.environ.get("TIDSTREAM_STOP_AT_END") == "1",
+    ),
+)
+# RawMsg(part, seq, subject, data, stored_ns, headers), in batches of up to batch_size
+
+out = op.flat_map_batch(
+    "decode",
+    raw,
+    Ingestor(load_registry(settings.registry), subjects, settings.streams.raw, settings.max_message_bytes),
+)
+# (partition, Publish(subject, json bytes, msg id, headers)): readings and dead letters
+
+op.output("publish", out, JetStreamSink(settings.nats, parts))
+# JetStream: tid.readings.<commune>.<device>, tid.dlq.<reason>; acked before the epoch commits

@@ -1,0 +1,299 @@
+"""The ``tidstream`` command.
+
+Subcommands: ``nats init|server``, ``run ingest|export|replay``, ``devices validate``,
+``demo``, ``simulate``, ``plot``, ``decode``, ``models``, ``config show``. Every option is
+explained by ``--help``; configuration comes from ``--config FILE`` (TOML) and
+``TIDSTREAM_*`` environment variables (docs/CONFIG.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .exceptions import TidstreamError
+
+__all__ = ["main"]
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from .config import load_settings
+
+    s = load_settings(args.config)
+    if getattr(args, "nats_url", None):
+        s.nats.url = args.nats_url
+    return s
+
+
+def dataflows_dir() -> Path:
+    """Folder with the dataflow files: ``$TIDSTREAM_DATAFLOWS`` or the repository's."""
+    env = os.environ.get("TIDSTREAM_DATAFLOWS")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "dataflows" / "ingest.py").exists():
+            return parent / "dataflows"
+    raise TidstreamError("dataflows/ not found: set TIDSTREAM_DATAFLOWS to the folder with ingest.py")
+
+
+# -- nats -------------------------------------------------------------------------------
+
+
+def cmd_nats_init(args: argparse.Namespace) -> int:
+    from .nats.connect import connect
+    from .nats.setup import init_jetstream
+
+    s = _settings(args)
+
+    async def go() -> dict[str, str]:
+        nc = await connect(s.nats)
+        try:
+            return await init_jetstream(nc.jetstream(), s)
+        finally:
+            await nc.close()
+
+    result = asyncio.run(go())
+    width = max(len(k) for k in result)
+    for name, what in result.items():
+        print(f"  {name:<{width}}  {what}")
+    return 0
+
+
+def cmd_nats_server(args: argparse.Namespace) -> int:
+    import signal
+    import time
+
+    from .nats.server import EmbeddedServer
+
+    srv = EmbeddedServer(
+        port=args.port,
+        store_dir=Path(args.store_dir) if args.store_dir else None,
+        mqtt_port=args.mqtt_port,
+    ).start()
+    print(f"nats-server running: {srv.url} (JetStream in {srv.store_dir})", flush=True)
+    if srv.mqtt_port is not None:
+        print(f"MQTT listener: mqtt://127.0.0.1:{srv.mqtt_port}", flush=True)
+    stop = False
+
+    def _stop(*_: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not stop:
+        time.sleep(0.2)
+    srv.stop()
+    return 0
+
+
+# -- run --------------------------------------------------------------------------------
+
+
+def run_flow(
+    name: str,
+    *,
+    config: str | None,
+    recovery_dir: Path,
+    snapshot_s: int,
+    once: bool,
+    process_id: int | None = None,
+    addresses: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start one dataflow process (``python -m bytewax.run``) with recovery on."""
+    flow_file = dataflows_dir() / f"{name}.py"
+    recovery_dir.mkdir(parents=True, exist_ok=True)
+    if not any(recovery_dir.glob("part-*.sqlite3")):
+        # Partitions fixed once: the most processes this flow will ever be scaled to.
+        from bytewax.recovery import init_db_dir
+
+        init_db_dir(recovery_dir, int(os.environ.get("TIDSTREAM_RECOVERY_PARTS", "4")))
+    cmd = [sys.executable, "-m", "bytewax.run", f"{flow_file}:flow", "-r", str(recovery_dir),
+           "-s", str(snapshot_s), "-b", "0"]
+    if process_id is not None and addresses:
+        cmd += ["-i", str(process_id), "-a", addresses]
+    e = dict(os.environ if env is None else env)
+    if config:
+        e["TIDSTREAM_CONFIG"] = str(config)
+    if once:
+        e["TIDSTREAM_STOP_AT_END"] = "1"
+    return subprocess.Popen(cmd, env=e)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    rec = Path(args.recovery_dir or s.recovery_dir) / args.flow
+    env = dict(os.environ)
+    if args.nats_url:
+        env["TIDSTREAM_NATS_URL"] = args.nats_url
+    proc = run_flow(args.flow, config=args.config, recovery_dir=rec,
+                    snapshot_s=args.snapshot_interval or s.snapshot_interval_s, once=args.once,
+                    process_id=args.process_id, addresses=args.addresses, env=env)
+    return proc.wait()
+
+
+# -- devices ------------------------------------------------------------------------------
+
+
+def cmd_devices_validate(args: argparse.Namespace) -> int:
+    from .registry import RegistryError, load_registry
+
+    try:
+        reg = load_registry(args.file)
+    except RegistryError as e:
+        print(f"{args.file}: {len(e.problems)} problem(s)", file=sys.stderr)
+        for row, why in e.problems[:200]:
+            print(f"  row {row}: {why}", file=sys.stderr)
+        return 1
+    kinds: dict[str, int] = {}
+    for k in reg.table.column("container_kind").to_pylist():
+        kinds[k] = kinds.get(k, 0) + 1
+    print(f"{args.file}: {len(reg)} devices OK ({', '.join(f'{v} {k}' for k, v in sorted(kinds.items()))})")
+    return 0
+
+
+# -- codecs ---------------------------------------------------------------------------------
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .codecs import model_info, models
+
+    for m in models():
+        i = model_info(m)
+        ports = ",".join(map(str, i["fports"])) or "any"
+        print(f"{m:<36} fport {ports:<5} {'encode' if i['can_encode'] else '      '}  {i['description']}")
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from .codecs import decode_vendor
+
+    payload = bytes.fromhex(args.hex.replace(" ", ""))
+    print(json.dumps(decode_vendor(args.model, payload, args.fport), ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    s = _settings(args)
+    d = dataclasses.asdict(s)
+    d["nats"] = s.nats.redacted()
+    print(json.dumps(d, indent=2))
+    return 0
+
+
+# -- demo ---------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    summary = run_demo(
+        out_dir=Path(args.out),
+        devices=args.devices,
+        frames=args.frames,
+        seed=args.seed,
+        quiet=args.json,
+    )
+    if args.json:
+        print(json.dumps(summary, indent=None, sort_keys=True))
+    return 0 if summary["frames_in"] == summary["readings_frames"] + summary["dead_letters"] else 1
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tidstream",
+        description="Sensor-driven waste collection data backbone: decode LoRaWAN fill-level "
+        "sensors, stream readings over NATS JetStream, export Parquet.",
+    )
+    p.add_argument("--version", action="version", version=f"tidstream {__version__}")
+    p.add_argument("--config", help="TOML configuration file (default: $TIDSTREAM_CONFIG)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    nats_p = sub.add_parser("nats", help="NATS set-up")
+    nsub = nats_p.add_subparsers(dest="nats_command", required=True, metavar="ACTION")
+    init = nsub.add_parser("init", help="create or update the JetStream streams and KV buckets (idempotent)")
+    init.add_argument("--nats-url", help="server URL(s), overrides the configuration")
+    init.set_defaults(func=cmd_nats_init)
+    srv = nsub.add_parser("server", help="run an embedded nats-server with JetStream in the foreground")
+    srv.add_argument("--port", type=int, default=4222, help="client port (0 = a free one; default 4222)")
+    srv.add_argument("--store-dir", help="JetStream data folder (default: a temporary folder)")
+    srv.add_argument("--mqtt-port", type=int, default=None, help="also listen for MQTT on this port")
+    srv.set_defaults(func=cmd_nats_server)
+
+    run = sub.add_parser("run", help="run a dataflow (one process; see --process-id/--addresses to scale out)")
+    run.add_argument("flow", choices=["ingest", "export", "replay"], help="which dataflow")
+    run.add_argument("--once", action="store_true", help="stop when the input stream is drained (batch run)")
+    run.add_argument("--nats-url", help="server URL(s), overrides the configuration")
+    run.add_argument("--recovery-dir", help="Bytewax recovery folder (default: [recovery_dir]/<flow>)")
+    run.add_argument("--snapshot-interval", type=int, help="seconds between recovery snapshots")
+    run.add_argument("-i", "--process-id", type=int, help="this process's index in the cluster")
+    run.add_argument("-a", "--addresses", help='all processes, "host0:port;host1:port;..."')
+    run.set_defaults(func=cmd_run)
+
+    dev = sub.add_parser("devices", help="device registry tools")
+    dsub = dev.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
+    val = dsub.add_parser("validate", help="check a registry file (CSV or Parquet); lists every problem")
+    val.add_argument("file")
+    val.set_defaults(func=cmd_devices_validate)
+
+    sub.add_parser("models", help="list the supported sensor models").set_defaults(func=cmd_models)
+    dec = sub.add_parser("decode", help="decode one frame like the vendor's decoder (JSON)")
+    dec.add_argument("model")
+    dec.add_argument("hex", help="payload as hex")
+    dec.add_argument("--fport", type=int, default=None)
+    dec.set_defaults(func=cmd_decode)
+
+    cfg = sub.add_parser("config", help="configuration")
+    csub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    csub.add_parser("show", help="print the effective configuration (secrets masked)").set_defaults(
+        func=cmd_config_show
+    )
+
+    demo = sub.add_parser("demo", help="end-to-end demo on an embedded NATS server")
+    demo.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    demo.add_argument("--devices", type=int, default=300, help="simulated devices (default 300)")
+    demo.add_argument("--frames", type=int, default=3000, help="uplinks to publish (default 3000)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    demo.set_defaults(func=cmd_demo)
+
+    try:
+        from .simulate import cli as sim_cli
+
+        sim_cli.add_parser(sub)
+        if hasattr(sim_cli, "add_plot_parser"):
+            sim_cli.add_plot_parser(sub)
+    except ImportError:  # pragma: no cover - the simulator is part of the package
+        pass
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tidstream`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except TidstreamError as e:
+        print(f"tidstream: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

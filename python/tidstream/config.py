@@ -1,0 +1,280 @@
+"""Configuration: defaults, a TOML file, then ``TIDSTREAM_*`` environment variables.
+
+Precedence (last wins): built-in defaults < TOML file (``--config`` or
+``$TIDSTREAM_CONFIG``) < environment variables. Every key is documented in
+``docs/CONFIG.md``; ``tidstream config show`` prints the effective configuration with
+secrets masked.
+
+Environment variables map to keys by section: ``TIDSTREAM_NATS_URL`` -> ``[nats] url``,
+``TIDSTREAM_STREAMS_PARTITIONS`` -> ``[streams] partitions``, ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["IngestInput", "NatsSettings", "Settings", "StreamSettings", "load_settings"]
+
+
+@dataclass
+class NatsSettings:
+    """How to reach NATS. Secrets are never logged (see :meth:`redacted`)."""
+
+    #: Server URL(s), comma-separated for a cluster: ``nats://h1:4222,nats://h2:4222``.
+    url: str = "nats://127.0.0.1:4222"
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    #: File holding an NKEY seed (``SU...``).
+    nkey_seed_file: str | None = None
+    #: A ``.creds`` file (JWT + NKEY seed, decentralized auth).
+    credentials_file: str | None = None
+    #: TLS: CA bundle to verify the server, client cert/key for mutual TLS.
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_hostname: str | None = None
+    #: Seconds to wait for a connection.
+    connect_timeout: float = 5.0
+    #: Client name shown in server monitoring.
+    name: str = "tidstream"
+
+    def servers(self) -> list[str]:
+        """The URL list."""
+        return [u.strip() for u in self.url.split(",") if u.strip()]
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings with secrets masked, for logs and ``config show``."""
+        d = dataclasses.asdict(self)
+        for k in ("password", "token"):
+            if d[k]:
+                d[k] = "***"
+        d["url"] = ",".join(_strip_userinfo(u) for u in self.servers())
+        return d
+
+
+def _strip_userinfo(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+@dataclass
+class IngestInput:
+    """One input subject pattern the ingest flow consumes.
+
+    ``subject`` is a NATS pattern with ``*`` wildcards; ``device_token`` is the 1-based
+    index of the wildcard that holds the device id; ``format`` is ``ttn``,
+    ``chirpstack`` or ``raw``. The default input is tidstream's own
+    ``tid.up.<format>.<device>``, whose format comes from the subject itself.
+    """
+
+    subject: str
+    format: str
+    device_token: int
+    #: Name of the capture stream for inputs other than tidstream's own subjects.
+    stream: str | None = None
+
+
+@dataclass
+class StreamSettings:
+    """JetStream names and limits (``tidstream nats init`` applies them)."""
+
+    prefix: str = "tid"
+    raw: str = "TID_RAW"
+    readings: str = "TID_READINGS"
+    dlq: str = "TID_DLQ"
+    alerts: str = "TID_ALERTS"
+    #: Fixed number of raw partitions: the most ingest workers that can ever share the
+    #: work. Changing it later re-maps devices to partitions (only for new messages).
+    partitions: int = 8
+    #: Deduplication window (s): longer than the slowest restart (Nats-Msg-Id dedupe).
+    duplicate_window_s: int = 1800
+    #: How long raw uplinks are kept (days): the replay horizon.
+    raw_max_age_days: float = 30.0
+    readings_max_age_days: float = 30.0
+    dlq_max_age_days: float = 30.0
+    #: "file" (durable) or "memory".
+    storage: str = "file"
+    replicas: int = 1
+    #: Extra inputs (network-server native subjects), captured and merged into raw.
+    inputs: list[IngestInput] = field(default_factory=list)
+
+
+@dataclass
+class Settings:
+    """The whole configuration."""
+
+    nats: NatsSettings = field(default_factory=NatsSettings)
+    streams: StreamSettings = field(default_factory=StreamSettings)
+    #: Device registry file (CSV or Parquet, see ``docs/REGISTRY.md``).
+    registry: str | None = None
+    #: Folder of the Parquet dataset written by the export flow.
+    export_dir: str = "out/readings"
+    #: Bytewax recovery folder (created by ``tidstream run`` when missing).
+    recovery_dir: str = "out/recovery"
+    #: Bytewax snapshot interval, seconds (the most that is replayed after a crash).
+    snapshot_interval_s: int = 5
+    #: Most uplinks handed to the Rust core in one call.
+    batch_size: int = 1000
+    #: Uplinks bigger than this go to dead letters as ``oversized`` (bytes).
+    max_message_bytes: int = 65536
+    #: Rows per Parquet file (files hold a fixed raw-sequence block of this size).
+    export_block_size: int = 100_000
+
+    @property
+    def subjects(self) -> Subjects:
+        """The subject names derived from the prefix."""
+        return Subjects(self.streams.prefix)
+
+
+@dataclass(frozen=True)
+class Subjects:
+    """Subject layout (a public API, documented in ``docs/SUBJECTS.md``)."""
+
+    prefix: str = "tid"
+
+    @property
+    def uplinks(self) -> str:
+        """Where uplinks are published: ``tid.up.<format>.<device>``."""
+        return f"{self.prefix}.up.*.*"
+
+    def uplink(self, fmt: str, device: str) -> str:
+        """Subject of one uplink."""
+        return f"{self.prefix}.up.{fmt}.{device}"
+
+    def raw_partition(self, p: int | str) -> str:
+        """Filter of one raw partition: ``tid.raw.<p>.>``."""
+        return f"{self.prefix}.raw.{p}.>"
+
+    def reading(self, commune: str, device: str) -> str:
+        """``tid.readings.<commune INSEE>.<device>``."""
+        return f"{self.prefix}.readings.{commune}.{device}"
+
+    @property
+    def readings(self) -> str:
+        """Wildcard of every reading."""
+        return f"{self.prefix}.readings.>"
+
+    def dlq(self, reason: str) -> str:
+        """``tid.dlq.<reason>``."""
+        return f"{self.prefix}.dlq.{reason}"
+
+    @property
+    def dlqs(self) -> str:
+        """Wildcard of every dead letter."""
+        return f"{self.prefix}.dlq.>"
+
+    def alert(self, kind: str, commune: str, device: str) -> str:
+        """``tid.alerts.<kind>.<commune>.<device>``."""
+        return f"{self.prefix}.alerts.{kind}.{commune}.{device}"
+
+    @property
+    def alerts(self) -> str:
+        """Wildcard of every alert."""
+        return f"{self.prefix}.alerts.>"
+
+
+def _coerce(value: str, typ: Any, key: str) -> Any:
+    try:
+        if typ in (int, "int"):
+            return int(value)
+        if typ in (float, "float"):
+            return float(value)
+        if typ in (bool, "bool"):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+    except ValueError:
+        raise ConfigError(f"{key}: {value!r} is not a valid {typ}") from None
+    return value
+
+
+def _apply(obj: Any, data: Mapping[str, Any], where: str) -> None:
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    for k, v in data.items():
+        if k not in names:
+            raise ConfigError(f"{where}: unknown key {k!r}; known keys: {', '.join(sorted(names))}")
+        current = getattr(obj, k)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(v, Mapping):
+                raise ConfigError(f"{where}.{k} must be a table")
+            _apply(current, v, f"{where}.{k}")
+        elif k == "inputs":
+            try:
+                setattr(obj, k, [IngestInput(**i) for i in v])
+            except TypeError as e:
+                raise ConfigError(f"{where}.inputs: {e}") from None
+        else:
+            setattr(obj, k, v)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the effective settings: defaults, then the TOML file, then the environment.
+
+    Raises:
+        ConfigError: unreadable file, unknown key, or a value of the wrong type.
+    """
+    env = os.environ if env is None else env
+    s = Settings()
+    path = path or env.get("TIDSTREAM_CONFIG")
+    if path:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} not found") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {p}: {e}") from None
+        _apply(s, data, str(p))
+    for key, value in env.items():
+        if not key.startswith("TIDSTREAM_") or key == "TIDSTREAM_CONFIG":
+            continue
+        rest = key[len("TIDSTREAM_") :].lower()
+        section, _, name = rest.partition("_")
+        if section in ("nats", "streams") and name:
+            target = getattr(s, section)
+        else:
+            target, name = s, rest
+        fields = {f.name: f for f in dataclasses.fields(target)}
+        if name not in fields:
+            continue  # other TIDSTREAM_* variables (e.g. TIDSTREAM_SHARED) are not settings
+        setattr(target, name, _coerce(value, fields[name].type, key))
+    _validate(s)
+    return s
+
+
+def _validate(s: Settings) -> None:
+    if not 1 <= s.streams.partitions <= 1024:
+        raise ConfigError(f"streams.partitions must be 1..1024, got {s.streams.partitions}")
+    if s.streams.duplicate_window_s < 60:
+        raise ConfigError("streams.duplicate_window_s must be at least 60 s (slow restarts)")
+    if s.streams.storage not in ("file", "memory"):
+        raise ConfigError("streams.storage must be \"file\" or \"memory\"")
+    if not s.streams.prefix.replace("_", "").replace("-", "").isalnum():
+        raise ConfigError("streams.prefix must be one subject token (letters, digits, - or _)")
+    for i in s.streams.inputs:
+        if i.format not in ("ttn", "chirpstack", "raw"):
+            raise ConfigError(f"input {i.subject}: format must be ttn, chirpstack or raw")
+        if i.device_token < 1 or i.device_token > i.subject.count("*"):
+            raise ConfigError(f"input {i.subject}: device_token must index one of its '*' wildcards")
+    if s.batch_size < 1 or s.export_block_size < 1 or s.snapshot_interval_s < 1:
+        raise ConfigError("batch_size, export_block_size and snapshot_interval_s must be >= 1")

@@ -1,0 +1,92 @@
+"""Connecting to NATS with the configured auth and TLS, and a private event loop that
+lets synchronous code (Bytewax operators, the CLI) drive nats-py."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import threading
+from collections.abc import Awaitable, Coroutine
+from typing import Any, TypeVar
+
+import nats
+from nats.aio.client import Client
+
+from ..config import NatsSettings
+from ..exceptions import ConnectorError
+
+__all__ = ["LoopThread", "connect", "connect_options"]
+
+T = TypeVar("T")
+
+
+def connect_options(cfg: NatsSettings) -> dict[str, Any]:
+    """``nats.connect`` keyword arguments for the settings (auth, TLS, reconnects)."""
+    opts: dict[str, Any] = {
+        "servers": cfg.servers(),
+        "name": cfg.name,
+        "connect_timeout": cfg.connect_timeout,
+        # Keep trying for ever: a NATS outage must pause the flows, not end them.
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 1,
+        "allow_reconnect": True,
+        "pending_size": 64 * 1024 * 1024,
+    }
+    if cfg.user is not None:
+        opts["user"] = cfg.user
+        opts["password"] = cfg.password
+    if cfg.token is not None:
+        opts["token"] = cfg.token
+    if cfg.nkey_seed_file:
+        opts["nkeys_seed"] = cfg.nkey_seed_file
+    if cfg.credentials_file:
+        opts["user_credentials"] = cfg.credentials_file
+    if cfg.tls_ca_file or cfg.tls_cert_file:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cfg.tls_ca_file)
+        if cfg.tls_cert_file:
+            ctx.load_cert_chain(cfg.tls_cert_file, cfg.tls_key_file)
+        opts["tls"] = ctx
+        if cfg.tls_hostname:
+            opts["tls_hostname"] = cfg.tls_hostname
+    return opts
+
+
+async def connect(cfg: NatsSettings) -> Client:
+    """Connect, or raise :class:`ConnectorError` naming the server but no secret."""
+    errors: list[str] = []
+
+    async def _err(e: Exception) -> None:
+        errors.append(type(e).__name__)
+
+    try:
+        return await nats.connect(**connect_options(cfg), error_cb=_err)
+    except Exception as e:  # nats-py raises several unrelated types here
+        where = ",".join(cfg.redacted()["url"].split(","))
+        raise ConnectorError(f"cannot connect to NATS at {where}: {type(e).__name__}: {e}") from None
+
+
+class LoopThread:
+    """One asyncio event loop on a daemon thread; run coroutines from sync code.
+
+    nats-py connections are bound to the loop that created them, so each component that
+    owns a connection owns one of these.
+    """
+
+    def __init__(self, name: str = "tidstream-nats") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def submit(self, coro: Awaitable[T]) -> Any:
+        """Schedule ``coro`` without waiting (returns a concurrent Future)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        """Stop the loop (pending tasks are cancelled)."""
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)

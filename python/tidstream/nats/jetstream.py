@@ -1,0 +1,304 @@
+"""Bytewax source and sink for NATS JetStream.
+
+:class:`JetStreamSource` reads a stream split into fixed partitions (subject filters
+``<prefix>.raw.<p>.>``). **Partitions are the unit of parallelism.** Each partition
+snapshots the stream sequence of the last message it emitted and resumes after it, so
+with Bytewax recovery the input is replayed from the last committed epoch: exactly-once
+*state*, at-least-once *output*.
+
+:class:`JetStreamSink` publishes with a deterministic ``Nats-Msg-Id`` per message and
+waits for every PubAck before ``write_batch`` returns; a replay re-publishes the same
+ids and JetStream drops them (within the stream's duplicate window). Together:
+effectively-once outputs. Any publish error raises, so the dataflow stops and resumes
+instead of losing data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from ..config import NatsSettings
+from ..exceptions import ConnectorError
+from .connect import LoopThread, connect
+
+__all__ = ["JetStreamSink", "JetStreamSource", "Publish", "RawMsg"]
+
+
+class RawMsg(NamedTuple):
+    """One message read from a stream partition."""
+
+    part: str
+    #: Stream sequence (unique, increasing within the stream).
+    seq: int
+    subject: str
+    data: bytes
+    #: Server time the stream stored it, ns since the epoch (UTC).
+    stored_ns: int
+    #: Headers (None when the message had none).
+    headers: dict[str, str] | None
+
+
+class Publish(NamedTuple):
+    """One message for :class:`JetStreamSink`."""
+
+    subject: str
+    data: bytes
+    #: Deterministic id; JetStream drops a second message with the same id.
+    msg_id: str
+    headers: dict[str, str] | None = None
+
+
+class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
+    def __init__(
+        self,
+        cfg: NatsSettings,
+        stream: str,
+        part: str,
+        filter_subject: str,
+        resume_seq: int | None,
+        batch_size: int,
+        stop_at_end: bool,
+        high_water: int,
+    ) -> None:
+        self._part = part
+        self._last = resume_seq or 0
+        self._batch = batch_size
+        self._stop_at_end = stop_at_end
+        self._high = high_water
+        self._q: collections.deque[RawMsg] = collections.deque()
+        self._at_end = False
+        self._error: BaseException | None = None
+        self._loop = LoopThread(f"tidstream-src-{part}")
+        try:
+            self._nc, self._sub, empty = self._loop.run(
+                self._start(cfg, stream, filter_subject, resume_seq), timeout=60
+            )
+        except BaseException:
+            self._loop.stop()
+            raise
+        self._at_end = empty
+
+    async def _start(self, cfg: NatsSettings, stream: str, subj: str, resume: int | None) -> Any:
+        nc = await connect(cfg)
+        js = nc.jetstream()
+        cc = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if resume else DeliverPolicy.ALL,
+            opt_start_seq=resume + 1 if resume else None,
+        )
+
+        async def on_msg(msg: Any) -> None:
+            md = msg.metadata
+            self._q.append(
+                RawMsg(
+                    self._part,
+                    md.sequence.stream,
+                    msg.subject,
+                    msg.data,
+                    int(md.timestamp.timestamp() * 1e9),
+                    msg.headers,
+                )
+            )
+            if md.num_pending == 0:
+                self._at_end = True
+            # Back-pressure: while Bytewax has not drained the queue, hold the callback;
+            # the consumer's flow control then stops the server from sending more.
+            while len(self._q) > self._high:
+                await asyncio.sleep(0.002)
+
+        sub = await js.subscribe(
+            subj,
+            stream=stream,
+            ordered_consumer=True,
+            config=cc,
+            cb=on_msg,
+            pending_msgs_limit=4 * self._high,
+            pending_bytes_limit=256 * 1024 * 1024,
+        )
+        info = await sub.consumer_info()
+        return nc, sub, info.num_pending == 0
+
+    def next_batch(self) -> Iterable[RawMsg]:
+        out: list[RawMsg] = []
+        q = self._q
+        while q and len(out) < self._batch:
+            out.append(q.popleft())
+        if out:
+            self._last = out[-1].seq
+        elif self._stop_at_end and self._at_end:
+            raise StopIteration
+        return out
+
+    def next_awake(self) -> datetime | None:
+        # Poll again soon when idle; Bytewax itself waits 1 ms after an empty batch.
+        if not self._q:
+            return datetime.now(timezone.utc) + timedelta(milliseconds=5)
+        return None
+
+    def snapshot(self) -> int:
+        # The sequence of the last *emitted* message: resume starts after it.
+        return self._last
+
+    def close(self) -> None:
+        try:
+            self._loop.run(self._nc.close(), timeout=10)
+        except Exception:
+            pass
+        self._loop.stop()
+
+
+@dataclass
+class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
+    """Read ``stream`` partition by partition: partition ``p`` is the subject filter
+    ``filter_template.format(p)``.
+
+    Args:
+        nats: connection settings.
+        stream: stream name.
+        partitions: partition ids (e.g. ``["0", ..., "7"]``).
+        filter_template: e.g. ``"tid.raw.{}.>"``.
+        batch_size: most messages per ``next_batch``.
+        stop_at_end: finish once each partition has delivered everything it held when
+            it started (batch runs, tests); otherwise run for ever.
+    """
+
+    nats: NatsSettings
+    stream: str
+    partitions: Sequence[str]
+    filter_template: str
+    batch_size: int = 1000
+    stop_at_end: bool = False
+    high_water: int = 20_000
+
+    def list_parts(self) -> list[str]:
+        return list(self.partitions)
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _SourcePartition:
+        return _SourcePartition(
+            self.nats,
+            self.stream,
+            for_part,
+            self.filter_template.format(for_part),
+            resume_state,
+            self.batch_size,
+            self.stop_at_end,
+            self.high_water,
+        )
+
+
+class _SinkPartition(StatefulSinkPartition[Publish, None]):
+    def __init__(self, cfg: NatsSettings, part: str, ack_timeout: float, retries: int) -> None:
+        self._loop = LoopThread(f"tidstream-sink-{part}")
+        self._timeout = ack_timeout
+        self._retries = retries
+        try:
+            self._nc = self._loop.run(connect(cfg), timeout=60)
+        except BaseException:
+            self._loop.stop()
+            raise
+        self._js = self._nc.jetstream(publish_async_max_pending=8000)
+        self.published = 0
+        self.duplicates = 0
+
+    async def _publish_all(self, items: list[Publish]) -> tuple[int, int]:
+        pending = items
+        dup = 0
+        for attempt in range(self._retries + 1):
+            futs = []
+            for p in pending:
+                hdr = {"Nats-Msg-Id": p.msg_id}
+                if p.headers:
+                    hdr.update(p.headers)
+                futs.append(await self._js.publish_async(p.subject, p.data, headers=hdr))
+            done, not_done = await asyncio.wait(futs, timeout=self._timeout)
+            failed: list[Publish] = []
+            errors: list[str] = []
+            for p, f in zip(pending, futs):
+                if f in not_done:
+                    f.cancel()
+                    failed.append(p)
+                    continue
+                exc = f.exception()
+                if exc is not None:
+                    failed.append(p)
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                elif getattr(f.result(), "duplicate", False):
+                    dup += 1
+            if not failed:
+                return len(items), dup
+            if attempt == self._retries:
+                detail = errors[0] if errors else f"no PubAck within {self._timeout:.0f} s"
+                raise ConnectorError(
+                    f"{len(failed)} of {len(items)} messages not acknowledged by JetStream "
+                    f"after {self._retries + 1} attempts ({detail}); stopping so that "
+                    "recovery replays them"
+                )
+            pending = failed  # same Nats-Msg-Id: a retry can never duplicate
+            await asyncio.sleep(min(2.0**attempt, 10.0))
+        return len(items), dup
+
+    def write_batch(self, items: list[Publish]) -> None:
+        if not items:
+            return
+        n, dup = self._loop.run(self._publish_all(items))
+        self.published += n
+        self.duplicates += dup
+
+    def snapshot(self) -> None:
+        return None
+
+    def close(self) -> None:
+        try:
+            self._loop.run(self._nc.drain(), timeout=10)
+        except Exception:
+            pass
+        self._loop.stop()
+
+
+@dataclass
+class JetStreamSink(FixedPartitionedSink[Publish, None]):
+    """Publish ``(key, Publish)`` items; ``key`` picks the partition (one connection each).
+
+    ``write_batch`` returns only when JetStream acknowledged every message (retrying
+    unacknowledged ones with the same ``Nats-Msg-Id``); otherwise it raises
+    :class:`ConnectorError`.
+    """
+
+    nats: NatsSettings
+    partitions: Sequence[str]
+    ack_timeout: float = 30.0
+    retries: int = 5
+
+    def list_parts(self) -> list[str]:
+        return list(self.partitions)
+
+    def part_fn(self, item_key: str) -> int:
+        # Keys are partition ids of the source ("0".."P-1"): keep items on their lane.
+        try:
+            return int(item_key) % len(self.partitions)
+        except ValueError:
+            import zlib
+
+            return zlib.adler32(item_key.encode()) % len(self.partitions)
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _SinkPartition:
+        return _SinkPartition(self.nats, for_part, self.ack_timeout, self.retries)
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``predicate()`` until true or ``timeout`` seconds (test/CLI helper)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
