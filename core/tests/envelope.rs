@@ -150,7 +150,20 @@ fn unix_seconds(year: i64, month: i64, day: i64, h: i64, m: i64, s: i64) -> i64 
     for y in 1970..year {
         days += if leap(y) { 366 } else { 365 };
     }
-    let month_days = [31, if leap(year) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_days = [
+        31,
+        if leap(year) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     days += month_days[..(month - 1) as usize].iter().sum::<i64>();
     days += day - 1;
     days * 86_400 + h * 3600 + m * 60 + s
@@ -164,10 +177,18 @@ fn batch(msgs: &[&str]) -> Vec<Vec<u8>> {
 fn check_shape(cols: &UplinkColumns, n: usize) {
     assert_eq!(cols.len, n);
     assert_eq!(cols.ok.len, n);
-    for c in [&cols.dev_eui, &cols.device_id, &cols.error, &cols.error_kind] {
+    for c in [
+        &cols.dev_eui,
+        &cols.device_id,
+        &cols.error,
+        &cols.error_kind,
+    ] {
         assert_eq!(c.len(), n);
         assert_eq!(c.validity.len, n);
-        assert_eq!(c.offsets.last().copied().unwrap_or(-1) as usize, c.data.len());
+        assert_eq!(
+            c.offsets.last().copied().unwrap_or(-1) as usize,
+            c.data.len()
+        );
         assert!(c.offsets.windows(2).all(|w| w[0] <= w[1]));
     }
     assert_eq!(cols.received_at_ns.values.len(), n);
@@ -179,7 +200,10 @@ fn check_shape(cols: &UplinkColumns, n: usize) {
     assert_eq!(cols.error_offset.values.len(), n);
     assert_eq!(cols.payload_offsets.len(), n + 1);
     assert_eq!(cols.payload_validity.len, n);
-    assert_eq!(*cols.payload_offsets.last().unwrap() as usize, cols.payload_data.len());
+    assert_eq!(
+        *cols.payload_offsets.last().unwrap() as usize,
+        cols.payload_data.len()
+    );
     assert!(cols.payload_offsets.windows(2).all(|w| w[0] <= w[1]));
     let ok_rows = (0..n).filter(|&i| cols.ok.get(i)).count();
     assert_eq!(ok_rows + cols.error_count, n);
@@ -268,9 +292,19 @@ fn examples_in_a_batch() {
 fn formats_are_not_interchangeable() {
     // A ChirpStack message read as TTN has none of TTN's keys, and vice versa.
     let e = parse_one(Format::TtnV3, CHIRPSTACK_EXAMPLE.as_bytes()).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::MissingField { field: "end_device_ids.dev_eui" });
+    assert_eq!(
+        e.kind,
+        ErrorKind::MissingField {
+            field: "end_device_ids.dev_eui"
+        }
+    );
     let e = parse_one(Format::ChirpstackV4, TTN_EXAMPLE.as_bytes()).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::MissingField { field: "deviceInfo.devEui" });
+    assert_eq!(
+        e.kind,
+        ErrorKind::MissingField {
+            field: "deviceInfo.devEui"
+        }
+    );
 }
 
 /// The TTN example with `from` replaced by `to` (exactly once).
@@ -289,8 +323,14 @@ fn error_rows() {
     let malformed = &TTN_EXAMPLE[..TTN_EXAMPLE.len() / 2];
     let no_dev_eui = ttn_with(r#""dev_eui": "0004A30B001C0530","#, "");
     let bad_b64 = ttn_with(r#""frm_payload": "gkHe""#, r#""frm_payload": "gk*e""#);
-    let bad_eui = ttn_with(r#""dev_eui": "0004A30B001C0530""#, r#""dev_eui": "0004A30B001C05ZZ""#);
-    let short_eui = ttn_with(r#""dev_eui": "0004A30B001C0530""#, r#""dev_eui": "0004A30B""#);
+    let bad_eui = ttn_with(
+        r#""dev_eui": "0004A30B001C0530""#,
+        r#""dev_eui": "0004A30B001C05ZZ""#,
+    );
+    let short_eui = ttn_with(
+        r#""dev_eui": "0004A30B001C0530""#,
+        r#""dev_eui": "0004A30B""#,
+    );
     let fport_str = ttn_with(r#""f_cnt": 1,"#, r#""f_cnt": 1, "f_port": "2","#);
     let fport_big = ttn_with(r#""f_cnt": 1,"#, r#""f_cnt": 1, "f_port": 300,"#);
     let eui_num = ttn_with(r#""dev_eui": "0004A30B001C0530""#, r#""dev_eui": 4"#);
@@ -309,16 +349,52 @@ fn error_rows() {
     let cases: Vec<(Option<String>, &str, usize)> = vec![
         (Some(malformed.to_string()), "invalid_json", malformed.len()),
         (Some(no_dev_eui.clone()), "missing_field", 0),
-        (Some(bad_b64.clone()), "invalid_base64", bad_b64.find("\"gk*e\"").unwrap()),
-        (Some(bad_eui.clone()), "invalid_dev_eui", bad_eui.find("\"0004A30B001C05ZZ\"").unwrap()),
-        (Some(short_eui.clone()), "invalid_dev_eui", short_eui.find("\"0004A30B\"").unwrap()),
-        (Some(fport_str.clone()), "wrong_type", fport_str.find("\"2\"").unwrap()),
-        (Some(fport_big.clone()), "wrong_type", fport_big.find("300").unwrap()),
-        (Some(eui_num.clone()), "wrong_type", eui_num.find(": 4").unwrap() + 2),
-        (Some(rssi_str.clone()), "wrong_type", rssi_str.find("\"-35\"").unwrap()),
-        (Some(bad_time.clone()), "invalid_timestamp", bad_time.find("\"2020-02-12 15:15\"").unwrap()),
+        (
+            Some(bad_b64.clone()),
+            "invalid_base64",
+            bad_b64.find("\"gk*e\"").unwrap(),
+        ),
+        (
+            Some(bad_eui.clone()),
+            "invalid_dev_eui",
+            bad_eui.find("\"0004A30B001C05ZZ\"").unwrap(),
+        ),
+        (
+            Some(short_eui.clone()),
+            "invalid_dev_eui",
+            short_eui.find("\"0004A30B\"").unwrap(),
+        ),
+        (
+            Some(fport_str.clone()),
+            "wrong_type",
+            fport_str.find("\"2\"").unwrap(),
+        ),
+        (
+            Some(fport_big.clone()),
+            "wrong_type",
+            fport_big.find("300").unwrap(),
+        ),
+        (
+            Some(eui_num.clone()),
+            "wrong_type",
+            eui_num.find(": 4").unwrap() + 2,
+        ),
+        (
+            Some(rssi_str.clone()),
+            "wrong_type",
+            rssi_str.find("\"-35\"").unwrap(),
+        ),
+        (
+            Some(bad_time.clone()),
+            "invalid_timestamp",
+            bad_time.find("\"2020-02-12 15:15\"").unwrap(),
+        ),
         (Some(no_payload.clone()), "missing_field", 0),
-        (Some(join_accept.to_string()), "not_uplink", join_accept.find("{\"session_key_id").unwrap()),
+        (
+            Some(join_accept.to_string()),
+            "not_uplink",
+            join_accept.find("{\"session_key_id").unwrap(),
+        ),
         (None, "missing_payload", 0),
         (Some(trailing.clone()), "invalid_json", TTN_EXAMPLE.len()),
         (Some("[]".into()), "wrong_type", 0),
@@ -337,7 +413,11 @@ fn error_rows() {
         }
     }
     let mut msgs = vec![Some(TTN_EXAMPLE.as_bytes().to_vec())];
-    msgs.extend(cases.iter().map(|(m, _, _)| m.as_ref().map(|s| s.as_bytes().to_vec())));
+    msgs.extend(
+        cases
+            .iter()
+            .map(|(m, _, _)| m.as_ref().map(|s| s.as_bytes().to_vec())),
+    );
     msgs.push(Some(TTN_EXAMPLE.as_bytes().to_vec()));
     let cols = decode_uplinks(Format::TtnV3, &Msgs(msgs));
     check_shape(&cols, cases.len() + 2);
@@ -350,17 +430,51 @@ fn error_rows() {
         let row = i + 1;
         assert!(!cols.ok.get(row));
         assert_eq!(cols.error_kind.get(row), Some(*kind), "case {i}");
-        assert_eq!(cols.error_offset.get(row), Some(*offset as i32), "case {i} ({kind})");
+        assert_eq!(
+            cols.error_offset.get(row),
+            Some(*offset as i32),
+            "case {i} ({kind})"
+        );
         assert!(!cols.error.get(row).unwrap_or("").is_empty());
     }
     // Field names in the typed errors.
     let field = |m: &str| parse_one(Format::TtnV3, m.as_bytes()).unwrap_err().kind;
-    assert_eq!(field(&no_dev_eui), ErrorKind::MissingField { field: "end_device_ids.dev_eui" });
-    assert_eq!(field(&no_payload), ErrorKind::MissingField { field: "uplink_message.frm_payload" });
-    assert_eq!(field(&fport_str), ErrorKind::WrongType { field: "uplink_message.f_port" });
-    assert_eq!(field(&eui_num), ErrorKind::WrongType { field: "end_device_ids.dev_eui" });
-    assert_eq!(field(&rssi_str), ErrorKind::WrongType { field: "uplink_message.rx_metadata[].rssi" });
-    assert_eq!(field(&bad_time), ErrorKind::InvalidTimestamp { field: "received_at" });
+    assert_eq!(
+        field(&no_dev_eui),
+        ErrorKind::MissingField {
+            field: "end_device_ids.dev_eui"
+        }
+    );
+    assert_eq!(
+        field(&no_payload),
+        ErrorKind::MissingField {
+            field: "uplink_message.frm_payload"
+        }
+    );
+    assert_eq!(
+        field(&fport_str),
+        ErrorKind::WrongType {
+            field: "uplink_message.f_port"
+        }
+    );
+    assert_eq!(
+        field(&eui_num),
+        ErrorKind::WrongType {
+            field: "end_device_ids.dev_eui"
+        }
+    );
+    assert_eq!(
+        field(&rssi_str),
+        ErrorKind::WrongType {
+            field: "uplink_message.rx_metadata[].rssi"
+        }
+    );
+    assert_eq!(
+        field(&bad_time),
+        ErrorKind::InvalidTimestamp {
+            field: "received_at"
+        }
+    );
     assert_eq!(field("[]"), ErrorKind::WrongType { field: "(root)" });
     match field(malformed) {
         ErrorKind::InvalidJson { detail } => assert!(!detail.is_empty()),
@@ -379,22 +493,47 @@ fn chirpstack_error_rows() {
     let cases: [(&str, &str, usize); 6] = [
         (&no_data, "missing_field", 0),
         (&bad_data, "invalid_base64", bad_data.find("\"q\"").unwrap()),
-        (&fport_neg, "wrong_type", fport_neg.find("\"fPort\": -1").unwrap() + 9),
+        (
+            &fport_neg,
+            "wrong_type",
+            fport_neg.find("\"fPort\": -1").unwrap() + 9,
+        ),
         (&snr_str, "wrong_type", snr_str.find("\"10.5\"").unwrap()),
         (&no_eui, "missing_field", 0),
-        (&bad_time, "invalid_timestamp", bad_time.find("\"2022-07-18").unwrap()),
+        (
+            &bad_time,
+            "invalid_timestamp",
+            bad_time.find("\"2022-07-18").unwrap(),
+        ),
     ];
-    let msgs: Vec<Vec<u8>> = cases.iter().map(|(m, _, _)| m.as_bytes().to_vec()).collect();
+    let msgs: Vec<Vec<u8>> = cases
+        .iter()
+        .map(|(m, _, _)| m.as_bytes().to_vec())
+        .collect();
     let cols = decode_uplinks(Format::ChirpstackV4, &msgs);
     check_shape(&cols, cases.len());
     for (i, (_, kind, offset)) in cases.iter().enumerate() {
         assert_eq!(cols.error_kind.get(i), Some(*kind), "case {i}");
         assert_eq!(cols.error_offset.get(i), Some(*offset as i32), "case {i}");
     }
-    let kind = |m: &str| parse_one(Format::ChirpstackV4, m.as_bytes()).unwrap_err().kind;
+    let kind = |m: &str| {
+        parse_one(Format::ChirpstackV4, m.as_bytes())
+            .unwrap_err()
+            .kind
+    };
     assert_eq!(kind(&no_data), ErrorKind::MissingField { field: "data" });
-    assert_eq!(kind(&no_eui), ErrorKind::MissingField { field: "deviceInfo.devEui" });
-    assert_eq!(kind(&snr_str), ErrorKind::WrongType { field: "rxInfo[].snr" });
+    assert_eq!(
+        kind(&no_eui),
+        ErrorKind::MissingField {
+            field: "deviceInfo.devEui"
+        }
+    );
+    assert_eq!(
+        kind(&snr_str),
+        ErrorKind::WrongType {
+            field: "rxInfo[].snr"
+        }
+    );
     assert_eq!(kind(&fport_neg), ErrorKind::WrongType { field: "fPort" });
 }
 
@@ -536,8 +675,113 @@ proptest! {
     }
 }
 
-/// Throughput on copies of the TTN example (pretty-printed, ~2 KB) and of the same
-/// message minified (~1.2 KB). Release mode only; prints messages/s.
+/// Arbitrary JSON values (as serde_json text).
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        "[ -~é\\n\"\u{1F600}]{0,12}".prop_map(Value::String),
+        prop::sample::select(vec![
+            "dev_eui",
+            "frm_payload",
+            "uplink_message",
+            "data",
+            "rxInfo"
+        ])
+        .prop_map(|s| Value::String(s.to_string())),
+    ];
+    leaf.prop_recursive(6, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec(
+                (
+                    prop_oneof![
+                        "[a-z_]{0,8}",
+                        prop::sample::select(vec![
+                            "end_device_ids",
+                            "dev_eui",
+                            "uplink_message",
+                            "frm_payload",
+                            "f_port",
+                            "rx_metadata",
+                            "rssi",
+                            "snr",
+                            "received_at",
+                            "join_accept",
+                            "deviceInfo",
+                            "devEui",
+                            "data",
+                            "fPort",
+                            "rxInfo",
+                            "time",
+                            "devAddr",
+                        ])
+                        .prop_map(str::to_string),
+                    ],
+                    inner
+                ),
+                0..6
+            )
+            .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+/// JSON validity as serde_json sees it, for inputs where it and RFC 8259 agree
+/// (valid UTF-8; serde_json accepts lone UTF-16 surrogate escapes, we do not).
+fn serde_verdict(m: &[u8]) -> Option<bool> {
+    let text = std::str::from_utf8(m).ok()?;
+    let lower = text.to_ascii_lowercase();
+    if [
+        "\\ud8", "\\ud9", "\\uda", "\\udb", "\\udc", "\\udd", "\\ude", "\\udf",
+    ]
+    .iter()
+    .any(|p| lower.contains(p))
+    {
+        return None;
+    }
+    Some(serde_json::from_slice::<serde::de::IgnoredAny>(m).is_ok())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    /// Our `invalid_json` verdict agrees with serde_json on valid and mutated JSON.
+    #[test]
+    fn json_validity_matches_serde_json(
+        value in json_value(),
+        pretty in any::<bool>(),
+        edits in prop::collection::vec((any::<usize>(), 0u8..4, interesting_byte()), 0..4),
+        base in 0u8..3,
+    ) {
+        let text = match base {
+            0 if pretty => serde_json::to_string_pretty(&value).unwrap(),
+            0 => serde_json::to_string(&value).unwrap(),
+            1 => TTN_EXAMPLE.to_string(),
+            _ => CHIRPSTACK_EXAMPLE.to_string(),
+        };
+        let m = mutate(text.as_bytes(), &edits);
+        if let Some(valid) = serde_verdict(&m) {
+            for f in [Format::TtnV3, Format::ChirpstackV4] {
+                let r = parse_one(f, &m);
+                let invalid = matches!(&r, Err(e) if e.kind.name() == "invalid_json");
+                prop_assert_eq!(!invalid, valid, "{:?} -> {:?}", String::from_utf8_lossy(&m), r);
+                if let Err(e) = r {
+                    prop_assert!(e.offset <= m.len());
+                }
+            }
+        }
+    }
+}
+
+/// Throughput on 200k copies of the TTN example (pretty-printed as documented, 2 KB,
+/// and minified, 1.5 KB), of a synthetic compact ~1.1 KB TTN uplink and of the
+/// ChirpStack example. Release mode only; prints messages/s (best of 5).
 #[test]
 #[ignore]
 fn bench_ttn_throughput() {
@@ -566,10 +810,19 @@ fn bench_ttn_throughput() {
         }
         out
     };
+    // A synthetic compact TTN uplink of ~1.1 KB (one gateway), shaped like the
+    // documented example as The Things Stack sends it (values made up).
+    const TTN_TYPICAL: &str = r#"{"end_device_ids":{"device_id":"bin-0042","application_ids":{"application_id":"waste-bins"},"dev_eui":"24E124136D230042","join_eui":"24E124C0002A0001","dev_addr":"260B7F3A"},"correlation_ids":["gs:uplink:01HZ8Q6B3X2Y5W7V9T1R3P5N7M"],"received_at":"2024-06-03T08:15:42.123456789Z","uplink_message":{"session_key_id":"AY/2zX1eR8S0cYV3q8kX1A==","f_port":85,"f_cnt":1234,"frm_payload":"AXVcA4JECAQAAQ==","rx_metadata":[{"gateway_ids":{"gateway_id":"gw-depot-1","eui":"B827EBFFFE6A1C2D"},"time":"2024-06-03T08:15:41.876Z","timestamp":3512345678,"rssi":-97,"channel_rssi":-97,"snr":7.25,"uplink_token":"ChgKFgoKZ3ctZGVwb3QtMRIIuCfr//5qHC0Qzp2+iA0=","channel_index":4,"received_at":"2024-06-03T08:15:41.901Z"}],"settings":{"data_rate":{"lora":{"bandwidth":125000,"spreading_factor":9,"coding_rate":"4/5"}},"frequency":"867300000","timestamp":3512345678,"time":"2024-06-03T08:15:41.876Z"},"received_at":"2024-06-03T08:15:41.912345678Z","consumed_airtime":"0.205824s","network_ids":{"net_id":"000013","ns_id":"EC656E0000000181","tenant_id":"ttn","cluster_id":"eu1","cluster_address":"eu1.cloud.thethings.network"}}}"#;
+    assert!(parse_one(Format::TtnV3, TTN_TYPICAL.as_bytes()).is_ok());
     for (name, fmt, msg) in [
-        ("ttn pretty", Format::TtnV3, TTN_EXAMPLE),
-        ("ttn compact", Format::TtnV3, compact.as_str()),
-        ("chirpstack pretty", Format::ChirpstackV4, CHIRPSTACK_EXAMPLE),
+        ("ttn example pretty", Format::TtnV3, TTN_EXAMPLE),
+        ("ttn example compact", Format::TtnV3, compact.as_str()),
+        ("ttn typical compact", Format::TtnV3, TTN_TYPICAL),
+        (
+            "chirpstack example",
+            Format::ChirpstackV4,
+            CHIRPSTACK_EXAMPLE,
+        ),
     ] {
         const N: usize = 200_000;
         let mut data = Vec::with_capacity(N * msg.len());
@@ -595,7 +848,7 @@ fn bench_ttn_throughput() {
             best = best.min(dt);
         }
         println!(
-            "{name:>18}: {} B/msg, {:.2} M msg/s, {:.0} MB/s, {:.0} ns/msg",
+            "{name:>20}: {} B/msg, {:.2} M msg/s, {:.0} MB/s, {:.0} ns/msg",
             msg.len(),
             N as f64 / best / 1e6,
             (N * msg.len()) as f64 / best / 1e6,

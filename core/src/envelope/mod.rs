@@ -14,9 +14,10 @@
 //! | `payload` (required) | `uplink_message.frm_payload` (base64) | `data` (base64) |
 //! | `rssi`, `snr`, `gateway_count` | `uplink_message.rx_metadata[]` | `rxInfo[]` |
 //!
-//! Parsing is a single validating pass (a small SWAR JSON scanner, `scan.rs`); unknown keys are skipped, keys
-//! may come in any order (a repeated key: the last one wins), and a `null` value
-//! counts as absent (proto3 JSON). Both the snake_case and lowerCamelCase spellings of
+//! Parsing is a single validating pass with a small JSON scanner of our own
+//! (`scan.rs`, RFC 8259, safe SWAR string scanning): the whole message is validated,
+//! unknown keys are skipped without decoding, keys may come in any order (a repeated
+//! key: the last one wins), and a `null` value counts as absent (proto3 JSON). Both the snake_case and lowerCamelCase spellings of
 //! the keys read are accepted, as protobuf JSON parsers do. A batch performs no
 //! per-message heap allocation: payloads are base64-decoded straight into the output
 //! column, and device ids copied straight into theirs.
@@ -254,12 +255,7 @@ impl UplinkColumns {
     }
 
     /// Parse one message and append its row.
-    fn push_message(
-        &mut self,
-        format: Format,
-        msg: Option<&[u8]>,
-        scratch: &mut Vec<u8>,
-    ) {
+    fn push_message(&mut self, format: Format, msg: Option<&[u8]>, scratch: &mut Vec<u8>) {
         let Some(msg) = msg else {
             self.push_err(&DecodeError::new(ErrorKind::MissingPayload, 0));
             return;
@@ -352,8 +348,7 @@ mod tests {
         (e.kind.name(), e.offset)
     }
 
-    const TTN_MIN: &str =
-        r#"{"end_device_ids":{"dev_eui":"0004A30B001C0530"},"uplink_message":{"f_port":2,"frm_payload":"gkHe"}}"#;
+    const TTN_MIN: &str = r#"{"end_device_ids":{"dev_eui":"0004A30B001C0530"},"uplink_message":{"f_port":2,"frm_payload":"gkHe"}}"#;
 
     #[test]
     fn format_names() {
@@ -382,9 +377,11 @@ mod tests {
 
     #[test]
     fn keys_in_any_order_and_last_wins() {
-        let up = ttn(r#"{"uplink_message":{"frm_payload":"AA==","f_cnt":7,"frm_payload":"qg"},
+        let up = ttn(
+            r#"{"uplink_message":{"frm_payload":"AA==","f_cnt":7,"frm_payload":"qg"},
                 "received_at":"1970-01-01T00:00:01Z",
-                "end_device_ids":{"device_id":"a","dev_eui":"ffffffffffffffff","device_id":"b"}}"#)
+                "end_device_ids":{"device_id":"a","dev_eui":"ffffffffffffffff","device_id":"b"}}"#,
+        )
         .unwrap();
         assert_eq!(up.dev_eui, "ffffffffffffffff");
         assert_eq!(up.device_id.as_deref(), Some("b"));
@@ -407,8 +404,16 @@ mod tests {
         let up = ttn(r#"{"end_device_ids":{"dev_eui":"0004A30B001C0530","device_id":null},"received_at":null,
                 "uplink_message":{"f_port":null,"f_cnt":null,"frm_payload":"gkHe","rx_metadata":null},"join_accept":null}"#)
         .unwrap();
-        assert_eq!((up.fport, up.fcnt, up.device_id, up.received_at_ns), (0, 0, None, None));
-        assert_eq!(kind(ttn(r#"{"end_device_ids":{"dev_eui":null},"uplink_message":{"frm_payload":"gkHe"}}"#)), ("missing_field", 0));
+        assert_eq!(
+            (up.fport, up.fcnt, up.device_id, up.received_at_ns),
+            (0, 0, None, None)
+        );
+        assert_eq!(
+            kind(ttn(
+                r#"{"end_device_ids":{"dev_eui":null},"uplink_message":{"frm_payload":"gkHe"}}"#
+            )),
+            ("missing_field", 0)
+        );
     }
 
     #[test]
@@ -416,7 +421,10 @@ mod tests {
         let up = ttn(r#"{"endDeviceIds":{"devEui":"0004A30B001C0530","deviceId":"d"},"uplinkMessage":{"fPort":3,"frmPayload":"qg==","rxMetadata":[{"channelRssi":-50}]}}"#).unwrap();
         assert_eq!((up.fport, up.rssi, up.snr), (3, Some(-50.0), Some(0.0)));
         let up = cs(r#"{"device_info":{"dev_eui":"0101010101010101","device_name":"x"},"f_port":4,"f_cnt":9,"data":"qg==","rx_info":[{"rssi":-1}]}"#).unwrap();
-        assert_eq!((up.fport, up.fcnt, up.device_id.as_deref()), (4, 9, Some("x")));
+        assert_eq!(
+            (up.fport, up.fcnt, up.device_id.as_deref()),
+            (4, 9, Some("x"))
+        );
     }
 
     #[test]
@@ -435,12 +443,21 @@ mod tests {
     #[test]
     fn ttn_empty_payload_omitted_on_real_fport() {
         // TTN omits `frm_payload` when it is empty: fine on FPort 1..=255 ...
-        let up = ttn(r#"{"end_device_ids":{"dev_eui":"0004A30B001C0530"},"uplink_message":{"f_port":5}}"#).unwrap();
+        let up = ttn(
+            r#"{"end_device_ids":{"dev_eui":"0004A30B001C0530"},"uplink_message":{"f_port":5}}"#,
+        )
+        .unwrap();
         assert_eq!((up.fport, up.payload.len()), (5, 0));
         // ... but without an FPort there is no application payload.
         assert_eq!(
-            ttn(r#"{"end_device_ids":{"dev_eui":"0004A30B001C0530"},"uplink_message":{"f_cnt":5}}"#).unwrap_err().kind,
-            ErrorKind::MissingField { field: "uplink_message.frm_payload" }
+            ttn(
+                r#"{"end_device_ids":{"dev_eui":"0004A30B001C0530"},"uplink_message":{"f_cnt":5}}"#
+            )
+            .unwrap_err()
+            .kind,
+            ErrorKind::MissingField {
+                field: "uplink_message.frm_payload"
+            }
         );
     }
 
@@ -449,47 +466,94 @@ mod tests {
         // Malformed JSON: offset of the problem.
         assert_eq!(kind(ttn("{\"a\":")), ("invalid_json", 5));
         assert_eq!(kind(ttn("")), ("invalid_json", 0));
-        assert_eq!(kind(ttn(&format!("{TTN_MIN} x"))), ("invalid_json", TTN_MIN.len() + 1));
+        assert_eq!(
+            kind(ttn(&format!("{TTN_MIN} x"))),
+            ("invalid_json", TTN_MIN.len() + 1)
+        );
         // Root not an object.
         assert_eq!(kind(ttn(" [1]")), ("wrong_type", 1));
         assert_eq!(kind(ttn("[1")), ("invalid_json", 2));
         // Wrong types point at the value.
         let msg = r#"{"end_device_ids":{"dev_eui":12},"uplink_message":{"frm_payload":"gkHe"}}"#;
         let e = ttn(msg).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::WrongType { field: "end_device_ids.dev_eui" });
+        assert_eq!(
+            e.kind,
+            ErrorKind::WrongType {
+                field: "end_device_ids.dev_eui"
+            }
+        );
         assert_eq!(e.offset, msg.find("12").unwrap());
-        for (fport, ok) in [("0", true), ("255", true), ("1.0", true), ("256", false), ("-1", false), ("1.5", false), ("\"1\"", false), ("true", false), ("1e99", false)] {
-            let msg = format!(r#"{{"end_device_ids":{{"dev_eui":"0004A30B001C0530"}},"uplink_message":{{"f_port":{fport},"frm_payload":"gkHe"}}}}"#);
+        for (fport, ok) in [
+            ("0", true),
+            ("255", true),
+            ("1.0", true),
+            ("256", false),
+            ("-1", false),
+            ("1.5", false),
+            ("\"1\"", false),
+            ("true", false),
+            ("1e99", false),
+        ] {
+            let msg = format!(
+                r#"{{"end_device_ids":{{"dev_eui":"0004A30B001C0530"}},"uplink_message":{{"f_port":{fport},"frm_payload":"gkHe"}}}}"#
+            );
             let r = ttn(&msg);
             assert_eq!(r.is_ok(), ok, "{fport}");
             if !ok {
                 let e = r.unwrap_err();
-                assert_eq!(e.kind, ErrorKind::WrongType { field: "uplink_message.f_port" }, "{fport}");
+                assert_eq!(
+                    e.kind,
+                    ErrorKind::WrongType {
+                        field: "uplink_message.f_port"
+                    },
+                    "{fport}"
+                );
                 assert_eq!(e.offset, msg.find(&format!(":{fport}")).unwrap() + 1);
             }
         }
         // Bad base64: offset of the string.
         let msg = r#"{"end_device_ids":{"dev_eui":"0004A30B001C0530"},"uplink_message":{"frm_payload":"g!He"}}"#;
-        assert_eq!(kind(ttn(msg)), ("invalid_base64", msg.find("\"g!He").unwrap()));
+        assert_eq!(
+            kind(ttn(msg)),
+            ("invalid_base64", msg.find("\"g!He").unwrap())
+        );
         // Bad DevEUI.
         let msg = r#"{"end_device_ids":{"dev_eui":"0004A30B001C053"},"uplink_message":{"frm_payload":"gkHe"}}"#;
-        assert_eq!(kind(ttn(msg)), ("invalid_dev_eui", msg.find("\"0004").unwrap()));
+        assert_eq!(
+            kind(ttn(msg)),
+            ("invalid_dev_eui", msg.find("\"0004").unwrap())
+        );
         // Bad timestamp.
         let msg = r#"{"received_at":"2020-02-30T00:00:00Z","end_device_ids":{"dev_eui":"0004A30B001C0530"},"uplink_message":{"frm_payload":"gkHe"}}"#;
         let e = ttn(msg).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::InvalidTimestamp { field: "received_at" });
+        assert_eq!(
+            e.kind,
+            ErrorKind::InvalidTimestamp {
+                field: "received_at"
+            }
+        );
         assert_eq!(e.offset, 15);
         // Missing fields.
         assert_eq!(
-            ttn(r#"{"uplink_message":{"frm_payload":"gkHe"}}"#).unwrap_err().kind,
-            ErrorKind::MissingField { field: "end_device_ids.dev_eui" }
+            ttn(r#"{"uplink_message":{"frm_payload":"gkHe"}}"#)
+                .unwrap_err()
+                .kind,
+            ErrorKind::MissingField {
+                field: "end_device_ids.dev_eui"
+            }
         );
         assert_eq!(
-            ttn(r#"{"end_device_ids":{"dev_eui":"0004A30B001C0530"}}"#).unwrap_err().kind,
-            ErrorKind::MissingField { field: "uplink_message" }
+            ttn(r#"{"end_device_ids":{"dev_eui":"0004A30B001C0530"}}"#)
+                .unwrap_err()
+                .kind,
+            ErrorKind::MissingField {
+                field: "uplink_message"
+            }
         );
         assert_eq!(
-            cs(r#"{"deviceInfo":{"devEui":"0101010101010101"},"fPort":1}"#).unwrap_err().kind,
+            cs(r#"{"deviceInfo":{"devEui":"0101010101010101"},"fPort":1}"#)
+                .unwrap_err()
+                .kind,
             ErrorKind::MissingField { field: "data" }
         );
     }
@@ -506,7 +570,10 @@ mod tests {
     #[test]
     fn not_uplink_events() {
         let msg = r#"{"end_device_ids":{"dev_eui":"0004A30B001C0530"},"join_accept":{"session_key_id":"AXA="}}"#;
-        assert_eq!(kind(ttn(msg)), ("not_uplink", msg.find("{\"session").unwrap()));
+        assert_eq!(
+            kind(ttn(msg)),
+            ("not_uplink", msg.find("{\"session").unwrap())
+        );
         // An uplink_message wins over any other member.
         assert!(ttn(r#"{"end_device_ids":{"dev_eui":"0004A30B001C0530"},"downlink_ack":{},"uplink_message":{"frm_payload":""}}"#).is_ok());
         // ChirpStack status, ack and join events.
@@ -530,7 +597,9 @@ mod tests {
     fn batch_rolls_back_failed_rows() {
         let good = TTN_MIN.as_bytes().to_vec();
         // Device id and payload are written, then the message fails at the end.
-        let bad = br#"{"end_device_ids":{"device_id":"zzz"},"uplink_message":{"frm_payload":"AAAA"}}"#.to_vec();
+        let bad =
+            br#"{"end_device_ids":{"device_id":"zzz"},"uplink_message":{"frm_payload":"AAAA"}}"#
+                .to_vec();
         let batch: Vec<Vec<u8>> = vec![good.clone(), bad, good];
         let cols = decode_uplinks(Format::TtnV3, &batch);
         assert_eq!(cols.len(), 3);

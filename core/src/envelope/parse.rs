@@ -2,23 +2,25 @@
 //! [`super::decode_uplinks`].
 //!
 //! One walk over the JSON with the validating [`Scanner`]: the fields we need are
-//! read where they are, everything else is skipped without building values. The payload is base64
-//! decoded straight into the caller's buffer and the device id copied straight into
-//! another; on error both are cut back to where they started.
+//! read where they are, everything else is skipped without building values. The
+//! payload is base64-decoded straight into the caller's buffer and the device id
+//! copied straight into another; on error both are cut back to where they started.
 //!
 //! Error precedence (for one message): malformed JSON first (the whole message is
 //! always validated), then `not_uplink`, then the first field-level problem in
 //! document order (wrong type, bad DevEUI, bad base64, bad timestamp), then missing
 //! required fields.
 
+use super::scan::{
+    number_to_f64, number_to_u64, unescape_into, RawStr, SResult, Scanner, SyntaxError,
+};
+use super::timestamp::parse_rfc3339_ns;
+use super::Format;
+use crate::error::{DecodeError, ErrorKind};
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
-use super::scan::{number_to_f64, unescape_into, RawStr, SResult, Scanner, SyntaxError};
-use super::timestamp::parse_rfc3339_ns;
-use super::Format;
-use crate::error::{DecodeError, ErrorKind};
 
 /// The scalar part of a parsed uplink (the variable-length parts went to buffers).
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +35,6 @@ pub(crate) struct Meta {
     pub gateway_count: u16,
 }
 
-
 /// Lenient decoding as protobuf JSON parsers do it: padding optional, non-zero
 /// trailing bits tolerated.
 const B64_CONFIG: GeneralPurposeConfig = GeneralPurposeConfig::new()
@@ -46,12 +47,13 @@ const B64_URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, B6
 /// mixed), padded or not. On error `out` may hold garbage past its old length.
 #[inline]
 fn decode_base64(s: &[u8], out: &mut Vec<u8>) -> bool {
-    let engine = if s.iter().any(|&b| b == b'-' || b == b'_') {
-        &B64_URL_SAFE
-    } else {
-        &B64_STANDARD
-    };
-    engine.decode_vec(s, out).is_ok()
+    let start = out.len();
+    if B64_STANDARD.decode_vec(s, out).is_ok() {
+        return true;
+    }
+    // Rare: the URL-safe alphabet (`-`, `_`).
+    out.truncate(start);
+    B64_URL_SAFE.decode_vec(s, out).is_ok()
 }
 
 /// 16 hex digits (either case) to 16 lowercase ASCII bytes.
@@ -162,11 +164,25 @@ fn ttn_root_key(k: &[u8]) -> TtnRoot {
         b"end_device_ids" | b"endDeviceIds" => TtnRoot::EndDeviceIds,
         b"received_at" | b"receivedAt" => TtnRoot::ReceivedAt,
         b"uplink_message" | b"uplinkMessage" => TtnRoot::UplinkMessage,
-        b"join_accept" | b"joinAccept" | b"downlink_ack" | b"downlinkAck" | b"downlink_nack"
-        | b"downlinkNack" | b"downlink_sent" | b"downlinkSent" | b"downlink_failed"
-        | b"downlinkFailed" | b"downlink_queued" | b"downlinkQueued"
-        | b"downlink_queue_invalidated" | b"downlinkQueueInvalidated" | b"location_solved"
-        | b"locationSolved" | b"service_data" | b"serviceData" | b"uplink_normalized"
+        b"join_accept"
+        | b"joinAccept"
+        | b"downlink_ack"
+        | b"downlinkAck"
+        | b"downlink_nack"
+        | b"downlinkNack"
+        | b"downlink_sent"
+        | b"downlinkSent"
+        | b"downlink_failed"
+        | b"downlinkFailed"
+        | b"downlink_queued"
+        | b"downlinkQueued"
+        | b"downlink_queue_invalidated"
+        | b"downlinkQueueInvalidated"
+        | b"location_solved"
+        | b"locationSolved"
+        | b"service_data"
+        | b"serviceData"
+        | b"uplink_normalized"
         | b"uplinkNormalized" => TtnRoot::OtherEvent,
         _ => TtnRoot::Skip,
     }
@@ -268,12 +284,30 @@ fn cs_root_key(k: &[u8]) -> CsRoot {
         b"dr" | b"adr" | b"confirmed" | b"txInfo" | b"tx_info" => CsRoot::UplinkHint,
         // AckEvent, TxAckEvent, LogEvent, StatusEvent, LocationEvent, IntegrationEvent
         // (chirpstack/chirpstack:api/proto/integration/integration.proto).
-        b"queueItemId" | b"queue_item_id" | b"acknowledged" | b"fCntDown" | b"f_cnt_down"
-        | b"downlinkId" | b"downlink_id" | b"gatewayId" | b"gateway_id" | b"level" | b"code"
-        | b"description" | b"margin" | b"externalPowerSource" | b"external_power_source"
-        | b"batteryLevelUnavailable" | b"battery_level_unavailable" | b"batteryLevel"
-        | b"battery_level" | b"location" | b"integrationName" | b"integration_name"
-        | b"eventType" | b"event_type" => CsRoot::OtherEvent,
+        b"queueItemId"
+        | b"queue_item_id"
+        | b"acknowledged"
+        | b"fCntDown"
+        | b"f_cnt_down"
+        | b"downlinkId"
+        | b"downlink_id"
+        | b"gatewayId"
+        | b"gateway_id"
+        | b"level"
+        | b"code"
+        | b"description"
+        | b"margin"
+        | b"externalPowerSource"
+        | b"external_power_source"
+        | b"batteryLevelUnavailable"
+        | b"battery_level_unavailable"
+        | b"batteryLevel"
+        | b"battery_level"
+        | b"location"
+        | b"integrationName"
+        | b"integration_name"
+        | b"eventType"
+        | b"event_type" => CsRoot::OtherEvent,
         _ => CsRoot::Skip,
     }
 }
@@ -402,14 +436,19 @@ impl<'j> Parser<'j, '_> {
         if !matches!(slot, Slot::Present) {
             return Ok(None);
         }
-        let f = number_to_f64(self.s.number()?).unwrap_or(f64::NAN);
-        if f.fract() == 0.0 && (0.0..=f64::from(max)).contains(&f) {
-            // In range and integral, so the cast is exact.
-            Ok(Some(f as u32))
-        } else {
+        let text = self.s.number()?;
+        let value = match number_to_u64(text) {
+            Some(v) => u32::try_from(v).ok().filter(|&v| v <= max),
+            // `1.0`, `1e2`, negative or huge: integral and in range, or wrong.
+            None => number_to_f64(text)
+                .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(max)).contains(f))
+                // In range and integral, so the cast is exact.
+                .map(|f| f as u32),
+        };
+        if value.is_none() {
             self.fail(ErrorKind::WrongType { field }, off);
-            Ok(None)
         }
+        Ok(value)
     }
 
     /// A finite number (integer or float).

@@ -3,20 +3,6 @@
 /// Nanoseconds per second.
 const NS_PER_SEC: i64 = 1_000_000_000;
 
-/// Powers of ten that scale a fraction of `n` digits (index) up to nanoseconds.
-const FRACTION_SCALE: [u32; 10] = [
-    1_000_000_000,
-    100_000_000,
-    10_000_000,
-    1_000_000,
-    100_000,
-    10_000,
-    1_000,
-    100,
-    10,
-    1,
-];
-
 /// Parse an RFC 3339 timestamp into UTC nanoseconds since the Unix epoch.
 ///
 /// Accepted form: `YYYY-MM-DDTHH:MM:SS[.F]Z` where `T` may also be `t` or a space,
@@ -29,69 +15,59 @@ const FRACTION_SCALE: [u32; 10] = [
 /// or an instant outside what `i64` nanoseconds can hold (about years 1677 to 2262).
 #[inline]
 pub fn parse_rfc3339_ns(s: &[u8]) -> Option<i64> {
-    let digit = |i: usize| -> Option<u32> {
-        let b = *s.get(i)?;
-        b.is_ascii_digit().then(|| u32::from(b - b'0'))
-    };
-    let two = |i: usize| -> Option<u32> { Some(digit(i)? * 10 + digit(i + 1)?) };
-    let is = |i: usize, c: u8| s.get(i) == Some(&c);
+    let (head, rest) = s.split_first_chunk::<19>()?;
+    let [y0, y1, y2, y3, dash1, mo0, mo1, dash2, d0, d1, sep, h0, h1, colon1, mi0, mi1, colon2, s0, s1] =
+        *head;
+    if dash1 != b'-'
+        || dash2 != b'-'
+        || !matches!(sep, b'T' | b't' | b' ')
+        || colon1 != b':'
+        || colon2 != b':'
+    {
+        return None;
+    }
+    let year = num4(y0, y1, y2, y3)?;
+    let month = num2(mo0, mo1)?;
+    let day = num2(d0, d1)?;
+    let hour = num2(h0, h1)?;
+    let minute = num2(mi0, mi1)?;
+    let second = num2(s0, s1)?;
 
-    let year = two(0)? * 100 + two(2)?;
-    if !is(4, b'-') {
-        return None;
-    }
-    let month = two(5)?;
-    if !is(7, b'-') {
-        return None;
-    }
-    let day = two(8)?;
-    if !matches!(s.get(10), Some(b'T' | b't' | b' ')) {
-        return None;
-    }
-    let hour = two(11)?;
-    if !is(13, b':') {
-        return None;
-    }
-    let minute = two(14)?;
-    if !is(16, b':') {
-        return None;
-    }
-    let second = two(17)?;
-
-    let mut i = 19;
+    let mut rest = rest;
     let mut nanos: u32 = 0;
-    if is(i, b'.') {
-        i += 1;
-        let start = i;
-        while let Some(d) = digit(i) {
-            if i - start == 9 {
-                return None;
-            }
-            nanos = nanos * 10 + d;
-            i += 1;
-        }
-        let n = i - start;
-        if n == 0 {
+    if let Some((b'.', frac)) = rest.split_first() {
+        let n = frac.iter().take_while(|b| b.is_ascii_digit()).count();
+        if n == 0 || n > 9 {
             return None;
         }
-        nanos *= *FRACTION_SCALE.get(n)?;
+        let (digits, after) = frac.split_at_checked(n)?;
+        // Right-pad to 9 digits, then one independent product per digit (no serial
+        // multiply chain).
+        let mut padded = [b'0'; 9];
+        for (p, &d) in padded.iter_mut().zip(digits) {
+            *p = d;
+        }
+        let [a, b, c, d, e, f, g, h, i] = padded.map(|x| u32::from(x.wrapping_sub(b'0')));
+        nanos = a * 100_000_000
+            + b * 10_000_000
+            + c * 1_000_000
+            + d * 100_000
+            + e * 10_000
+            + f * 1_000
+            + g * 100
+            + h * 10
+            + i;
+        rest = after;
     }
 
-    let offset_secs: i64 = match s.get(i) {
-        Some(b'Z' | b'z') => {
-            i += 1;
-            0
-        }
-        Some(&sign @ (b'+' | b'-')) => {
-            let oh = two(i + 1)?;
-            if !is(i + 3, b':') {
-                return None;
-            }
-            let om = two(i + 4)?;
+    let offset_secs: i64 = match *rest {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), oh0, oh1, b':', om0, om1] => {
+            let oh = num2(oh0, oh1)?;
+            let om = num2(om0, om1)?;
             if oh > 23 || om > 59 {
                 return None;
             }
-            i += 6;
             let secs = i64::from(oh * 3600 + om * 60);
             if sign == b'-' {
                 -secs
@@ -101,9 +77,6 @@ pub fn parse_rfc3339_ns(s: &[u8]) -> Option<i64> {
         }
         _ => return None,
     };
-    if i != s.len() {
-        return None;
-    }
 
     if !(1..=12).contains(&month)
         || day == 0
@@ -118,6 +91,22 @@ pub fn parse_rfc3339_ns(s: &[u8]) -> Option<i64> {
     let days = days_from_civil(i64::from(year), month, day);
     let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_secs;
     secs.checked_mul(NS_PER_SEC)?.checked_add(i64::from(nanos))
+}
+
+#[inline(always)]
+fn digit(b: u8) -> Option<u32> {
+    let d = b.wrapping_sub(b'0');
+    (d < 10).then_some(u32::from(d))
+}
+
+#[inline(always)]
+fn num2(a: u8, b: u8) -> Option<u32> {
+    Some(digit(a)? * 10 + digit(b)?)
+}
+
+#[inline(always)]
+fn num4(a: u8, b: u8, c: u8, d: u8) -> Option<u32> {
+    Some(num2(a, b)? * 100 + num2(c, d)?)
 }
 
 fn is_leap(year: u32) -> bool {

@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::IntoPyObjectExt;
 
+use crate::envelope::UplinkColumns;
 use crate::reading::{Bitmap, BoolCol, PrimCol, ReadingColumns, StrCol};
 use crate::value::{is_js_integer, Value};
 
@@ -131,6 +132,38 @@ pub fn reading_columns<'py>(py: Python<'py>, c: ReadingColumns) -> PyResult<Boun
         }
         None => d.set_item("stored_readings", py.None())?,
     }
+    d.set_item("error", string(py, c.error)?)?;
+    d.set_item("error_kind", string(py, c.error_kind)?)?;
+    d.set_item("error_offset", prim(py, c.error_offset)?)?;
+    Ok(d)
+}
+
+/// Every column of a parsed envelope batch as buffers.
+pub fn uplink_columns<'py>(py: Python<'py>, c: UplinkColumns) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("__len__", c.len)?;
+    d.set_item("ok", bitmap(py, c.ok))?;
+    d.set_item("dev_eui", string(py, c.dev_eui)?)?;
+    d.set_item("device_id", string(py, c.device_id)?)?;
+    d.set_item("received_at", prim(py, c.received_at_ns)?)?;
+    d.set_item("fport", prim(py, c.fport)?)?;
+    d.set_item("fcnt", prim(py, c.fcnt)?)?;
+    let nulls = c.error_count;
+    d.set_item(
+        "payload",
+        PyTuple::new(
+            py,
+            [
+                PyArray1::from_vec(py, c.payload_offsets).into_any(),
+                PyArray1::from_vec(py, c.payload_data).into_any(),
+                validity(py, c.payload_validity, nulls),
+                nulls.into_bound_py_any(py)?,
+            ],
+        )?,
+    )?;
+    d.set_item("rssi", prim(py, c.rssi)?)?;
+    d.set_item("snr", prim(py, c.snr)?)?;
+    d.set_item("gateway_count", prim(py, c.gateway_count)?)?;
     d.set_item("error", string(py, c.error)?)?;
     d.set_item("error_kind", string(py, c.error_kind)?)?;
     d.set_item("error_offset", prim(py, c.error_offset)?)?;

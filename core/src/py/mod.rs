@@ -48,7 +48,7 @@ fn model_info<'py>(py: Python<'py>, model: &str) -> PyResult<Bound<'py, PyDict>>
     d.set_item("name", &i.name)?;
     d.set_item("vendor", &i.vendor)?;
     d.set_item("description", &i.description)?;
-    d.set_item("fports", i.fports.clone())?;
+    d.set_item("fports", i.fports.iter().map(|&f| u32::from(f)).collect::<Vec<u32>>())?;
     d.set_item("engine", i.engine)?;
     d.set_item("can_encode", i.can_encode)?;
     Ok(d)
@@ -264,6 +264,42 @@ fn load_layout(text: &str) -> PyResult<String> {
     Registry::global().register_layout(text).map_err(|e| errors::layout_error(&e))
 }
 
+/// Parse a batch of uplink JSON envelopes given as Arrow binary buffers (GIL released).
+#[pyfunction]
+#[pyo3(signature = (format, data, offsets, validity=None, validity_offset=0))]
+fn decode_uplinks_buffers<'py>(
+    py: Python<'py>,
+    format: &str,
+    data: PyReadonlyArray1<'py, u8>,
+    offsets: &Bound<'py, PyAny>,
+    validity: Option<PyReadonlyArray1<'py, u8>>,
+    validity_offset: usize,
+) -> PyResult<Bound<'py, PyDict>> {
+    let fmt = crate::envelope::Format::parse(format).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "unknown envelope format {format:?}; use \"ttn-v3\", \"chirpstack-v4\" or \"raw\""
+        ))
+    })?;
+    let data = data.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let validity_arr = validity;
+    let validity = match &validity_arr {
+        Some(v) => Some(v.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?),
+        None => None,
+    };
+    let cols = if let Ok(o) = offsets.extract::<PyReadonlyArray1<'py, i32>>() {
+        let o = o.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let src = FlatPayloads { data, offsets: o, validity, validity_bit_offset: validity_offset };
+        py.detach(|| crate::envelope::decode_uplinks(fmt, &src))
+    } else if let Ok(o) = offsets.extract::<PyReadonlyArray1<'py, i64>>() {
+        let o = o.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let src = FlatPayloads { data, offsets: o, validity, validity_bit_offset: validity_offset };
+        py.detach(|| crate::envelope::decode_uplinks(fmt, &src))
+    } else {
+        return Err(PyTypeError::new_err("offsets must be a contiguous int32 or int64 numpy array"));
+    };
+    convert::uplink_columns(py, cols)
+}
+
 /// Fill ratio per reading from distance and container geometry (NaN where unknown).
 #[pyfunction]
 fn fill_ratio<'py>(
@@ -311,6 +347,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load_layout, m)?)?;
     m.add_function(wrap_pyfunction!(error_kinds, m)?)?;
     m.add_function(wrap_pyfunction!(fill_ratio, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_uplinks_buffers, m)?)?;
     m.add_function(wrap_pyfunction!(alarm_flags, m)?)?;
     sim::register(m)?;
     Ok(())

@@ -425,7 +425,7 @@ mod tests {
         push_dec1(&mut out, 12.0);
         out.push(b' ');
         push_hex(&mut out, 0x24e1_2400_00ab_cdef, 16, true);
-        assert_eq!(std::str::from_utf8(&out).unwrap(), "-1234 -7.5 12.0 24E12400ABCDEF");
+        assert_eq!(std::str::from_utf8(&out).unwrap(), "-1234 -7.5 12.0 24E1240000ABCDEF");
         out.clear();
         push_uuid(&mut out, 0, 0);
         assert_eq!(std::str::from_utf8(&out).unwrap(), "00000000-0000-4000-8000-000000000000");

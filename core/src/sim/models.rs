@@ -207,10 +207,6 @@ pub struct Reported {
     pub alarm_flags: u16,
 }
 
-fn round_to(x: f64, res: f64) -> f64 {
-    (x / res).round() * res
-}
-
 impl Caps {
     /// Round a measurement to what this model reports.
     pub fn report(&self, m: &Measure) -> Reported {

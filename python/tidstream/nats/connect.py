@@ -86,7 +86,21 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
 
     def stop(self) -> None:
-        """Stop the loop (pending tasks are cancelled)."""
+        """Cancel pending tasks, stop the loop and close it."""
         if self.loop.is_running():
+
+            async def _cancel_all() -> None:
+                me = asyncio.current_task()
+                tasks = [t for t in asyncio.all_tasks() if t is not me]
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+            try:
+                asyncio.run_coroutine_threadsafe(_cancel_all(), self.loop).result(5)
+            except Exception:
+                pass
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(5)
+        if not self.loop.is_running() and not self.loop.is_closed():
+            self.loop.close()

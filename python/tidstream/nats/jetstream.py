@@ -86,7 +86,8 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
         except BaseException:
             self._loop.stop()
             raise
-        self._at_end = empty
+        # The callback may already have seen the last message (num_pending == 0).
+        self._at_end = self._at_end or empty
 
     async def _start(self, cfg: NatsSettings, stream: str, subj: str, resume: int | None) -> Any:
         nc = await connect(cfg)
