@@ -157,16 +157,39 @@ pub fn from_local_ms(local_ms: i64) -> i64 {
 }
 
 /// Writes RFC 3339 UTC timestamps with nanoseconds, caching the date part.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TimeFormatter {
     cached_day: Option<i64>,
     date: [u8; 11],
+    last_ns: Option<i64>,
+    last: [u8; 29],
+}
+
+impl Default for TimeFormatter {
+    fn default() -> Self {
+        TimeFormatter { cached_day: None, date: [0; 11], last_ns: None, last: [0; 29] }
+    }
 }
 
 impl TimeFormatter {
     /// Append `YYYY-MM-DDTHH:MM:SS.nnnnnnnnn` (no zone suffix).
     #[inline]
     pub fn write(&mut self, out: &mut Vec<u8>, ns: i64) {
+        if self.last_ns == Some(ns) {
+            out.extend_from_slice(&self.last);
+            return;
+        }
+        let start = out.len();
+        self.write_uncached(out, ns);
+        if let Some(w) = out.get(start..) {
+            if w.len() == self.last.len() {
+                self.last.copy_from_slice(w);
+                self.last_ns = Some(ns);
+            }
+        }
+    }
+
+    fn write_uncached(&mut self, out: &mut Vec<u8>, ns: i64) {
         let secs = ns.div_euclid(1_000_000_000);
         let frac = ns.rem_euclid(1_000_000_000) as u32;
         let day = secs.div_euclid(86_400);
@@ -291,6 +314,9 @@ mod tests {
         let mut out = Vec::new();
         f.write(&mut out, 1_581_520_546_014_773_143);
         assert_eq!(out, b"2020-02-12T15:15:46.014773143");
+        f.write(&mut out, 1_581_520_546_014_773_143);
+        f.write(&mut out, 1_581_520_547_000_000_001);
+        assert_eq!(out, b"2020-02-12T15:15:46.0147731432020-02-12T15:15:46.0147731432020-02-12T15:15:47.000000001");
         assert_eq!(parse_date("2024-02-29"), Some(days_from_civil(2024, 2, 29)));
         assert_eq!(parse_date("2025-02-29"), None);
         assert_eq!(parse_date("2025-13-01"), None);

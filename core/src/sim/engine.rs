@@ -204,6 +204,8 @@ const MAX_STORED: usize = 32;
 /// Per-device state. Static parameters first, then the dynamic state.
 #[derive(Debug, Clone)]
 struct Dev {
+    /// Index of the device in the caller's list (devices are stored in phase order).
+    ext: u32,
     kind: Kind,
     model: u8,
     env: Envelope,
@@ -310,13 +312,13 @@ pub struct Simulator {
     local_day: i64,
     // pending records of the last generated step
     pending: Vec<Rec>,
+    order: Vec<(i64, u64, u32)>,
     pending_pos: usize,
     stored_arena: Vec<(i64, Option<u16>)>,
     events: Chunk,
     reading: Reading,
     tf: TimeFormatter,
-    tenant_uuid: (u64, u64),
-    app_uuid: (u64, u64),
+    env_ctx: EnvContext,
     finished: bool,
 }
 
@@ -398,22 +400,27 @@ impl Simulator {
             weather_day: i64::MIN,
             local_day: i64::MIN,
             pending: Vec::new(),
+            order: Vec::new(),
             pending_pos: 0,
             stored_arena: Vec::new(),
             events: Chunk::default(),
             reading: Reading::default(),
             tf: TimeFormatter::default(),
-            tenant_uuid: (hash2(seed_hash, 1), hash2(seed_hash, 2)),
-            app_uuid: (hash2(seed_hash, 3), hash2(seed_hash, 4)),
+            env_ctx: EnvContext::new(&cfg.application, seed_hash, &super::models::model_names(), n_gateways),
             finished: false,
             specs: Vec::new(),
             cfg,
         };
-        for s in &specs {
-            let d = sim.init_dev(s);
-            sim.devs.push(d);
+        let mut devs: Vec<Dev> = specs.iter().map(|s| sim.init_dev(s)).collect();
+        for (i, d) in devs.iter_mut().enumerate() {
+            d.ext = i as u32;
         }
-        sim.specs = specs;
+        // Store devices in the order they measure within a step, so that emitting the
+        // step's frames in time order walks memory sequentially.
+        devs.sort_by_key(|d| (d.phase_ms, d.ext));
+        let mut slots: Vec<Option<DeviceSpec>> = specs.into_iter().map(Some).collect();
+        sim.specs = devs.iter().filter_map(|d| slots.get_mut(d.ext as usize).and_then(Option::take)).collect();
+        sim.devs = devs;
         Ok(sim)
     }
 
@@ -498,6 +505,7 @@ impl Simulator {
             0.0
         };
         let mut d = Dev {
+            ext: 0,
             kind: s.kind,
             model: s.model as u8,
             env,
@@ -649,10 +657,17 @@ impl Simulator {
         self.stored_arena.clear();
         let t0 = self.cfg.start_ms;
         let n = self.devs.len();
+        // Local time offset of the step (the sun's hour; DST switches on an hour boundary).
+        let local_offset = super::calendar::paris_offset_ms(t);
         for i in 0..n {
-            self.step_device(i, t, t_end, &w, &market, new_day, ambient, jitter, t0)?;
+            self.step_device(i, t, t_end, &w, &market, new_day, ambient, jitter, t0, local_offset)?;
         }
-        self.pending.sort_unstable_by_key(|r| (r.recv_ns, r.dev, r.interrupt));
+        // Sort compact keys, not the records.
+        self.order.clear();
+        self.order.extend(
+            self.pending.iter().enumerate().map(|(j, r)| (r.recv_ns, (u64::from(r.dev) << 1) | u64::from(r.interrupt), j as u32)),
+        );
+        self.order.sort_unstable();
         self.step += 1;
         Ok(())
     }
@@ -669,6 +684,7 @@ impl Simulator {
         ambient: f64,
         jitter: i64,
         t0: i64,
+        local_offset: i64,
     ) -> Result<(), SimError> {
         let iv = t_end - t;
         let missed_p = self.cfg.missed_collection_p;
@@ -711,7 +727,7 @@ impl Simulator {
             let after = if missed { fc } else { rng.range(0.0, 0.03) };
             let ev = &mut self.events;
             ev.col_at_ns.push(tc * 1_000_000);
-            ev.col_dev.push(i as u32);
+            ev.col_dev.push(d.ext);
             ev.col_fill_before.push(before);
             ev.col_demand.push(fc);
             ev.col_fill_after.push(after.min(kp.heap_max));
@@ -721,7 +737,7 @@ impl Simulator {
                 if overflowed {
                     ev.ov_start_ns.push(d.overflow_start * 1_000_000);
                     ev.ov_end_ns.push(tc * 1_000_000);
-                    ev.ov_dev.push(i as u32);
+                    ev.ov_dev.push(d.ext);
                     ev.ov_peak.push(d.peak);
                     ev.ov_excess_l.push((d.peak - 1.0).max(0.0) * d.volume_l);
                 }
@@ -829,7 +845,7 @@ impl Simulator {
             let true_dist = distance_for_fill(true_fill, d.depth, d.offset).max(30.0);
             // What the sensor sees.
             let mut cond = condition::OK;
-            let mut dist = Some(true_dist + if true_fill > 0.02 { d.surface_mm } else { 0.0 } + caps.noise_mm * rng.normal());
+            let mut dist = Some(true_dist + if true_fill > 0.02 { d.surface_mm } else { 0.0 } + caps.noise_mm * rng.fast_normal());
             let within = |iv: (i64, i64)| iv.0 != NONE_T && tm >= iv.0 && tm < iv.1;
             let tilted = within(d.tilt);
             let fire_temp = if d.fire_start != NONE_T && tm >= d.fire_start && tm < d.fire_until {
@@ -843,7 +859,7 @@ impl Simulator {
                 dist = Some(rng.range(d.offset.max(30.0), 3.0 * (d.offset + d.depth)));
             } else if within(d.obstruct) {
                 cond = condition::OBSTRUCTED;
-                dist = Some(d.obstruct_mm.max(40.0) + caps.noise_mm * rng.normal());
+                dist = Some(d.obstruct_mm.max(40.0) + caps.noise_mm * rng.fast_normal());
             } else if within(d.stuck) {
                 cond = condition::STUCK;
                 dist = Some(d.stuck_mm);
@@ -857,13 +873,13 @@ impl Simulator {
             if fire_temp > 0.0 {
                 cond = condition::FIRE;
             }
-            let hour_local = (to_local_ms(tm).rem_euclid(MS_PER_DAY) / MS_PER_HOUR) as f64;
+            let hour_local = ((tm + local_offset).rem_euclid(MS_PER_DAY) / MS_PER_HOUR) as f64;
             let sun = if (8.0..19.0).contains(&hour_local) {
                 d.sun * 5.0 * (std::f64::consts::PI * (hour_local - 8.0) / 11.0).sin()
             } else {
                 0.0
             };
-            let temp = ambient + d.temp_offset + sun + fire_temp + 0.3 * rng.normal();
+            let temp = ambient + d.temp_offset + sun + fire_temp + 0.3 * rng.fast_normal();
             let batt_now = Self::battery_at(d, tm, t0).max(0.0);
             let m = Measure {
                 distance_mm: dist,
@@ -910,8 +926,8 @@ impl Simulator {
                 d.stored.clear();
             }
             let latency = 50 + rng.below(1_200) as i64;
-            let rssi = (d.rssi0 + 3.0 * rng.normal()).clamp(-135.0, -30.0);
-            let snr = ((rssi + 121.0) * 0.6 + 1.5 * rng.normal()).clamp(-20.0, 13.5);
+            let rssi = (d.rssi0 + 3.0 * rng.fast_normal()).clamp(-135.0, -30.0);
+            let snr = ((rssi + 121.0) * 0.6 + 1.5 * rng.fast_normal()).clamp(-20.0, 13.5);
             let channel = rng.below(8) as u8;
             let mut rep = rep;
             if stored_len > 0 {
@@ -978,18 +994,19 @@ impl Simulator {
             if out.up_dev.len() >= max_rows {
                 break;
             }
-            let rec = self.pending[self.pending_pos];
+            let j = self.order[self.pending_pos].2 as usize;
+            let rec = self.pending[j];
             self.pending_pos += 1;
             self.emit(&rec, &mut out)?;
         }
         if self.step >= self.cfg.steps && self.pending_pos >= self.pending.len() {
             // Close the overflows still running at the end.
             let end_ms = self.cfg.start_ms + self.cfg.interval_ms * self.cfg.steps as i64;
-            for (i, d) in self.devs.iter_mut().enumerate() {
+            for d in self.devs.iter_mut() {
                 if d.overflow_start != NONE_T {
                     out.ov_start_ns.push(d.overflow_start.min(end_ms) * 1_000_000);
                     out.ov_end_ns.push(i64::MIN);
-                    out.ov_dev.push(i as u32);
+                    out.ov_dev.push(d.ext);
                     out.ov_peak.push(d.peak);
                     out.ov_excess_l.push((d.peak - 1.0).max(0.0) * d.volume_l);
                     d.overflow_start = NONE_T;
@@ -1013,7 +1030,7 @@ impl Simulator {
         let caps = &MODELS[usize::from(d.model)];
         if self.cfg.truth {
             out.tr_measured_ns.push(rec.measured_ms * 1_000_000);
-            out.tr_dev.push(rec.dev);
+            out.tr_dev.push(d.ext);
             out.tr_fcnt.push(i64::from(rec.fcnt));
             out.tr_delivered.push(rec.delivered);
             out.tr_interrupt.push(u8::from(rec.interrupt));
@@ -1043,7 +1060,7 @@ impl Simulator {
         let end = out.up_payload.len();
         out.up_payload_offsets.push(offset_i32(end)?);
         out.up_received_ns.push(rec.recv_ns);
-        out.up_dev.push(rec.dev);
+        out.up_dev.push(d.ext);
         out.up_format.push(d.env as u8);
         out.up_fport.push(i32::from(caps.fport));
         out.up_fcnt.push(i64::from(rec.fcnt));
@@ -1065,21 +1082,16 @@ impl Simulator {
                 dev_eui: spec.dev_eui,
                 dev_addr: dev_addr(spec.dev_eui),
                 name: &spec.name,
-                model: caps.name,
+                model: usize::from(d.model),
                 kind: spec.kind.name(),
             };
-            let ctx = EnvContext {
-                application: &self.cfg.application,
-                seed_hash: self.seed_hash,
-                tenant_uuid: self.tenant_uuid,
-                app_uuid: self.app_uuid,
-            };
+            let ctx = &self.env_ctx;
             let frame_hash = hash2(spec.dev_eui ^ self.seed_hash, u64::from(rec.fcnt) ^ (u64::from(rec.interrupt) << 40));
             let payload = out.up_payload.get(start..end).unwrap_or(&[]);
             if d.env == Envelope::Ttn {
-                json::write_ttn(&mut out.up_env, &mut self.tf, &ctx, &ids, caps.fport, rec.fcnt, payload, times, &radio, frame_hash);
+                json::write_ttn(&mut out.up_env, &mut self.tf, ctx, &ids, caps.fport, rec.fcnt, payload, times, &radio, frame_hash);
             } else {
-                json::write_chirpstack(&mut out.up_env, &mut self.tf, &ctx, &ids, caps.fport, rec.fcnt, payload, times, &radio, frame_hash);
+                json::write_chirpstack(&mut out.up_env, &mut self.tf, ctx, &ids, caps.fport, rec.fcnt, payload, times, &radio, frame_hash);
             }
         }
         out.up_env_offsets.push(offset_i32(out.up_env.len())?);

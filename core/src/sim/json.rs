@@ -164,16 +164,61 @@ pub struct DeviceIds<'a> {
     pub dev_eui: u64,
     pub dev_addr: u32,
     pub name: &'a str,
-    pub model: &'a str,
+    /// Index into the model list the context was built with.
+    pub model: usize,
     pub kind: &'a str,
 }
 
-/// Per-run constants of the envelopes.
-pub struct EnvContext<'a> {
-    pub application: &'a str,
+/// Per-run constants of the envelopes, formatted once.
+pub struct EnvContext {
+    pub application: String,
     pub seed_hash: u64,
-    pub tenant_uuid: (u64, u64),
-    pub app_uuid: (u64, u64),
+    /// ChirpStack `deviceInfo` from `tenantId` to the opening quote of `deviceProfileId`.
+    cs_head: Vec<u8>,
+    /// Per model: `<profile uuid>","deviceProfileName":"<model>`.
+    cs_profiles: Vec<Vec<u8>>,
+    /// Gateway EUIs as upper- and lowercase hex.
+    gw_upper: Vec<[u8; 16]>,
+    gw_lower: Vec<[u8; 16]>,
+}
+
+impl EnvContext {
+    pub fn new(application: &str, seed_hash: u64, models: &[&str], n_gateways: u16) -> Self {
+        let mut cs_head = Vec::new();
+        cs_head.extend_from_slice(b"\"tenantId\":\"");
+        push_uuid(&mut cs_head, super::rng::hash2(seed_hash, 1), super::rng::hash2(seed_hash, 2));
+        cs_head.extend_from_slice(b"\",\"tenantName\":\"PMA\",\"applicationId\":\"");
+        push_uuid(&mut cs_head, super::rng::hash2(seed_hash, 3), super::rng::hash2(seed_hash, 4));
+        cs_head.extend_from_slice(b"\",\"applicationName\":\"");
+        cs_head.extend_from_slice(application.as_bytes());
+        cs_head.extend_from_slice(b"\",\"deviceProfileId\":\"");
+        let cs_profiles = models
+            .iter()
+            .map(|m| {
+                let mut v = Vec::new();
+                let mh = model_hash(m);
+                push_uuid(&mut v, super::rng::hash2(seed_hash, mh), mh);
+                v.extend_from_slice(b"\",\"deviceProfileName\":\"");
+                v.extend_from_slice(m.as_bytes());
+                v
+            })
+            .collect();
+        let hex = |g: u16, upper: bool| {
+            let mut v = Vec::with_capacity(16);
+            push_hex(&mut v, gateway_eui(seed_hash, g), 16, upper);
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&v);
+            a
+        };
+        EnvContext {
+            application: application.to_string(),
+            seed_hash,
+            cs_head,
+            cs_profiles,
+            gw_upper: (0..n_gateways).map(|g| hex(g, true)).collect(),
+            gw_lower: (0..n_gateways).map(|g| hex(g, false)).collect(),
+        }
+    }
 }
 
 /// Times of one uplink, ns since the epoch: gateway reception, NS, AS.
@@ -200,7 +245,7 @@ fn push_ts(out: &mut Vec<u8>, tf: &mut TimeFormatter, ns: i64, zulu: bool) {
 pub fn write_ttn(
     out: &mut Vec<u8>,
     tf: &mut TimeFormatter,
-    ctx: &EnvContext<'_>,
+    ctx: &EnvContext,
     dev: &DeviceIds<'_>,
     fport: u8,
     fcnt: u32,
@@ -248,7 +293,7 @@ pub fn write_ttn(
         out.extend_from_slice(b"{\"gateway_ids\":{\"gateway_id\":\"pma-gw-");
         push_u64(out, u64::from(gw));
         out.extend_from_slice(b"\",\"eui\":\"");
-        push_hex(out, gateway_eui(ctx.seed_hash, gw), 16, true);
+        out.extend_from_slice(ctx.gw_upper.get(usize::from(gw)).map_or(&[b'0'; 16], |h| h));
         out.extend_from_slice(b"\"},\"time\":");
         push_ts(out, tf, times.gw_ns, true);
         out.extend_from_slice(b",\"timestamp\":");
@@ -313,7 +358,7 @@ pub fn gw_signal(radio: &Radio, g: u8, frame_hash: u64) -> (i64, f64) {
 pub fn write_chirpstack(
     out: &mut Vec<u8>,
     tf: &mut TimeFormatter,
-    ctx: &EnvContext<'_>,
+    ctx: &EnvContext,
     dev: &DeviceIds<'_>,
     fport: u8,
     fcnt: u32,
@@ -326,17 +371,11 @@ pub fn write_chirpstack(
     push_uuid(out, frame_hash, super::rng::mix64(frame_hash ^ 0x5bd1));
     out.extend_from_slice(b"\",\"time\":");
     push_ts(out, tf, times.as_ns, false);
-    out.extend_from_slice(b",\"deviceInfo\":{\"tenantId\":\"");
-    push_uuid(out, ctx.tenant_uuid.0, ctx.tenant_uuid.1);
-    out.extend_from_slice(b"\",\"tenantName\":\"PMA\",\"applicationId\":\"");
-    push_uuid(out, ctx.app_uuid.0, ctx.app_uuid.1);
-    out.extend_from_slice(b"\",\"applicationName\":\"");
-    out.extend_from_slice(ctx.application.as_bytes());
-    out.extend_from_slice(b"\",\"deviceProfileId\":\"");
-    let mh = model_hash(dev.model);
-    push_uuid(out, super::rng::hash2(ctx.seed_hash, mh), mh);
-    out.extend_from_slice(b"\",\"deviceProfileName\":\"");
-    out.extend_from_slice(dev.model.as_bytes());
+    out.extend_from_slice(b",\"deviceInfo\":{");
+    out.extend_from_slice(&ctx.cs_head);
+    if let Some(p) = ctx.cs_profiles.get(dev.model) {
+        out.extend_from_slice(p);
+    }
     out.extend_from_slice(b"\",\"deviceName\":\"");
     out.extend_from_slice(dev.name.as_bytes());
     out.extend_from_slice(b"\",\"devEui\":\"");
@@ -361,7 +400,7 @@ pub fn write_chirpstack(
         let gw = (radio.gw0 + u16::from(g)) % radio.n_gateways_total.max(1);
         let (rssi, snr) = gw_signal(radio, g, frame_hash);
         out.extend_from_slice(b"{\"gatewayId\":\"");
-        push_hex(out, gateway_eui(ctx.seed_hash, gw), 16, false);
+        out.extend_from_slice(ctx.gw_lower.get(usize::from(gw)).map_or(&[b'0'; 16], |h| h));
         out.extend_from_slice(b"\",\"uplinkId\":");
         push_u64(out, (super::rng::hash2(frame_hash, 77 + u64::from(g)) & 0xffff_ffff) | 1);
         out.extend_from_slice(b",\"gwTime\":");

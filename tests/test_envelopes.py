@@ -1,0 +1,99 @@
+"""Uplink envelopes at the Python level: the documented examples, every error kind,
+and the raw format."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pyarrow as pa
+import pytest
+
+import tidstream
+
+# The Things Stack "Uplink message example" and ChirpStack's documented `up` event
+# (shared/sensors/ENVELOPES.md), trimmed to the fields that matter, values unchanged.
+TTN = {
+    "end_device_ids": {"device_id": "dev1", "application_ids": {"application_id": "app1"},
+                       "dev_eui": "0004A30B001C0530", "dev_addr": "00BCB929"},
+    "received_at": "2020-02-12T15:15:46.014773143Z",
+    "uplink_message": {
+        "f_cnt": 1, "frm_payload": "gkHe",
+        "rx_metadata": [{"gateway_ids": {"gateway_id": "gtw1"}, "rssi": -35, "channel_rssi": -35, "snr": 5}],
+        "settings": {"frequency": "868300000"},
+        "received_at": "2020-02-12T15:15:45.789585559Z",
+    },
+}
+CHIRPSTACK = {
+    "deduplicationId": "3ac7e3c4-4401-4b8d-9386-a5c902f9202d",
+    "time": "2022-07-18T09:34:15.775023242+00:00",
+    "deviceInfo": {"deviceName": "Test device", "devEui": "0101010101010101"},
+    "fPort": 1, "data": "qg==",
+    "rxInfo": [{"gatewayId": "0016c001f153a14c", "rssi": -36, "snr": 10.5}],
+}
+
+
+def rows(fmt: str, msgs: list) -> list[dict]:
+    b = tidstream.decode_uplinks(fmt, msgs)
+    b = b.set_column(3, "received_at", b.column("received_at").cast(pa.int64()))
+    return b.to_pylist()
+
+
+def test_documented_examples():
+    (t,) = rows("ttn-v3", [json.dumps(TTN)])
+    assert t["ok"] and t["dev_eui"] == "0004a30b001c0530" and t["device_id"] == "dev1"
+    assert (t["fport"], t["fcnt"], t["payload"]) == (0, 1, bytes([0x82, 0x41, 0xDE]))
+    assert (t["rssi"], t["snr"], t["gateway_count"]) == (-35.0, 5.0, 1)
+    assert t["received_at"] == 1581520546014773143  # date -d 2020-02-12T15:15:46Z +%s = 1581520546
+    (c,) = rows("chirpstack-v4", [json.dumps(CHIRPSTACK).encode()])
+    assert c["dev_eui"] == "0101010101010101" and c["payload"] == b"\xaa" and c["fport"] == 1
+    assert (c["rssi"], c["snr"]) == (-36.0, 10.5)
+    assert c["received_at"] == 1658136855775023242  # 2022-07-18T09:34:15Z = 1658136855
+
+
+def test_envelope_then_codec():
+    msg = dict(TTN)
+    msg["uplink_message"] = dict(TTN["uplink_message"], f_port=85,
+                                 frm_payload=base64.b64encode(bytes.fromhex("01755c03824408040001")).decode())
+    up = tidstream.decode_uplinks("ttn-v3", pa.array([json.dumps(msg)], pa.string()))
+    r = tidstream.decode_batch("milesight-em310-udl", up.column("payload"), up.column("fport"))
+    assert r.column("distance_mm").to_pylist() == [2116.0]
+
+
+def bad(fmt: str, text: str | bytes) -> tuple[str, int]:
+    (r,) = rows(fmt, [text])
+    assert r["ok"] is False and r["dev_eui"] is None and r["payload"] is None
+    return r["error_kind"], r["error_offset"]
+
+
+def test_every_envelope_error_kind():
+    assert bad("ttn-v3", b'{"end_device_ids": ')[0] == "invalid_json"
+    assert bad("ttn-v3", "[1, 2]") == ("wrong_type", 0)
+    no_eui = {**TTN, "end_device_ids": {"device_id": "x"}}
+    assert bad("ttn-v3", json.dumps(no_eui))[0] == "missing_field"
+    wrong = {**TTN, "uplink_message": {**TTN["uplink_message"], "f_port": "85"}}
+    assert bad("ttn-v3", json.dumps(wrong))[0] == "wrong_type"
+    b64 = {**TTN, "uplink_message": {**TTN["uplink_message"], "frm_payload": "!!notbase64"}}
+    kind, off = bad("ttn-v3", json.dumps(b64))
+    assert kind == "invalid_base64" and json.dumps(b64)[off] == '"'
+    ts = {**TTN, "received_at": "yesterday"}
+    assert bad("ttn-v3", json.dumps(ts))[0] == "invalid_timestamp"
+    join = {"end_device_ids": TTN["end_device_ids"], "join_accept": {"session_key_id": "AA=="}}
+    kind, off = bad("ttn-v3", json.dumps(join))
+    assert kind == "not_uplink" and json.dumps(join)[off:].startswith('{"session_key_id"')
+    eui = {**CHIRPSTACK, "deviceInfo": {"devEui": "01010101"}}
+    assert bad("chirpstack-v4", json.dumps(eui))[0] == "invalid_dev_eui"
+    (r,) = rows("ttn-v3", [None])
+    assert r["error_kind"] == "missing_payload"
+
+
+def test_raw_format_and_argument_errors():
+    b = tidstream.decode_uplinks("raw", [b"\x01\x02", None], device_ids=["A84041000181C8AA", "a84041000181c8ab"], fports=[2, 2])
+    assert b.column("dev_eui").to_pylist() == ["a84041000181c8aa", None]
+    assert b.column("error_kind").to_pylist() == [None, "missing_payload"]
+    with pytest.raises(ValueError, match="device_ids"):
+        tidstream.decode_uplinks("raw", [b"\x01"])
+    with pytest.raises(ValueError, match="unknown envelope format"):
+        tidstream.decode_uplinks("lorawan", [b"{}"])
+    with pytest.raises(TypeError, match="list of JSON messages"):
+        tidstream.decode_uplinks("ttn-v3", b"{}")
