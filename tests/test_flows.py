@@ -69,6 +69,17 @@ def test_ingest_accounts_for_every_frame_and_export_writes_parquet(nats_server, 
         assert up.expect == ("reading", r["distance_mm"]), r
         assert r["fill_ratio"] == pytest.approx((250 + 1500 - r["distance_mm"]) / 1500)
     assert len({r["reading_id"] for r in got}) == len(got)
+    # Messages follow the published JSON Schemas.
+    import json
+
+    import jsonschema
+
+    from flowkit import ROOT
+
+    rs = json.loads((ROOT / "schemas" / "reading.schema.json").read_text())
+    ds = json.loads((ROOT / "schemas" / "dead-letter.schema.json").read_text())
+    for r in got[:50]:
+        jsonschema.validate(r, rs)
     # Dead letters: the right reason, and the original bytes.
     reasons = Counter(m.subject.split(".")[-1] for m in dlq)
     assert reasons == Counter(script.expected_dlq())
@@ -77,6 +88,7 @@ def test_ingest_accounts_for_every_frame_and_export_writes_parquet(nats_server, 
         up = script.uplinks[body["raw_seq"] - 1]
         assert base64.b64decode(body["original_base64"]) == up.data
         assert body["reason"] == up.expect[1] == m.headers["Tid-Reason"]
+        jsonschema.validate(body, ds)
 
     wait(start_flow("export", env, tmp_path / "rec-export"))
     table = read_dataset(tmp_path / "export")

@@ -230,15 +230,15 @@ fn raw_mode_has_no_envelopes() {
 #[test]
 #[ignore]
 fn bench_generation() {
-    for mode in [EnvelopeMode::Raw, EnvelopeMode::Mixed { ttn_share: 0.7 }] {
+    for (mode, rows) in [(EnvelopeMode::Raw, 262_144), (EnvelopeMode::Mixed { ttn_share: 0.7 }, 262_144), (EnvelopeMode::Mixed { ttn_share: 0.7 }, 16_384)] {
         let cfg = SimConfig { seed: 1, start_ms: start(2025, 3, 3), steps: 24 * 3, envelopes: mode, truth: false, ..SimConfig::default() };
         let mut sim = Simulator::new(fleet(10_000), cfg).unwrap();
         let t0 = std::time::Instant::now();
         let mut frames = 0;
-        while let Some(c) = sim.next_chunk(262_144).unwrap() {
+        while let Some(c) = sim.next_chunk(rows).unwrap() {
             frames += c.uplinks();
         }
         let s = t0.elapsed().as_secs_f64();
-        println!("{mode:?}: {frames} frames in {s:.2} s = {:.2} M frames/s", frames as f64 / s / 1e6);
+        println!("{mode:?} ({rows} rows per chunk): {frames} frames in {s:.2} s = {:.2} M frames/s", frames as f64 / s / 1e6);
     }
 }
