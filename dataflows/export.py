@@ -11,7 +11,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from tidstream.config import load_settings
-from tidstream.flow.export import ParquetExportSink
+from tidstream.flow.export import ParquetExportSink, from_raw
 from tidstream.nats.jetstream import JetStreamSource
 
 settings = load_settings()
@@ -32,8 +32,11 @@ readings = op.input(
 )
 # RawMsg(part="0", seq=readings-stream seq, subject, data=reading JSON, ...)
 
-keyed = op.key_on("one-writer", readings, lambda m: "0")
-# ("0", RawMsg)
+items = op.map("to-export-item", readings, from_raw)
+# ExportItem(block_seq=readings seq, order=(seq, 0), data=reading JSON)
+
+keyed = op.key_on("one-writer", items, lambda _: "0")
+# ("0", ExportItem)
 
 op.output(
     "parquet",

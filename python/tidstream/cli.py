@@ -135,6 +135,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.nats_url:
         env["TIDSTREAM_NATS_URL"] = args.nats_url
+    if args.flow == "replay":
+        from .flow.replay import time_ns
+
+        if not args.out:
+            raise TidstreamError("replay needs --out: a fresh folder for the re-decoded export")
+        time_ns(args.start), time_ns(args.end)  # validate early
+        env.update({"TIDSTREAM_REPLAY_FROM": args.start or "", "TIDSTREAM_REPLAY_TO": args.end or "",
+                    "TIDSTREAM_REPLAY_OUT": args.out})
+        args.once = True
     proc = run_flow(args.flow, config=args.config, recovery_dir=rec,
                     snapshot_s=args.snapshot_interval or s.snapshot_interval_s, once=args.once,
                     process_id=args.process_id, addresses=args.addresses, env=env)
@@ -242,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--snapshot-interval", type=int, help="seconds between recovery snapshots")
     run.add_argument("-i", "--process-id", type=int, help="this process's index in the cluster")
     run.add_argument("-a", "--addresses", help='all processes, "host0:port;host1:port;..."')
+    run.add_argument("--from", dest="start", help="replay: first raw-stream time (ISO 8601, UTC)")
+    run.add_argument("--to", dest="end", help="replay: last raw-stream time (ISO 8601, UTC)")
+    run.add_argument("--out", help="replay: output folder of the fresh export")
     run.set_defaults(func=cmd_run)
 
     dev = sub.add_parser("devices", help="device registry tools")

@@ -142,7 +142,7 @@ pub const CHANNELS_HZ: [u64; 8] = [
 /// Gateway EUI of gateway `g` (deterministic from the run seed).
 #[inline]
 pub fn gateway_eui(seed_hash: u64, g: u16) -> u64 {
-    0x7076_ff00_0000_0000 | (super::rng::hash2(seed_hash, u64::from(g)) & 0xff_ffff_ffff)
+    0x7076_ff00_0000_0000 | (super::rng::hash2(seed_hash ^ 0x6761_7465_7761_7973, u64::from(g)) & 0xff_ffff_ffff)
 }
 
 /// LoRa time on air in µs for an EU868 125 kHz uplink, CR 4/5, 8-symbol preamble,

@@ -28,7 +28,22 @@ from ..exceptions import ConnectorError
 from ..nats.jetstream import RawMsg
 from ..schema import READING_RECORD_SCHEMA
 
-__all__ = ["ParquetExportSink", "block_file_name", "records_to_table"]
+__all__ = ["ExportItem", "ParquetExportSink", "block_file_name", "from_raw", "records_to_table"]
+
+
+class ExportItem(tuple):
+    """``(block_seq, order, data)``: the sequence that picks the file block, a sort key
+    unique per reading, and the reading JSON."""
+
+    __slots__ = ()
+
+    def __new__(cls, block_seq: int, order: tuple[int, int], data: bytes) -> ExportItem:
+        return tuple.__new__(cls, (block_seq, order, data))
+
+
+def from_raw(m: RawMsg) -> ExportItem:
+    """A message of the readings stream: blocks and order by its stream sequence."""
+    return ExportItem(m.seq, (m.seq, 0), m.data)
 
 _TS = {f.name for f in READING_RECORD_SCHEMA if pa.types.is_timestamp(f.type)}
 
@@ -51,13 +66,16 @@ def records_to_table(records: Sequence[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=READING_RECORD_SCHEMA)
 
 
-class _ExportPartition(StatefulSinkPartition[RawMsg, dict]):
-    def __init__(self, root: Path, block_size: int, source_stream: str, resume: dict | None) -> None:
+class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
+    def __init__(
+        self, root: Path, block_size: int, source_stream: str, resume: dict | None, seq_kind: str
+    ) -> None:
         self.root = root
+        self.seq_kind = seq_kind
         self.block_size = block_size
         self.source_stream = source_stream
         self.block: int | None = None
-        self.rows: dict[int, dict[str, Any]] = {}  # readings-stream seq -> record
+        self.rows: dict[tuple[int, int], dict[str, Any]] = {}  # order key -> record
         self.files_written = 0
         self.rows_written = 0
         try:
@@ -74,17 +92,17 @@ class _ExportPartition(StatefulSinkPartition[RawMsg, dict]):
         for f in sorted(self.root.glob(f"date=*/{name}")):
             t = pq.read_table(f, schema=READING_RECORD_SCHEMA)
             meta = pq.read_metadata(f).metadata or {}
-            seq_list = orjson.loads(meta.get(b"tidstream.readings_seqs", b"[]"))
+            keys = orjson.loads(meta.get(b"tidstream.order_keys", b"[]"))
             recs = t.to_pylist()
-            for s, r in zip(seq_list, recs):
+            for key, r in zip(keys, recs):
                 for k in _TS:
                     if r[k] is not None:
                         r[k] = r[k].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                self.rows[int(s)] = r
+                self.rows[(int(key[0]), int(key[1]))] = r
 
-    def write_batch(self, items: list[RawMsg]) -> None:
-        for m in items:
-            b = (m.seq - 1) // self.block_size
+    def write_batch(self, items: list[ExportItem]) -> None:
+        for block_seq, order, data in items:
+            b = (block_seq - 1) // self.block_size
             if self.block is None:
                 self.block = b
             if b != self.block:
@@ -92,10 +110,10 @@ class _ExportPartition(StatefulSinkPartition[RawMsg, dict]):
                 self.rows.clear()
                 self.block = b
             try:
-                self.rows[m.seq] = orjson.loads(m.data)
+                self.rows[order] = orjson.loads(data)
             except orjson.JSONDecodeError:
-                # Not ours to judge: readings are written by the ingest flow. Skip loudly.
-                raise ConnectorError(f"readings stream seq {m.seq}: not JSON") from None
+                # Readings are written by the ingest flow: a non-JSON one is a bug. Stop.
+                raise ConnectorError(f"reading {order}: not JSON") from None
 
     def _flush(self) -> None:
         if self.block is None or not self.rows:
@@ -110,18 +128,19 @@ class _ExportPartition(StatefulSinkPartition[RawMsg, dict]):
         name = block_file_name(self.block, self.block_size)
         for d, idx in sorted(by_day.items()):
             part = table.take(pa.array(idx))
-            part_seqs = [seqs[i] for i in idx]
+            part_seqs = [seqs[i][0] for i in idx]
             meta = {
                 b"tidstream.version": __version__.encode(),
                 b"tidstream.codec_version": __version__.encode(),
                 b"tidstream.schema": b"reading-record/1",
                 b"tidstream.source_stream": self.source_stream.encode(),
                 b"tidstream.seq_block": f"{self.block * self.block_size + 1}-{(self.block + 1) * self.block_size}".encode(),
+                b"tidstream.seq_kind": self.seq_kind.encode(),
                 b"tidstream.seq_first": str(part_seqs[0]).encode(),
                 b"tidstream.seq_last": str(part_seqs[-1]).encode(),
                 b"tidstream.raw_seq_first": str(min(part.column("raw_seq").to_pylist())).encode(),
                 b"tidstream.raw_seq_last": str(max(part.column("raw_seq").to_pylist())).encode(),
-                b"tidstream.readings_seqs": orjson.dumps(part_seqs),
+                b"tidstream.order_keys": orjson.dumps([seqs[i] for i in idx]),
             }
             part = part.replace_schema_metadata({**(READING_RECORD_SCHEMA.metadata or {}), **meta})
             folder = self.root / f"date={d}"
@@ -152,12 +171,15 @@ class _ExportPartition(StatefulSinkPartition[RawMsg, dict]):
 
 
 @dataclass
-class ParquetExportSink(FixedPartitionedSink[RawMsg, dict]):
-    """Write reading messages to ``root`` (one partition: items keyed ``"0"``)."""
+class ParquetExportSink(FixedPartitionedSink[ExportItem, dict]):
+    """Write readings to ``root`` (one partition: items keyed ``"0"``)."""
 
     root: str
     source_stream: str
     block_size: int = 100_000
+    #: What the file sequence ranges count: "readings" (readings-stream sequence, the
+    #: export flow) or "raw" (raw-stream sequence, the replay flow).
+    seq_kind: str = "readings"
 
     def list_parts(self) -> list[str]:
         return ["0"]
@@ -166,7 +188,9 @@ class ParquetExportSink(FixedPartitionedSink[RawMsg, dict]):
         return 0
 
     def build_part(self, step_id: str, for_part: str, resume_state: dict | None) -> _ExportPartition:
-        return _ExportPartition(Path(self.root), self.block_size, self.source_stream, resume_state)
+        return _ExportPartition(
+            Path(self.root), self.block_size, self.source_stream, resume_state, self.seq_kind
+        )
 
 
 def read_dataset(root: str | os.PathLike[str]) -> pa.Table:

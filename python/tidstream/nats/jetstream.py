@@ -69,8 +69,12 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
         batch_size: int,
         stop_at_end: bool,
         high_water: int,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
     ) -> None:
         self._part = part
+        self._start_ns = start_ns
+        self._end_ns = end_ns
         self._last = resume_seq or 0
         self._batch = batch_size
         self._stop_at_end = stop_at_end
@@ -92,13 +96,22 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
     async def _start(self, cfg: NatsSettings, stream: str, subj: str, resume: int | None) -> Any:
         nc = await connect(cfg)
         js = nc.jetstream()
-        cc = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if resume else DeliverPolicy.ALL,
-            opt_start_seq=resume + 1 if resume else None,
-        )
+        if resume:
+            cc = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=resume + 1)
+        elif self._start_ns is not None:
+            start = datetime.fromtimestamp(self._start_ns / 1e9, timezone.utc)
+            cc = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_TIME,
+                opt_start_time=start.isoformat().replace("+00:00", "Z"),
+            )
+        else:
+            cc = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
 
         async def on_msg(msg: Any) -> None:
             md = msg.metadata
+            if self._end_ns is not None and md.timestamp.timestamp() * 1e9 > self._end_ns:
+                self._at_end = True  # stored in order: nothing later belongs to the window
+                return
             self._q.append(
                 RawMsg(
                     self._part,
@@ -179,6 +192,10 @@ class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
     batch_size: int = 1000
     stop_at_end: bool = False
     high_water: int = 20_000
+    #: Only messages stored at or after this time (ns since the epoch, UTC).
+    start_ns: int | None = None
+    #: Only messages stored up to this time; the partition ends after it.
+    end_ns: int | None = None
 
     def list_parts(self) -> list[str]:
         return list(self.partitions)
@@ -193,6 +210,8 @@ class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
             self.batch_size,
             self.stop_at_end,
             self.high_water,
+            self.start_ns,
+            self.end_ns,
         )
 
 

@@ -167,7 +167,8 @@ class Simulation:
             ``chirpstack`` or ``raw`` (payloads only).
         truth: also produce one ground-truth row per measurement.
         faults: multiplier on sensor fault rates (0 = a perfect fleet).
-        chunk_rows: uplinks per chunk (memory stays bounded by this).
+        chunk_rows: uplinks per chunk (memory stays bounded by this); default 262,144
+            for raw payloads, 16,384 with envelopes (about 1.1 kB each).
     """
 
     def __init__(
@@ -183,7 +184,7 @@ class Simulation:
         truth: bool = True,
         faults: float = 1.0,
         missed_collection_p: float = 0.01,
-        chunk_rows: int = 262_144,
+        chunk_rows: int | None = None,
         application: str = "tidstream-sim",
         rate_scale: float = 1.0,
     ) -> None:
@@ -200,8 +201,12 @@ class Simulation:
             raise ValueError(f"envelopes must be one of {', '.join(ENVELOPES)}, got {envelopes!r}")
         if not isinstance(seed, int) or not 0 <= seed < 2**64:
             raise ValueError(f"seed must be an int in 0..2**64-1, got {seed!r}")
-        if chunk_rows < 1:
-            raise ValueError("chunk_rows must be >= 1")
+        if chunk_rows is None:
+            # Envelope chunks stay under glibc's 32 MB mmap threshold so their memory
+            # is reused instead of page-faulted in fresh for every chunk (2x faster).
+            chunk_rows = 262_144 if envelopes == "raw" else 16_384
+        if not isinstance(chunk_rows, int) or chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be an int >= 1, got {chunk_rows!r}")
         self.territory = territory
         self.days = float(days)
         self.start_ms = _start_ms(start)
