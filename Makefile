@@ -41,6 +41,14 @@ test-python: install ## pytest (unit, property, integration; benches once as cor
 .PHONY: test
 test: test-rust test-python ## everything CI runs
 
+.PHONY: demo
+demo: install ## end-to-end demo on an embedded NATS server (simulated PMA fleet -> readings -> Parquet)
+	$(VENV)/bin/tidstream demo --out out/demo
+
+.PHONY: schemas
+schemas: install ## regenerate schemas/*.json from tidstream.schema
+	$(PY) tools/gen_schemas.py
+
 .PHONY: bench
 bench: install ## release build, then benchmarks for real; rewrites benches/RESULTS.md
 	$(PY) benches/run.py

@@ -345,14 +345,26 @@ class Simulation:
         }
         return SimChunk(uplinks, readings, collections, overflows, int(d["step"]), int(d["steps"]), codes)
 
-    def chunks(self) -> Iterator[SimChunk]:
-        """Run from the start and yield chunks in time order."""
+    def chunks(self, *, prefetch: bool = False) -> Iterator[SimChunk]:
+        """Run from the start and yield chunks in time order.
+
+        ``prefetch=True`` generates the next chunk in a background thread while the
+        caller works on the current one (the Rust generator releases the GIL), so a
+        writer and the generator use two cores. Output is identical either way.
+        """
         core = self._core_new()
-        while True:
-            d = core.next_chunk(self.chunk_rows)
-            if d is None:
-                return
-            yield self._chunk(d)
+
+        def gen() -> Iterator[SimChunk]:
+            while True:
+                d = core.next_chunk(self.chunk_rows)
+                if d is None:
+                    return
+                yield self._chunk(d)
+
+        if not prefetch:
+            yield from gen()
+            return
+        yield from _prefetched(gen())
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         return self.uplinks()
@@ -384,6 +396,7 @@ class Simulation:
         *,
         compression: str = "zstd",
         progress: Callable[[SimChunk, SimStats], None] | None = None,
+        prefetch: bool = True,
     ) -> SimResult:
         """Write uplinks, registry and ground truth to ``out_dir``.
 
@@ -393,6 +406,7 @@ class Simulation:
         ``uplinks.raw.jsonl``); meant for small runs.
         Ground truth: ``truth_readings.parquet`` (if ``truth``), ``collections.parquet``,
         ``overflows.parquet``; and ``run.json`` with the parameters and statistics.
+        ``prefetch`` overlaps generation and writing on two threads (same output).
         """
         import pyarrow.parquet as pq
 
@@ -430,7 +444,7 @@ class Simulation:
                 pw("uplinks", self._uplink_schema)
             if self.truth:
                 pw("truth_readings", TRUTH_READING_SCHEMA)
-            for c in self.chunks():
+            for c in self.chunks(prefetch=prefetch):
                 stats.add(c)
                 if c.uplinks.num_rows:
                     if format == "parquet":
@@ -514,6 +528,48 @@ class SimResult:
             "stats": self.stats.to_dict(),
             "files": {k: str(v) for k, v in self.files.items()},
         }
+
+
+def _prefetched(it: Iterator[SimChunk], depth: int = 2) -> Iterator[SimChunk]:
+    """Run ``it`` in a background thread, ``depth`` items ahead."""
+    import queue
+    import threading
+
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in it:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as e:  # handed to the consumer
+            q.put(("error", e))
+
+    th = threading.Thread(target=work, name="tidstream-sim", daemon=True)
+    th.start()
+    try:
+        while True:
+            kind, val = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise val
+            yield val
+    finally:
+        stop.set()
+        while th.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                th.join(timeout=0.05)
 
 
 def _lines(arr: pa.Array) -> bytes:
