@@ -52,7 +52,7 @@ def _messages(sim: Any, n_frames: int, unknown: set[str]) -> tuple[list, dict[st
     broken = [
         ("invalid_json", (f"tid.up.ttn.{dev}", b'{"end_device_ids": {"dev_eui": "', None)),
         ("invalid_base64", (f"tid.up.chirpstack.{dev}", json.dumps({"deviceInfo": {"devEui": dev}, "fPort": 1, "data": "**"}).encode(), None)),
-        ("truncated", (raw[0], raw[1][:3], raw[2])),
+        ("truncated", (raw[0], raw[1][:1], raw[2])),
         ("oversized", (f"tid.up.raw.{dev}", b"\x00" * 100_000, {"Tid-FPort": "1"})),
     ]
     for i in range(0, len(out), max(1, len(out) // 12)):
