@@ -315,6 +315,19 @@ class Territory:
         pacsv.write_csv(self.registry, paths["registry_csv"])
         pacsv.write_csv(self.places, paths["places"])
         pacsv.write_csv(self.facilities, paths["facilities"])
+        if self.polygons:
+            paths["places_geojson"] = out / "places.geojson"
+            feats = []
+            for code, nm in zip(self.places.column("insee").to_pylist(), self.places.column("name").to_pylist()):
+                rings = self.polygons.get(code) or self.polygons.get(nm)
+                if rings:
+                    feats.append({
+                        "type": "Feature",
+                        "properties": {"insee": code, "name": nm},
+                        "geometry": {"type": "Polygon", "coordinates": [r.tolist() for r in rings]},
+                    })
+            doc = {"type": "FeatureCollection", "features": feats}
+            paths["places_geojson"].write_text(json.dumps(doc), encoding="utf-8")
         return paths
 
 
