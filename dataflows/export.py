@@ -9,7 +9,6 @@ import os
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-
 from tidstream.config import load_settings
 from tidstream.flow.export import ParquetExportSink, from_raw
 from tidstream.nats.jetstream import JetStreamSource

@@ -10,7 +10,6 @@ import os
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-
 from tidstream.config import load_settings
 from tidstream.flow.ingest import Ingestor
 from tidstream.nats.jetstream import JetStreamSink, JetStreamSource

@@ -12,7 +12,6 @@ import os
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-
 from tidstream.config import load_settings
 from tidstream.flow.export import ParquetExportSink
 from tidstream.flow.ingest import Ingestor
@@ -44,7 +43,9 @@ raw = op.input(
 decoded = op.flat_map_batch(
     "decode",
     raw,
-    Ingestor(load_registry(settings.registry), settings.subjects, settings.streams.raw, settings.max_message_bytes),
+    Ingestor(
+        load_registry(settings.registry), settings.subjects, settings.streams.raw, settings.max_message_bytes
+    ),
 )
 # (partition, Publish): readings and dead letters, as the live ingest makes them
 

@@ -18,11 +18,18 @@ VECTORS = SHARED / "sensors" / "vectors"
 # failure reproduces), "ci-long" for the long fuzz run (HYPOTHESIS_PROFILE=ci-long).
 settings.register_profile("default", max_examples=300, deadline=None)
 settings.register_profile(
-    "ci", max_examples=300, deadline=None, derandomize=True, print_blob=True,
+    "ci",
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
-    "ci-long", max_examples=20_000, deadline=None, print_blob=True,
+    "ci-long",
+    max_examples=20_000,
+    deadline=None,
+    print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

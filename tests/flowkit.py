@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nats
-
 import tidstream
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +30,9 @@ def write_registry(path: Path, n: int) -> Path:
     for i in range(n):
         model = MODELS[i % len(MODELS)]
         commune = ("25388", "Montbéliard") if i % 2 else ("25031", "Audincourt")
-        lines.append(f"{eui(i)},{model},C-{i},glass_bank,glass,3000,1500,250,47.5,6.8,{commune[0]},{commune[1]}\n")
+        lines.append(
+            f"{eui(i)},{model},C-{i},glass_bank,glass,3000,1500,250,47.5,6.8,{commune[0]},{commune[1]}\n"
+        )
     path.write_text("".join(lines), encoding="utf-8")
     return path
 
@@ -61,21 +62,31 @@ class Script:
 
 
 def ttn(dev: str, fport: int, fcnt: int, payload: bytes) -> bytes:
-    return json.dumps({
-        "end_device_ids": {"device_id": f"bin-{dev[-4:]}", "dev_eui": dev.upper()},
-        "received_at": f"2026-11-20T08:{fcnt // 60 % 60:02d}:{fcnt % 60:02d}.123456789Z",
-        "uplink_message": {"f_port": fport, "f_cnt": fcnt, "frm_payload": base64.b64encode(payload).decode(),
-                           "rx_metadata": [{"gateway_ids": {"gateway_id": "gw1"}, "rssi": -90 - fcnt % 20, "snr": 7.5}]},
-    }).encode()
+    return json.dumps(
+        {
+            "end_device_ids": {"device_id": f"bin-{dev[-4:]}", "dev_eui": dev.upper()},
+            "received_at": f"2026-11-20T08:{fcnt // 60 % 60:02d}:{fcnt % 60:02d}.123456789Z",
+            "uplink_message": {
+                "f_port": fport,
+                "f_cnt": fcnt,
+                "frm_payload": base64.b64encode(payload).decode(),
+                "rx_metadata": [{"gateway_ids": {"gateway_id": "gw1"}, "rssi": -90 - fcnt % 20, "snr": 7.5}],
+            },
+        }
+    ).encode()
 
 
 def chirpstack(dev: str, fport: int, fcnt: int, payload: bytes) -> bytes:
-    return json.dumps({
-        "time": f"2026-11-20T09:{fcnt // 60 % 60:02d}:{fcnt % 60:02d}.5+00:00",
-        "deviceInfo": {"deviceName": f"bin-{dev[-4:]}", "devEui": dev},
-        "fPort": fport, "fCnt": fcnt, "data": base64.b64encode(payload).decode(),
-        "rxInfo": [{"gatewayId": "0016c001f153a14c", "rssi": -100, "snr": 3.0}],
-    }).encode()
+    return json.dumps(
+        {
+            "time": f"2026-11-20T09:{fcnt // 60 % 60:02d}:{fcnt % 60:02d}.5+00:00",
+            "deviceInfo": {"deviceName": f"bin-{dev[-4:]}", "devEui": dev},
+            "fPort": fport,
+            "fCnt": fcnt,
+            "data": base64.b64encode(payload).decode(),
+            "rxInfo": [{"gatewayId": "0016c001f153a14c", "rssi": -100, "snr": 3.0}],
+        }
+    ).encode()
 
 
 def scripted(n_devices: int, n_good: int, *, with_bad: bool = True) -> Script:
@@ -86,26 +97,54 @@ def scripted(n_devices: int, n_good: int, *, with_bad: bool = True) -> Script:
         i = k % n_devices
         model = MODELS[i % len(MODELS)]
         dist = float(300 + (k * 37) % 1100)
-        frame = tidstream.encode(model, distance_mm=dist, battery_pct=80, battery_v=3.3, temperature_c=12,
-                                 measured_at_ms=1_763_600_000_000 + k * 1000, tilt=False)
+        frame = tidstream.encode(
+            model,
+            distance_mm=dist,
+            battery_pct=80,
+            battery_v=3.3,
+            temperature_c=12,
+            measured_at_ms=1_763_600_000_000 + k * 1000,
+            tilt=False,
+        )
         dev = eui(i)
         kind = k % 3
         if kind == 0:
-            s.uplinks.append(Uplink(f"tid.up.ttn.{dev}", ttn(dev, FPORT[model], k, frame), expect=("reading", dist)))
+            s.uplinks.append(
+                Uplink(f"tid.up.ttn.{dev}", ttn(dev, FPORT[model], k, frame), expect=("reading", dist))
+            )
         elif kind == 1:
-            s.uplinks.append(Uplink(f"tid.up.chirpstack.{dev}", chirpstack(dev, FPORT[model], k, frame), expect=("reading", dist)))
+            s.uplinks.append(
+                Uplink(
+                    f"tid.up.chirpstack.{dev}",
+                    chirpstack(dev, FPORT[model], k, frame),
+                    expect=("reading", dist),
+                )
+            )
         else:
-            s.uplinks.append(Uplink(f"tid.up.raw.{dev}", frame, {"Tid-FPort": str(FPORT[model])}, expect=("reading", dist)))
+            s.uplinks.append(
+                Uplink(f"tid.up.raw.{dev}", frame, {"Tid-FPort": str(FPORT[model])}, expect=("reading", dist))
+            )
     if with_bad:
         dev = eui(0)  # tid1
         good = tidstream.encode("tid1", distance_mm=500, measured_at_ms=1_763_600_000_000)
         s.uplinks += [
             Uplink(f"tid.up.ttn.{dev}", b'{"end_device_ids": {"dev_eui": ', expect=("dlq", "invalid_json")),
-            Uplink(f"tid.up.ttn.{dev}", ttn(dev, 1, 1, good).replace(base64.b64encode(good), b"!!!"), expect=("dlq", "invalid_base64")),
+            Uplink(
+                f"tid.up.ttn.{dev}",
+                ttn(dev, 1, 1, good).replace(base64.b64encode(good), b"!!!"),
+                expect=("dlq", "invalid_base64"),
+            ),
             Uplink(f"tid.up.chirpstack.{dev}", chirpstack(dev, 1, 2, good[:7]), expect=("dlq", "truncated")),
-            Uplink(f"tid.up.ttn.{eui(999_999)}", ttn(eui(999_999), 1, 3, good), expect=("dlq", "unknown_device")),
+            Uplink(
+                f"tid.up.ttn.{eui(999_999)}", ttn(eui(999_999), 1, 3, good), expect=("dlq", "unknown_device")
+            ),
             Uplink(f"tid.up.raw.{dev}", b"\x01" * 70_000, {"Tid-FPort": "1"}, expect=("dlq", "oversized")),
-            Uplink(f"tid.up.raw.{dev}", good[:-1] + bytes([good[-1] ^ 1]), {"Tid-FPort": "1"}, expect=("dlq", "crc_mismatch")),
+            Uplink(
+                f"tid.up.raw.{dev}",
+                good[:-1] + bytes([good[-1] ^ 1]),
+                {"Tid-FPort": "1"},
+                expect=("dlq", "crc_mismatch"),
+            ),
         ]
     return s
 
@@ -133,27 +172,49 @@ async def read_stream(url: str, stream: str, subject: str = ">") -> list:
 
 def flow_env(url: str, registry: Path | None, tmp: Path, partitions: int = 4, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "TIDSTREAM_NATS_URL": url,
-        "TIDSTREAM_STREAMS_PARTITIONS": str(partitions),
-        "TIDSTREAM_EXPORT_DIR": str(tmp / "export"),
-        "TIDSTREAM_BATCH_SIZE": "200",
-        "TIDSTREAM_EXPORT_BLOCK_SIZE": "500",
-        "PYTHONPATH": str(ROOT / "python"),
-    })
+    env.update(
+        {
+            "TIDSTREAM_NATS_URL": url,
+            "TIDSTREAM_STREAMS_PARTITIONS": str(partitions),
+            "TIDSTREAM_EXPORT_DIR": str(tmp / "export"),
+            "TIDSTREAM_BATCH_SIZE": "200",
+            "TIDSTREAM_EXPORT_BLOCK_SIZE": "500",
+            "PYTHONPATH": str(ROOT / "python"),
+        }
+    )
     if registry is not None:
         env["TIDSTREAM_REGISTRY"] = str(registry)
     env.update(extra)
     return env
 
 
-def start_flow(name: str, env: dict[str, str], recovery: Path, *, once: bool = True,
-               process_id: int | None = None, addresses: str | None = None, parts: int = 2) -> subprocess.Popen:
+def start_flow(
+    name: str,
+    env: dict[str, str],
+    recovery: Path,
+    *,
+    once: bool = True,
+    process_id: int | None = None,
+    addresses: str | None = None,
+    parts: int = 2,
+) -> subprocess.Popen:
     recovery.mkdir(parents=True, exist_ok=True)
     if not any(recovery.glob("part-*.sqlite3")):
-        subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), str(parts)], check=True, env=env)
-    cmd = [sys.executable, "-m", "bytewax.run", f"{ROOT / 'dataflows' / (name + '.py')}:flow",
-           "-r", str(recovery), "-s", "1", "-b", "0"]
+        subprocess.run(
+            [sys.executable, "-m", "bytewax.recovery", str(recovery), str(parts)], check=True, env=env
+        )
+    cmd = [
+        sys.executable,
+        "-m",
+        "bytewax.run",
+        f"{ROOT / 'dataflows' / (name + '.py')}:flow",
+        "-r",
+        str(recovery),
+        "-s",
+        "1",
+        "-b",
+        "0",
+    ]
     if process_id is not None:
         cmd += ["-i", str(process_id), "-a", addresses or ""]
     e = dict(env)

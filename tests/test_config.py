@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tidstream.config import load_settings
 from tidstream.exceptions import ConfigError
 

@@ -14,9 +14,22 @@ pytestmark = pytest.mark.nats
 def test_demo_json_summary(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run(
-        [sys.executable, "-m", "tidstream.cli", "demo", "--out", str(out), "--devices", "120",
-         "--frames", "1200", "--json"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "tidstream.cli",
+            "demo",
+            "--out",
+            str(out),
+            "--devices",
+            "120",
+            "--frames",
+            "1200",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     s = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -24,5 +37,7 @@ def test_demo_json_summary(tmp_path):
         assert key in s
     assert s["frames_in"] == s["readings_frames"] + s["dead_letters"]
     assert s["parquet_rows"] == s["readings_out"] > 1000
-    assert {"invalid_json", "invalid_base64", "truncated", "oversized", "unknown_device"} <= set(s["dead_letters_by_reason"])
+    assert {"invalid_json", "invalid_base64", "truncated", "oversized", "unknown_device"} <= set(
+        s["dead_letters_by_reason"]
+    )
     assert list((out / "readings").glob("date=*/readings-*.parquet"))

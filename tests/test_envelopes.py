@@ -8,17 +8,21 @@ import json
 
 import pyarrow as pa
 import pytest
-
 import tidstream
 
 # The Things Stack "Uplink message example" and ChirpStack's documented `up` event
 # (shared/sensors/ENVELOPES.md), trimmed to the fields that matter, values unchanged.
 TTN = {
-    "end_device_ids": {"device_id": "dev1", "application_ids": {"application_id": "app1"},
-                       "dev_eui": "0004A30B001C0530", "dev_addr": "00BCB929"},
+    "end_device_ids": {
+        "device_id": "dev1",
+        "application_ids": {"application_id": "app1"},
+        "dev_eui": "0004A30B001C0530",
+        "dev_addr": "00BCB929",
+    },
     "received_at": "2020-02-12T15:15:46.014773143Z",
     "uplink_message": {
-        "f_cnt": 1, "frm_payload": "gkHe",
+        "f_cnt": 1,
+        "frm_payload": "gkHe",
         "rx_metadata": [{"gateway_ids": {"gateway_id": "gtw1"}, "rssi": -35, "channel_rssi": -35, "snr": 5}],
         "settings": {"frequency": "868300000"},
         "received_at": "2020-02-12T15:15:45.789585559Z",
@@ -28,7 +32,8 @@ CHIRPSTACK = {
     "deduplicationId": "3ac7e3c4-4401-4b8d-9386-a5c902f9202d",
     "time": "2022-07-18T09:34:15.775023242+00:00",
     "deviceInfo": {"deviceName": "Test device", "devEui": "0101010101010101"},
-    "fPort": 1, "data": "qg==",
+    "fPort": 1,
+    "data": "qg==",
     "rxInfo": [{"gatewayId": "0016c001f153a14c", "rssi": -36, "snr": 10.5}],
 }
 
@@ -53,8 +58,11 @@ def test_documented_examples():
 
 def test_envelope_then_codec():
     msg = dict(TTN)
-    msg["uplink_message"] = dict(TTN["uplink_message"], f_port=85,
-                                 frm_payload=base64.b64encode(bytes.fromhex("01755c03824408040001")).decode())
+    msg["uplink_message"] = dict(
+        TTN["uplink_message"],
+        f_port=85,
+        frm_payload=base64.b64encode(bytes.fromhex("01755c03824408040001")).decode(),
+    )
     up = tidstream.decode_uplinks("ttn-v3", pa.array([json.dumps(msg)], pa.string()))
     r = tidstream.decode_batch("milesight-em310-udl", up.column("payload"), up.column("fport"))
     assert r.column("distance_mm").to_pylist() == [2116.0]
@@ -88,7 +96,9 @@ def test_every_envelope_error_kind():
 
 
 def test_raw_format_and_argument_errors():
-    b = tidstream.decode_uplinks("raw", [b"\x01\x02", None], device_ids=["A84041000181C8AA", "a84041000181c8ab"], fports=[2, 2])
+    b = tidstream.decode_uplinks(
+        "raw", [b"\x01\x02", None], device_ids=["A84041000181C8AA", "a84041000181c8ab"], fports=[2, 2]
+    )
     assert b.column("dev_eui").to_pylist() == ["a84041000181c8aa", None]
     assert b.column("error_kind").to_pylist() == [None, "missing_payload"]
     with pytest.raises(ValueError, match="device_ids"):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pickle
 
 import pytest
-
 import tidstream
 from tidstream import DecodeError, EncodeError, LayoutError, TidstreamError
 
@@ -18,12 +17,40 @@ CASES = [
     ("length_mismatch", "tid1", TID1 + b"\x00", None, 15, "expected 15 byte(s), got 16"),
     ("unknown_fport", "dragino-ldds20", bytes.fromhex("0d3b0aef00000001"), 42, 0, "unknown FPort 42"),
     ("empty_payload", "milesight-em310-udl", b"", 85, 0, "empty payload"),
-    ("unknown_record", "milesight-em310-udl", bytes.fromhex("01755c0999"), 85, 3, "unknown record tag 0x0999"),
-    ("bad_header", "dingtek-df703", bytes.fromhex("810001011107d000190000000000010081"), 3, 0, "bad header byte 0x81"),
-    ("unsupported_version", "decentlab-dl-mbx", bytes.fromhex("03012f00020bb1"), 1, 0, "protocol version 3 doesn't match v2"),
+    (
+        "unknown_record",
+        "milesight-em310-udl",
+        bytes.fromhex("01755c0999"),
+        85,
+        3,
+        "unknown record tag 0x0999",
+    ),
+    (
+        "bad_header",
+        "dingtek-df703",
+        bytes.fromhex("810001011107d000190000000000010081"),
+        3,
+        0,
+        "bad header byte 0x81",
+    ),
+    (
+        "unsupported_version",
+        "decentlab-dl-mbx",
+        bytes.fromhex("03012f00020bb1"),
+        1,
+        0,
+        "protocol version 3 doesn't match v2",
+    ),
     ("crc_mismatch", "tid1", TID1[:-1] + bytes([TID1[-1] ^ 0xFF]), None, 13, "CRC mismatch"),
     ("invalid_value", "tid1", None, None, 1, "reserved flag bits"),
-    ("vendor_error", "dragino-ldds04", bytes.fromhex("034a03160318031a031502"), 2, 0, "not a measurement frame"),
+    (
+        "vendor_error",
+        "dragino-ldds04",
+        bytes.fromhex("034a03160318031a031502"),
+        2,
+        0,
+        "not a measurement frame",
+    ),
 ]
 
 
@@ -39,7 +66,9 @@ def _reserved_flags_frame() -> bytes:
     return bytes(body) + crc.to_bytes(2, "little")
 
 
-@pytest.mark.parametrize(("kind", "model", "payload", "fport", "offset", "fragment"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("kind", "model", "payload", "fport", "offset", "fragment"), CASES, ids=[c[0] for c in CASES]
+)
 def test_error_kind_in_batches(kind, model, payload, fport, offset, fragment):
     if payload is None:
         payload = _reserved_flags_frame()
@@ -59,8 +88,15 @@ def test_missing_payload_is_an_error_row():
 
 def test_every_kind_is_documented_and_tested():
     # The envelope kinds are covered in tests/test_envelopes.py.
-    envelope = {"invalid_json", "missing_field", "wrong_type", "invalid_base64",
-                "invalid_timestamp", "not_uplink", "invalid_dev_eui"}
+    envelope = {
+        "invalid_json",
+        "missing_field",
+        "wrong_type",
+        "invalid_base64",
+        "invalid_timestamp",
+        "not_uplink",
+        "invalid_dev_eui",
+    }
     covered = {c[0] for c in CASES} | {"missing_payload"} | envelope
     assert covered == set(tidstream.error_kinds())
 
@@ -115,4 +151,4 @@ def test_layout_error_is_a_config_error():
         tidstream.load_layout('model = "x"\nformat = "fixd"\n')
     assert isinstance(ei.value, tidstream.ConfigError)
     assert ei.value.path == "format"
-    assert "is not \"fixed\" or \"tlv\"" in str(ei.value)
+    assert 'is not "fixed" or "tlv"' in str(ei.value)

@@ -14,7 +14,6 @@ from collections import Counter
 import orjson
 import pyarrow as pa
 import pytest
-
 from flowkit import flow_env, publish, read_stream, scripted, start_flow, write_registry
 from tidstream.config import Settings
 from tidstream.flow.export import read_dataset
@@ -73,7 +72,6 @@ def test_ingest_accounts_for_every_frame_and_export_writes_parquet(nats_server, 
     import json
 
     import jsonschema
-
     from flowkit import ROOT
 
     rs = json.loads((ROOT / "schemas" / "reading.schema.json").read_text())
@@ -109,7 +107,9 @@ def test_ingest_accounts_for_every_frame_and_export_writes_parquet(nats_server, 
 
     glob = str(tmp_path / "export" / "**" / "*.parquet")
     con = duckdb.connect()
-    n_duck = con.execute(f"select count(*) from read_parquet('{glob}', hive_partitioning=true)").fetchall()[0][0]
+    n_duck = con.execute(f"select count(*) from read_parquet('{glob}', hive_partitioning=true)").fetchall()[
+        0
+    ][0]
     assert n_duck == len(got)
     assert pl.scan_parquet(glob, hive_partitioning=True).select(pl.len()).collect().item() == len(got)
     assert len(pd.read_parquet(tmp_path / "export")) == len(got)

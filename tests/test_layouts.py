@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 import tidstream
 from tidstream import LayoutError
 
@@ -36,19 +35,27 @@ def test_fixed_layout_from_file_decodes_both_outputs():
     assert row["distance_mm"] is None and row["alarm_flags"] & 128
     rows = tidstream.decode_batch(name, [frame[:4], frame + b"\x00", frame], fports=[10, 10, 11]).to_pylist()
     assert [(r["error_kind"], r["error_offset"]) for r in rows] == [
-        ("truncated", 3), ("length_mismatch", 9), ("unknown_fport", 0)
+        ("truncated", 3),
+        ("length_mismatch", 9),
+        ("unknown_fport", 0),
     ]
     # Fixed layouts can encode too.
-    assert tidstream.decode_batch(name, [tidstream.encode(name, distance_mm=900, battery_pct=10)], 10)[
-        "distance_mm"
-    ][0].as_py() == 900.0
+    assert (
+        tidstream.decode_batch(name, [tidstream.encode(name, distance_mm=900, battery_pct=10)], 10)[
+            "distance_mm"
+        ][0].as_py()
+        == 900.0
+    )
 
 
 def test_tlv_layout_from_text():
     name = tidstream.load_layout((EXAMPLES / "acme-tlv.toml").read_text())
     frame = bytes([0x01, 0x10, 0x02, 0x02, 0x7C, 0x0E, 0x03, 55, 1])
     assert tidstream.decode_vendor(name, frame) == {
-        "distance": 528, "battery_mv": 3708, "fill": 55, "full": True
+        "distance": 528,
+        "battery_mv": 3708,
+        "fill": 55,
+        "full": True,
     }
     row = tidstream.decode_batch(name, [frame]).to_pylist()[0]
     assert row["distance_mm"] == 528.0 and row["battery_v"] == pytest.approx(3.708)
@@ -72,16 +79,24 @@ def test_reloading_a_runtime_layout_replaces_it_but_builtins_are_protected():
 @pytest.mark.parametrize(
     ("patch", "path", "fragment"),
     [
-        (("format = \"tlv\"", "format = \"tlvx\""), "format", "is not \"fixed\" or \"tlv\""),
+        (('format = "tlv"', 'format = "tlvx"'), "format", 'is not "fixed" or "tlv"'),
         (("tag_size = 1", "tag_size = 3"), "tlv.tag_size", "tag_size 3 is not 1 or 2"),
-        (("type = \"u16\", unit = \"mm\"", "type = \"u12\", unit = \"mm\""), "records[0].fields[0].type", "unknown type `u12`"),
-        (("normalized = \"distance_mm\"", "normalized = \"distance\""), "records[0].fields[0].normalized", "unknown normalized column"),
+        (
+            ('type = "u16", unit = "mm"', 'type = "u12", unit = "mm"'),
+            "records[0].fields[0].type",
+            "unknown type `u12`",
+        ),
+        (
+            ('normalized = "distance_mm"', 'normalized = "distance"'),
+            "records[0].fields[0].normalized",
+            "unknown normalized column",
+        ),
         (("tag = 0x02", "tag = 0x01"), "records[1].tag", "defined twice"),
         (("tag = 0x02", "tag = 0x102"), "records[1].tag", "does not fit in 1 byte"),
-        (("on_unknown = \"stop\"", "on_unknown = \"skip\""), "tlv.on_unknown", "needs length = \"prefix\""),
-        (("model = \"acme-tlv\"", "model = \"acme tlv\""), "model", "letters, digits"),
+        (('on_unknown = "stop"', 'on_unknown = "skip"'), "tlv.on_unknown", 'needs length = "prefix"'),
+        (('model = "acme-tlv"', 'model = "acme tlv"'), "model", "letters, digits"),
         (("[tlv]", "[tlv]\nbogus = 1"), "", "unknown field `bogus`"),
-        (("unit = \"mm\"", "unit = mm"), "", "line"),
+        (('unit = "mm"', "unit = mm"), "", "line"),
     ],
 )
 def test_layout_errors_name_the_key_and_the_fix(patch, path, fragment):
@@ -101,4 +116,7 @@ def test_builtin_layout_files_are_valid_runtime_layouts():
     for f in files:
         text = f.read_text()
         model = text.split('model = "', 1)[1].split('"', 1)[0]
-        assert tidstream.load_layout(text.replace(f'model = "{model}"', f'model = "copy-{model}"')) == f"copy-{model}"
+        assert (
+            tidstream.load_layout(text.replace(f'model = "{model}"', f'model = "copy-{model}"'))
+            == f"copy-{model}"
+        )

@@ -9,7 +9,6 @@ import struct
 
 import nats
 import pytest
-
 from tidstream.config import IngestInput, Settings
 from tidstream.nats.server import EmbeddedServer
 from tidstream.nats.setup import init_jetstream

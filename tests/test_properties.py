@@ -12,10 +12,9 @@ import math
 
 import pyarrow as pa
 import pytest
+import tidstream
 from hypothesis import given
 from hypothesis import strategies as st
-
-import tidstream
 
 MODELS = tidstream.models()
 ENCODABLE = [m for m in MODELS if tidstream.model_info(m)["can_encode"]]
@@ -77,8 +76,14 @@ CARRIES = {
 
 def test_every_encodable_model_has_a_round_trip_spec() -> None:
     assert set(ENCODABLE) == set(CARRIES)
-    for required in ("tid1", "milesight-em310-udl", "milesight-em400-udl", "dragino-ldds75",
-                     "decentlab-dl-mbx", "dingtek-df703"):
+    for required in (
+        "tid1",
+        "milesight-em310-udl",
+        "milesight-em400-udl",
+        "dragino-ldds75",
+        "decentlab-dl-mbx",
+        "dingtek-df703",
+    ):
         assert required in ENCODABLE
 
 
@@ -135,7 +140,9 @@ def test_every_truncation_of_tid1_is_a_truncation_error(r: dict, n_stored: int) 
     cuts = [frame[:k] for k in range(1, len(frame))]
     batch = tidstream.decode_batch("tid1", cuts)
     assert batch.column("error_kind").to_pylist() == ["truncated"] * len(cuts)
-    assert batch.column("error_offset").to_pylist() == [tid1_cut_offset(frame, k) for k in range(1, len(frame))]
+    assert batch.column("error_offset").to_pylist() == [
+        tid1_cut_offset(frame, k) for k in range(1, len(frame))
+    ]
 
 
 @pytest.mark.parametrize(

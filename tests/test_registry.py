@@ -3,12 +3,13 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-
 from tidstream.registry import RegistryError, load_registry, validate_registry
 from tidstream.schema import REGISTRY_SCHEMA
 
 HEADER = "device_id,model,container_id,container_kind,stream,volume_l,depth_mm,offset_mm,lat,lon,commune_insee,commune\n"
-GOOD = "A84041000181C8AA,milesight-em310-udl,C-1,glass_bank,glass,3000,1500,250,47.51,6.79,25388,Montbéliard\n"
+GOOD = (
+    "A84041000181C8AA,milesight-em310-udl,C-1,glass_bank,glass,3000,1500,250,47.51,6.79,25388,Montbéliard\n"
+)
 
 
 def test_csv_loads_and_normalises_device_ids(tmp_path):
@@ -35,9 +36,17 @@ def test_every_problem_is_reported_with_its_row(tmp_path):
     rows = {r for r, _ in ei.value.problems}
     assert rows == {2, 3}
     text = str(ei.value)
-    for fragment in ("row 2: device_id a84041000181c8aa already on row 1", "row 3: device_id 'zz'",
-                     "model 'nope'", "container_kind 'bin'", "stream 'trash'", "volume_l -1.0",
-                     "depth_mm 0.0", "location (95.0, 6.8)", "commune_insee 'ABC'"):
+    for fragment in (
+        "row 2: device_id a84041000181c8aa already on row 1",
+        "row 3: device_id 'zz'",
+        "model 'nope'",
+        "container_kind 'bin'",
+        "stream 'trash'",
+        "volume_l -1.0",
+        "depth_mm 0.0",
+        "location (95.0, 6.8)",
+        "commune_insee 'ABC'",
+    ):
         assert fragment in text
 
 

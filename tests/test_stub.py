@@ -11,9 +11,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_stub_matches_compiled_module():
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy.stubtest", "tidstream._core",
-         "--allowlist", str(ROOT / "stubtest-allowlist.txt")],
-        capture_output=True, text=True, cwd=ROOT, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "mypy.stubtest",
+            "tidstream._core",
+            "--allowlist",
+            str(ROOT / "stubtest-allowlist.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

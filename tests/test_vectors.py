@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import tidstream
 from conftest import load_vectors
 
@@ -171,9 +170,7 @@ def test_dingtek_angle_and_float_quirks_are_vendor_exact() -> None:
     assert math.isclose(row["longitude"], 116.507423, abs_tol=5e-7)  # IEEE-754, not the bug
 
 
-EXTRA = json.loads((Path(__file__).parent / "fixtures" / "vendor_examples_extra.json").read_text())[
-    "vectors"
-]
+EXTRA = json.loads((Path(__file__).parent / "fixtures" / "vendor_examples_extra.json").read_text())["vectors"]
 
 
 @pytest.mark.parametrize("vec", EXTRA, ids=[f"{v['model']}-{v['hex'][:10]}" for v in EXTRA])

@@ -57,6 +57,7 @@ size = 1
 fields = [{ name = "device_status", type = "const", value = "on" }]
 """
 
+
 def downlink(tp: int, body: str, size: int | None = None) -> str:
     out = ""
     for ch in (0xFE, 0xFF):
@@ -65,6 +66,7 @@ def downlink(tp: int, body: str, size: int | None = None) -> str:
             out += f"size = {size}\n"
         out += f"fields = [{body}]\n"
     return out
+
 
 U16 = '{{ name = "{n}", type = "u16" }}'
 YES = '{{ name = "{n}", type = "const", value = "yes" }}'
@@ -77,6 +79,7 @@ encode = true
 fields = [{ name = "battery", type = "u8", unit = "%", normalized = "battery_pct" }]
 """
 
+
 def distance(tag: int) -> str:
     return f"""
 [[records]]
@@ -84,6 +87,7 @@ tag = 0x{tag:04x}
 encode = true
 fields = [{{ name = "distance", type = "u16", unit = "mm", normalized = "distance_mm" }}]
 """
+
 
 def position(tag: int) -> str:
     return f"""
@@ -93,14 +97,20 @@ encode = true
 fields = [{{ name = "position", type = "u8", enum = {{ "0" = "normal", "1" = "tilt" }}, normalized = "tilt" }}]
 """
 
+
 ALARM = '{ "0" = "threshold_alarm_release", "1" = "threshold_alarm" }'
 
-EM400_TELEMETRY = BATTERY + f"""
+EM400_TELEMETRY = (
+    BATTERY
+    + """
 [[records]]
 tag = 0x0367
 encode = true
-fields = [{{ name = "temperature", type = "s16", div = 10, unit = "°C", normalized = "temperature_c" }}]
-""" + distance(0x0482) + position(0x0500) + f"""
+fields = [{ name = "temperature", type = "s16", div = 10, unit = "°C", normalized = "temperature_c" }]
+"""
+    + distance(0x0482)
+    + position(0x0500)
+    + f"""
 [[records]]  # temperature with threshold alarm
 tag = 0x8367
 fields = [
@@ -114,13 +124,17 @@ fields = [
   {{ name = "distance_alarm", at = 2, type = "u8", enum = {ALARM}, normalized = "alarm.distance_threshold" }},
 ]
 """
+)
 
 EM400_DOWNLINKS = (
     downlink(0x02, U16.format(n="collection_interval"))
     + downlink(0x03, U16.format(n="report_interval"))
     + downlink(0x10, YES.format(n="reboot"), size=1)
     + downlink(0x13, ENABLE.format(n="install_height_enable"))
-    + downlink(0x1C, '{ name = "recollection_config.counts", type = "u8" }, { name = "recollection_config.interval", at = 1, type = "u8" }')
+    + downlink(
+        0x1C,
+        '{ name = "recollection_config.counts", type = "u8" }, { name = "recollection_config.interval", at = 1, type = "u8" }',
+    )
     + downlink(0x28, YES.format(n="query_device_status"), size=1)
     + downlink(0x3E, ENABLE.format(n="tilt_linkage_distance_enable"))
     + downlink(0x4A, YES.format(n="sync_time"), size=1)
@@ -133,7 +147,9 @@ MODELS = {
     "milesight-em310-udl": dict(
         description="EM310-UDL ultrasonic distance/level sensor with tilt switch",
         source="TheThingsNetwork/lorawan-devices:vendor/milesight-iot/em310-udl.js",
-        body=BATTERY + distance(0x0382) + position(0x0400)
+        body=BATTERY
+        + distance(0x0382)
+        + position(0x0400)
         + downlink(0x02, U16.format(n="collection_interval"))
         + downlink(0x03, U16.format(n="report_interval"))
         + downlink(0x10, YES.format(n="reboot"), size=1)
@@ -157,11 +173,14 @@ MODELS = {
     "milesight-em400-tld": dict(
         description="EM400-TLD ToF laser distance sensor",
         source="Milesight-IoT/SensorDecoders:em-series/em400-tld/em400-tld-decoder.js",
-        body=EM400_TELEMETRY + """
+        body=EM400_TELEMETRY
+        + """
 [[records]]
 tag = 0x8800
 fields = [{ name = "disassembly_alarm", type = "u8", enum = { "1" = "device_abnormal_movement" }, normalized = "alarm.tilt" }]
-""" + EM400_DOWNLINKS + downlink(0xA1, ENABLE.format(n="tilt_report_enable")),
+"""
+        + EM400_DOWNLINKS
+        + downlink(0xA1, ENABLE.format(n="tilt_report_enable")),
     ),
     "milesight-em400-mud": dict(
         description="EM400-MUD multifunctional ultrasonic distance sensor",
@@ -171,7 +190,9 @@ fields = [{ name = "disassembly_alarm", type = "u8", enum = { "1" = "device_abno
     "milesight-em500-udl": dict(
         description="EM500-UDL ultrasonic distance/level sensor (history records after an outage)",
         source="Milesight-IoT/SensorDecoders:em-series/em500-udl/em500-udl-decoder.js",
-        body=BATTERY + distance(0x0382) + """
+        body=BATTERY
+        + distance(0x0382)
+        + """
 [[records]]  # distance with alarm: this record alone is in 0.1 mm
 tag = 0x83e9
 fields = [
@@ -186,7 +207,8 @@ fields = [
   { name = "timestamp", type = "u32", unit = "s", normalized = "measured_at_s" },
   { name = "distance", at = 4, type = "u16", unit = "mm", normalized = "distance_mm" },
 ]
-""" + downlink(0x02, U16.format(n="collection_interval"))
+"""
+        + downlink(0x02, U16.format(n="collection_interval"))
         + downlink(0x03, U16.format(n="report_interval"))
         + downlink(0x10, YES.format(n="reboot"), size=1)
         + downlink(0x11, '{ name = "timestamp", type = "u32" }')
@@ -200,11 +222,14 @@ fields = [
     "milesight-ws201": dict(
         description="WS201 fill level sensor (`remaining` = share of the container height occupied by content)",
         source="Milesight-IoT/SensorDecoders:ws-series/ws201/ws201-decoder.js",
-        body=BATTERY + distance(0x0382) + """
+        body=BATTERY
+        + distance(0x0382)
+        + """
 [[records]]
 tag = 0x04d6
 fields = [{ name = "remaining", type = "u8", unit = "%", normalized = "fill_pct_reported" }]
-""" + downlink(0x02, U16.format(n="collection_interval"))
+"""
+        + downlink(0x02, U16.format(n="collection_interval"))
         + downlink(0x03, U16.format(n="report_interval"))
         + downlink(0x10, YES.format(n="reboot"), size=1),
     ),

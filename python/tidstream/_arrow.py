@@ -37,9 +37,7 @@ def string(n: int, col: tuple[Any, ...], typ: pa.DataType | None = None) -> pa.A
     )
 
 
-def list_of_struct(
-    typ: pa.ListType, n: int, col: tuple[Any, ...] | None
-) -> pa.Array:
+def list_of_struct(typ: pa.ListType, n: int, col: tuple[Any, ...] | None) -> pa.Array:
     """Stored readings: (offsets, validity, nulls, measured_at, distance, temperature)."""
     if col is None:
         return pa.nulls(n, typ)
@@ -52,6 +50,4 @@ def list_of_struct(
         primitive(pa.float64(), m, temp),
     ]
     values = pa.StructArray.from_arrays(children, fields=list(struct_t))
-    return pa.Array.from_buffers(
-        typ, n, [_buf(validity), _buf(offsets)], null_count=nulls, children=[values]
-    )
+    return pa.Array.from_buffers(typ, n, [_buf(validity), _buf(offsets)], null_count=nulls, children=[values])

@@ -88,3 +88,56 @@ def error_kinds() -> list[str]:
 
 def alarm_flags() -> list[tuple[int, str]]:
     """(bit, name) of every alarm flag."""
+
+# -- simulator (core/src/sim, bindings in core/src/py/sim.rs) ---------------------------
+
+from typing import final
+
+@final
+class Simulator:
+    """The simulated fleet: fill dynamics, sensor faults, frames and ground truth."""
+
+    def __new__(
+        cls,
+        kind: npt.NDArray[np.uint8],
+        model: npt.NDArray[np.uint8],
+        dev_eui: npt.NDArray[np.uint64],
+        name: list[str],
+        depth_mm: npt.NDArray[np.float64],
+        offset_mm: npt.NDArray[np.float64],
+        volume_l: npt.NDArray[np.float64],
+        market_dow: npt.NDArray[np.int8],
+        *,
+        seed: int = 0,
+        start_ms: int = 1_735_689_600_000,
+        steps: int = 24,
+        interval_ms: int = 3_600_000,
+        envelopes: str = "mixed",
+        ttn_share: float = 0.7,
+        truth: bool = True,
+        faults: float = 1.0,
+        missed_collection_p: float = 0.01,
+        application: str = "tidstream-sim",
+        rate_scale: float = 1.0,
+        warm_start: bool = True,
+    ) -> Simulator: ...
+    @property
+    def step(self) -> int:
+        """Steps (measurement rounds) done so far."""
+    @property
+    def steps(self) -> int:
+        """Steps in the run."""
+    @property
+    def n_gateways(self) -> int:
+        """Number of simulated gateways."""
+    def next_chunk(self, max_rows: int) -> dict[str, Any] | None:
+        """Next chunk of about max_rows uplinks (numpy columns); None at the end. Releases the GIL."""
+
+def sim_models() -> list[tuple[str, int, int, list[float]]]:
+    """Simulator sensor models: (name, fport, DevEUI prefix, mix per container kind %)."""
+
+def sim_conditions() -> list[str]:
+    """Names of the ground-truth condition codes, by code."""
+
+def sim_french_holidays(year: int) -> list[tuple[int, int]]:
+    """French public holidays of a year as (month, day)."""

@@ -117,8 +117,18 @@ def run_flow(
         from bytewax.recovery import init_db_dir
 
         init_db_dir(recovery_dir, int(os.environ.get("TIDSTREAM_RECOVERY_PARTS", "4")))
-    cmd = [sys.executable, "-m", "bytewax.run", f"{flow_file}:flow", "-r", str(recovery_dir),
-           "-s", str(snapshot_s), "-b", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bytewax.run",
+        f"{flow_file}:flow",
+        "-r",
+        str(recovery_dir),
+        "-s",
+        str(snapshot_s),
+        "-b",
+        "0",
+    ]
     if process_id is not None and addresses:
         cmd += ["-i", str(process_id), "-a", addresses]
     e = dict(os.environ if env is None else env)
@@ -141,12 +151,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.out:
             raise TidstreamError("replay needs --out: a fresh folder for the re-decoded export")
         time_ns(args.start), time_ns(args.end)  # validate early
-        env.update({"TIDSTREAM_REPLAY_FROM": args.start or "", "TIDSTREAM_REPLAY_TO": args.end or "",
-                    "TIDSTREAM_REPLAY_OUT": args.out})
+        env.update(
+            {
+                "TIDSTREAM_REPLAY_FROM": args.start or "",
+                "TIDSTREAM_REPLAY_TO": args.end or "",
+                "TIDSTREAM_REPLAY_OUT": args.out,
+            }
+        )
         args.once = True
-    proc = run_flow(args.flow, config=args.config, recovery_dir=rec,
-                    snapshot_s=args.snapshot_interval or s.snapshot_interval_s, once=args.once,
-                    process_id=args.process_id, addresses=args.addresses, env=env)
+    proc = run_flow(
+        args.flow,
+        config=args.config,
+        recovery_dir=rec,
+        snapshot_s=args.snapshot_interval or s.snapshot_interval_s,
+        once=args.once,
+        process_id=args.process_id,
+        addresses=args.addresses,
+        env=env,
+    )
     return proc.wait()
 
 
@@ -243,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--mqtt-port", type=int, default=None, help="also listen for MQTT on this port")
     srv.set_defaults(func=cmd_nats_server)
 
-    run = sub.add_parser("run", help="run a dataflow (one process; see --process-id/--addresses to scale out)")
+    run = sub.add_parser(
+        "run", help="run a dataflow (one process; see --process-id/--addresses to scale out)"
+    )
     run.add_argument("flow", choices=["ingest", "export", "replay"], help="which dataflow")
     run.add_argument("--once", action="store_true", help="stop when the input stream is drained (batch run)")
     run.add_argument("--nats-url", help="server URL(s), overrides the configuration")

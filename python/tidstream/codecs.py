@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -30,8 +30,8 @@ __all__ = [
     "models",
 ]
 
-Payloads = Union[Sequence[Union[bytes, bytearray, memoryview, None]], pa.Array, pa.ChunkedArray]
-Fports = Union[int, None, Sequence[Union[int, None]], np.ndarray, pa.Array]
+Payloads = Sequence[bytes | bytearray | memoryview | None] | pa.Array | pa.ChunkedArray
+Fports = int | None | Sequence[int | None] | np.ndarray | pa.Array
 
 
 def models() -> list[str]:
@@ -70,8 +70,7 @@ def decode_vendor(model: str, payload: bytes, fport: int | None = None) -> dict[
     """
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise TypeError(
-            f"payload must be bytes, got {type(payload).__name__}; "
-            "for hex text use bytes.fromhex(text)"
+            f"payload must be bytes, got {type(payload).__name__}; for hex text use bytes.fromhex(text)"
         )
     return _core.decode_vendor(model, bytes(payload), fport)
 
@@ -94,9 +93,7 @@ def _as_binary_array(payloads: Payloads) -> pa.Array:
     try:
         return pa.array(payloads, type=pa.binary())
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
-        raise TypeError(
-            f"payloads must be a list of bytes (or None for a missing frame): {e}"
-        ) from None
+        raise TypeError(f"payloads must be a list of bytes (or None for a missing frame): {e}") from None
 
 
 def _fports(fports: Fports, n: int) -> tuple[np.ndarray | None, int | None]:
@@ -163,9 +160,7 @@ def decode_batch(model: str, payloads: Payloads, fports: Fports = None) -> pa.Re
     n = len(arr)
     fport_arr, fport_one = _fports(fports, n)
     data, offsets, valid, voff = _buffers(arr)
-    cols = _core.decode_batch_buffers(
-        model, data, offsets, valid, voff, fports=fport_arr, fport=fport_one
-    )
+    cols = _core.decode_batch_buffers(model, data, offsets, valid, voff, fports=fport_arr, fport=fport_one)
     return _reading_batch(n, cols)
 
 
@@ -242,7 +237,10 @@ def encode_batch(model: str, readings: Mapping[str, Any] | pa.Table | pa.RecordB
         if name in _FLOAT_COLS:
             cols[name] = arr(v, np.float64, np.nan)
         elif name in ("tilt", "fire_alarm"):
-            a = np.asarray(v.to_numpy(zero_copy_only=False) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v, dtype=object)
+            a = np.asarray(
+                v.to_numpy(zero_copy_only=False) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v,
+                dtype=object,
+            )
             cols[name] = np.array([-1 if x is None else int(bool(x)) for x in a], dtype=np.int8)
         elif name == "alarm_flags":
             cols[name] = arr(v, np.uint16, 0)
@@ -280,4 +278,3 @@ def load_layout(layout: str | PathLike[str]) -> str:
     else:
         text = str(layout)
     return _core.load_layout(text)
-

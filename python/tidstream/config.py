@@ -268,7 +268,7 @@ def _validate(s: Settings) -> None:
     if s.streams.duplicate_window_s < 60:
         raise ConfigError("streams.duplicate_window_s must be at least 60 s (slow restarts)")
     if s.streams.storage not in ("file", "memory"):
-        raise ConfigError("streams.storage must be \"file\" or \"memory\"")
+        raise ConfigError('streams.storage must be "file" or "memory"')
     if not s.streams.prefix.replace("_", "").replace("-", "").isalnum():
         raise ConfigError("streams.prefix must be one subject token (letters, digits, - or _)")
     for i in s.streams.inputs:

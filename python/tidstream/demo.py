@@ -34,7 +34,9 @@ def _messages(sim: Any, n_frames: int, unknown: set[str]) -> tuple[list, dict[st
     out: list = []
     injected: dict[str, int] = {}
     for batch in sim.uplinks():
-        cols = {c: batch.column(c).to_pylist() for c in ("device_id", "format", "fport", "payload", "envelope")}
+        cols = {
+            c: batch.column(c).to_pylist() for c in ("device_id", "format", "fport", "payload", "envelope")
+        }
         for dev, fmt, fport, payload, env in zip(*cols.values()):
             if len(out) >= n_frames:
                 break
@@ -51,7 +53,14 @@ def _messages(sim: Any, n_frames: int, unknown: set[str]) -> tuple[list, dict[st
     raw = next(m for m in out if m[2] is not None)  # a raw frame: cut it short
     broken = [
         ("invalid_json", (f"tid.up.ttn.{dev}", b'{"end_device_ids": {"dev_eui": "', None)),
-        ("invalid_base64", (f"tid.up.chirpstack.{dev}", json.dumps({"deviceInfo": {"devEui": dev}, "fPort": 1, "data": "**"}).encode(), None)),
+        (
+            "invalid_base64",
+            (
+                f"tid.up.chirpstack.{dev}",
+                json.dumps({"deviceInfo": {"devEui": dev}, "fPort": 1, "data": "**"}).encode(),
+                None,
+            ),
+        ),
         ("truncated", (raw[0], raw[1][:1], raw[2])),
         ("oversized", (f"tid.up.raw.{dev}", b"\x00" * 100_000, {"Tid-FPort": "1"})),
     ]
@@ -63,7 +72,9 @@ def _messages(sim: Any, n_frames: int, unknown: set[str]) -> tuple[list, dict[st
     return out, injected
 
 
-def run_demo(out_dir: Path, devices: int = 300, frames: int = 3000, seed: int = 7, quiet: bool = False) -> dict[str, Any]:
+def run_demo(
+    out_dir: Path, devices: int = 300, frames: int = 3000, seed: int = 7, quiet: bool = False
+) -> dict[str, Any]:
     """Run the demo; returns the summary (also printed unless ``quiet``)."""
     from .cli import run_flow
     from .flow.export import read_dataset
@@ -87,7 +98,10 @@ def run_demo(out_dir: Path, devices: int = 300, frames: int = 3000, seed: int = 
     unknown = set(registry.column("device_id").to_pylist()[-n_unknown:])
     reg_path = out_dir / "registry.csv"
     pacsv.write_csv(registry.slice(0, len(registry) - n_unknown), reg_path)
-    _say(quiet, f"  registry: {len(registry) - n_unknown} devices ({reg_path}); {n_unknown} left out on purpose")
+    _say(
+        quiet,
+        f"  registry: {len(registry) - n_unknown} devices ({reg_path}); {n_unknown} left out on purpose",
+    )
 
     per_step = len(registry)
     days = max(1 / 24, frames / per_step / 24 * 1.3)
@@ -115,7 +129,10 @@ def run_demo(out_dir: Path, devices: int = 300, frames: int = 3000, seed: int = 
         asyncio.run(init())
         _say(quiet, f"  nats-server {srv.url} (JetStream in {srv.store_dir}), streams ready")
         n = publish_uplinks(settings.nats, messages)
-        _say(quiet, f"  published {n} uplinks ({', '.join(f'{v} {k}' for k, v in injected.items())} among them)")
+        _say(
+            quiet,
+            f"  published {n} uplinks ({', '.join(f'{v} {k}' for k, v in injected.items())} among them)",
+        )
 
         env = {
             **__import__("os").environ,
@@ -128,12 +145,17 @@ def run_demo(out_dir: Path, devices: int = 300, frames: int = 3000, seed: int = 
         t1 = time.monotonic()
         for flow in ("ingest", "export"):
             _say(quiet, f"  running the {flow} dataflow ...")
-            rc = run_flow(flow, config=None, recovery_dir=out_dir / "recovery" / flow, snapshot_s=2,
-                          once=True, env=env).wait()
+            rc = run_flow(
+                flow, config=None, recovery_dir=out_dir / "recovery" / flow, snapshot_s=2, once=True, env=env
+            ).wait()
             if rc != 0:
                 raise TidstreamError(f"the {flow} dataflow failed (exit {rc})")
         flows_s = time.monotonic() - t1
-        counts = stream_counts(settings.nats, (settings.streams.raw, settings.streams.readings, settings.streams.dlq), settings.subjects)
+        counts = stream_counts(
+            settings.nats,
+            (settings.streams.raw, settings.streams.readings, settings.streams.dlq),
+            settings.subjects,
+        )
 
     table = read_dataset(out_dir / "readings")
     summary = {

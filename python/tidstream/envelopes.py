@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +21,7 @@ from .schema import UPLINK_SCHEMA
 
 __all__ = ["decode_uplinks"]
 
-Messages = Union[Sequence[Union[bytes, str, None]], pa.Array, pa.ChunkedArray]
+Messages = Sequence[bytes | str | None] | pa.Array | pa.ChunkedArray
 
 
 def _as_binary(messages: Messages) -> pa.Array:

@@ -48,7 +48,18 @@ class Registry:
         self.index: dict[str, int] = {d: i for i, d in enumerate(ids)}
         self.depth_mm = self.table.column("depth_mm").to_numpy()
         self.offset_mm = self.table.column("offset_mm").to_numpy()
-        cols = ("device_id", "model", "container_id", "container_kind", "stream", "commune_insee", "commune", "lat", "lon", "volume_l")
+        cols = (
+            "device_id",
+            "model",
+            "container_id",
+            "container_kind",
+            "stream",
+            "commune_insee",
+            "commune",
+            "lat",
+            "lon",
+            "volume_l",
+        )
         self._rows = list(zip(*(self.table.column(c).to_pylist() for c in cols)))
 
     def __len__(self) -> int:
@@ -61,7 +72,9 @@ class Registry:
     def lookup(self, device_ids: list[str | None]) -> np.ndarray:
         """Row index per device id, -1 when unknown."""
         get = self.index.get
-        return np.fromiter((get(d, -1) if d else -1 for d in device_ids), dtype=np.int64, count=len(device_ids))
+        return np.fromiter(
+            (get(d, -1) if d else -1 for d in device_ids), dtype=np.int64, count=len(device_ids)
+        )
 
     def fill_ratio(self, rows: np.ndarray, distance_mm: np.ndarray) -> np.ndarray:
         """Fill ratio (0 empty, 1 full, up to 1.5 heaped) for readings of the given rows;
@@ -77,9 +90,7 @@ def _read(path: Path) -> pa.Table:
     if path.suffix.lower() in (".parquet", ".pq"):
         return pq.read_table(path)
     if path.suffix.lower() in (".csv", ".txt"):
-        text_cols = {
-            f.name: pa.string() for f in REGISTRY_SCHEMA if pa.types.is_string(f.type)
-        }
+        text_cols = {f.name: pa.string() for f in REGISTRY_SCHEMA if pa.types.is_string(f.type)}
         return pacsv.read_csv(
             path, convert_options=pacsv.ConvertOptions(column_types=text_cols, strings_can_be_null=False)
         )

@@ -10,8 +10,8 @@ import pyarrow as pa
 
 __all__ = [
     "CONTAINER_KINDS",
-    "READING_SCHEMA",
     "READING_RECORD_SCHEMA",
+    "READING_SCHEMA",
     "REGISTRY_SCHEMA",
     "STORED_READING_TYPE",
     "UPLINK_SCHEMA",
@@ -132,17 +132,34 @@ READING_RECORD_SCHEMA = pa.schema(
         _f("device_id", pa.string(), None, "DevEUI, 16 lowercase hex digits", False),
         _f("model", pa.string(), None, "sensor model", False),
         _f("container_id", pa.string(), None, "container identifier", False),
-        _f("container_kind", pa.string(), None, "glass_bank, paper_bank, packaging_bank, grouping_point, park_bin", False),
+        _f(
+            "container_kind",
+            pa.string(),
+            None,
+            "glass_bank, paper_bank, packaging_bank, grouping_point, park_bin",
+            False,
+        ),
         _f("stream", pa.string(), None, "collection stream: glass, paper, packaging, residual", False),
         _f("commune_insee", pa.string(), None, "INSEE code of the container's commune", False),
         _f("commune", pa.string(), None, "commune name", False),
         _f("lat", pa.float64(), "deg", "container latitude (WGS84)", False),
         _f("lon", pa.float64(), "deg", "container longitude (WGS84)", False),
         _f("received_at", TIMESTAMP_US, None, "when the network server received the uplink", False),
-        _f("measured_at", TIMESTAMP_US, None, "when the sensor measured (device clock if the frame has one, else received_at)", False),
+        _f(
+            "measured_at",
+            TIMESTAMP_US,
+            None,
+            "when the sensor measured (device clock if the frame has one, else received_at)",
+            False,
+        ),
         _f("stored", pa.bool_(), None, "a reading the device stored during an outage and sent late", False),
         _f("distance_mm", pa.float64(), "mm", "sensor-to-surface distance"),
-        _f("fill_ratio", pa.float64(), "1", "fill computed from distance and geometry: 0 empty, 1 full, up to 1.5 heaped"),
+        _f(
+            "fill_ratio",
+            pa.float64(),
+            "1",
+            "fill computed from distance and geometry: 0 empty, 1 full, up to 1.5 heaped",
+        ),
         _f("fill_pct_reported", pa.float64(), "%", "fill level computed by the sensor itself"),
         _f("temperature_c", pa.float64(), "degC", "temperature"),
         _f("battery_pct", pa.float64(), "%", "battery level"),
@@ -203,8 +220,4 @@ def json_schema(schema: pa.Schema, title: str, description: str) -> dict:
 
 def field_units(schema: pa.Schema) -> dict[str, str]:
     """Map column name to unit, for the columns that have one."""
-    return {
-        f.name: f.metadata[b"unit"].decode()
-        for f in schema
-        if f.metadata and b"unit" in f.metadata
-    }
+    return {f.name: f.metadata[b"unit"].decode() for f in schema if f.metadata and b"unit" in f.metadata}

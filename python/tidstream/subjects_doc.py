@@ -33,17 +33,27 @@ def dead_letter_schema() -> dict[str, Any]:
         "and headers Tid-Reason, Tid-Raw-Seq.",
         "type": "object",
         "properties": {
-            "reason": {**s, "description": "an error kind (tidstream.error_kinds()) or unknown_device, oversized, unknown_format"},
+            "reason": {
+                **s,
+                "description": "an error kind (tidstream.error_kinds()) or unknown_device, oversized, unknown_format",
+            },
             "stage": {"enum": ["size", "envelope", "registry", "frame"], "description": "where it failed"},
             "error": {**s, "description": "human-readable message"},
-            "offset": {"type": ["integer", "null"], "description": "byte offset in the JSON (envelope) or the frame (frame)"},
+            "offset": {
+                "type": ["integer", "null"],
+                "description": "byte offset in the JSON (envelope) or the frame (frame)",
+            },
             "device_id": {"type": ["string", "null"], "description": "DevEUI when known"},
             "subject": {**s, "description": "subject of the uplink in the raw stream"},
             "raw_stream": s,
             "raw_seq": {"type": "integer", "minimum": 1},
             "stored_at": {**s, "format": "date-time", "description": "when the raw stream stored it"},
             "headers": {"type": ["object", "null"], "additionalProperties": {"type": "string"}},
-            "original_base64": {**s, "contentEncoding": "base64", "description": "the original message bytes"},
+            "original_base64": {
+                **s,
+                "contentEncoding": "base64",
+                "description": "the original message bytes",
+            },
         },
         "required": ["reason", "stage", "error", "subject", "raw_stream", "raw_seq", "original_base64"],
         "additionalProperties": False,
@@ -52,6 +62,7 @@ def dead_letter_schema() -> dict[str, Any]:
 
 def asyncapi() -> dict[str, Any]:
     """The AsyncAPI 3.0 document of tidstream's subjects."""
+
     def ref(name: str) -> dict[str, str]:
         return {"$ref": f"#/components/messages/{name}"}
 
@@ -75,13 +86,19 @@ def asyncapi() -> dict[str, Any]:
                 "(ChirpStack v4 up event JSON) or raw (FRMPayload bytes, headers Tid-FPort, "
                 "optional Tid-Received-At RFC 3339, Tid-FCnt). device = DevEUI. Captured by the raw "
                 "stream and re-keyed to tid.raw.<partition>.<format>.<device>.",
-                "parameters": {"format": {"enum": ["ttn", "chirpstack", "raw"]}, "device": {"description": "DevEUI, 16 hex digits"}},
+                "parameters": {
+                    "format": {"enum": ["ttn", "chirpstack", "raw"]},
+                    "device": {"description": "DevEUI, 16 hex digits"},
+                },
                 "messages": {"uplink": ref("Uplink")},
             },
             "readings": {
                 "address": "tid.readings.{commune}.{device}",
                 "description": "Decoded readings (stream TID_READINGS).",
-                "parameters": {"commune": {"description": "INSEE code"}, "device": {"description": "DevEUI, lowercase"}},
+                "parameters": {
+                    "commune": {"description": "INSEE code"},
+                    "device": {"description": "DevEUI, lowercase"},
+                },
                 "messages": {"reading": ref("Reading")},
             },
             "deadLetters": {
@@ -98,7 +115,10 @@ def asyncapi() -> dict[str, Any]:
         },
         "components": {
             "messages": {
-                "Uplink": {"contentType": "application/octet-stream", "payload": {"type": "string", "format": "binary"}},
+                "Uplink": {
+                    "contentType": "application/octet-stream",
+                    "payload": {"type": "string", "format": "binary"},
+                },
                 "Reading": {"payload": {"$ref": "reading.schema.json"}},
                 "DeadLetter": {"payload": {"$ref": "dead-letter.schema.json"}},
             }

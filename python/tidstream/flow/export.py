@@ -45,6 +45,7 @@ def from_raw(m: RawMsg) -> ExportItem:
     """A message of the readings stream: blocks and order by its stream sequence."""
     return ExportItem(m.seq, (m.seq, 0), m.data)
 
+
 _TS = {f.name for f in READING_RECORD_SCHEMA if pa.types.is_timestamp(f.type)}
 
 

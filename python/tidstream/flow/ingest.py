@@ -145,7 +145,13 @@ class Ingestor:
                 continue
             split = self._split_subject(m.subject)
             if split is None or split[0] not in ("ttn", "chirpstack", "raw"):
-                self._dead(out, m, DeadLetter("unknown_format", f"subject {m.subject} has no known format token", "envelope"))
+                self._dead(
+                    out,
+                    m,
+                    DeadLetter(
+                        "unknown_format", f"subject {m.subject} has no known format token", "envelope"
+                    ),
+                )
                 continue
             by_format[split[0]].append(m)
 
@@ -156,26 +162,72 @@ class Ingestor:
                 for m in msgs:
                     dev = self._split_subject(m.subject)[1]  # type: ignore[index]
                     if not _EUI.match(dev):
-                        self._dead(out, m, DeadLetter("invalid_dev_eui", f"device token {dev!r} is not a DevEUI", "envelope"))
+                        self._dead(
+                            out,
+                            m,
+                            DeadLetter(
+                                "invalid_dev_eui", f"device token {dev!r} is not a DevEUI", "envelope"
+                            ),
+                        )
                         continue
                     h = m.headers or {}
                     try:
                         fport = int(h["Tid-FPort"]) if "Tid-FPort" in h else None
                         fcnt = int(h["Tid-FCnt"]) if "Tid-FCnt" in h else None
                     except ValueError:
-                        self._dead(out, m, DeadLetter("wrong_type", "Tid-FPort / Tid-FCnt header is not an integer", "envelope", device_id=dev.lower()))
+                        self._dead(
+                            out,
+                            m,
+                            DeadLetter(
+                                "wrong_type",
+                                "Tid-FPort / Tid-FCnt header is not an integer",
+                                "envelope",
+                                device_id=dev.lower(),
+                            ),
+                        )
                         continue
                     t = _parse_time_ns(h.get("Tid-Received-At")) or m.stored_ns
                     ups.append((m, dev.lower(), t, fport, fcnt, m.data, None, None))
                 continue
-            rb = envelopes.decode_uplinks("ttn-v3" if fmt == "ttn" else "chirpstack-v4", [m.data for m in msgs])
-            c = {name: rb.column(name).to_pylist() for name in ("ok", "dev_eui", "fport", "fcnt", "payload", "rssi", "snr", "error", "error_kind", "error_offset")}
+            rb = envelopes.decode_uplinks(
+                "ttn-v3" if fmt == "ttn" else "chirpstack-v4", [m.data for m in msgs]
+            )
+            c = {
+                name: rb.column(name).to_pylist()
+                for name in (
+                    "ok",
+                    "dev_eui",
+                    "fport",
+                    "fcnt",
+                    "payload",
+                    "rssi",
+                    "snr",
+                    "error",
+                    "error_kind",
+                    "error_offset",
+                )
+            }
             recv = rb.column("received_at").cast("int64").to_pylist()
             for i, m in enumerate(msgs):
                 if not c["ok"][i]:
-                    self._dead(out, m, DeadLetter(c["error_kind"][i], c["error"][i], "envelope", c["error_offset"][i]))
+                    self._dead(
+                        out,
+                        m,
+                        DeadLetter(c["error_kind"][i], c["error"][i], "envelope", c["error_offset"][i]),
+                    )
                     continue
-                ups.append((m, c["dev_eui"][i], recv[i] or m.stored_ns, c["fport"][i], c["fcnt"][i], c["payload"][i], c["rssi"][i], c["snr"][i]))
+                ups.append(
+                    (
+                        m,
+                        c["dev_eui"][i],
+                        recv[i] or m.stored_ns,
+                        c["fport"][i],
+                        c["fcnt"][i],
+                        c["payload"][i],
+                        c["rssi"][i],
+                        c["snr"][i],
+                    )
+                )
 
         # 2. registry join -----------------------------------------------------------------
         rows = self.registry.lookup([u[1] for u in ups])
@@ -183,24 +235,43 @@ class Ingestor:
         for j, r in enumerate(rows):
             if r < 0:
                 u = ups[j]
-                self._dead(out, u[0], DeadLetter("unknown_device", f"device {u[1]} is not in the registry", "registry", device_id=u[1]))
+                self._dead(
+                    out,
+                    u[0],
+                    DeadLetter(
+                        "unknown_device", f"device {u[1]} is not in the registry", "registry", device_id=u[1]
+                    ),
+                )
             else:
                 by_model[self.registry.row(int(r))[1]].append(j)
 
         # 3. frame decode, per model, and fill ratio ---------------------------------------
         for model, idx in by_model.items():
             batch_rb = codecs.decode_batch(model, [ups[j][5] for j in idx], fports=[ups[j][3] for j in idx])
-            cols = {name: batch_rb.column(name).to_pylist() for name in batch_rb.schema.names if name != "measured_at"}
+            cols = {
+                name: batch_rb.column(name).to_pylist()
+                for name in batch_rb.schema.names
+                if name != "measured_at"
+            }
             measured = batch_rb.column("measured_at").cast("int64").to_pylist()
             ok_rows = [k for k, ok in enumerate(cols["ok"]) if ok]
             reg_rows = np.array([rows[idx[k]] for k in ok_rows], dtype=np.int64)
-            dist = np.array([np.nan if cols["distance_mm"][k] is None else cols["distance_mm"][k] for k in ok_rows], dtype=np.float64)
+            dist = np.array(
+                [np.nan if cols["distance_mm"][k] is None else cols["distance_mm"][k] for k in ok_rows],
+                dtype=np.float64,
+            )
             fill = self.registry.fill_ratio(reg_rows, dist) if ok_rows else np.empty(0)
             fill_of = dict(zip(ok_rows, fill.tolist()))
             for k, j in enumerate(idx):
                 m, dev, recv_ns, fport, fcnt, _payload, rssi, snr = ups[j]
                 if not cols["ok"][k]:
-                    self._dead(out, m, DeadLetter(cols["error_kind"][k], cols["error"][k], "frame", cols["error_offset"][k], dev))
+                    self._dead(
+                        out,
+                        m,
+                        DeadLetter(
+                            cols["error_kind"][k], cols["error"][k], "frame", cols["error_offset"][k], dev
+                        ),
+                    )
                     continue
                 reg = self.registry.row(int(rows[j]))
                 f = fill_of[k]
@@ -245,7 +316,9 @@ class Ingestor:
                     sd = s["distance_mm"]
                     sf = None
                     if sd is not None:
-                        sf = float(self.registry.fill_ratio(np.array([rows[j]]), np.array([sd], dtype=np.float64))[0])
+                        sf = float(
+                            self.registry.fill_ratio(np.array([rows[j]]), np.array([sd], dtype=np.float64))[0]
+                        )
                     t = s["measured_at"]
                     stored = {
                         **main,

@@ -239,7 +239,7 @@ class _SinkPartition(StatefulSinkPartition[Publish, None]):
                 if p.headers:
                     hdr.update(p.headers)
                 futs.append(await self._js.publish_async(p.subject, p.data, headers=hdr))
-            done, not_done = await asyncio.wait(futs, timeout=self._timeout)
+            _done, not_done = await asyncio.wait(futs, timeout=self._timeout)
             failed: list[Publish] = []
             errors: list[str] = []
             for p, f in zip(pending, futs):

@@ -34,7 +34,9 @@ class StreamPlan:
     kv_buckets: list[str]
 
 
-def _partition_transform(src: str, prefix: str, fmt: str | None, device_token: int, parts: int) -> SubjectTransform:
+def _partition_transform(
+    src: str, prefix: str, fmt: str | None, device_token: int, parts: int
+) -> SubjectTransform:
     fmt_part = "{{wildcard(1)}}" if fmt is None else fmt
     return SubjectTransform(
         src=src,

@@ -125,11 +125,14 @@ def plot_fill(
 
     fig, ax = plt.subplots(figsize=(12, 5), dpi=110)
     ax.axhline(100, color="#444", lw=0.8, ls=":", zorder=1)
-    ax.text(t[0] if len(t) else 0, 101, " full line (100 %)", fontsize=8, color="#444", va="bottom")
+    if len(t):
+        ax.text(t[-1], 101, "full line (100 %) ", fontsize=8, color="#444", va="bottom", ha="right")
     for r in ov.to_pylist():
         a = np.datetime64(r["started_at"].replace(tzinfo=None), "ns")
         b = np.datetime64(r["ended_at"].replace(tzinfo=None), "ns") if r["ended_at"] else (t[-1] if len(t) else a)
-        ax.axvspan(a, b, color="#d62728", alpha=0.12, lw=0, zorder=0)
+        if end is not None and a > end:
+            continue
+        ax.axvspan(a, min(b, end) if end is not None else b, color="#d62728", alpha=0.12, lw=0, zorder=0)
     ax.plot(t, true_fill, color="black", lw=1.3, label="true fill (ground truth)", zorder=3)
     ok = (cond == "ok") & (delivered == "live")
     ax.scatter(t[ok], measured[ok], s=7, color="#1f77b4", label="reported by the sensor", zorder=4)
@@ -166,8 +169,11 @@ def plot_fill(
     if ov.num_rows:
         ax.fill_between([], [], color="#d62728", alpha=0.12, label="overflowing")
     top = max(120.0, float(np.nanmax(measured)) + 5 if len(measured) else 120.0)
-    ax.set_ylim(-5, min(top, 165))
+    low = min(-5.0, float(np.nanmin(measured)) - 3 if len(measured) and not np.isnan(measured).all() else -5.0)
+    ax.set_ylim(max(low, -25.0), min(top, 165))
     ax.set_ylabel("fill (%)")
+    if len(t):
+        ax.set_xlim(t[0], end)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(mdates.AutoDateLocator()))
     ax.grid(alpha=0.25)
     ax.set_title(
@@ -211,12 +217,14 @@ def plot_map(run_dir: str | Path, out: str | Path) -> Path:
                     ax.plot(r[:, 0], r[:, 1], color="#bbb", lw=0.6, zorder=1)
     n = len(lat)
     size = 6 if n < 5000 else max(0.3, 6 * math.sqrt(5000 / n))
-    # Draw big kinds first so small park bins stay visible.
+    # Bring-banks share sites: draw them as concentric dots (glass largest) so all
+    # three streams stay visible; then grouping points and park bins.
+    rel = {"glass_bank": 2.6, "paper_bank": 1.6, "packaging_bank": 0.8, "grouping_point": 1.2, "park_bin": 1.0}
     for kind in ("glass_bank", "paper_bank", "packaging_bank", "grouping_point", "park_bin"):
         sel = kinds == kind
         if sel.any():
             ax.scatter(
-                lon[sel], lat[sel], s=size, color=KIND_COLORS[kind], alpha=0.8, lw=0,
+                lon[sel], lat[sel], s=size * rel[kind], color=KIND_COLORS[kind], alpha=0.9, lw=0,
                 label=f"{KIND_LABELS[kind]} ({int(sel.sum()):,})", zorder=3,
             )
     plon = places.column("lon").to_numpy()
@@ -240,7 +248,7 @@ def plot_map(run_dir: str | Path, out: str | Path) -> Path:
             ang = k * 2.1
             dx, dy = (0.004 * math.cos(ang) * k, 0.0028 * math.sin(ang) * k) if k else (0.0, 0.0)
             ax.scatter(flon[j] + dx, flat[j] + dy, marker="*", s=150, color="#6a0dad", edgecolors="white",
-                       lw=0.6, zorder=7, label="facility (at its commune centre)" if j == 0 else None)
+                       lw=0.6, zorder=7, label="facility (placed at a commune centre)" if j == 0 else None)
             ax.annotate(str(fac.column("kind")[j].as_py()).replace("_", " "), (flon[j] + dx, flat[j] + dy),
                         xytext=(5, -9), textcoords="offset points", fontsize=7, color="#6a0dad", zorder=7)
     ax.set_aspect(1 / math.cos(math.radians(lat0)))
