@@ -47,8 +47,11 @@ class NatsSettings:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_hostname: str | None = None
-    #: Seconds to wait for a connection.
+    #: Seconds to wait for one connection attempt.
     connect_timeout: float = 5.0
+    #: Seconds to keep retrying the *first* connection before giving up with an error
+    #: (once connected, clients reconnect for ever).
+    connect_retry_s: float = 10.0
     #: Client name shown in server monitoring.
     name: str = "tidstream"
 

@@ -58,11 +58,19 @@ async def connect(cfg: NatsSettings) -> Client:
     async def _err(e: Exception) -> None:
         errors.append(type(e).__name__)
 
+    where = cfg.redacted()["url"]
     try:
-        return await nats.connect(**connect_options(cfg), error_cb=_err)
+        return await asyncio.wait_for(
+            nats.connect(**connect_options(cfg), error_cb=_err), timeout=max(cfg.connect_retry_s, 0.1)
+        )
+    except asyncio.TimeoutError:
+        seen = f" (last: {errors[-1]})" if errors else ""
+        raise ConnectorError(
+            f"cannot connect to NATS at {where}: no server answered within {cfg.connect_retry_s:.0f} s{seen}"
+        ) from None
     except Exception as e:  # nats-py raises several unrelated types here
-        where = ",".join(cfg.redacted()["url"].split(","))
-        raise ConnectorError(f"cannot connect to NATS at {where}: {type(e).__name__}: {e}") from None
+        msg = str(e).replace(cfg.password or "\0", "***") if cfg.password else str(e)
+        raise ConnectorError(f"cannot connect to NATS at {where}: {type(e).__name__}: {msg}") from None
 
 
 class LoopThread:
