@@ -16,12 +16,19 @@ fn value_error(e: SimError) -> PyErr {
     PyValueError::new_err(e.0)
 }
 
-fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, n: usize, name: &str) -> PyResult<&'a [T]> {
-    let s = a
-        .as_slice()
-        .map_err(|e| PyValueError::new_err(format!("{name}: {e}; pass a contiguous numpy array")))?;
+fn slice<'a, T: numpy::Element>(
+    a: &'a PyReadonlyArray1<'_, T>,
+    n: usize,
+    name: &str,
+) -> PyResult<&'a [T]> {
+    let s = a.as_slice().map_err(|e| {
+        PyValueError::new_err(format!("{name}: {e}; pass a contiguous numpy array"))
+    })?;
     if s.len() != n {
-        return Err(PyValueError::new_err(format!("{name} has {} rows, expected {n} (one per device)", s.len())));
+        return Err(PyValueError::new_err(format!(
+            "{name} has {} rows, expected {n} (one per device)",
+            s.len()
+        )));
     }
     Ok(s)
 }
@@ -89,7 +96,9 @@ impl PySimulator {
             });
         }
         let envelopes = EnvelopeMode::parse(envelopes, ttn_share).ok_or_else(|| {
-            PyValueError::new_err(format!("envelopes must be mixed, ttn, chirpstack or raw, got {envelopes:?}"))
+            PyValueError::new_err(format!(
+                "envelopes must be mixed, ttn, chirpstack or raw, got {envelopes:?}"
+            ))
         })?;
         let cfg = SimConfig {
             seed,
@@ -104,7 +113,9 @@ impl PySimulator {
             rate_scale,
             warm_start,
         };
-        Ok(PySimulator { inner: Simulator::new(specs, cfg).map_err(value_error)? })
+        Ok(PySimulator {
+            inner: Simulator::new(specs, cfg).map_err(value_error)?,
+        })
     }
 
     /// Steps (measurement rounds) done so far.
@@ -126,9 +137,15 @@ impl PySimulator {
     }
 
     /// Generate the next chunk of about `max_rows` uplinks; None when the run is over.
-    fn next_chunk<'py>(&mut self, py: Python<'py>, max_rows: usize) -> PyResult<Option<Bound<'py, PyDict>>> {
+    fn next_chunk<'py>(
+        &mut self,
+        py: Python<'py>,
+        max_rows: usize,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
         let inner = &mut self.inner;
-        let chunk = py.detach(|| inner.next_chunk(max_rows)).map_err(value_error)?;
+        let chunk = py
+            .detach(|| inner.next_chunk(max_rows))
+            .map_err(value_error)?;
         let Some(c) = chunk else {
             return Ok(None);
         };
@@ -139,13 +156,44 @@ impl PySimulator {
         d.set_item("step", c.step)?;
         d.set_item("steps", c.steps)?;
         put!(
-            up_received_ns, up_dev, up_format, up_fport, up_fcnt, up_payload_offsets, up_payload,
-            up_env_offsets, up_env, up_rssi, up_snr,
-            tr_measured_ns, tr_dev, tr_fcnt, tr_delivered, tr_interrupt, tr_condition, tr_true_fill,
-            tr_true_distance, tr_distance, tr_temperature, tr_battery_pct, tr_battery_v, tr_tilt,
-            tr_fire, tr_flags,
-            col_at_ns, col_dev, col_fill_before, col_demand, col_fill_after, col_overflowed, col_missed,
-            ov_start_ns, ov_end_ns, ov_dev, ov_peak, ov_excess_l
+            up_received_ns,
+            up_dev,
+            up_format,
+            up_fport,
+            up_fcnt,
+            up_payload_offsets,
+            up_payload,
+            up_env_offsets,
+            up_env,
+            up_rssi,
+            up_snr,
+            tr_measured_ns,
+            tr_dev,
+            tr_fcnt,
+            tr_delivered,
+            tr_interrupt,
+            tr_condition,
+            tr_true_fill,
+            tr_true_distance,
+            tr_distance,
+            tr_temperature,
+            tr_battery_pct,
+            tr_battery_v,
+            tr_tilt,
+            tr_fire,
+            tr_flags,
+            col_at_ns,
+            col_dev,
+            col_fill_before,
+            col_demand,
+            col_fill_after,
+            col_overflowed,
+            col_missed,
+            ov_start_ns,
+            ov_end_ns,
+            ov_dev,
+            ov_peak,
+            ov_excess_l
         );
         Ok(Some(d))
     }
@@ -154,7 +202,10 @@ impl PySimulator {
 /// The sensor models the simulator uses: (name, fport, DevEUI prefix, mix per kind %).
 #[pyfunction]
 fn sim_models() -> Vec<(&'static str, u8, u64, Vec<f64>)> {
-    MODELS.iter().map(|m| (m.name, m.fport, m.eui_prefix, m.mix.to_vec())).collect()
+    MODELS
+        .iter()
+        .map(|m| (m.name, m.fport, m.eui_prefix, m.mix.to_vec()))
+        .collect()
 }
 
 /// Names of the truth `condition` codes, by code.
@@ -167,7 +218,9 @@ fn sim_conditions() -> Vec<&'static str> {
 #[pyfunction]
 fn sim_french_holidays(year: i32) -> PyResult<Vec<(u32, u32)>> {
     if !(1583..=9999).contains(&year) {
-        return Err(PyValueError::new_err(format!("year must be 1583..9999 (Gregorian), got {year}")));
+        return Err(PyValueError::new_err(format!(
+            "year must be 1583..9999 (Gregorian), got {year}"
+        )));
     }
     Ok(crate::sim::calendar::french_holidays(year)
         .into_iter()

@@ -157,18 +157,12 @@ pub fn from_local_ms(local_ms: i64) -> i64 {
 }
 
 /// Writes RFC 3339 UTC timestamps with nanoseconds, caching the date part.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TimeFormatter {
     cached_day: Option<i64>,
     date: [u8; 11],
     last_ns: Option<i64>,
     last: [u8; 29],
-}
-
-impl Default for TimeFormatter {
-    fn default() -> Self {
-        TimeFormatter { cached_day: None, date: [0; 11], last_ns: None, last: [0; 29] }
-    }
 }
 
 impl TimeFormatter {
@@ -247,7 +241,20 @@ pub fn parse_date(s: &str) -> Option<i64> {
         return None;
     }
     let y = y as i32;
-    let dim = [31, if is_leap(y) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let dim = [
+        31,
+        if is_leap(y) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if d > dim[(m - 1) as usize] {
         return None;
     }

@@ -11,7 +11,9 @@
 
 use std::sync::Arc;
 
-use super::calendar::{from_local_ms, to_local_ms, weekday, Holidays, TimeFormatter, MS_PER_DAY, MS_PER_HOUR};
+use super::calendar::{
+    from_local_ms, to_local_ms, weekday, Holidays, TimeFormatter, MS_PER_DAY, MS_PER_HOUR,
+};
 use super::json::{self, DeviceIds, EnvContext, Radio, Times};
 use super::models::{Caps, Measure, Reported, MODELS};
 use super::profile::{params, schedule_options, Kind, Profiles, Schedule, N_KINDS};
@@ -38,7 +40,9 @@ impl Envelope {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum EnvelopeMode {
     /// Each device is on TTN with probability `ttn_share`, else on ChirpStack.
-    Mixed { ttn_share: f64 },
+    Mixed {
+        ttn_share: f64,
+    },
     Ttn,
     Chirpstack,
     /// Payloads only, no envelope JSON.
@@ -171,7 +175,10 @@ impl Chunk {
         self.up_dev.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.up_dev.is_empty() && self.tr_dev.is_empty() && self.col_dev.is_empty() && self.ov_dev.is_empty()
+        self.up_dev.is_empty()
+            && self.tr_dev.is_empty()
+            && self.col_dev.is_empty()
+            && self.ov_dev.is_empty()
     }
 }
 
@@ -184,7 +191,15 @@ pub mod condition {
     pub const STUCK: u8 = 4;
     pub const TILTED: u8 = 5;
     pub const FIRE: u8 = 6;
-    pub const NAMES: [&str; 7] = ["ok", "no_echo", "lid_open", "obstructed", "stuck", "tilted", "fire"];
+    pub const NAMES: [&str; 7] = [
+        "ok",
+        "no_echo",
+        "lid_open",
+        "obstructed",
+        "stuck",
+        "tilted",
+        "fire",
+    ];
 }
 
 /// `delivered` column of the truth.
@@ -332,27 +347,44 @@ fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), SimError> {
 
 impl Simulator {
     pub fn new(specs: Vec<DeviceSpec>, cfg: SimConfig) -> Result<Self, SimError> {
-        check(!specs.is_empty(), || "no devices: the territory has no containers (check scale and places)".into())?;
-        check(specs.len() <= u32::MAX as usize / 2, || "too many devices (at most 2 billion)".into())?;
-        check(
-            (5 * 60_000..=MS_PER_DAY).contains(&cfg.interval_ms),
-            || format!("interval must be between 5 minutes and 24 hours, got {} ms", cfg.interval_ms),
-        )?;
-        check(cfg.steps <= 10_000_000, || format!("{} steps is too many: shorten the run or widen the interval", cfg.steps))?;
-        check(
-            (0..=4_000_000_000_000).contains(&cfg.start_ms),
-            || "start must be between 1970 and 2096".into(),
-        )?;
-        check(cfg.faults.is_finite() && cfg.faults >= 0.0, || "faults must be a finite number >= 0".into())?;
-        check(
-            cfg.rate_scale.is_finite() && cfg.rate_scale > 0.0,
-            || "rate_scale must be a finite number > 0".into(),
-        )?;
-        check((0.0..=1.0).contains(&cfg.missed_collection_p), || "missed_collection_p must be in 0..1".into())?;
+        check(!specs.is_empty(), || {
+            "no devices: the territory has no containers (check scale and places)".into()
+        })?;
+        check(specs.len() <= u32::MAX as usize / 2, || {
+            "too many devices (at most 2 billion)".into()
+        })?;
+        check((5 * 60_000..=MS_PER_DAY).contains(&cfg.interval_ms), || {
+            format!(
+                "interval must be between 5 minutes and 24 hours, got {} ms",
+                cfg.interval_ms
+            )
+        })?;
+        check(cfg.steps <= 10_000_000, || {
+            format!(
+                "{} steps is too many: shorten the run or widen the interval",
+                cfg.steps
+            )
+        })?;
+        check((0..=4_000_000_000_000).contains(&cfg.start_ms), || {
+            "start must be between 1970 and 2096".into()
+        })?;
+        check(cfg.faults.is_finite() && cfg.faults >= 0.0, || {
+            "faults must be a finite number >= 0".into()
+        })?;
+        check(cfg.rate_scale.is_finite() && cfg.rate_scale > 0.0, || {
+            "rate_scale must be a finite number > 0".into()
+        })?;
+        check((0.0..=1.0).contains(&cfg.missed_collection_p), || {
+            "missed_collection_p must be in 0..1".into()
+        })?;
         if let EnvelopeMode::Mixed { ttn_share } = cfg.envelopes {
-            check((0.0..=1.0).contains(&ttn_share), || "ttn_share must be in 0..1".into())?;
+            check((0.0..=1.0).contains(&ttn_share), || {
+                "ttn_share must be in 0..1".into()
+            })?;
         }
-        check(json::json_safe(&cfg.application), || "application name must be printable ASCII without quotes or backslashes".into())?;
+        check(json::json_safe(&cfg.application), || {
+            "application name must be printable ASCII without quotes or backslashes".into()
+        })?;
         let mut codecs = Vec::new();
         for m in &MODELS {
             let c = Registry::global()
@@ -362,7 +394,9 @@ impl Simulator {
         }
         let mut seen = std::collections::HashSet::with_capacity(specs.len());
         for (i, s) in specs.iter().enumerate() {
-            check(s.model < MODELS.len(), || format!("device {i}: unknown model index {}", s.model))?;
+            check(s.model < MODELS.len(), || {
+                format!("device {i}: unknown model index {}", s.model)
+            })?;
             check(
                 s.depth_mm.is_finite() && s.depth_mm >= 50.0 && s.depth_mm <= 10_000.0,
                 || format!("device {i}: depth_mm must be 50..10000, got {}", s.depth_mm),
@@ -371,17 +405,29 @@ impl Simulator {
                 s.offset_mm.is_finite() && s.offset_mm >= 0.0 && s.offset_mm <= 5_000.0,
                 || format!("device {i}: offset_mm must be 0..5000, got {}", s.offset_mm),
             )?;
-            check(s.volume_l.is_finite() && s.volume_l > 0.0, || format!("device {i}: volume_l must be > 0"))?;
-            check((-1..=6).contains(&s.market_dow), || format!("device {i}: market_dow must be -1..6"))?;
-            check(json::json_safe(&s.name) && !s.name.is_empty(), || {
-                format!("device {i}: name {:?} must be non-empty printable ASCII without quotes", s.name)
+            check(s.volume_l.is_finite() && s.volume_l > 0.0, || {
+                format!("device {i}: volume_l must be > 0")
             })?;
-            check(seen.insert(s.dev_eui), || format!("device {i}: duplicate DevEUI {:016x}", s.dev_eui))?;
+            check((-1..=6).contains(&s.market_dow), || {
+                format!("device {i}: market_dow must be -1..6")
+            })?;
+            check(json::json_safe(&s.name) && !s.name.is_empty(), || {
+                format!(
+                    "device {i}: name {:?} must be non-empty printable ASCII without quotes",
+                    s.name
+                )
+            })?;
+            check(seen.insert(s.dev_eui), || {
+                format!("device {i}: duplicate DevEUI {:016x}", s.dev_eui)
+            })?;
         }
         let seed_hash = mix64(cfg.seed ^ 0x7469_6473_7472_6561);
         let end_ms = cfg.start_ms + cfg.interval_ms * cfg.steps as i64;
-        let holidays = Holidays::french(cfg.start_ms.div_euclid(MS_PER_DAY) - 1, end_ms.div_euclid(MS_PER_DAY) + 1);
-        let n_gateways = ((specs.len() / 120).max(3)).min(60_000) as u16;
+        let holidays = Holidays::french(
+            cfg.start_ms.div_euclid(MS_PER_DAY) - 1,
+            end_ms.div_euclid(MS_PER_DAY) + 1,
+        );
+        let n_gateways = (specs.len() / 120).clamp(3, 60_000) as u16;
         let mut rng = Xoshiro256pp::new(seed_hash);
         let mut sim = Simulator {
             profiles: Profiles::new(),
@@ -390,7 +436,11 @@ impl Simulator {
             n_gateways,
             gw_down_until: vec![i64::MIN; usize::from(n_gateways)],
             gw_next_outage: (0..n_gateways)
-                .map(|_| cfg.start_ms + (rng.exp(90.0) * MS_PER_DAY as f64 / cfg.faults.max(1e-9)).min(4e15) as i64)
+                .map(|_| {
+                    cfg.start_ms
+                        + (rng.exp(90.0) * MS_PER_DAY as f64 / cfg.faults.max(1e-9)).min(4e15)
+                            as i64
+                })
                 .collect(),
             rng,
             devs: Vec::with_capacity(specs.len()),
@@ -406,7 +456,12 @@ impl Simulator {
             events: Chunk::default(),
             reading: Reading::default(),
             tf: TimeFormatter::default(),
-            env_ctx: EnvContext::new(&cfg.application, seed_hash, &super::models::model_names(), n_gateways),
+            env_ctx: EnvContext::new(
+                &cfg.application,
+                seed_hash,
+                &super::models::model_names(),
+                n_gateways,
+            ),
             finished: false,
             specs: Vec::new(),
             cfg,
@@ -419,7 +474,10 @@ impl Simulator {
         // step's frames in time order walks memory sequentially.
         devs.sort_by_key(|d| (d.phase_ms, d.ext));
         let mut slots: Vec<Option<DeviceSpec>> = specs.into_iter().map(Some).collect();
-        sim.specs = devs.iter().filter_map(|d| slots.get_mut(d.ext as usize).and_then(Option::take)).collect();
+        sim.specs = devs
+            .iter()
+            .filter_map(|d| slots.get_mut(d.ext as usize).and_then(Option::take))
+            .collect();
         sim.devs = devs;
         Ok(sim)
     }
@@ -473,7 +531,8 @@ impl Simulator {
             EnvelopeMode::Ttn => Envelope::Ttn,
             EnvelopeMode::Chirpstack => Envelope::Chirpstack,
             EnvelopeMode::Mixed { ttn_share } => {
-                if (hash2(self.seed_hash ^ 0xe11, s.dev_eui) % 10_000) as f64 / 10_000.0 < ttn_share {
+                if (hash2(self.seed_hash ^ 0xe11, s.dev_eui) % 10_000) as f64 / 10_000.0 < ttn_share
+                {
                     Envelope::Ttn
                 } else {
                     Envelope::Chirpstack
@@ -494,8 +553,16 @@ impl Simulator {
         let jitter_guard = self.jitter_ms() + 2_000;
         let phase_ms = rng.below((cfg.interval_ms - jitter_guard).max(1) as u64) as i64;
         let defective = rng.chance(faults::DEFECTIVE_BATTERY_P * cfg.faults.min(10.0));
-        let life_days = if defective { rng.range(60.0, 240.0) } else { rng.range(5.0, 10.0) * 365.0 };
-        let batt0 = if defective { rng.range(60.0, 100.0) } else { rng.range(35.0, 100.0) };
+        let life_days = if defective {
+            rng.range(60.0, 240.0)
+        } else {
+            rng.range(5.0, 10.0) * 365.0
+        };
+        let batt0 = if defective {
+            rng.range(60.0, 100.0)
+        } else {
+            rng.range(35.0, 100.0)
+        };
         let t0 = cfg.start_ms;
         let interval_days = sched.mean_interval_days();
         let fill = if cfg.warm_start {
@@ -551,11 +618,23 @@ impl Simulator {
             rng,
         };
         let mut r = d.rng;
-        d.next_outage = self.next_after(&mut r, t0, faults::OUTAGE_SHORT_PER_DAY + faults::OUTAGE_LONG_PER_DAY);
+        d.next_outage = self.next_after(
+            &mut r,
+            t0,
+            faults::OUTAGE_SHORT_PER_DAY + faults::OUTAGE_LONG_PER_DAY,
+        );
         d.next_stuck = self.next_after(&mut r, t0, faults::STUCK_PER_DAY);
-        let obstruct = if s.kind.is_bank() { faults::OBSTRUCT_BANK_PER_DAY } else { faults::OBSTRUCT_OTHER_PER_DAY };
+        let obstruct = if s.kind.is_bank() {
+            faults::OBSTRUCT_BANK_PER_DAY
+        } else {
+            faults::OBSTRUCT_OTHER_PER_DAY
+        };
         d.next_obstruct = self.next_after(&mut r, t0, obstruct);
-        let tilt = if s.kind == Kind::ParkBin { faults::TILT_PARK_PER_DAY } else { faults::TILT_OTHER_PER_DAY };
+        let tilt = if s.kind == Kind::ParkBin {
+            faults::TILT_PARK_PER_DAY
+        } else {
+            faults::TILT_OTHER_PER_DAY
+        };
         d.next_tilt = self.next_after(&mut r, t0, tilt);
         d.next_fire = self.next_after(&mut r, t0, faults::FIRE_PER_DAY);
         d.rng = r;
@@ -582,7 +661,9 @@ impl Simulator {
             let frac = (b - a) as f64 / MS_PER_DAY as f64;
             let wd = weekday(lday) as usize;
             for k in Kind::ALL {
-                let x = self.profiles.day_weight(k, lday, &self.holidays) * self.profiles.hour_weight(k, lhour) * frac;
+                let x = self.profiles.day_weight(k, lday, &self.holidays)
+                    * self.profiles.hour_weight(k, lhour)
+                    * frac;
                 w[k.idx()] += x;
                 let mk = params(k).market;
                 if mk != 1.0 && (7..13).contains(&lhour) && !self.holidays.contains(lday) {
@@ -602,7 +683,11 @@ impl Simulator {
         let doy = super::calendar::day_of_year(day) as f64;
         let hour = local.rem_euclid(MS_PER_DAY) as f64 / MS_PER_HOUR as f64;
         let annual = 10.8 - 8.7 * (std::f64::consts::TAU * (doy - 15.0) / 365.25).cos();
-        let amp = 4.0 + 1.5 * (std::f64::consts::TAU * (doy - 100.0) / 365.25).sin().max(0.0);
+        let amp = 4.0
+            + 1.5
+                * (std::f64::consts::TAU * (doy - 100.0) / 365.25)
+                    .sin()
+                    .max(0.0);
         annual + amp * (std::f64::consts::TAU * (hour - 15.0) / 24.0).cos() + self.weather
     }
 
@@ -635,7 +720,8 @@ impl Simulator {
                 self.weather = 2.5 * self.rng.normal();
             } else {
                 for _ in self.weather_day..lday {
-                    self.weather = 0.7 * self.weather + 2.5 * (1.0f64 - 0.49).sqrt() * self.rng.normal();
+                    self.weather =
+                        0.7 * self.weather + 2.5 * (1.0f64 - 0.49).sqrt() * self.rng.normal();
                 }
             }
             self.weather_day = lday;
@@ -647,7 +733,11 @@ impl Simulator {
                 let dur = (self.rng.exp(6.0) + 0.5) * MS_PER_HOUR as f64;
                 self.gw_down_until[g] = self.gw_next_outage[g] + dur as i64;
                 let gap = self.rng.exp(90.0) * MS_PER_DAY as f64 / self.cfg.faults.max(1e-9);
-                self.gw_next_outage[g] = if gap > 1e15 { NONE_T } else { self.gw_down_until[g] + gap as i64 };
+                self.gw_next_outage[g] = if gap > 1e15 {
+                    NONE_T
+                } else {
+                    self.gw_down_until[g] + gap as i64
+                };
             }
         }
         let ambient = self.ambient(t + iv / 2);
@@ -660,13 +750,29 @@ impl Simulator {
         // Local time offset of the step (the sun's hour; DST switches on an hour boundary).
         let local_offset = super::calendar::paris_offset_ms(t);
         for i in 0..n {
-            self.step_device(i, t, t_end, &w, &market, new_day, ambient, jitter, t0, local_offset)?;
+            self.step_device(
+                i,
+                t,
+                t_end,
+                &w,
+                &market,
+                new_day,
+                ambient,
+                jitter,
+                t0,
+                local_offset,
+            )?;
         }
         // Sort compact keys, not the records.
         self.order.clear();
-        self.order.extend(
-            self.pending.iter().enumerate().map(|(j, r)| (r.recv_ns, (u64::from(r.dev) << 1) | u64::from(r.interrupt), j as u32)),
-        );
+        self.order
+            .extend(self.pending.iter().enumerate().map(|(j, r)| {
+                (
+                    r.recv_ns,
+                    (u64::from(r.dev) << 1) | u64::from(r.interrupt),
+                    j as u32,
+                )
+            }));
         self.order.sort_unstable();
         self.step += 1;
         Ok(())
@@ -750,11 +856,20 @@ impl Simulator {
             }
             d.next_collection = next_collection_after(&self.holidays, d, tc);
         }
-        let f_end = if collected_at != NONE_T { residual + inc * (1.0 - frac(collected_at)) } else { f0 + inc };
+        let f_end = if collected_at != NONE_T {
+            residual + inc * (1.0 - frac(collected_at))
+        } else {
+            f0 + inc
+        };
         if collected_at == NONE_T && f0 < 1.0 && f_end >= 1.0 && d.overflow_start == NONE_T {
             d.overflow_start = t + ((1.0 - f0) / inc.max(1e-300) * iv as f64) as i64;
-        } else if collected_at != NONE_T && residual < 1.0 && f_end >= 1.0 && d.overflow_start == NONE_T {
-            d.overflow_start = collected_at + ((1.0 - residual) / inc.max(1e-300) * iv as f64) as i64;
+        } else if collected_at != NONE_T
+            && residual < 1.0
+            && f_end >= 1.0
+            && d.overflow_start == NONE_T
+        {
+            d.overflow_start =
+                collected_at + ((1.0 - residual) / inc.max(1e-300) * iv as f64) as i64;
         }
         d.fill = f_end;
         d.peak = d.peak.max(f_end);
@@ -774,37 +889,74 @@ impl Simulator {
         let faults_on = self.cfg.faults > 0.0;
         if faults_on {
             if d.next_outage < t_end {
-                let long = rng.chance(faults::OUTAGE_LONG_PER_DAY / (faults::OUTAGE_LONG_PER_DAY + faults::OUTAGE_SHORT_PER_DAY));
+                let long = rng.chance(
+                    faults::OUTAGE_LONG_PER_DAY
+                        / (faults::OUTAGE_LONG_PER_DAY + faults::OUTAGE_SHORT_PER_DAY),
+                );
                 let dur = if long {
                     rng.range(1.0, 5.0) * MS_PER_DAY as f64
                 } else {
                     (rng.exp(faults::OUTAGE_SHORT_MEAN_H) + 1.0) * MS_PER_HOUR as f64
                 };
                 d.outage = (d.next_outage, d.next_outage + dur as i64);
-                let gap = rng.exp(MS_PER_DAY as f64 / ((faults::OUTAGE_SHORT_PER_DAY + faults::OUTAGE_LONG_PER_DAY) * self.cfg.faults));
-                d.next_outage = if gap > 1e15 { NONE_T } else { d.outage.1 + gap as i64 };
+                let gap = rng.exp(
+                    MS_PER_DAY as f64
+                        / ((faults::OUTAGE_SHORT_PER_DAY + faults::OUTAGE_LONG_PER_DAY)
+                            * self.cfg.faults),
+                );
+                d.next_outage = if gap > 1e15 {
+                    NONE_T
+                } else {
+                    d.outage.1 + gap as i64
+                };
             }
             if d.next_stuck < t_end {
-                d.stuck = (d.next_stuck, d.next_stuck + (rng.range(1.0, 10.0) * MS_PER_DAY as f64) as i64);
+                d.stuck = (
+                    d.next_stuck,
+                    d.next_stuck + (rng.range(1.0, 10.0) * MS_PER_DAY as f64) as i64,
+                );
                 d.stuck_mm = d.last_distance;
                 let gap = rng.exp(MS_PER_DAY as f64 / (faults::STUCK_PER_DAY * self.cfg.faults));
-                d.next_stuck = if gap > 1e15 { NONE_T } else { d.stuck.1 + gap as i64 };
+                d.next_stuck = if gap > 1e15 {
+                    NONE_T
+                } else {
+                    d.stuck.1 + gap as i64
+                };
             }
             if d.next_obstruct < t_end {
-                d.obstruct = (d.next_obstruct, d.next_obstruct + ((rng.exp(10.0) + 1.0) * MS_PER_HOUR as f64) as i64);
+                d.obstruct = (
+                    d.next_obstruct,
+                    d.next_obstruct + ((rng.exp(10.0) + 1.0) * MS_PER_HOUR as f64) as i64,
+                );
                 d.obstruct_mm = d.offset * rng.range(0.2, 1.0) + d.depth * rng.range(0.0, 0.12);
-                let per_day = if d.kind.is_bank() { faults::OBSTRUCT_BANK_PER_DAY } else { faults::OBSTRUCT_OTHER_PER_DAY };
+                let per_day = if d.kind.is_bank() {
+                    faults::OBSTRUCT_BANK_PER_DAY
+                } else {
+                    faults::OBSTRUCT_OTHER_PER_DAY
+                };
                 let gap = rng.exp(MS_PER_DAY as f64 / (per_day * self.cfg.faults));
-                d.next_obstruct = if gap > 1e15 { NONE_T } else { d.obstruct.1 + gap as i64 };
+                d.next_obstruct = if gap > 1e15 {
+                    NONE_T
+                } else {
+                    d.obstruct.1 + gap as i64
+                };
             }
         }
         let mut onset: Option<(i64, u8)> = None;
         if faults_on && d.next_tilt < t_end {
             let at = d.next_tilt.max(t);
             d.tilt = (at, at + ((rng.exp(12.0) + 1.0) * MS_PER_HOUR as f64) as i64);
-            let per_day = if d.kind == Kind::ParkBin { faults::TILT_PARK_PER_DAY } else { faults::TILT_OTHER_PER_DAY };
+            let per_day = if d.kind == Kind::ParkBin {
+                faults::TILT_PARK_PER_DAY
+            } else {
+                faults::TILT_OTHER_PER_DAY
+            };
             let gap = rng.exp(MS_PER_DAY as f64 / (per_day * self.cfg.faults));
-            d.next_tilt = if gap > 1e15 { NONE_T } else { d.tilt.1 + gap as i64 };
+            d.next_tilt = if gap > 1e15 {
+                NONE_T
+            } else {
+                d.tilt.1 + gap as i64
+            };
             onset = Some((at, condition::TILTED));
         }
         if faults_on && d.next_fire < t_end {
@@ -813,7 +965,11 @@ impl Simulator {
             d.fire_until = at + (rng.range(1.0, 6.0) * MS_PER_HOUR as f64) as i64;
             d.fire_peak = rng.range(60.0, 180.0);
             let gap = rng.exp(MS_PER_DAY as f64 / (faults::FIRE_PER_DAY * self.cfg.faults));
-            d.next_fire = if gap > 1e15 { NONE_T } else { d.fire_until + gap as i64 };
+            d.next_fire = if gap > 1e15 {
+                NONE_T
+            } else {
+                d.fire_until + gap as i64
+            };
             onset = Some((at, condition::FIRE));
         }
 
@@ -826,7 +982,10 @@ impl Simulator {
         let no_echo_p = caps.no_echo_p * self.cfg.faults;
 
         // Interrupt uplink at an alarm onset (before the periodic one if earlier).
-        let mut times: [(i64, bool); 2] = [(t + d.phase_ms + rng.below(jitter as u64) as i64, false), (NONE_T, true)];
+        let mut times: [(i64, bool); 2] = [
+            (t + d.phase_ms + rng.below(jitter as u64) as i64, false),
+            (NONE_T, true),
+        ];
         if let Some((at, _)) = onset {
             let at = at.min(t_end - 3_000).max(t);
             times[1] = (at, true);
@@ -845,7 +1004,11 @@ impl Simulator {
             let true_dist = distance_for_fill(true_fill, d.depth, d.offset).max(30.0);
             // What the sensor sees.
             let mut cond = condition::OK;
-            let mut dist = Some(true_dist + if true_fill > 0.02 { d.surface_mm } else { 0.0 } + caps.noise_mm * rng.fast_normal());
+            let mut dist = Some(
+                true_dist
+                    + if true_fill > 0.02 { d.surface_mm } else { 0.0 }
+                    + caps.noise_mm * rng.fast_normal(),
+            );
             let within = |iv: (i64, i64)| iv.0 != NONE_T && tm >= iv.0 && tm < iv.1;
             let tilted = within(d.tilt);
             let fire_temp = if d.fire_start != NONE_T && tm >= d.fire_start && tm < d.fire_until {
@@ -865,7 +1028,11 @@ impl Simulator {
                 dist = Some(d.stuck_mm);
             } else if lid_p > 0.0 && rng.chance(lid_p) {
                 cond = condition::LID_OPEN;
-                dist = if rng.chance(0.5) { None } else { Some(rng.range(1.3, 3.0) * (d.offset + d.depth)) };
+                dist = if rng.chance(0.5) {
+                    None
+                } else {
+                    Some(rng.range(1.3, 3.0) * (d.offset + d.depth))
+                };
             } else if no_echo_p > 0.0 && rng.chance(no_echo_p) {
                 cond = condition::NO_ECHO;
                 dist = None;
@@ -911,7 +1078,11 @@ impl Simulator {
                     if d.stored.len() == MAX_STORED {
                         d.stored.remove(0);
                     }
-                    let sd = if rep.distance_mm.is_nan() { None } else { Some(rep.distance_mm as u16) };
+                    let sd = if rep.distance_mm.is_nan() {
+                        None
+                    } else {
+                        Some(rep.distance_mm as u16)
+                    };
                     d.stored.push((tm.div_euclid(60_000) * 60_000, sd));
                 } else {
                     delivered = delivered::LOST;
@@ -919,7 +1090,8 @@ impl Simulator {
             } else if caps.stored && !d.stored.is_empty() && !interrupt {
                 // Ages are whole minutes before this measurement, at most 65535.
                 let tm_s = tm.div_euclid(1000) * 1000;
-                d.stored.retain(|&(ts, _)| (tm_s - ts) / 60_000 <= 65_535 && ts <= tm_s);
+                d.stored
+                    .retain(|&(ts, _)| (tm_s - ts) / 60_000 <= 65_535 && ts <= tm_s);
                 stored_start = self.stored_arena.len() as u32;
                 stored_len = d.stored.len() as u8;
                 self.stored_arena.extend_from_slice(&d.stored);
@@ -934,7 +1106,11 @@ impl Simulator {
                 rep.alarm_flags |= alarm::STORED;
             }
             self.pending.push(Rec {
-                recv_ns: if delivered == delivered::LIVE { (tm + latency) * 1_000_000 + (rng.below(1_000_000) as i64) } else { tm * 1_000_000 },
+                recv_ns: if delivered == delivered::LIVE {
+                    (tm + latency) * 1_000_000 + (rng.below(1_000_000) as i64)
+                } else {
+                    tm * 1_000_000
+                },
                 dev: i as u32,
                 interrupt,
                 delivered,
@@ -1004,7 +1180,8 @@ impl Simulator {
             let end_ms = self.cfg.start_ms + self.cfg.interval_ms * self.cfg.steps as i64;
             for d in self.devs.iter_mut() {
                 if d.overflow_start != NONE_T {
-                    out.ov_start_ns.push(d.overflow_start.min(end_ms) * 1_000_000);
+                    out.ov_start_ns
+                        .push(d.overflow_start.min(end_ms) * 1_000_000);
                     out.ov_end_ns.push(i64::MIN);
                     out.ov_dev.push(d.ext);
                     out.ov_peak.push(d.peak);
@@ -1068,7 +1245,11 @@ impl Simulator {
         out.up_snr.push(rec.snr as f32);
         if d.env != Envelope::Raw {
             let as_ns = rec.recv_ns;
-            let times = Times { gw_ns: as_ns - 35_000_000, ns_ns: as_ns - 12_000_000, as_ns };
+            let times = Times {
+                gw_ns: as_ns - 35_000_000,
+                ns_ns: as_ns - 12_000_000,
+                as_ns,
+            };
             let radio = Radio {
                 rssi: rec.rssi,
                 snr: rec.snr,
@@ -1086,12 +1267,37 @@ impl Simulator {
                 kind: spec.kind.name(),
             };
             let ctx = &self.env_ctx;
-            let frame_hash = hash2(spec.dev_eui ^ self.seed_hash, u64::from(rec.fcnt) ^ (u64::from(rec.interrupt) << 40));
+            let frame_hash = hash2(
+                spec.dev_eui ^ self.seed_hash,
+                u64::from(rec.fcnt) ^ (u64::from(rec.interrupt) << 40),
+            );
             let payload = out.up_payload.get(start..end).unwrap_or(&[]);
             if d.env == Envelope::Ttn {
-                json::write_ttn(&mut out.up_env, &mut self.tf, ctx, &ids, caps.fport, rec.fcnt, payload, times, &radio, frame_hash);
+                json::write_ttn(
+                    &mut out.up_env,
+                    &mut self.tf,
+                    ctx,
+                    &ids,
+                    caps.fport,
+                    rec.fcnt,
+                    payload,
+                    times,
+                    &radio,
+                    frame_hash,
+                );
             } else {
-                json::write_chirpstack(&mut out.up_env, &mut self.tf, ctx, &ids, caps.fport, rec.fcnt, payload, times, &radio, frame_hash);
+                json::write_chirpstack(
+                    &mut out.up_env,
+                    &mut self.tf,
+                    ctx,
+                    &ids,
+                    caps.fport,
+                    rec.fcnt,
+                    payload,
+                    times,
+                    &radio,
+                    frame_hash,
+                );
             }
         }
         out.up_env_offsets.push(offset_i32(out.up_env.len())?);
@@ -1100,7 +1306,8 @@ impl Simulator {
 }
 
 fn offset_i32(n: usize) -> Result<i32, SimError> {
-    i32::try_from(n).map_err(|_| SimError("a chunk grew past 2 GiB: ask for fewer rows per chunk".into()))
+    i32::try_from(n)
+        .map_err(|_| SimError("a chunk grew past 2 GiB: ask for fewer rows per chunk".into()))
 }
 
 /// TTN-style device address (NetID 0x13 prefix 0x26/0x27) from the DevEUI.
@@ -1142,5 +1349,10 @@ pub fn schedule_of(seed: u64, kind: Kind, dev_eui: u64) -> Schedule {
     let mut rng = SplitMix64::new(hash2(seed_hash, dev_eui));
     let (opts, period) = schedule_options(kind);
     let weekdays = opts[rng.below(opts.len() as u64) as usize];
-    Schedule { weekdays, period_weeks: period, parity: rng.below(u64::from(period)) as u8, minute: (6 * 60 + rng.below(6 * 60)) as u16 }
+    Schedule {
+        weekdays,
+        period_weeks: period,
+        parity: rng.below(u64::from(period)) as u8,
+        minute: (6 * 60 + rng.below(6 * 60)) as u16,
+    }
 }

@@ -12,7 +12,8 @@ const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// True if `s` can be written inside a JSON string without escaping.
 pub fn json_safe(s: &str) -> bool {
-    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
+    s.bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
 }
 
 #[inline]
@@ -101,7 +102,12 @@ pub fn push_base64(out: &mut Vec<u8>, data: &[u8]) {
     match rest.len() {
         1 => {
             let n = u32::from(rest[0]) << 16;
-            out.extend_from_slice(&[B64[(n >> 18) as usize & 63], B64[(n >> 12) as usize & 63], b'=', b'=']);
+            out.extend_from_slice(&[
+                B64[(n >> 18) as usize & 63],
+                B64[(n >> 12) as usize & 63],
+                b'=',
+                b'=',
+            ]);
         }
         2 => {
             let n = (u32::from(rest[0]) << 16) | (u32::from(rest[1]) << 8);
@@ -142,7 +148,8 @@ pub const CHANNELS_HZ: [u64; 8] = [
 /// Gateway EUI of gateway `g` (deterministic from the run seed).
 #[inline]
 pub fn gateway_eui(seed_hash: u64, g: u16) -> u64 {
-    0x7076_ff00_0000_0000 | (super::rng::hash2(seed_hash ^ 0x6761_7465_7761_7973, u64::from(g)) & 0xff_ffff_ffff)
+    0x7076_ff00_0000_0000
+        | (super::rng::hash2(seed_hash ^ 0x6761_7465_7761_7973, u64::from(g)) & 0xff_ffff_ffff)
 }
 
 /// LoRa time on air in µs for an EU868 125 kHz uplink, CR 4/5, 8-symbol preamble,
@@ -186,9 +193,17 @@ impl EnvContext {
     pub fn new(application: &str, seed_hash: u64, models: &[&str], n_gateways: u16) -> Self {
         let mut cs_head = Vec::new();
         cs_head.extend_from_slice(b"\"tenantId\":\"");
-        push_uuid(&mut cs_head, super::rng::hash2(seed_hash, 1), super::rng::hash2(seed_hash, 2));
+        push_uuid(
+            &mut cs_head,
+            super::rng::hash2(seed_hash, 1),
+            super::rng::hash2(seed_hash, 2),
+        );
         cs_head.extend_from_slice(b"\",\"tenantName\":\"PMA\",\"applicationId\":\"");
-        push_uuid(&mut cs_head, super::rng::hash2(seed_hash, 3), super::rng::hash2(seed_hash, 4));
+        push_uuid(
+            &mut cs_head,
+            super::rng::hash2(seed_hash, 3),
+            super::rng::hash2(seed_hash, 4),
+        );
         cs_head.extend_from_slice(b"\",\"applicationName\":\"");
         cs_head.extend_from_slice(application.as_bytes());
         cs_head.extend_from_slice(b"\",\"deviceProfileId\":\"");
@@ -263,9 +278,19 @@ pub fn write_ttn(
     out.extend_from_slice(b"\",\"join_eui\":\"70B3D57ED0000000\",\"dev_addr\":\"");
     push_hex(out, u64::from(dev.dev_addr), 8, true);
     out.extend_from_slice(b"\"},\"correlation_ids\":[\"as:up:");
-    push_ulid(out, (times.as_ns / 1_000_000) as u64, frame_hash, super::rng::mix64(frame_hash));
+    push_ulid(
+        out,
+        (times.as_ns / 1_000_000) as u64,
+        frame_hash,
+        super::rng::mix64(frame_hash),
+    );
     out.extend_from_slice(b"\",\"ns:uplink:");
-    push_ulid(out, (times.ns_ns / 1_000_000) as u64, frame_hash >> 7, super::rng::mix64(frame_hash ^ 1));
+    push_ulid(
+        out,
+        (times.ns_ns / 1_000_000) as u64,
+        frame_hash >> 7,
+        super::rng::mix64(frame_hash ^ 1),
+    );
     out.extend_from_slice(b"\"],\"received_at\":");
     push_ts(out, tf, times.as_ns, true);
     out.extend_from_slice(b",\"uplink_message\":{");
@@ -312,7 +337,9 @@ pub fn write_ttn(
         push_ts(out, tf, times.ns_ns, true);
         out.push(b'}');
     }
-    out.extend_from_slice(b"],\"settings\":{\"data_rate\":{\"lora\":{\"bandwidth\":125000,\"spreading_factor\":");
+    out.extend_from_slice(
+        b"],\"settings\":{\"data_rate\":{\"lora\":{\"bandwidth\":125000,\"spreading_factor\":",
+    );
     push_u64(out, u64::from(radio.sf));
     out.extend_from_slice(b",\"coding_rate\":\"4/5\"}},\"frequency\":\"");
     push_u64(out, CHANNELS_HZ[usize::from(radio.channel) % 8]);
@@ -402,7 +429,10 @@ pub fn write_chirpstack(
         out.extend_from_slice(b"{\"gatewayId\":\"");
         out.extend_from_slice(ctx.gw_lower.get(usize::from(gw)).map_or(&[b'0'; 16], |h| h));
         out.extend_from_slice(b"\",\"uplinkId\":");
-        push_u64(out, (super::rng::hash2(frame_hash, 77 + u64::from(g)) & 0xffff_ffff) | 1);
+        push_u64(
+            out,
+            (super::rng::hash2(frame_hash, 77 + u64::from(g)) & 0xffff_ffff) | 1,
+        );
         out.extend_from_slice(b",\"gwTime\":");
         push_ts(out, tf, times.gw_ns, false);
         out.extend_from_slice(b",\"nsTime\":");
@@ -430,7 +460,9 @@ pub fn write_chirpstack(
 }
 
 fn model_hash(model: &str) -> u64 {
-    model.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    model.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -464,10 +496,16 @@ mod tests {
         push_dec1(&mut out, 12.0);
         out.push(b' ');
         push_hex(&mut out, 0x24e1_2400_00ab_cdef, 16, true);
-        assert_eq!(std::str::from_utf8(&out).unwrap(), "-1234 -7.5 12.0 24E1240000ABCDEF");
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "-1234 -7.5 12.0 24E1240000ABCDEF"
+        );
         out.clear();
         push_uuid(&mut out, 0, 0);
-        assert_eq!(std::str::from_utf8(&out).unwrap(), "00000000-0000-4000-8000-000000000000");
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "00000000-0000-4000-8000-000000000000"
+        );
         out.clear();
         push_ulid(&mut out, 1_469_918_176_385, 0, 0);
         assert_eq!(&out[..10], b"01ARYZ6S41");

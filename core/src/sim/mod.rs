@@ -32,7 +32,9 @@ pub mod models;
 pub mod profile;
 pub mod rng;
 
-pub use engine::{condition, delivered, Chunk, DeviceSpec, Envelope, EnvelopeMode, SimConfig, Simulator};
+pub use engine::{
+    condition, delivered, Chunk, DeviceSpec, Envelope, EnvelopeMode, SimConfig, Simulator,
+};
 pub use models::{model_index, model_names, MODELS};
 pub use profile::{Kind, Schedule};
 

@@ -221,7 +221,11 @@ impl Caps {
             Temp::Tenth => (m.temperature_c * 10.0).round().clamp(-400.0, 2500.0) / 10.0,
             Temp::WholeNonNeg => m.temperature_c.round().clamp(0.0, 255.0),
         };
-        let battery_pct = if self.battery_pct { m.battery_pct.round().clamp(0.0, 100.0) } else { f64::NAN };
+        let battery_pct = if self.battery_pct {
+            m.battery_pct.round().clamp(0.0, 100.0)
+        } else {
+            f64::NAN
+        };
         let battery_v = if self.battery_v_res > 0.0 {
             let v = m.battery_v.clamp(2.0, 4.5);
             if self.battery_v_res >= 0.01 {
@@ -259,7 +263,10 @@ impl Caps {
         if self.tilt && m.tilt && (self.status_flags || self.alarm_bits) {
             flags |= alarm::TILT;
         }
-        if self.no_echo && m.distance_mm.is_none() && (self.status_flags || self.name == "dragino-ldds75") {
+        if self.no_echo
+            && m.distance_mm.is_none()
+            && (self.status_flags || self.name == "dragino-ldds75")
+        {
             flags |= alarm::NO_SENSOR;
         }
         Reported {
@@ -274,7 +281,13 @@ impl Caps {
     }
 
     /// Fill the reading the encoder takes.
-    pub fn to_reading(&self, rep: &Reported, measured_at_ms: i64, stored: &[(i64, Option<u16>)], out: &mut Reading) {
+    pub fn to_reading(
+        &self,
+        rep: &Reported,
+        measured_at_ms: i64,
+        stored: &[(i64, Option<u16>)],
+        out: &mut Reading,
+    ) {
         out.clear();
         let opt = |x: f64| (!x.is_nan()).then_some(x);
         out.distance_mm = opt(rep.distance_mm);

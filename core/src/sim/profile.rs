@@ -54,7 +54,10 @@ impl Kind {
 
     /// Bring-banks (apport volontaire): open hatch, no lid.
     pub fn is_bank(self) -> bool {
-        matches!(self, Kind::GlassBank | Kind::PaperBank | Kind::PackagingBank)
+        matches!(
+            self,
+            Kind::GlassBank | Kind::PaperBank | Kind::PackagingBank
+        )
     }
 }
 
@@ -91,7 +94,7 @@ pub const PARAMS: [KindParams; N_KINDS] = [
     // glass bank: deposits by day only (noise rules 22:00-07:00), Monday and Saturday
     // peaks after the weekend, few on Sunday, December peak.
     KindParams {
-        target_fill: 0.53,
+        target_fill: 0.52,
         rate_sigma: 0.38,
         day_sigma: 0.45,
         heap_max: 1.0,
@@ -101,13 +104,15 @@ pub const PARAMS: [KindParams; N_KINDS] = [
             1.6, 1.8, 2.0, 2.0, 1.5, 0.8, 0.3, 0.05, NIGHT,
         ],
         dow: [1.4, 1.0, 0.95, 0.9, 0.95, 1.2, 0.6],
-        month: [1.1, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.0, 0.95, 0.95, 0.95, 1.3],
+        month: [
+            1.1, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.0, 0.95, 0.95, 0.95, 1.2,
+        ],
         market: 1.0,
         holiday: 0.9,
     },
     // paper bank
     KindParams {
-        target_fill: 0.56,
+        target_fill: 0.54,
         rate_sigma: 0.36,
         day_sigma: 0.4,
         heap_max: 1.0,
@@ -117,13 +122,15 @@ pub const PARAMS: [KindParams; N_KINDS] = [
             1.5, 1.7, 1.9, 1.9, 1.5, 0.9, 0.4, 0.1, NIGHT,
         ],
         dow: [1.25, 1.0, 1.0, 0.95, 0.95, 1.15, 0.7],
-        month: [1.1, 1.0, 1.0, 1.0, 1.0, 1.0, 0.95, 0.8, 1.05, 1.0, 1.0, 1.2],
+        month: [
+            1.1, 1.0, 1.0, 1.0, 1.0, 1.0, 0.95, 0.8, 1.05, 1.0, 1.0, 1.15,
+        ],
         market: 1.0,
         holiday: 1.0,
     },
     // packaging bank (yellow stream): bulky, fast, December gifts
     KindParams {
-        target_fill: 0.58,
+        target_fill: 0.56,
         rate_sigma: 0.34,
         day_sigma: 0.4,
         heap_max: 1.0,
@@ -133,30 +140,34 @@ pub const PARAMS: [KindParams; N_KINDS] = [
             1.5, 1.7, 1.9, 1.9, 1.5, 0.9, 0.4, 0.1, NIGHT,
         ],
         dow: [1.3, 1.0, 0.95, 0.95, 1.0, 1.1, 0.7],
-        month: [1.1, 0.95, 1.0, 1.0, 1.0, 1.0, 0.95, 0.85, 1.0, 1.0, 1.0, 1.25],
+        month: [
+            1.1, 0.95, 1.0, 1.0, 1.0, 1.0, 0.95, 0.85, 1.0, 1.0, 1.0, 1.2,
+        ],
         market: 1.3,
         holiday: 1.0,
     },
     // grouping point (residual waste, 660-770 L wheelie bins): before work and evening
     KindParams {
-        target_fill: 0.58,
+        target_fill: 0.55,
         rate_sigma: 0.3,
         day_sigma: 0.35,
         heap_max: 1.15,
         surface_sigma: 0.03,
         hour: [
-            0.1, 0.05, 0.05, 0.05, 0.05, 0.1, 0.5, 1.6, 1.8, 1.2, 1.0, 1.0, 1.2, 1.1, 0.9, 0.9, 1.0,
-            1.3, 1.8, 2.0, 1.8, 1.2, 0.6, 0.3,
+            0.1, 0.05, 0.05, 0.05, 0.05, 0.1, 0.5, 1.6, 1.8, 1.2, 1.0, 1.0, 1.2, 1.1, 0.9, 0.9,
+            1.0, 1.3, 1.8, 2.0, 1.8, 1.2, 0.6, 0.3,
         ],
         dow: [1.25, 1.0, 0.95, 0.95, 1.0, 0.95, 0.9],
-        month: [1.05, 1.0, 1.0, 1.0, 1.0, 1.0, 0.95, 0.85, 1.0, 1.0, 1.0, 1.1],
+        month: [
+            1.05, 1.0, 1.0, 1.0, 1.0, 1.0, 0.95, 0.85, 1.0, 1.0, 1.0, 1.1,
+        ],
         market: 1.5,
         holiday: 1.0,
     },
     // park / street bin (50-120 L): weekend, lunchtime and summer peaks
     KindParams {
-        target_fill: 0.40,
-        rate_sigma: 0.5,
+        target_fill: 0.36,
+        rate_sigma: 0.45,
         day_sigma: 0.5,
         heap_max: 1.25,
         surface_sigma: 0.05,
@@ -165,7 +176,9 @@ pub const PARAMS: [KindParams; N_KINDS] = [
             1.8, 2.0, 1.9, 1.5, 1.0, 0.6, 0.3, 0.1, 0.05,
         ],
         dow: [0.8, 0.8, 0.95, 0.8, 0.9, 1.3, 1.45],
-        month: [0.6, 0.65, 0.8, 1.0, 1.2, 1.35, 1.5, 1.45, 1.15, 0.9, 0.7, 0.7],
+        month: [
+            0.6, 0.65, 0.8, 1.0, 1.2, 1.35, 1.5, 1.45, 1.15, 0.9, 0.7, 0.7,
+        ],
         market: 3.0,
         holiday: 1.2,
     },
@@ -203,7 +216,11 @@ impl Default for Profiles {
 
 impl Profiles {
     pub fn new() -> Self {
-        let mut p = Profiles { hour: [[0.0; 24]; N_KINDS], dow: [[0.0; 7]; N_KINDS], month: [[0.0; 12]; N_KINDS] };
+        let mut p = Profiles {
+            hour: [[0.0; 24]; N_KINDS],
+            dow: [[0.0; 7]; N_KINDS],
+            month: [[0.0; 12]; N_KINDS],
+        };
         for k in Kind::ALL {
             let kp = params(k);
             p.hour[k.idx()] = normalized(&kp.hour);
@@ -246,7 +263,11 @@ impl Profiles {
             // Bottles of the festive season: 26 December to 5 January.
             let doy = day_of_year(day);
             let (y, _, _) = civil_from_days(day);
-            let last = if super::calendar::is_leap(y) { 365 } else { 364 };
+            let last = if super::calendar::is_leap(y) {
+                365
+            } else {
+                364
+            };
             if doy + 6 >= last || doy <= 4 {
                 w *= 1.6;
             }
@@ -315,7 +336,11 @@ impl Schedule {
                 continue;
             }
             let actual = Self::shifted(d, holidays);
-            let ok = if inclusive { actual >= after_day } else { actual > after_day };
+            let ok = if inclusive {
+                actual >= after_day
+            } else {
+                actual > after_day
+            };
             if ok {
                 best = Some(best.map_or(actual, |b: i64| b.min(actual)));
                 if d > after_day {
@@ -368,18 +393,32 @@ mod tests {
         let mon = days_from_civil(2025, 3, 10);
         let sun = days_from_civil(2025, 3, 16);
         assert!(p.day_weight(Kind::ParkBin, sun, &h) > 1.5 * p.day_weight(Kind::ParkBin, mon, &h));
-        assert!(p.day_weight(Kind::GlassBank, mon, &h) > 1.3 * p.day_weight(Kind::GlassBank, mon + 2, &h));
-        assert!(p.season(Kind::ParkBin, days_from_civil(2025, 7, 15)) > 2.0 * p.season(Kind::ParkBin, days_from_civil(2025, 1, 15)));
+        assert!(
+            p.day_weight(Kind::GlassBank, mon, &h)
+                > 1.3 * p.day_weight(Kind::GlassBank, mon + 2, &h)
+        );
+        assert!(
+            p.season(Kind::ParkBin, days_from_civil(2025, 7, 15))
+                > 2.0 * p.season(Kind::ParkBin, days_from_civil(2025, 1, 15))
+        );
         assert!(p.day_weight(Kind::GlassBank, days_from_civil(2025, 12, 29), &h) > 1.8);
     }
 
     #[test]
     fn schedules_and_holiday_shifts() {
         let h = Holidays::french(days_from_civil(2025, 1, 1), days_from_civil(2025, 12, 31));
-        let weekly_mon = Schedule { weekdays: 1, period_weeks: 1, parity: 0, minute: 420 };
+        let weekly_mon = Schedule {
+            weekdays: 1,
+            period_weeks: 1,
+            parity: 0,
+            minute: 420,
+        };
         // 2025-04-21 is Easter Monday: the Monday round moves to Tuesday 22nd.
         let sat = days_from_civil(2025, 4, 19);
-        assert_eq!(weekly_mon.next_day(sat, false, &h), Some(days_from_civil(2025, 4, 22)));
+        assert_eq!(
+            weekly_mon.next_day(sat, false, &h),
+            Some(days_from_civil(2025, 4, 22))
+        );
         assert_eq!(
             weekly_mon.next_day(days_from_civil(2025, 4, 22), false, &h),
             Some(days_from_civil(2025, 4, 28))
@@ -389,16 +428,33 @@ mod tests {
             Some(days_from_civil(2025, 4, 22))
         );
         // Fortnightly: consecutive collections 14 days apart.
-        let fort = Schedule { weekdays: 4, period_weeks: 2, parity: 1, minute: 420 };
-        let a = fort.next_day(days_from_civil(2025, 2, 1), false, &h).unwrap();
+        let fort = Schedule {
+            weekdays: 4,
+            period_weeks: 2,
+            parity: 1,
+            minute: 420,
+        };
+        let a = fort
+            .next_day(days_from_civil(2025, 2, 1), false, &h)
+            .unwrap();
         let b = fort.next_day(a, false, &h).unwrap();
         assert_eq!(b - a, 14);
         assert_eq!(weekday(a), 2);
         assert!((fort.mean_interval_days() - 14.0).abs() < 1e-12);
-        let park = Schedule { weekdays: 1 | 4 | 16, period_weeks: 1, parity: 0, minute: 420 };
+        let park = Schedule {
+            weekdays: 1 | 4 | 16,
+            period_weeks: 1,
+            parity: 0,
+            minute: 420,
+        };
         assert!((park.mean_interval_days() - 7.0 / 3.0).abs() < 1e-12);
         // Christmas 2025 is a Thursday: a Thursday round happens on Friday 26th.
-        let thu = Schedule { weekdays: 8, period_weeks: 1, parity: 0, minute: 420 };
+        let thu = Schedule {
+            weekdays: 8,
+            period_weeks: 1,
+            parity: 0,
+            minute: 420,
+        };
         assert_eq!(
             thu.next_day(days_from_civil(2025, 12, 22), false, &h),
             Some(days_from_civil(2025, 12, 26))

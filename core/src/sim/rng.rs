@@ -86,7 +86,7 @@ pub trait Rng {
     /// Index drawn from non-negative weights (all zero: index 0).
     fn weighted(&mut self, weights: &[f64]) -> usize {
         let total: f64 = weights.iter().sum();
-        if !(total > 0.0) {
+        if total.is_nan() || total <= 0.0 {
             return 0;
         }
         let mut x = self.f64() * total;
@@ -166,7 +166,10 @@ mod tests {
         // Reference implementation, state {1, 2, 3, 4}.
         let mut r = Xoshiro256pp::from_state([1, 2, 3, 4]);
         let got: Vec<u64> = (0..4).map(|_| r.next_u64()).collect();
-        assert_eq!(got, [41943041, 58720359, 3588806011781223, 3591011842654386]);
+        assert_eq!(
+            got,
+            [41943041, 58720359, 3588806011781223, 3591011842654386]
+        );
     }
 
     #[test]
@@ -174,7 +177,14 @@ mod tests {
         // Vigna's splitmix64.c with seed 1234567.
         let mut r = SplitMix64::new(1234567);
         let got: Vec<u64> = (0..3).map(|_| r.next_u64()).collect();
-        assert_eq!(got, [6457827717110365317, 3203168211198807973, 9817491932198370423]);
+        assert_eq!(
+            got,
+            [
+                6457827717110365317,
+                3203168211198807973,
+                9817491932198370423
+            ]
+        );
     }
 
     #[test]

@@ -36,32 +36,83 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _add_sim_args(p: argparse.ArgumentParser) -> None:
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--containers", type=int, default=None, metavar="N",
-                      help="about N containers (scales the territory; default: its real size, 1,444 for PMA)")
+    size.add_argument(
+        "--containers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="about N containers (scales the territory; default: its real size, 1,444 for PMA)",
+    )
     size.add_argument("--scale", type=float, default=None, help="territory scale factor (default 1)")
     p.add_argument("--days", type=float, default=7.0, help="simulated days (default 7)")
     p.add_argument("--seed", type=int, default=0, help="dynamics seed (default 0)")
-    p.add_argument("--territory-seed", type=int, default=None,
-                   help="placement/sensor seed of the territory (default: --seed)")
+    p.add_argument(
+        "--territory-seed",
+        type=int,
+        default=None,
+        help="placement/sensor seed of the territory (default: --seed)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet",
-                   help="uplink file format (default parquet; jsonl is for small runs)")
-    p.add_argument("--start", default="2025-01-06", metavar="DATE",
-                   help="first day, YYYY-MM-DD, UTC midnight (default 2025-01-06)")
-    p.add_argument("--interval-h", type=float, default=1.0, metavar="H",
-                   help="hours between periodic measurements (default 1)")
-    p.add_argument("--envelopes", choices=("mixed", "ttn", "chirpstack", "raw"), default="mixed",
-                   help="mixed: 70%% TTN v3 / 30%% ChirpStack v4 per device (default); raw: payloads only")
-    p.add_argument("--places", metavar="CSV", default=None,
-                   help="another territory: CSV with name, lat, lon, population (insee optional)")
+    p.add_argument(
+        "--nats",
+        metavar="URL",
+        default=None,
+        help="also publish the uplinks to NATS (tid.up.<format>.<device>, JetStream acknowledged); "
+        "run `tidstream nats init` first",
+    )
+    p.add_argument(
+        "--rate", type=float, default=None, help="with --nats: uplinks per second (default: as fast as possible)"
+    )
+    p.add_argument(
+        "--format",
+        choices=("parquet", "jsonl"),
+        default="parquet",
+        help="uplink file format (default parquet; jsonl is for small runs)",
+    )
+    p.add_argument(
+        "--start",
+        default="2025-01-06",
+        metavar="DATE",
+        help="first day, YYYY-MM-DD, UTC midnight (default 2025-01-06)",
+    )
+    p.add_argument(
+        "--interval-h",
+        type=float,
+        default=1.0,
+        metavar="H",
+        help="hours between periodic measurements (default 1)",
+    )
+    p.add_argument(
+        "--envelopes",
+        choices=("mixed", "ttn", "chirpstack", "raw"),
+        default="mixed",
+        help="mixed: 70%% TTN v3 / 30%% ChirpStack v4 per device (default); raw: payloads only",
+    )
+    p.add_argument(
+        "--places",
+        metavar="CSV",
+        default=None,
+        help="another territory: CSV with name, lat, lon, population (insee optional)",
+    )
     p.add_argument("--geojson", metavar="FILE", default=None, help="place polygons for --places")
     p.add_argument("--facilities", metavar="CSV", default=None, help="facilities for --places")
-    p.add_argument("--shared", metavar="DIR", default=None,
-                   help="the shared/ folder (default $TIDSTREAM_SHARED or ../shared)")
-    p.add_argument("--no-truth", action="store_true",
-                   help="skip the per-reading ground truth (collections and overflows are always written)")
-    p.add_argument("--faults", type=float, default=1.0,
-                   help="multiplier on sensor fault rates (0 = perfect sensors; default 1)")
+    p.add_argument(
+        "--shared",
+        metavar="DIR",
+        default=None,
+        help="the shared/ folder (default $TIDSTREAM_SHARED or ../shared)",
+    )
+    p.add_argument(
+        "--no-truth",
+        action="store_true",
+        help="skip the per-reading ground truth (collections and overflows are always written)",
+    )
+    p.add_argument(
+        "--faults",
+        type=float,
+        default=1.0,
+        help="multiplier on sensor fault rates (0 = perfect sensors; default 1)",
+    )
     p.add_argument("--compression", default="zstd", help="Parquet compression (default zstd)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -81,7 +132,9 @@ def add_plot_parser(subparsers: Any) -> argparse.ArgumentParser:
     who.add_argument("--device", default=None, help="DevEUI (default: the device with most overflows)")
     who.add_argument("--container", default=None, help="container id")
     fill.add_argument("--days", type=float, default=None, help="only the first N days")
-    fill.add_argument("--out", default=None, metavar="PNG", help="output file (default DIR/fill-<device>.png)")
+    fill.add_argument(
+        "--out", default=None, metavar="PNG", help="output file (default DIR/fill-<device>.png)"
+    )
     mp = sub.add_parser("map", help="map of the simulated territory")
     mp.add_argument("--run", required=True, metavar="DIR", help="the simulate --out folder")
     mp.add_argument("--out", default=None, metavar="PNG", help="output file (default DIR/map.png)")
@@ -103,8 +156,9 @@ def _territory(args: argparse.Namespace) -> Any:
             scale = args.containers / base if base > 0 else 1.0
         else:
             scale = args.scale or 1.0
-        return Territory.from_csv(args.places, scale=scale, seed=tseed, geojson=args.geojson,
-                                  facilities=args.facilities)
+        return Territory.from_csv(
+            args.places, scale=scale, seed=tseed, geojson=args.geojson, facilities=args.facilities
+        )
     if args.containers is not None:
         if args.containers < 1:
             raise ValueError("--containers must be at least 1")
@@ -151,7 +205,9 @@ class _Progress:
             decile = int(frac * 10)
             if decile > self.last_decile:
                 self.last_decile = decile
-                self.stream.write(f"simulate: {frac * 100:3.0f}%  {stats.frames:,} frames  {rate / 1e6:.2f} M/s\n")
+                self.stream.write(
+                    f"simulate: {frac * 100:3.0f}%  {stats.frames:,} frames  {rate / 1e6:.2f} M/s\n"
+                )
                 self.stream.flush()
 
     def done(self) -> None:
@@ -162,7 +218,7 @@ class _Progress:
 
 def _size(p: Path) -> str:
     try:
-        n = p.stat().st_size
+        n = float(p.stat().st_size)
     except OSError:
         return "?"
     for unit in ("B", "kB", "MB", "GB"):
@@ -177,8 +233,13 @@ def summary_text(result: Any, territory: Any, sim: Any) -> str:
     st = result.stats
     d = st.to_dict()
     counts = territory.counts()
-    short = {"glass_bank": "glass", "paper_bank": "paper", "packaging_bank": "packaging",
-             "grouping_point": "grouping", "park_bin": "park"}
+    short = {
+        "glass_bank": "glass",
+        "paper_bank": "paper",
+        "packaging_bank": "packaging",
+        "grouping_point": "grouping",
+        "park_bin": "park",
+    }
     kinds = ", ".join(f"{short[k]} {counts[k]:,}" for k in CONTAINER_KINDS)
     end = sim.start.timestamp() + sim.steps * sim.interval_ms / 1000
     import datetime as dt
@@ -226,8 +287,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         territory = _territory(args)
         sim = Simulation(
-            territory, days=args.days, start=args.start, interval_h=args.interval_h, seed=args.seed,
-            envelopes=args.envelopes, truth=not args.no_truth, faults=args.faults,
+            territory,
+            days=args.days,
+            start=args.start,
+            interval_h=args.interval_h,
+            seed=args.seed,
+            envelopes=args.envelopes,
+            truth=not args.no_truth,
+            faults=args.faults,
         )
     except (ValueError, FileNotFoundError, TypeError) as e:
         print(f"tidstream simulate: error: {e}", file=sys.stderr)
@@ -235,11 +302,45 @@ def run(args: argparse.Namespace) -> int:
     prog = _Progress(sys.stderr, sim.steps, args.quiet)
     result = sim.write(args.out, format=args.format, compression=args.compression, progress=prog)
     prog.done()
+    published = None
+    if args.nats:
+        published = _publish(sim, args.nats, args.rate, args.quiet)
     if args.json:
-        print(json.dumps(result.to_dict(), default=str))
+        d = result.to_dict()
+        if published is not None:
+            d["published"] = published
+        print(json.dumps(d, default=str))
     else:
         print(summary_text(result, territory, sim))
+        if published is not None:
+            print(f"  published to NATS  {published} uplinks ({args.nats})")
     return 0
+
+
+def _publish(sim: Any, url: str, rate: float | None, quiet: bool) -> int:
+    """Publish the run's uplinks (regenerated from the seed, in time order) to NATS."""
+    from ..config import NatsSettings
+    from ..nats.publish import publish_uplinks
+
+    def messages() -> Any:
+        for batch in sim.uplinks():
+            cols = [batch.column(c).to_pylist() for c in ("device_id", "format", "fport", "payload")]
+            env = batch.column("envelope").to_pylist() if "envelope" in batch.schema.names else None
+            for i, (dev, fmt, fport, payload) in enumerate(zip(*cols)):
+                if fmt == "raw" or env is None:
+                    yield f"tid.up.raw.{dev}", payload, {"Tid-FPort": str(fport)}
+                else:
+                    token = "ttn" if fmt.startswith("ttn") else "chirpstack"
+                    yield f"tid.up.{token}.{dev}", env[i], None
+
+    def progress(n: int) -> None:
+        if not quiet:
+            print(f"\r  published {n} uplinks", end="", file=sys.stderr, flush=True)
+
+    n = publish_uplinks(NatsSettings(url=url), messages(), rate=rate, progress=progress)
+    if not quiet:
+        print(file=sys.stderr)
+    return n
 
 
 def run_plot(args: argparse.Namespace) -> int:
@@ -256,7 +357,9 @@ def run_plot(args: argparse.Namespace) -> int:
             if out_arg is None:
                 tag = args.container or args.device or "auto"
                 out_arg = run_dir / f"fill-{tag}.png"
-            path = plot.plot_fill(run_dir, out_arg, device=args.device, container=args.container, days=args.days)
+            path = plot.plot_fill(
+                run_dir, out_arg, device=args.device, container=args.container, days=args.days
+            )
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"tidstream plot: error: {e}", file=sys.stderr)
         return 2

@@ -36,9 +36,7 @@ def _plt() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise ImportError(
-            "plots need matplotlib: pip install matplotlib (or pip install 'tidstream[plot]')"
-        ) from None
+        raise ImportError("plots need matplotlib (a tidstream dependency): pip install matplotlib") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -119,7 +117,13 @@ def plot_fill(
     if days is not None and len(t):
         end = t[0] + np.timedelta64(int(days * 86400), "s")
         keep = t <= end
-        t, true_fill, measured, cond, delivered = t[keep], true_fill[keep], measured[keep], cond[keep], delivered[keep]
+        t, true_fill, measured, cond, delivered = (
+            t[keep],
+            true_fill[keep],
+            measured[keep],
+            cond[keep],
+            delivered[keep],
+        )
     else:
         end = t[-1] if len(t) else None
 
@@ -129,7 +133,11 @@ def plot_fill(
         ax.text(t[-1], 101, "full line (100 %) ", fontsize=8, color="#444", va="bottom", ha="right")
     for r in ov.to_pylist():
         a = np.datetime64(r["started_at"].replace(tzinfo=None), "ns")
-        b = np.datetime64(r["ended_at"].replace(tzinfo=None), "ns") if r["ended_at"] else (t[-1] if len(t) else a)
+        b = (
+            np.datetime64(r["ended_at"].replace(tzinfo=None), "ns")
+            if r["ended_at"]
+            else (t[-1] if len(t) else a)
+        )
         if end is not None and a > end:
             continue
         ax.axvspan(a, min(b, end) if end is not None else b, color="#d62728", alpha=0.12, lw=0, zorder=0)
@@ -147,12 +155,25 @@ def plot_fill(
     for name, (marker, color) in styles.items():
         sel = (cond == name) & (delivered == "live") & ~np.isnan(measured)
         if sel.any():
-            ax.scatter(t[sel], measured[sel], s=22, marker=marker, color=color, label=f"reported: {name.replace('_', ' ')}", zorder=5)
+            ax.scatter(
+                t[sel],
+                measured[sel],
+                s=22,
+                marker=marker,
+                color=color,
+                label=f"reported: {name.replace('_', ' ')}",
+                zorder=5,
+            )
     lost = delivered != "live"
     if lost.any():
         ax.scatter(
-            t[lost], np.where(np.isnan(measured[lost]), 0, measured[lost]), s=10, facecolors="none",
-            edgecolors="#999", label="not received live (outage)", zorder=4,
+            t[lost],
+            np.where(np.isnan(measured[lost]), 0, measured[lost]),
+            s=10,
+            facecolors="none",
+            edgecolors="#999",
+            label="not received live (outage)",
+            zorder=4,
         )
     first = True
     for r in col.to_pylist():
@@ -169,7 +190,9 @@ def plot_fill(
     if ov.num_rows:
         ax.fill_between([], [], color="#d62728", alpha=0.12, label="overflowing")
     top = max(120.0, float(np.nanmax(measured)) + 5 if len(measured) else 120.0)
-    low = min(-5.0, float(np.nanmin(measured)) - 3 if len(measured) and not np.isnan(measured).all() else -5.0)
+    low = min(
+        -5.0, float(np.nanmin(measured)) - 3 if len(measured) and not np.isnan(measured).all() else -5.0
+    )
     ax.set_ylim(max(low, -25.0), min(top, 165))
     ax.set_ylabel("fill (%)")
     if len(t):
@@ -219,13 +242,25 @@ def plot_map(run_dir: str | Path, out: str | Path) -> Path:
     size = 6 if n < 5000 else max(0.3, 6 * math.sqrt(5000 / n))
     # Bring-banks share sites: draw them as concentric dots (glass largest) so all
     # three streams stay visible; then grouping points and park bins.
-    rel = {"glass_bank": 2.6, "paper_bank": 1.6, "packaging_bank": 0.8, "grouping_point": 1.2, "park_bin": 1.0}
+    rel = {
+        "glass_bank": 2.6,
+        "paper_bank": 1.6,
+        "packaging_bank": 0.8,
+        "grouping_point": 1.2,
+        "park_bin": 1.0,
+    }
     for kind in ("glass_bank", "paper_bank", "packaging_bank", "grouping_point", "park_bin"):
         sel = kinds == kind
         if sel.any():
             ax.scatter(
-                lon[sel], lat[sel], s=size * rel[kind], color=KIND_COLORS[kind], alpha=0.9, lw=0,
-                label=f"{KIND_LABELS[kind]} ({int(sel.sum()):,})", zorder=3,
+                lon[sel],
+                lat[sel],
+                s=size * rel[kind],
+                color=KIND_COLORS[kind],
+                alpha=0.9,
+                lw=0,
+                label=f"{KIND_LABELS[kind]} ({int(sel.sum()):,})",
+                zorder=3,
             )
     plon = places.column("lon").to_numpy()
     plat = places.column("lat").to_numpy()
@@ -233,8 +268,12 @@ def plot_map(run_dir: str | Path, out: str | Path) -> Path:
     ax.scatter(plon, plat, marker="+", s=40, color="black", lw=1, label="commune centre", zorder=4)
     for i in np.argsort(-pop)[:12]:
         ax.annotate(
-            str(places.column("name")[int(i)].as_py()), (plon[i], plat[i]), xytext=(4, 4),
-            textcoords="offset points", fontsize=8, zorder=6,
+            str(places.column("name")[int(i)].as_py()),
+            (plon[i], plat[i]),
+            xytext=(4, 4),
+            textcoords="offset points",
+            fontsize=8,
+            zorder=6,
         )
     if fac is not None and fac.num_rows:
         flon = fac.column("lon").to_numpy()
@@ -247,10 +286,26 @@ def plot_map(run_dir: str | Path, out: str | Path) -> Path:
             offsets[key] = k + 1
             ang = k * 2.1
             dx, dy = (0.004 * math.cos(ang) * k, 0.0028 * math.sin(ang) * k) if k else (0.0, 0.0)
-            ax.scatter(flon[j] + dx, flat[j] + dy, marker="*", s=150, color="#6a0dad", edgecolors="white",
-                       lw=0.6, zorder=7, label="facility (placed at a commune centre)" if j == 0 else None)
-            ax.annotate(str(fac.column("kind")[j].as_py()).replace("_", " "), (flon[j] + dx, flat[j] + dy),
-                        xytext=(5, -9), textcoords="offset points", fontsize=7, color="#6a0dad", zorder=7)
+            ax.scatter(
+                flon[j] + dx,
+                flat[j] + dy,
+                marker="*",
+                s=150,
+                color="#6a0dad",
+                edgecolors="white",
+                lw=0.6,
+                zorder=7,
+                label="facility (placed at a commune centre)" if j == 0 else None,
+            )
+            ax.annotate(
+                str(fac.column("kind")[j].as_py()).replace("_", " "),
+                (flon[j] + dx, flat[j] + dy),
+                xytext=(5, -9),
+                textcoords="offset points",
+                fontsize=7,
+                color="#6a0dad",
+                zorder=7,
+            )
     ax.set_aspect(1 / math.cos(math.radians(lat0)))
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")

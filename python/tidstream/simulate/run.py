@@ -194,7 +194,7 @@ class Simulation:
             raise ValueError(f"days must be a positive number, got {days!r}")
         if not (isinstance(interval_h, (int, float)) and math.isfinite(interval_h)):
             raise ValueError(f"interval_h must be a number of hours, got {interval_h!r}")
-        interval_ms = int(round(interval_h * 3_600_000))
+        interval_ms = round(interval_h * 3_600_000)
         if not 300_000 <= interval_ms <= 86_400_000:
             raise ValueError(f"interval_h must be between 5 minutes (0.0833) and 24 hours, got {interval_h}")
         if envelopes not in ENVELOPES:
@@ -211,7 +211,7 @@ class Simulation:
         self.days = float(days)
         self.start_ms = _start_ms(start)
         self.interval_ms = interval_ms
-        self.steps = max(1, int(round(days * 86_400_000 / interval_ms)))
+        self.steps = max(1, round(days * 86_400_000 / interval_ms))
         self.seed = seed
         self.envelopes = envelopes
         self.ttn_share = float(ttn_share)
@@ -272,7 +272,9 @@ class Simulation:
         take = pc.take
         dev = d["up_dev"]
         up_cols = [
-            pa.Array.from_buffers(pa.timestamp("ns", tz="UTC"), len(dev), [None, pa.py_buffer(d["up_received_ns"])]),
+            pa.Array.from_buffers(
+                pa.timestamp("ns", tz="UTC"), len(dev), [None, pa.py_buffer(d["up_received_ns"])]
+            ),
             take(self._device_id, dev),
             take(self._formats, d["up_format"]),
             pa.array(d["up_fport"], pa.int32()),
@@ -326,7 +328,9 @@ class Simulation:
         overflows = pa.RecordBatch.from_arrays(
             [
                 pa.array(d["ov_start_ns"], pa.int64()).cast(pa.timestamp("ns", tz="UTC")),
-                pa.array(end, pa.int64(), mask=open_ if open_.any() else None).cast(pa.timestamp("ns", tz="UTC")),
+                pa.array(end, pa.int64(), mask=open_ if open_.any() else None).cast(
+                    pa.timestamp("ns", tz="UTC")
+                ),
                 take(self._device_id, odev),
                 take(self._container_id, odev),
                 take(self._kind, odev),
@@ -414,9 +418,7 @@ class Simulation:
             raise ValueError(f"format must be parquet or jsonl, got {format!r}")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        files: dict[str, Path] = {
-            k: Path(v) for k, v in self.territory.write(out).items()
-        }
+        files: dict[str, Path] = {k: Path(v) for k, v in self.territory.write(out).items()}
         writers: dict[str, pq.ParquetWriter] = {}
         jsonl: dict[str, Any] = {}
 
@@ -424,7 +426,9 @@ class Simulation:
             if name not in writers:
                 path = out / f"{name}.parquet"
                 files[name] = path
-                writers[name] = pq.ParquetWriter(path, schema, compression=compression, **_PARQUET_OPTIONS[name])
+                writers[name] = pq.ParquetWriter(
+                    path, schema, compression=compression, **_PARQUET_OPTIONS[name]
+                )
             return writers[name]
 
         def jw(fmt: str) -> Any:

@@ -35,7 +35,9 @@ def uplink_schema(envelopes: bool) -> pa.Schema:
         _f("payload", pa.binary(), None, "FRMPayload: the vendor frame", False),
     ]
     if envelopes:
-        fields.append(_f("envelope", pa.binary(), None, "network-server uplink JSON (TTN v3 / ChirpStack v4)", False))
+        fields.append(
+            _f("envelope", pa.binary(), None, "network-server uplink JSON (TTN v3 / ChirpStack v4)", False)
+        )
     return pa.schema(fields, metadata={b"tidstream.schema": b"sim-uplink/1"})
 
 
@@ -48,7 +50,13 @@ TRUTH_READING_SCHEMA = pa.schema(
         _f("measured_at", TS_NS, None, "when the sensor measured", False),
         _f("device_id", pa.string(), None, "DevEUI", False),
         _f("fcnt", pa.int64(), None, "frame counter of the uplink that carried (or lost) it", False),
-        _f("delivered", pa.string(), None, "live, lost (outage), or stored (resent after the outage)", False),
+        _f(
+            "delivered",
+            pa.string(),
+            None,
+            "live; lost (outage); stored: buffered by the device during an outage, which resends its 32 most recent with the first frame after it",
+            False,
+        ),
         _f("interrupt", pa.bool_(), None, "an alarm uplink at an event onset, not the periodic one", False),
         _f("condition", pa.string(), None, "ok, no_echo, lid_open, obstructed, stuck, tilted, fire", False),
         _f("true_fill", pa.float64(), "ratio", "true fill of the container (0..heap max)", False),
@@ -71,8 +79,20 @@ COLLECTION_SCHEMA = pa.schema(
         _f("device_id", pa.string(), None, "DevEUI", False),
         _f("container_id", pa.string(), None, "container", False),
         _f("container_kind", pa.string(), None, "container kind", False),
-        _f("fill_before", pa.float64(), "ratio", "true fill when the truck came (capped at the heap maximum)", False),
-        _f("demand_fill", pa.float64(), "ratio", "deposits since the last emptying over volume (uncapped)", False),
+        _f(
+            "fill_before",
+            pa.float64(),
+            "ratio",
+            "true fill when the truck came (capped at the heap maximum)",
+            False,
+        ),
+        _f(
+            "demand_fill",
+            pa.float64(),
+            "ratio",
+            "deposits since the last emptying over volume (uncapped)",
+            False,
+        ),
         _f("fill_after", pa.float64(), "ratio", "fill left after the collection", False),
         _f("overflowed", pa.bool_(), None, "the container passed 100 % before this collection", False),
         _f("missed", pa.bool_(), None, "the round did not empty it (blocked access, breakdown)", False),

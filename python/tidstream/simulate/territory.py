@@ -153,7 +153,7 @@ def _apportion(weights: np.ndarray, total: int) -> np.ndarray:
 
 
 def _dev_eui_suffixes(n: int, key: int) -> np.ndarray:
-    """n distinct 40-bit suffixes: a keyed bijection of 0..n-1 on 40 bits."""
+    """N distinct 40-bit suffixes: a keyed bijection of 0..n-1 on 40 bits."""
     x = np.arange(n, dtype=np.uint64)
     k = np.uint64(key & _MASK40)
     m = np.uint64(_MASK40)
@@ -263,8 +263,13 @@ class Territory:
                 fac_rows = list(csv.DictReader(f))
         polys = _load_polygons(Path(geojson)) if geojson is not None else {}
         return cls.from_places(
-            rows, scale=scale, seed=seed, name=name or p.stem, polygons=polys,
-            facilities=fac_rows, density=density,
+            rows,
+            scale=scale,
+            seed=seed,
+            name=name or p.stem,
+            polygons=polys,
+            facilities=fac_rows,
+            density=density,
         )
 
     @classmethod
@@ -290,7 +295,9 @@ class Territory:
         if density:
             unknown = set(density) - set(DENSITY)
             if unknown:
-                raise ValueError(f"unknown container kinds in density: {sorted(unknown)}; use {list(DENSITY)}")
+                raise ValueError(
+                    f"unknown container kinds in density: {sorted(unknown)}; use {list(DENSITY)}"
+                )
             dens.update(density)
         pl = _parse_places(places)
         polys = dict(polygons or {})
@@ -318,14 +325,18 @@ class Territory:
         if self.polygons:
             paths["places_geojson"] = out / "places.geojson"
             feats = []
-            for code, nm in zip(self.places.column("insee").to_pylist(), self.places.column("name").to_pylist()):
+            for code, nm in zip(
+                self.places.column("insee").to_pylist(), self.places.column("name").to_pylist()
+            ):
                 rings = self.polygons.get(code) or self.polygons.get(nm)
                 if rings:
-                    feats.append({
-                        "type": "Feature",
-                        "properties": {"insee": code, "name": nm},
-                        "geometry": {"type": "Polygon", "coordinates": [r.tolist() for r in rings]},
-                    })
+                    feats.append(
+                        {
+                            "type": "Feature",
+                            "properties": {"insee": code, "name": nm},
+                            "geometry": {"type": "Polygon", "coordinates": [r.tolist() for r in rings]},
+                        }
+                    )
             doc = {"type": "FeatureCollection", "features": feats}
             paths["places_geojson"].write_text(json.dumps(doc), encoding="utf-8")
         return paths
@@ -347,7 +358,9 @@ def _parse_places(places: Iterable[Mapping[str, Any]]) -> _Places:
             la, lo, po = float(r["lat"]), float(r["lon"]), float(r["population"])
             nm = str(r["name"]).strip()
         except KeyError as e:
-            raise ValueError(f"place {i}: missing column {e}; a place needs name, lat, lon, population") from None
+            raise ValueError(
+                f"place {i}: missing column {e}; a place needs name, lat, lon, population"
+            ) from None
         except (TypeError, ValueError):
             raise ValueError(f"place {i}: lat, lon and population must be numbers") from None
         if not (-90 <= la <= 90 and -180 <= lo <= 180) or not math.isfinite(po) or po < 0 or not nm:
@@ -383,7 +396,7 @@ def _place_points(
     sigma_m: float,
     rings: list[np.ndarray] | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """n points around (lat0, lon0), Gaussian with sigma_m, kept inside the polygon."""
+    """N points around (lat0, lon0), Gaussian with sigma_m, kept inside the polygon."""
     lat = np.empty(n)
     lon = np.empty(n)
     todo = np.arange(n)
@@ -463,13 +476,26 @@ def _build(
     # Counts per place and kind (largest remainder, proportional to population).
     counts: dict[str, np.ndarray] = {}
     for kind in CONTAINER_KINDS:
-        total = int(round(pl.pop.sum() / dens[kind] * scale))
+        total = round(float(pl.pop.sum()) / dens[kind] * scale)
         counts[kind] = _apportion(pl.pop, total)
 
-    cols: dict[str, list[Any]] = {k: [] for k in (
-        "container_id", "container_kind", "lat", "lon", "insee", "commune", "volume", "depth", "offset",
-        "market", "site", "placement",
-    )}
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "container_id",
+            "container_kind",
+            "lat",
+            "lon",
+            "insee",
+            "commune",
+            "volume",
+            "depth",
+            "offset",
+            "market",
+            "site",
+            "placement",
+        )
+    }
     for i in range(n_places):
         code = pl.insee[i]
         rings = polys.get(code) or polys.get(pl.name[i])
@@ -584,23 +610,29 @@ def _build(
         }
     )
     seat = int(np.argmax(pl.pop))
-    fac: dict[str, list[Any]] = {k: [] for k in ("name", "kind", "commune_insee", "commune", "lat", "lon", "placement")}
+    fac: dict[str, list[Any]] = {
+        k: [] for k in ("name", "kind", "commune_insee", "commune", "lat", "lon", "placement")
+    }
     for r in fac_rows:
         lat_s, lon_s = str(r.get("lat") or "").strip(), str(r.get("lon") or "").strip()
-        i = _match_commune(r, pl)
-        if lat_s and lon_s:
-            la, lo, how = float(lat_s), float(lon_s), "given coordinates"
-        elif i is not None:
-            la, lo, how = float(pl.lat[i]), float(pl.lon[i]), PLACED_AT_CENTRE
+        found = _match_commune(r, pl)
+        j = seat if found is None else found
+        try:
+            given = (float(lat_s), float(lon_s)) if lat_s and lon_s else None
+        except ValueError:
+            given = None
+        if given is not None:
+            flat, flon, how = given[0], given[1], "given coordinates"
+        elif found is not None:
+            flat, flon, how = float(pl.lat[j]), float(pl.lon[j]), PLACED_AT_CENTRE
         else:
-            i = seat
-            la, lo, how = float(pl.lat[i]), float(pl.lon[i]), PLACED_AT_SEAT
+            flat, flon, how = float(pl.lat[j]), float(pl.lon[j]), PLACED_AT_SEAT
         fac["name"].append(str(r.get("name") or ""))
         fac["kind"].append(str(r.get("kind") or "other"))
-        fac["commune_insee"].append(pl.insee[i])
-        fac["commune"].append(pl.name[i])
-        fac["lat"].append(la)
-        fac["lon"].append(lo)
+        fac["commune_insee"].append(pl.insee[j])
+        fac["commune"].append(pl.name[j])
+        fac["lat"].append(flat)
+        fac["lon"].append(flon)
         fac["placement"].append(how)
     facilities = pa.table(
         {
@@ -615,11 +647,19 @@ def _build(
     )
     notes = [
         f"{n} containers over {n_places} places at scale {scale:g} (densities: "
-        + ", ".join(f"{k} 1/{dens[k]:g} inhabitants" for k in CONTAINER_KINDS) + ")",
+        + ", ".join(f"{k} 1/{dens[k]:g} inhabitants" for k in CONTAINER_KINDS)
+        + ")",
     ]
     if fac_rows:
         notes.append("facilities without coordinates are placed at their commune's centre (column placement)")
     return Territory(
-        name=name, places=places, registry=registry, sim=sim, facilities=facilities,
-        seed=seed, scale=scale, polygons=polys, notes=notes,
+        name=name,
+        places=places,
+        registry=registry,
+        sim=sim,
+        facilities=facilities,
+        seed=seed,
+        scale=scale,
+        polygons=polys,
+        notes=notes,
     )

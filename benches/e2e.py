@@ -1,0 +1,1093 @@
+"""End-to-end benchmark: simulated PMA fleet -> embedded nats-server -> ingest flow ->
+readings stream -> export flow -> Parquet, every flow a real ``python -m bytewax.run``
+process, as ``tidstream run`` starts it.
+
+Measured in one run, on one machine, against one embedded nats-server:
+
+* **raw consume ceiling**: the raw stream read by nats-py alone and dropped, with an
+  ordered push consumer + callback on one connection (what ``JetStreamSource`` uses),
+  and with a pull consumer + ``fetch`` for reference;
+* **ingest flow, one process**: frames/s from the raw stream to the readings stream,
+  timed from process start to the moment the readings + dead-letter counts of the
+  streams stop growing at their final values (polled every ~20 ms), and excluding
+  process start-up (measured separately, same flow on an empty stream);
+* **export flow**: readings/s from the readings stream to Parquet (start to exit);
+* **memory**: resident size (VmRSS, VmHWM from ``/proc/<pid>/status``) of each flow
+  process, sampled every ~50 ms;
+* **long run**: the ingest flow over a larger fleet, RSS over time (first vs last
+  quartile of the processing period).
+
+Exact accounting is checked on every run: the raw sequences of the readings (from the
+Parquet export and from the readings stream) and of the dead letters are disjoint and
+cover 1..N.
+
+``run.py`` turns :func:`run_e2e` into the "e2e" section of RESULTS.md;
+``bench_e2e.py`` runs a tiny fleet through :func:`run_e2e` as a smoke test. Sizes:
+``TIDSTREAM_E2E_UPLINKS`` (default 200,000), ``TIDSTREAM_E2E_LONG_FACTOR`` (4: the
+long run's fleet and uplinks relative to the main one; 0 = no long run),
+``TIDSTREAM_E2E_PARTITIONS`` (default: the configuration default),
+``TIDSTREAM_E2E_REPEATS`` (ceiling repeats, best kept; default 3).
+
+Standalone: ``.venv/bin/python benches/e2e.py [--uplinks N] [--long-factor K]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.csv as pacsv
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+DEFAULT_UPLINKS = 200_000
+DEFAULT_LONG_FACTOR = 4
+#: Uplink interval of the simulated fleet (hours): 15 min, so a PMA-sized fleet (~1,450
+#: sensors) makes ~140,000 uplinks a simulated day.
+INTERVAL_H = 0.25
+START_DAY = "2026-11-16"
+
+
+def env_int(name: str, default: int) -> int:
+    v = os.environ.get(name)
+    return default if v in (None, "") else int(v)
+
+
+# --------------------------------------------------------------------------------------
+# Fleet
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Fleet:
+    """A simulated PMA fleet: the registry file and a way to (re)generate its uplinks."""
+
+    registry_path: Path
+    devices: int  # in the territory
+    registered: int  # in the registry file (the rest is left out: unknown_device)
+    uplinks: int  # how many messages ``messages()`` yields
+    scale: float
+    days: float
+    seed: int
+    _sim: Any = field(repr=False, default=None)
+    formats: Counter = field(default_factory=Counter)
+    bytes_total: int = 0
+
+    def messages(self) -> Iterator[tuple[str, bytes, None]]:
+        """``(subject, envelope JSON, None)`` in time order, exactly ``uplinks`` of them
+        (TTN v3 on ``tid.up.ttn.<dev>``, ChirpStack v4 on ``tid.up.chirpstack.<dev>``)."""
+        n = 0
+        self.formats.clear()
+        self.bytes_total = 0
+        for b in self._sim.uplinks():
+            devs = b.column("device_id").to_pylist()
+            fmts = b.column("format").to_pylist()
+            envs = b.column("envelope").to_pylist()
+            for dev, fmt, env in zip(devs, fmts, envs):
+                if n >= self.uplinks:
+                    return
+                token = "ttn" if fmt.startswith("ttn") else "chirpstack"
+                self.formats[fmt] += 1
+                self.bytes_total += len(env)
+                n += 1
+                yield (f"tid.up.{token}.{dev}", env, None)
+        if n < self.uplinks:
+            raise RuntimeError(f"the simulation made only {n} uplinks, {self.uplinks} wanted")
+
+
+def make_fleet(folder: Path, uplinks: int, scale: float = 1.0, seed: int = 7) -> Fleet:
+    """PMA territory at ``scale`` (~1,445 sensors at 1), 2 % of the sensors left out of
+    the registry (their uplinks must end as ``unknown_device`` dead letters), simulated
+    long enough for ``uplinks`` uplinks, envelopes mixed (70 % TTN v3, 30 % ChirpStack
+    v4 by device, the simulator's default)."""
+    from tidstream.simulate import Territory, simulate
+
+    terr = Territory.pma(scale=scale, seed=seed)
+    reg = terr.registry
+    n_unknown = max(1, len(reg) // 50)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "registry.csv"
+    pacsv.write_csv(reg.slice(0, len(reg) - n_unknown), path)
+    per_day = len(reg) * 24 / INTERVAL_H
+    days = max(INTERVAL_H / 24, uplinks / per_day * 1.25 + INTERVAL_H / 24)
+    sim = simulate(
+        terr, days=days, start=START_DAY, interval_h=INTERVAL_H, seed=seed, envelopes="mixed", truth=False
+    )
+    return Fleet(path, len(reg), len(reg) - n_unknown, uplinks, scale, days, seed, sim)
+
+
+# --------------------------------------------------------------------------------------
+# NATS
+# --------------------------------------------------------------------------------------
+
+
+def settings_for(url: str, partitions: int | None) -> Any:
+    from tidstream.config import Settings
+
+    s = Settings()
+    s.nats.url = url
+    if partitions:
+        s.streams.partitions = partitions
+    return s
+
+
+def init_streams(settings: Any) -> None:
+    from tidstream.nats.connect import connect
+    from tidstream.nats.setup import init_jetstream
+
+    async def go() -> None:
+        nc = await connect(settings.nats)
+        try:
+            await init_jetstream(nc.jetstream(), settings)
+        finally:
+            await nc.close()
+
+    asyncio.run(go())
+
+
+def stream_messages(settings: Any, stream: str) -> int:
+    from tidstream.nats.connect import connect
+
+    async def go() -> int:
+        nc = await connect(settings.nats)
+        try:
+            return int((await nc.jetstream().stream_info(stream)).state.messages)
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+async def _consume_push(settings: Any, stream: str, subject: str, n: int, timeout: float) -> float:
+    """Seconds for an ordered push consumer with a callback that drops every message
+    (what ``JetStreamSource`` subscribes with, same pending limits) to deliver ``n``."""
+    from tidstream.nats.connect import connect
+
+    nc = await connect(settings.nats)
+    try:
+        js = nc.jetstream()
+        done = asyncio.Event()
+        count = 0
+
+        async def cb(msg: Any) -> None:
+            nonlocal count
+            count += 1
+            if count >= n:
+                done.set()
+
+        t0 = time.perf_counter()
+        sub = await js.subscribe(
+            subject,
+            stream=stream,
+            ordered_consumer=True,
+            cb=cb,
+            pending_msgs_limit=80_000,
+            pending_bytes_limit=256 * 1024 * 1024,
+        )
+        await asyncio.wait_for(done.wait(), timeout)
+        t1 = time.perf_counter()
+        await sub.unsubscribe()
+        return t1 - t0
+    finally:
+        await nc.close()
+
+
+async def _consume_fetch(
+    settings: Any, stream: str, subject: str, n: int, timeout: float, batch: int = 1000
+) -> float:
+    """Seconds for a pull consumer (no acks) read with ``fetch(batch)`` to deliver ``n``."""
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+    from tidstream.nats.connect import connect
+
+    nc = await connect(settings.nats)
+    try:
+        js = nc.jetstream()
+        cfg = ConsumerConfig(
+            ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=30.0
+        )
+        t0 = time.perf_counter()
+        psub = await js.pull_subscribe(
+            subject, stream=stream, config=cfg, pending_msgs_limit=80_000,
+            pending_bytes_limit=256 * 1024 * 1024,
+        )  # fmt: skip
+        count = 0
+        deadline = t0 + timeout
+        while count < n:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"fetch: {count} of {n} messages after {timeout:.0f} s")
+            msgs = await psub.fetch(batch, timeout=5)
+            count += len(msgs)
+        t1 = time.perf_counter()
+        await psub.unsubscribe()
+        return t1 - t0
+    finally:
+        await nc.close()
+
+
+def consume_ceiling(settings: Any, n: int, repeats: int, kind: str) -> list[float]:
+    """Seconds per repeat to consume the whole raw stream (``n`` messages)."""
+    stream = settings.streams.raw
+    subject = f"{settings.streams.prefix}.raw.>"
+    fn = _consume_push if kind == "push" else _consume_fetch
+    timeout = max(60.0, n / 5_000)
+    return [asyncio.run(fn(settings, stream, subject, n, timeout)) for _ in range(repeats)]
+
+
+def read_raw_seqs(settings: Any, stream: str) -> list[int]:
+    """The raw sequence of every message of the readings or dead-letter stream (from
+    the ``raw_seq`` field of its JSON), in stream order."""
+    from tidstream.nats.connect import connect
+
+    pat = re.compile(rb'"raw_seq":(\d+)')
+
+    async def go() -> list[int]:
+        nc = await connect(settings.nats)
+        try:
+            js = nc.jetstream()
+            total = (await js.stream_info(stream)).state.messages
+            out: list[int] = []
+            if not total:
+                return out
+            done = asyncio.Event()
+
+            async def cb(msg: Any) -> None:
+                m = pat.search(msg.data)
+                out.append(int(m.group(1)) if m else -1)
+                if len(out) >= total:
+                    done.set()
+
+            sub = await js.subscribe(
+                ">", stream=stream, ordered_consumer=True, cb=cb, pending_msgs_limit=80_000,
+                pending_bytes_limit=256 * 1024 * 1024,
+            )  # fmt: skip
+            await asyncio.wait_for(done.wait(), max(60.0, total / 5_000))
+            await sub.unsubscribe()
+            return out
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def dlq_reasons(settings: Any) -> dict[str, int]:
+    from tidstream.nats.publish import stream_counts
+
+    st = settings.streams
+    return stream_counts(settings.nats, (st.raw, st.readings, st.dlq), settings.subjects).dlq_by_reason
+
+
+# --------------------------------------------------------------------------------------
+# Flow processes
+# --------------------------------------------------------------------------------------
+
+
+def read_mem(pid: int) -> tuple[int, int] | None:
+    """(VmRSS, VmHWM) in KiB, None once the process is gone (or a zombie)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    rss = hwm = None
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1])
+        elif line.startswith("VmHWM:"):
+            hwm = int(line.split()[1])
+    if rss is None or hwm is None:
+        return None
+    return rss, hwm
+
+
+@dataclass
+class FlowRun:
+    """One flow process, start to exit."""
+
+    name: str
+    returncode: int
+    exit_s: float  # process start -> exit
+    #: (s since start, VmRSS KiB, VmHWM KiB)
+    mem: list[tuple[float, int, int]]
+    #: (s since start, messages per polled stream)
+    counts: list[tuple[float, tuple[int, ...]]]
+    final_counts: tuple[int, ...]
+    log: str
+
+    @property
+    def peak_rss_mib(self) -> float:
+        return max((h for _, _, h in self.mem), default=0) / 1024
+
+    @property
+    def first_output_s(self) -> float | None:
+        """First poll at which an output stream had grown (None: never polled any)."""
+        base = self.counts[0][1] if self.counts else ()
+        for t, c in self.counts:
+            if c != base:
+                return t
+        return None
+
+    @property
+    def complete_s(self) -> float:
+        """First poll at which the polled streams held their final counts (the process
+        exit time when nothing was polled)."""
+        for t, c in self.counts:
+            if c == self.final_counts:
+                return t
+        return self.exit_s
+
+
+def start_env(settings: Any, registry: Path | None, export_dir: Path) -> dict[str, str]:
+    """The flow's environment: the benchmark server, its registry and export folder,
+    configuration defaults otherwise; ``TIDSTREAM_STOP_AT_END=1`` (finish when drained)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDSTREAM_")}
+    env.update(
+        {
+            "TIDSTREAM_NATS_URL": settings.nats.url,
+            "TIDSTREAM_STREAMS_PARTITIONS": str(settings.streams.partitions),
+            "TIDSTREAM_EXPORT_DIR": str(export_dir),
+            "TIDSTREAM_BATCH_SIZE": str(settings.batch_size),
+            "TIDSTREAM_EXPORT_BLOCK_SIZE": str(settings.export_block_size),
+            "TIDSTREAM_STOP_AT_END": "1",
+            "PYTHONPATH": str(ROOT / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        }
+    )
+    if registry is not None:
+        env["TIDSTREAM_REGISTRY"] = str(registry)
+    return env
+
+
+def run_flow(
+    name: str,
+    settings: Any,
+    env: dict[str, str],
+    work: Path,
+    *,
+    poll_streams: tuple[str, ...] = (),
+    timeout: float = 600.0,
+    mem_interval: float = 0.05,
+    poll_interval: float = 0.02,
+) -> FlowRun:
+    """Run ``dataflows/<name>.py`` once (fresh recovery folder, snapshot interval and
+    batch size of the configuration) and watch it: memory of the process, message
+    counts of ``poll_streams``."""
+    from bytewax.recovery import init_db_dir
+    from tidstream.nats.connect import connect
+
+    rec = Path(tempfile.mkdtemp(prefix=f"rec-{name}-", dir=work))
+    init_db_dir(rec, 1)
+    cmd = [
+        sys.executable, "-m", "bytewax.run", f"{ROOT / 'dataflows' / (name + '.py')}:flow",
+        "-r", str(rec), "-s", str(settings.snapshot_interval_s), "-b", "0",
+    ]  # fmt: skip
+    log_path = rec / "flow.log"
+    mem: list[tuple[float, int, int]] = []
+    counts: list[tuple[float, tuple[int, ...]]] = []
+    stop = threading.Event()
+    poll_ready = threading.Event()
+    poll_error: list[BaseException] = []
+
+    async def poll() -> None:
+        nc = await connect(settings.nats)
+        try:
+            js = nc.jetstream()
+            while True:
+                c = tuple([(await js.stream_info(s)).state.messages for s in poll_streams])
+                counts.append((time.perf_counter(), c))
+                poll_ready.set()
+                if stop.is_set():
+                    return
+                await asyncio.sleep(poll_interval)
+        finally:
+            await nc.close()
+
+    def poller() -> None:
+        try:
+            asyncio.run(poll())
+        except BaseException as e:  # reported after the run
+            poll_error.append(e)
+            poll_ready.set()
+
+    th = None
+    if poll_streams:
+        th = threading.Thread(target=poller, name=f"poll-{name}", daemon=True)
+        th.start()
+        poll_ready.wait(10)
+    with open(log_path, "wb") as log:
+        t_start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = t_start + timeout
+            while proc.poll() is None:
+                m = read_mem(proc.pid)
+                if m is not None:
+                    mem.append((time.perf_counter() - t_start, *m))
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"{name} flow did not finish within {timeout:.0f} s")
+                time.sleep(mem_interval)
+            exit_s = time.perf_counter() - t_start
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            stop.set()
+            if th is not None:
+                th.join(10)
+    text = log_path.read_text(errors="replace")
+    if poll_error:
+        raise RuntimeError(f"polling {poll_streams} failed: {poll_error[0]!r}")
+    final: tuple[int, ...] = ()
+    if poll_streams:
+        final = tuple(stream_messages(settings, s) for s in poll_streams)
+        counts = [(t - t_start, c) for t, c in counts if t >= t_start]
+    shutil.rmtree(rec, ignore_errors=True)
+    return FlowRun(name, proc.returncode, exit_s, mem, counts, final, text)
+
+
+# --------------------------------------------------------------------------------------
+# Where the ingest time goes: the flow's parts, each alone, in this process
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Components:
+    """The ingest flow taken apart, each part timed alone on the same messages."""
+
+    frames: int
+    batches: int
+    items_out: int  # readings + dead letters the step produced
+    source_s: float  # JetStreamSource partitions drained (nats-py, RawMsg), all partitions
+    step_s: float  # Ingestor (the flat_map_batch step) over the same batches
+    sink_s: float  # JetStreamSink partitions: publish_async + every PubAck
+    bytewax_s: float  # Bytewax alone: same items in and out, no-op source/step/sink
+    #: (category, seconds at unprofiled speed, profiled seconds); see :func:`profile_step`
+    step_profile: list[tuple[str, float, float]] = field(default_factory=list)
+    step_profiled_s: float = 0.0
+
+
+class _NullSinkPart:
+    def __init__(self, counter: list[int]) -> None:
+        self.counter = counter
+
+    def write_batch(self, items: list[Any]) -> None:
+        self.counter[0] += len(items)
+
+    def snapshot(self) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def bytewax_alone(
+    msgs: list[Any], outs_by_seq: dict[int, list[Any]], batch_size: int, parts: list[str]
+) -> tuple[float, int]:
+    """Seconds for Bytewax (``run_main``, one worker) to move the same items as the
+    ingest flow: ``msgs`` in through a testing source in batches, the step's outputs out
+    of ``flat_map_batch`` (looked up, not computed), into a partitioned sink that drops
+    them (``part_fn`` as ``JetStreamSink``'s)."""
+    import bytewax.operators as op
+    from bytewax.dataflow import Dataflow
+    from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+    from bytewax.testing import TestingSource, run_main
+
+    counter = [0]
+
+    class Part(_NullSinkPart, StatefulSinkPartition):
+        pass
+
+    class NullSink(FixedPartitionedSink):
+        def list_parts(self) -> list[str]:
+            return list(parts)
+
+        def part_fn(self, item_key: str) -> int:
+            try:
+                return int(item_key) % len(parts)
+            except ValueError:
+                return 0
+
+        def build_part(self, step_id: str, for_part: str, resume_state: Any) -> Any:
+            return Part(counter)
+
+    # The testing source cuts consecutive batches of batch_size: their outputs are
+    # gathered beforehand, so that the step costs Bytewax nothing but a dict lookup.
+    chunk_out: dict[int, tuple[int, list[Any]]] = {}
+    for i in range(0, len(msgs), batch_size):
+        chunk = msgs[i : i + batch_size]
+        chunk_out[chunk[0].seq] = (len(chunk), [o for m in chunk for o in outs_by_seq.get(m.seq, ())])
+
+    def step(batch: list[Any]) -> list[Any]:
+        hit = chunk_out.get(batch[0].seq)
+        if hit is not None and hit[0] == len(batch):
+            return hit[1]
+        return [o for m in batch for o in outs_by_seq.get(m.seq, ())]
+
+    flow = Dataflow("bytewax-alone")
+    raw = op.input("raw-uplinks", flow, TestingSource(msgs, batch_size))
+    out = op.flat_map_batch("decode", raw, step)
+    op.output("publish", out, NullSink())
+    t0 = time.perf_counter()
+    run_main(flow)
+    return time.perf_counter() - t0, counter[0]
+
+
+def _raw_seq_of(msg_id: str) -> int:
+    # readings "r:<raw seq>:<k>", dead letters "d:<raw stream>:<raw seq>"
+    parts = msg_id.split(":")
+    return int(parts[1] if parts[0] == "r" else parts[-1])
+
+
+#: Step profile categories, in report order.
+STEP_CATEGORIES = (
+    "envelope parse (Rust `decode_uplinks`, one call per format per batch)",
+    "codec decode (Rust `decode_batch`, one call per model per batch)",
+    "Arrow columns to Python lists (`to_pylist`, `cast`)",
+    "registry join + fill ratio (`lookup`, `row`, `fill_ratio`)",
+    "JSON building: `orjson.dumps` of the reading dicts",
+    "JSON building: timestamps (`rfc3339_us`, 2 per reading)",
+    "JSON building: per-reading dicts, loops, subjects, `Publish` tuples (step's own Python)",
+    "dead letters (`_dead`: dict, base64, orjson)",
+)
+
+
+def profile_step(
+    ingestor: Any, batches: list[list[Any]], unprofiled_s: float
+) -> tuple[list[tuple[str, float, float]], float]:
+    """cProfile one pass of the step and split its time into :data:`STEP_CATEGORIES`.
+
+    Each category is the time of the calls made from the step's own frames (``__call__``,
+    its comprehensions, ``_emit``): Rust entry points with their callees, Python helpers
+    with theirs, and the step's own time for the last JSON category. The Rust calls (few
+    per batch) are taken at their profiled time; cProfile inflates the Python categories
+    (many small calls), so those share the rest of the unprofiled step time in proportion
+    to their profiled times. Returns [(category, estimated s, profiled s)], profiled total.
+    """
+    import cProfile
+    import pstats
+
+    pr = cProfile.Profile()
+    t0 = time.perf_counter()
+    pr.enable()
+    for b in batches:
+        ingestor(b)
+    pr.disable()
+    profiled = time.perf_counter() - t0
+    st = pstats.Stats(pr).stats  # type: ignore[attr-defined]
+
+    def is_step_frame(key: tuple[str, int, str]) -> bool:
+        f, _, name = key
+        return f.endswith(("flow/ingest.py", "flow\\ingest.py")) and (
+            name in ("__call__", "_emit") or name.startswith("<")
+        )
+
+    cat = dict.fromkeys(STEP_CATEGORIES, 0.0)
+    own = 0.0
+    for key, (_cc, _nc, tt, _ct, callers) in st.items():
+        if is_step_frame(key):
+            own += tt
+        name = key[2]
+        for ck, edge in callers.items():
+            if not is_step_frame(ck) or is_step_frame(key):
+                continue
+            ect = edge[3]
+            if name == "decode_uplinks":
+                cat[STEP_CATEGORIES[0]] += ect
+            elif name == "decode_batch":
+                cat[STEP_CATEGORIES[1]] += ect
+            elif "to_pylist" in name or name in (
+                "cast",
+                "column",
+                "<method 'column' of 'pyarrow.lib.RecordBatch' objects>",
+            ):
+                cat[STEP_CATEGORIES[2]] += ect
+            elif name in ("lookup", "row", "fill_ratio"):
+                cat[STEP_CATEGORIES[3]] += ect
+            elif "dumps" in name:
+                cat[STEP_CATEGORIES[4]] += ect
+            elif name == "rfc3339_us":
+                cat[STEP_CATEGORIES[5]] += ect
+            elif name == "_dead":
+                cat[STEP_CATEGORIES[7]] += ect
+            elif "column" in name and "pyarrow" in name:
+                cat[STEP_CATEGORIES[2]] += ect
+            else:  # numpy, subject formatting, Publish, list appends, ...
+                cat[STEP_CATEGORIES[6]] += ect
+    cat[STEP_CATEGORIES[6]] += own
+    rust = cat[STEP_CATEGORIES[0]] + cat[STEP_CATEGORIES[1]]
+    py_prof = sum(cat.values()) - rust
+    py_real = max(0.0, unprofiled_s - rust)
+    out = []
+    for c in STEP_CATEGORIES:
+        est = cat[c] if c in STEP_CATEGORIES[:2] else (cat[c] / py_prof * py_real if py_prof else 0.0)
+        out.append((c, est, cat[c]))
+    return out, profiled
+
+
+def recreate_output_streams(settings: Any) -> None:
+    """Delete and re-create the readings and dead-letter streams (fresh duplicate window)."""
+    from tidstream.nats.connect import connect
+
+    async def go() -> None:
+        nc = await connect(settings.nats)
+        try:
+            js = nc.jetstream()
+            for s in (settings.streams.readings, settings.streams.dlq):
+                await js.delete_stream(s)
+        finally:
+            await nc.close()
+
+    asyncio.run(go())
+    init_streams(settings)
+
+
+def measure_components(settings: Any, registry: Path, frames: int, say: Callable[[str], None]) -> Components:
+    """Time the ingest flow's parts alone, in this process, on the raw stream of
+    ``settings`` (the readings and dead-letter streams are re-created for the sink)."""
+    import gc
+
+    from tidstream.flow.ingest import Ingestor
+    from tidstream.nats.jetstream import JetStreamSink, JetStreamSource
+    from tidstream.registry import load_registry
+
+    st = settings.streams
+    parts = [str(p) for p in range(st.partitions)]
+
+    # Source: every partition, polled round-robin as Bytewax does.
+    src = JetStreamSource(
+        settings.nats,
+        st.raw,
+        parts,
+        st.prefix + ".raw.{}.>",
+        batch_size=settings.batch_size,
+        stop_at_end=True,
+    )
+    gc.collect()
+    t0 = time.perf_counter()
+    sparts = [src.build_part("raw-uplinks", p, None) for p in parts]
+    live = list(sparts)
+    batches: list[list[Any]] = []
+    while live:
+        got = False
+        for sp in list(live):
+            try:
+                b = sp.next_batch()
+            except StopIteration:
+                live.remove(sp)
+                continue
+            if b:
+                batches.append(list(b))
+                got = True
+        if live and not got:
+            time.sleep(0.001)
+    source_s = time.perf_counter() - t0
+    for sp in sparts:
+        sp.close()
+    n = sum(len(b) for b in batches)
+    if n != frames:
+        raise RuntimeError(f"source drained {n} messages, {frames} expected")
+
+    # Step.
+    reg = load_registry(registry)
+    ing = Ingestor(reg, settings.subjects, st.raw, settings.max_message_bytes)
+    gc.collect()
+    t0 = time.perf_counter()
+    outs = [ing(b) for b in batches]
+    step_s = time.perf_counter() - t0
+    items = sum(len(o) for o in outs)
+    prof, profiled_s = profile_step(
+        Ingestor(reg, settings.subjects, st.raw, settings.max_message_bytes), batches, step_s
+    )
+
+    # Bytewax alone, same items.
+    by_seq: dict[int, list[Any]] = {}
+    for o in outs:
+        for kp in o:
+            by_seq.setdefault(_raw_seq_of(kp[1].msg_id), []).append(kp)
+    msgs = [m for b in batches for m in b]
+    gc.collect()
+    bw_s, moved = bytewax_alone(msgs, by_seq, settings.batch_size, parts)
+    if moved != items:
+        raise RuntimeError(f"Bytewax moved {moved} items, {items} expected")
+    del msgs, by_seq
+
+    # Sink: fresh output streams, items routed per partition as the flow does.
+    recreate_output_streams(settings)
+    sink = JetStreamSink(settings.nats, parts)
+    kparts = [sink.build_part("publish", p, None) for p in parts]
+    gc.collect()
+    t0 = time.perf_counter()
+    for o in outs:
+        routed: list[list[Any]] = [[] for _ in parts]
+        for key, pub in o:
+            routed[sink.part_fn(key)].append(pub)
+        for kp, its in zip(kparts, routed):
+            if its:
+                kp.write_batch(its)
+    sink_s = time.perf_counter() - t0
+    for kp in kparts:
+        kp.close()
+    stored = stream_messages(settings, st.readings) + stream_messages(settings, st.dlq)
+    if stored != items:
+        raise RuntimeError(f"sink stored {stored} messages, {items} published")
+    c = Components(n, len(batches), items, source_s, step_s, sink_s, bw_s, prof, profiled_s)
+    say(
+        f"  parts alone: source {n / source_s:,.0f} frames/s, step {n / step_s:,.0f} frames/s "
+        f"(profiled {profiled_s:.2f} s), sink {items / sink_s:,.0f} msg/s, Bytewax {n / bw_s:,.0f} frames/s"
+    )
+    return c
+
+
+# --------------------------------------------------------------------------------------
+# The benchmark
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class E2EConfig:
+    uplinks: int = DEFAULT_UPLINKS
+    long_factor: int = DEFAULT_LONG_FACTOR
+    partitions: int | None = None  # None: the configuration default
+    repeats: int = 3
+    startup_repeats: int = 2
+    #: also time the ingest flow's parts alone (see :func:`measure_components`)
+    components: bool = True
+    seed: int = 7
+    work: Path | None = None  # None: a temporary folder, removed after
+    say: Callable[[str], None] = print
+
+    @classmethod
+    def from_env(cls, **over: Any) -> E2EConfig:
+        c = cls(
+            uplinks=env_int("TIDSTREAM_E2E_UPLINKS", DEFAULT_UPLINKS),
+            long_factor=env_int("TIDSTREAM_E2E_LONG_FACTOR", DEFAULT_LONG_FACTOR),
+            partitions=env_int("TIDSTREAM_E2E_PARTITIONS", 0) or None,
+            repeats=env_int("TIDSTREAM_E2E_REPEATS", 3),
+        )
+        for k, v in over.items():
+            if v is not None:
+                setattr(c, k, v)
+        return c
+
+
+@dataclass
+class Accounting:
+    frames_in: int
+    readings: int  # messages in the readings stream
+    frames_with_readings: int  # distinct raw sequences among them
+    stored_readings: int  # readings beyond the first of their frame
+    dead_letters: int
+    dead_by_reason: dict[str, int]
+    parquet_rows: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def exact(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class IngestResult:
+    fleet: Fleet
+    run: FlowRun
+    accounting: Accounting
+    publish_s: float
+
+    @property
+    def frames(self) -> int:
+        return self.fleet.uplinks
+
+
+@dataclass
+class E2EResult:
+    config: E2EConfig
+    settings: Any
+    ceiling_push_s: list[float]
+    ceiling_fetch_s: list[float]
+    ingest_startup: list[FlowRun]
+    export_startup: list[FlowRun]
+    main: IngestResult
+    export: FlowRun
+    components: Components | None
+    long: IngestResult | None
+    wall_s: float
+
+    # -- figures ------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        return self.main.frames
+
+    @property
+    def ingest_startup_s(self) -> float:
+        return min(r.exit_s for r in self.ingest_startup)
+
+    @property
+    def export_startup_s(self) -> float:
+        return min(r.exit_s for r in self.export_startup)
+
+    @property
+    def ceiling_push_rate(self) -> float:
+        return self.n / min(self.ceiling_push_s)
+
+    @property
+    def ceiling_fetch_rate(self) -> float:
+        return self.n / min(self.ceiling_fetch_s)
+
+    @property
+    def ingest_total_s(self) -> float:
+        return self.main.run.complete_s
+
+    @property
+    def ingest_net_s(self) -> float:
+        return self.ingest_total_s - self.ingest_startup_s
+
+    @property
+    def ingest_rate(self) -> float:
+        return self.n / self.ingest_total_s
+
+    @property
+    def ingest_net_rate(self) -> float:
+        return self.n / self.ingest_net_s
+
+    @property
+    def ratio_to_ceiling(self) -> float:
+        return self.ingest_net_rate / self.ceiling_push_rate
+
+    @property
+    def export_rows(self) -> int:
+        return self.main.accounting.readings
+
+    @property
+    def export_net_s(self) -> float:
+        return self.export.exit_s - self.export_startup_s
+
+
+def memory_trend(run: FlowRun, start_s: float | None, end_s: float) -> tuple[float, float, int]:
+    """Mean RSS (MiB) of the first and the last quartile of the samples taken between
+    ``start_s`` (first output) and ``end_s`` (all accounted for), and the sample count."""
+    lo = start_s if start_s is not None else 0.0
+    xs = [r for t, r, _ in run.mem if lo <= t <= end_s]
+    if len(xs) < 8:
+        xs = [r for _, r, _ in run.mem]
+    q = max(1, len(xs) // 4)
+    return statistics.fmean(xs[:q]) / 1024, statistics.fmean(xs[-q:]) / 1024, len(xs)
+
+
+def check_accounting(settings: Any, frames: int, parquet_seqs: list[int] | None = None) -> Accounting:
+    """Frames in = frames with readings + dead letters, exactly, by raw sequence."""
+    st = settings.streams
+    r_seqs = read_raw_seqs(settings, st.readings)
+    d_seqs = read_raw_seqs(settings, st.dlq)
+    raw_n = stream_messages(settings, st.raw)
+    with_r = set(r_seqs)
+    dead = set(d_seqs)
+    acc = Accounting(
+        frames_in=raw_n,
+        readings=len(r_seqs),
+        frames_with_readings=len(with_r),
+        stored_readings=len(r_seqs) - len(with_r),
+        dead_letters=len(d_seqs),
+        dead_by_reason=dlq_reasons(settings),
+        parquet_rows=None if parquet_seqs is None else len(parquet_seqs),
+    )
+    p = acc.problems
+    if raw_n != frames:
+        p.append(f"raw stream holds {raw_n} messages, {frames} published")
+    if len(dead) != len(d_seqs):
+        p.append(f"{len(d_seqs) - len(dead)} frames dead-lettered twice")
+    if with_r & dead:
+        p.append(f"{len(with_r & dead)} frames both read and dead-lettered")
+    if with_r | dead != set(range(1, frames + 1)):
+        missing = frames - len((with_r | dead) & set(range(1, frames + 1)))
+        p.append(f"{missing} frames neither read nor dead-lettered (or unknown raw_seq)")
+    if len(with_r) + len(dead) != frames:
+        p.append(f"frames with readings {len(with_r)} + dead letters {len(dead)} != frames in {frames}")
+    if parquet_seqs is not None:
+        if Counter(parquet_seqs) != Counter(r_seqs):
+            p.append(f"Parquet rows ({len(parquet_seqs)}) differ from the readings stream ({len(r_seqs)})")
+    return acc
+
+
+def serve_fleet(cfg: E2EConfig, work: Path, fleet: Fleet, tag: str) -> tuple[Any, Any, float]:
+    """A fresh embedded server with the streams set up and the fleet published to its raw
+    stream. Returns (server, settings, publish seconds); the caller stops the server."""
+    from tidstream.nats.publish import publish_uplinks
+    from tidstream.nats.server import EmbeddedServer
+
+    srv = EmbeddedServer(store_dir=work / f"nats-{tag}" / "jetstream").start()
+    try:
+        settings = settings_for(srv.url, cfg.partitions)
+        init_streams(settings)
+        t = time.perf_counter()
+        n = publish_uplinks(settings.nats, fleet.messages())
+        pub_s = time.perf_counter() - t
+        assert n == fleet.uplinks, (n, fleet.uplinks)
+        cfg.say(
+            f"  published {n:,} uplinks ({fleet.bytes_total / n:.0f} B mean, "
+            f"{dict(fleet.formats)}) in {pub_s:.1f} s ({n / pub_s:,.0f}/s)"
+        )
+        return srv, settings, pub_s
+    except BaseException:
+        srv.stop()
+        raise
+
+
+def run_e2e(cfg: E2EConfig) -> E2EResult:
+    """The whole family; see the module docstring."""
+    from tidstream.flow.export import read_dataset
+
+    say = cfg.say
+    t_wall = time.perf_counter()
+    own_tmp = None
+    if cfg.work is None:
+        own_tmp = tempfile.TemporaryDirectory(prefix="tidstream-e2e-")
+        work = Path(own_tmp.name)
+    else:
+        work = Path(cfg.work)
+        work.mkdir(parents=True, exist_ok=True)
+    try:
+        say(f"\ne2e: simulated PMA fleet, {cfg.uplinks:,} uplinks")
+        fleet = make_fleet(work / "fleet", cfg.uplinks, 1.0, cfg.seed)
+        say(
+            f"  fleet: {fleet.devices} sensors ({fleet.devices - fleet.registered} left out of the "
+            f"registry), {fleet.days:.2f} simulated days"
+        )
+        srv, settings, pub_s = serve_fleet(cfg, work, fleet, "main")
+        try:
+            st = settings.streams
+            polled = (st.readings, st.dlq)
+            # Start-up: the same flows on empty streams (fresh server state for them: the
+            # readings and dead-letter streams are still empty here; a raw stream that is
+            # empty for the flow is one it has already read, so an empty server is used).
+            from tidstream.nats.server import EmbeddedServer
+
+            with EmbeddedServer(store_dir=work / "nats-empty" / "jetstream") as empty:
+                es = settings_for(empty.url, cfg.partitions)
+                init_streams(es)
+                env_e = start_env(es, fleet.registry_path, work / "export-empty")
+                ingest_startup = [run_flow("ingest", es, env_e, work) for _ in range(cfg.startup_repeats)]
+                export_startup = [run_flow("export", es, env_e, work) for _ in range(cfg.startup_repeats)]
+            for r in (*ingest_startup, *export_startup):
+                if r.returncode != 0:
+                    raise RuntimeError(f"{r.name} flow on an empty stream failed:\n{r.log[-3000:]}")
+            say(
+                "  start-up (empty stream, start to exit): ingest "
+                + ", ".join(f"{r.exit_s:.2f}" for r in ingest_startup)
+                + " s; export "
+                + ", ".join(f"{r.exit_s:.2f}" for r in export_startup)
+                + " s"
+            )
+
+            push = consume_ceiling(settings, fleet.uplinks, cfg.repeats, "push")
+            say(
+                f"  raw consume ceiling, ordered push + callback: best {fleet.uplinks / min(push):,.0f} msg/s "
+                f"({', '.join(f'{x:.2f}' for x in push)} s)"
+            )
+            fetch = consume_ceiling(settings, fleet.uplinks, max(1, cfg.repeats - 1), "fetch")
+            say(
+                f"  raw consume, pull fetch(1000): best {fleet.uplinks / min(fetch):,.0f} msg/s "
+                f"({', '.join(f'{x:.2f}' for x in fetch)} s)"
+            )
+
+            env = start_env(settings, fleet.registry_path, work / "export")
+            ing = run_flow("ingest", settings, env, work, poll_streams=polled)
+            if ing.returncode != 0:
+                raise RuntimeError(f"ingest flow failed:\n{ing.log[-3000:]}")
+            say(
+                f"  ingest: all accounted for at {ing.complete_s:.2f} s (first output {ing.first_output_s} s, "
+                f"exit {ing.exit_s:.2f} s), peak RSS {ing.peak_rss_mib:.0f} MiB"
+            )
+            exp = run_flow("export", settings, env, work)
+            if exp.returncode != 0:
+                raise RuntimeError(f"export flow failed:\n{exp.log[-3000:]}")
+            table = read_dataset(work / "export")
+            acc = check_accounting(settings, fleet.uplinks, table.column("raw_seq").to_pylist())
+            say(
+                f"  export: {table.num_rows:,} rows in {exp.exit_s:.2f} s, peak RSS {exp.peak_rss_mib:.0f} MiB"
+            )
+            say(
+                f"  accounting: {acc.frames_in:,} in = {acc.frames_with_readings:,} with readings "
+                f"+ {acc.dead_letters:,} dead letters {acc.dead_by_reason}; {acc.readings:,} readings "
+                f"({acc.stored_readings} stored); {'exact' if acc.exact else 'PROBLEMS: ' + '; '.join(acc.problems)}"
+            )
+            main = IngestResult(fleet, ing, acc, pub_s)
+            comps = None
+            if cfg.components:
+                comps = measure_components(settings, fleet.registry_path, fleet.uplinks, say)
+        finally:
+            srv.stop()
+        shutil.rmtree(work / "nats-main", ignore_errors=True)
+        shutil.rmtree(work / "export", ignore_errors=True)
+
+        long = None
+        if cfg.long_factor > 0:
+            n_long = cfg.uplinks * cfg.long_factor
+            say(f"\ne2e long run: fleet x{cfg.long_factor}, {n_long:,} uplinks")
+            lf = make_fleet(work / "fleet-long", n_long, float(cfg.long_factor), cfg.seed + 1)
+            say(f"  fleet: {lf.devices} sensors, {lf.days:.2f} simulated days")
+            srv, ls, lpub = serve_fleet(cfg, work, lf, "long")
+            try:
+                lst = ls.streams
+                lrun = run_flow(
+                    "ingest", ls, start_env(ls, lf.registry_path, work / "export-long"), work,
+                    poll_streams=(lst.readings, lst.dlq),
+                )  # fmt: skip
+                if lrun.returncode != 0:
+                    raise RuntimeError(f"long ingest run failed:\n{lrun.log[-3000:]}")
+                lacc = check_accounting(ls, n_long)
+                q1, q4, ns = memory_trend(lrun, lrun.first_output_s, lrun.complete_s)
+                say(
+                    f"  ingest: all accounted for at {lrun.complete_s:.2f} s ({n_long / lrun.complete_s:,.0f} "
+                    f"frames/s), RSS first quartile {q1:.0f} MiB, last quartile {q4:.0f} MiB "
+                    f"({ns} samples), peak {lrun.peak_rss_mib:.0f} MiB; accounting "
+                    f"{'exact' if lacc.exact else 'PROBLEMS: ' + '; '.join(lacc.problems)}"
+                )
+                long = IngestResult(lf, lrun, lacc, lpub)
+            finally:
+                srv.stop()
+            shutil.rmtree(work / "nats-long", ignore_errors=True)
+        return E2EResult(
+            cfg, settings, push, fetch, ingest_startup, export_startup, main, exp, comps, long,
+            time.perf_counter() - t_wall,
+        )  # fmt: skip
+    finally:
+        if own_tmp is not None:
+            own_tmp.cleanup()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description="tidstream end-to-end benchmark (see benches/run.py)")
+    p.add_argument("--uplinks", type=int, default=None)
+    p.add_argument("--long-factor", type=int, default=None)
+    p.add_argument("--partitions", type=int, default=None)
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--work", type=Path, default=None, help="keep files here (default: a temp folder)")
+    a = p.parse_args()
+    cfg = E2EConfig.from_env(
+        uplinks=a.uplinks, long_factor=a.long_factor, partitions=a.partitions, repeats=a.repeats, work=a.work
+    )
+    r = run_e2e(cfg)
+    print(
+        f"\ningest {r.ingest_rate:,.0f} frames/s ({r.ingest_net_rate:,.0f} excluding {r.ingest_startup_s:.2f} s "
+        f"start-up); ceiling {r.ceiling_push_rate:,.0f} msg/s (fetch {r.ceiling_fetch_rate:,.0f}); "
+        f"ratio {r.ratio_to_ceiling:.1%}; export {r.export_rows / r.export.exit_s:,.0f} readings/s "
+        f"({r.export_rows / r.export_net_s:,.0f} excluding start-up); wall {r.wall_s:.0f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(HERE))
+    sys.exit(main())
