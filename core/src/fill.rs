@@ -18,7 +18,8 @@ pub const MAX_FILL: f64 = 1.5;
 /// Fill ratio for one reading; `None` when the geometry is unusable.
 #[inline]
 pub fn fill_ratio(distance_mm: f64, depth_mm: f64, offset_mm: f64) -> Option<f64> {
-    if !(depth_mm > 0.0) || !distance_mm.is_finite() || !offset_mm.is_finite() {
+    // NaN depth is rejected too: `> 0.0` is false for NaN.
+    if depth_mm.is_nan() || depth_mm <= 0.0 || !distance_mm.is_finite() || !offset_mm.is_finite() {
         return None;
     }
     let f = (offset_mm + depth_mm - distance_mm) / depth_mm;

@@ -117,6 +117,9 @@ fn decode_batch_buffers<'py>(
     convert::reading_columns(py, cols)
 }
 
+/// (offsets, data) of an Arrow binary array.
+type BinaryBuffers<'py> = (Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<u8>>);
+
 /// Readings to encode, as numpy float64 columns (NaN = absent) plus flags.
 #[derive(FromPyObject)]
 struct EncodeColumns<'py> {
@@ -154,7 +157,7 @@ fn encode_batch_buffers<'py>(
     model: &str,
     n: usize,
     columns: EncodeColumns<'py>,
-) -> PyResult<(Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<u8>>)> {
+) -> PyResult<BinaryBuffers<'py>> {
     let c = codec(model)?;
     fn sl<'a, T: numpy::Element>(a: &'a Option<PyReadonlyArray1<'_, T>>, n: usize, name: &str) -> PyResult<Option<&'a [T]>> {
         match a {
