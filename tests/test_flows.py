@@ -198,3 +198,34 @@ def test_replay_rewrites_a_window_into_a_fresh_export(nats_server, tmp_path):
     assert sorted(set(table.column("raw_seq").to_pylist())) == list(range(1, 301))
     # The live streams were not touched.
     assert asyncio.run(_count(url, "TID_READINGS")) == 0
+
+
+def test_alerts_flow_exact_alerts_and_restart(nats_server, tmp_path):
+    """Scripted fills through ingest then alerts: one alert per episode; a second run
+    from scratch (recovery lost) republishes the same ids, which JetStream drops."""
+    url = nats_server.url
+    init(url)
+    reg = write_registry(tmp_path / "registry.csv", 1)  # one tid1 device
+    import tidstream
+    from flowkit import Uplink, eui
+
+    fills = [0.3, 0.6, 0.95, 0.97, 0.7, 0.1, 0.5, 0.92]
+    ups = []
+    for k, f in enumerate(fills):
+        frame = tidstream.encode("tid1", distance_mm=250 + 1500 * (1 - f), battery_pct=80,
+                                 measured_at_ms=1_763_600_000_000 + k * 3_600_000)
+        ups.append(Uplink(f"tid.up.raw.{eui(0)}", frame, {"Tid-FPort": "1"}))
+    asyncio.run(publish(url, ups))
+    env = flow_env(url, reg, tmp_path)
+    wait(start_flow("ingest", env, tmp_path / "rec-ingest"))
+    wait(start_flow("alerts", env, tmp_path / "rec-alerts"))
+    got = [orjson.loads(m.data) for m in asyncio.run(read_stream(url, "TID_ALERTS"))]
+    assert [(a["kind"], a["state"], a["reading_id"]) for a in got] == [
+        ("full", "raised", "r:3:0"),  # 0.95 >= 0.9
+        ("full", "resolved", "r:5:0"),  # 0.7 <= 0.75 (hysteresis: 0.97 did not re-raise)
+        ("emptied", "event", "r:6:0"),  # 0.97 -> 0.1
+        ("full", "raised", "r:8:0"),
+    ]
+    assert all(m.startswith("tid.alerts.") for m in [s.subject for s in asyncio.run(read_stream(url, "TID_ALERTS"))])
+    wait(start_flow("alerts", env, tmp_path / "rec-alerts-lost"))  # replay from scratch
+    assert asyncio.run(_count(url, "TID_ALERTS")) == 4

@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run", help="run a dataflow (one process; see --process-id/--addresses to scale out)"
     )
-    run.add_argument("flow", choices=["ingest", "export", "replay"], help="which dataflow")
+    run.add_argument("flow", choices=["ingest", "export", "alerts", "replay"], help="which dataflow")
     run.add_argument("--once", action="store_true", help="stop when the input stream is drained (batch run)")
     run.add_argument("--nats-url", help="server URL(s), overrides the configuration")
     run.add_argument("--recovery-dir", help="Bytewax recovery folder (default: [recovery_dir]/<flow>)")

@@ -138,6 +138,16 @@ class Settings:
     max_message_bytes: int = 65536
     #: Rows per Parquet file (files hold a fixed raw-sequence block of this size).
     export_block_size: int = 100_000
+    #: Alert thresholds: keys of ``tidstream.alerts.AlertThresholds``, plus a table
+    #: ``by_kind.<container kind>`` of overrides (docs/ALERTS.md).
+    alerts: dict[str, Any] = field(default_factory=dict)
+
+    def alert_thresholds(self) -> tuple[Any, dict[str, dict[str, float]]]:
+        """(defaults, per-container-kind overrides) for the alert rules."""
+        from .alerts import AlertThresholds
+
+        base = {k: v for k, v in self.alerts.items() if k != "by_kind"}
+        return AlertThresholds(**base), dict(self.alerts.get("by_kind", {}))
 
     @property
     def subjects(self) -> Subjects:
@@ -279,5 +289,13 @@ def _validate(s: Settings) -> None:
             raise ConfigError(f"input {i.subject}: format must be ttn, chirpstack or raw")
         if i.device_token < 1 or i.device_token > i.subject.count("*"):
             raise ConfigError(f"input {i.subject}: device_token must index one of its '*' wildcards")
+    try:
+        from .alerts import AlertThresholds
+
+        defaults, by_kind = s.alert_thresholds()
+        for kind, o in by_kind.items():
+            AlertThresholds(**o)
+    except TypeError as e:
+        raise ConfigError(f"[alerts]: {e}") from None
     if s.batch_size < 1 or s.export_block_size < 1 or s.snapshot_interval_s < 1:
         raise ConfigError("batch_size, export_block_size and snapshot_interval_s must be >= 1")
