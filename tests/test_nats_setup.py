@@ -118,3 +118,30 @@ def test_chirpstack_mqtt_and_tts_native_subjects_land_in_raw(tmp_path):
         subjects = sorted(asyncio.run(_raw_subjects(srv.url, "TID_RAW", 2)))
         assert subjects[0].startswith("tid.raw.") and subjects[0].endswith(".chirpstack.0101010101010101")
         assert subjects[1].endswith(".ttn.0004a30b001c0530")
+
+
+@pytest.mark.parametrize(
+    ("server_auth", "client"),
+    [
+        ("authorization { user: ingest, password: s3cret }", {"user": "ingest", "password": "s3cret"}),
+        ("authorization { token: t0ken }", {"token": "t0ken"}),
+    ],
+)
+def test_auth_settings_connect_and_wrong_secrets_are_refused(tmp_path, server_auth, client):
+    from tidstream.config import NatsSettings
+    from tidstream.exceptions import ConnectorError
+    from tidstream.nats.connect import connect
+
+    with EmbeddedServer(store_dir=tmp_path / "js", extra_config=server_auth) as srv:
+
+        async def go(cfg: NatsSettings) -> bool:
+            nc = await connect(cfg)
+            ok = nc.is_connected
+            await nc.close()
+            return ok
+
+        assert asyncio.run(go(NatsSettings(url=srv.url, **client)))
+        wrong = {k: "nope" for k in client if k != "user"} | ({"user": client["user"]} if "user" in client else {})
+        with pytest.raises(ConnectorError) as ei:
+            asyncio.run(go(NatsSettings(url=srv.url, connect_retry_s=2, **wrong)))
+        assert "nope" not in str(ei.value) and "s3cret" not in str(ei.value) and "t0ken" not in str(ei.value)
