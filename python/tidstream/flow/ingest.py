@@ -40,6 +40,14 @@ def rfc3339_us(ns: int) -> str:
     return datetime.fromtimestamp(s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{rem // 1000:06d}Z"
 
 
+def rfc3339_us_many(ns: list[int]) -> list[str]:
+    """Vectorised :func:`rfc3339_us` (one numpy call per batch)."""
+    if not ns:
+        return []
+    a = np.asarray(ns, dtype=np.int64).astype("datetime64[ns]").astype("datetime64[us]")
+    return [t + "Z" for t in np.datetime_as_string(a, unit="us").tolist()]
+
+
 def _parse_time_ns(text: str | None) -> int | None:
     if not text:
         return None
@@ -262,8 +270,13 @@ class Ingestor:
             )
             fill = self.registry.fill_ratio(reg_rows, dist) if ok_rows else np.empty(0)
             fill_of = dict(zip(ok_rows, fill.tolist()))
+            recv_all = [ups[j][2] for j in idx]
+            recv_txt = rfc3339_us_many(recv_all)
+            meas_txt = rfc3339_us_many(
+                [measured[k] * 1_000_000 if measured[k] is not None else recv_all[k] for k in range(len(idx))]
+            )
             for k, j in enumerate(idx):
-                m, dev, recv_ns, fport, fcnt, _payload, rssi, snr = ups[j]
+                m, dev, _recv, fport, fcnt, _payload, rssi, snr = ups[j]
                 if not cols["ok"][k]:
                     self._dead(
                         out,
@@ -285,14 +298,13 @@ class Ingestor:
                     "commune": reg[6],
                     "lat": reg[7],
                     "lon": reg[8],
-                    "received_at": rfc3339_us(recv_ns),
+                    "received_at": recv_txt[k],
                 }
-                t_ns = measured[k] * 1_000_000 if measured[k] is not None else recv_ns
                 flags = cols["alarm_flags"][k] or 0
                 main = {
                     "reading_id": f"r:{m.seq}:0",
                     **base,
-                    "measured_at": rfc3339_us(t_ns),
+                    "measured_at": meas_txt[k],
                     "stored": False,
                     "distance_mm": cols["distance_mm"][k],
                     "fill_ratio": None if f != f else f,  # NaN -> null
