@@ -15,7 +15,11 @@ Measured in one run, on one machine, against one embedded nats-server:
 * **memory**: resident size (VmRSS, VmHWM from ``/proc/<pid>/status``) of each flow
   process, sampled every ~50 ms;
 * **long run**: the ingest flow over a larger fleet, RSS over time (first vs last
-  quartile of the processing period).
+  quartile of its steady state, see :class:`MemoryTrend`);
+* **CPU**: user + system time of the client side and of the nats-server per message;
+* **where the ingest time goes** (:func:`measure_components`): the flow's parts alone
+  in this process on the same messages (source, step with a cProfile split, Bytewax,
+  sink), to compare with the flow.
 
 Exact accounting is checked on every run: the raw sequences of the readings (from the
 Parquet export and from the readings stream) and of the dead letters are disjoint and
@@ -23,7 +27,7 @@ cover 1..N.
 
 ``run.py`` turns :func:`run_e2e` into the "e2e" section of RESULTS.md;
 ``bench_e2e.py`` runs a tiny fleet through :func:`run_e2e` as a smoke test. Sizes:
-``TIDSTREAM_E2E_UPLINKS`` (default 200,000), ``TIDSTREAM_E2E_LONG_FACTOR`` (4: the
+``TIDSTREAM_E2E_UPLINKS`` (default 100,000), ``TIDSTREAM_E2E_LONG_FACTOR`` (4: the
 long run's fleet and uplinks relative to the main one; 0 = no long run),
 ``TIDSTREAM_E2E_PARTITIONS`` (default: the configuration default),
 ``TIDSTREAM_E2E_REPEATS`` (ceiling repeats, best kept; default 3).
@@ -37,6 +41,7 @@ import argparse
 import asyncio
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -55,7 +60,7 @@ import pyarrow.csv as pacsv
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-DEFAULT_UPLINKS = 200_000
+DEFAULT_UPLINKS = 100_000
 DEFAULT_LONG_FACTOR = 4
 #: Uplink interval of the simulated fleet (hours): 15 min, so a PMA-sized fleet (~1,450
 #: sensors) makes ~140,000 uplinks a simulated day.
@@ -313,6 +318,36 @@ def read_mem(pid: int) -> tuple[int, int] | None:
     return rss, hwm
 
 
+def proc_cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) a live process has used so far; 0 when unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    f = stat.rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's reaped children (the flow processes)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+@dataclass
+class CpuUse:
+    """CPU time of one phase: the client side (this process, or the flow process) and
+    the nats-server, for ``n`` messages."""
+
+    what: str
+    n: int
+    wall_s: float
+    client_s: float
+    server_s: float
+
+
 @dataclass
 class FlowRun:
     """One flow process, start to exit."""
@@ -326,6 +361,8 @@ class FlowRun:
     counts: list[tuple[float, tuple[int, ...]]]
     final_counts: tuple[int, ...]
     log: str
+    cpu_s: float = 0.0  # the flow process, user + system
+    server_cpu_s: float = 0.0  # the nats-server, process start to exit
 
     @property
     def peak_rss_mib(self) -> float:
@@ -380,6 +417,7 @@ def run_flow(
     timeout: float = 600.0,
     mem_interval: float = 0.05,
     poll_interval: float = 0.02,
+    server_pid: int | None = None,
 ) -> FlowRun:
     """Run ``dataflows/<name>.py`` once (fresh recovery folder, snapshot interval and
     batch size of the configuration) and watch it: memory of the process, message
@@ -427,6 +465,7 @@ def run_flow(
         th.start()
         poll_ready.wait(10)
     with open(log_path, "wb") as log:
+        cpu0, srv0 = children_cpu_s(), proc_cpu_s(server_pid)
         t_start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -439,6 +478,7 @@ def run_flow(
                     raise TimeoutError(f"{name} flow did not finish within {timeout:.0f} s")
                 time.sleep(mem_interval)
             exit_s = time.perf_counter() - t_start
+            srv_cpu = proc_cpu_s(server_pid) - srv0
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -454,7 +494,8 @@ def run_flow(
         final = tuple(stream_messages(settings, s) for s in poll_streams)
         counts = [(t - t_start, c) for t, c in counts if t >= t_start]
     shutil.rmtree(rec, ignore_errors=True)
-    return FlowRun(name, proc.returncode, exit_s, mem, counts, final, text)
+    cpu = children_cpu_s() - cpu0
+    return FlowRun(name, proc.returncode, exit_s, mem, counts, final, text, cpu, srv_cpu)
 
 
 # --------------------------------------------------------------------------------------
@@ -576,6 +617,7 @@ def profile_step(
     to their profiled times. Returns [(category, estimated s, profiled s)], profiled total.
     """
     import cProfile
+    import linecache
     import pstats
 
     pr = cProfile.Profile()
@@ -593,11 +635,20 @@ def profile_step(
             name in ("__call__", "_emit") or name.startswith("<")
         )
 
+    def converts_columns(key: tuple[str, int, str]) -> bool:
+        # pyarrow's to_pylist is Cython, invisible to cProfile: the comprehensions that
+        # call it (``{name: rb.column(name).to_pylist() ...}``) hold its time as their own.
+        src = "".join(linecache.getline(key[0], key[1] + i) for i in range(3))
+        return key[2].startswith("<") and "to_pylist" in src
+
     cat = dict.fromkeys(STEP_CATEGORIES, 0.0)
     own = 0.0
     for key, (_cc, _nc, tt, _ct, callers) in st.items():
         if is_step_frame(key):
-            own += tt
+            if converts_columns(key):
+                cat[STEP_CATEGORIES[2]] += tt
+            else:
+                own += tt
         name = key[2]
         for ck, edge in callers.items():
             if not is_step_frame(ck) or is_step_frame(key):
@@ -699,26 +750,41 @@ def measure_components(settings: Any, registry: Path, frames: int, say: Callable
     if n != frames:
         raise RuntimeError(f"source drained {n} messages, {frames} expected")
 
-    # Step.
+    # Step: timed with its outputs dropped batch by batch, as the flow drops them once
+    # published (keeping 100,000s of them alive makes every GC pass slower); then run again,
+    # untimed, to keep them for the Bytewax and sink parts.
     reg = load_registry(registry)
-    ing = Ingestor(reg, settings.subjects, st.raw, settings.max_message_bytes)
+
+    def ingestor() -> Ingestor:
+        return Ingestor(reg, settings.subjects, st.raw, settings.max_message_bytes)
+
+    ing = ingestor()
     gc.collect()
     t0 = time.perf_counter()
-    outs = [ing(b) for b in batches]
+    for b in batches:
+        ing(b)
     step_s = time.perf_counter() - t0
+    ing = ingestor()
+    outs = [ing(b) for b in batches]
     items = sum(len(o) for o in outs)
-    prof, profiled_s = profile_step(
-        Ingestor(reg, settings.subjects, st.raw, settings.max_message_bytes), batches, step_s
-    )
+    n_batches = len(batches)
+    prof, profiled_s = profile_step(ingestor(), batches, step_s)
 
-    # Bytewax alone, same items.
+    # Bytewax alone, same items. The items this benchmark holds for the Bytewax and sink
+    # parts are frozen out of the garbage collector's reach while those are timed (the
+    # flow holds one batch at a time, not all of them).
     by_seq: dict[int, list[Any]] = {}
     for o in outs:
         for kp in o:
             by_seq.setdefault(_raw_seq_of(kp[1].msg_id), []).append(kp)
     msgs = [m for b in batches for m in b]
+    del batches
     gc.collect()
-    bw_s, moved = bytewax_alone(msgs, by_seq, settings.batch_size, parts)
+    gc.freeze()
+    try:
+        bw_s, moved = bytewax_alone(msgs, by_seq, settings.batch_size, parts)
+    finally:
+        gc.unfreeze()
     if moved != items:
         raise RuntimeError(f"Bytewax moved {moved} items, {items} expected")
     del msgs, by_seq
@@ -728,21 +794,25 @@ def measure_components(settings: Any, registry: Path, frames: int, say: Callable
     sink = JetStreamSink(settings.nats, parts)
     kparts = [sink.build_part("publish", p, None) for p in parts]
     gc.collect()
-    t0 = time.perf_counter()
-    for o in outs:
-        routed: list[list[Any]] = [[] for _ in parts]
-        for key, pub in o:
-            routed[sink.part_fn(key)].append(pub)
-        for kp, its in zip(kparts, routed):
-            if its:
-                kp.write_batch(its)
-    sink_s = time.perf_counter() - t0
+    gc.freeze()
+    try:
+        t0 = time.perf_counter()
+        for o in outs:
+            routed: list[list[Any]] = [[] for _ in parts]
+            for key, pub in o:
+                routed[sink.part_fn(key)].append(pub)
+            for kp, its in zip(kparts, routed):
+                if its:
+                    kp.write_batch(its)
+        sink_s = time.perf_counter() - t0
+    finally:
+        gc.unfreeze()
     for kp in kparts:
         kp.close()
     stored = stream_messages(settings, st.readings) + stream_messages(settings, st.dlq)
     if stored != items:
         raise RuntimeError(f"sink stored {stored} messages, {items} published")
-    c = Components(n, len(batches), items, source_s, step_s, sink_s, bw_s, prof, profiled_s)
+    c = Components(n, n_batches, items, source_s, step_s, sink_s, bw_s, prof, profiled_s)
     say(
         f"  parts alone: source {n / source_s:,.0f} frames/s, step {n / step_s:,.0f} frames/s "
         f"(profiled {profiled_s:.2f} s), sink {items / sink_s:,.0f} msg/s, Bytewax {n / bw_s:,.0f} frames/s"
@@ -803,7 +873,11 @@ class IngestResult:
     fleet: Fleet
     run: FlowRun
     accounting: Accounting
-    publish_s: float
+    publish: CpuUse
+
+    @property
+    def publish_s(self) -> float:
+        return self.publish.wall_s
 
     @property
     def frames(self) -> int:
@@ -822,6 +896,7 @@ class E2EResult:
     export: FlowRun
     components: Components | None
     long: IngestResult | None
+    cpu: list[CpuUse]
     wall_s: float
 
     # -- figures ------------------------------------------------------------------------
@@ -874,15 +949,57 @@ class E2EResult:
         return self.export.exit_s - self.export_startup_s
 
 
-def memory_trend(run: FlowRun, start_s: float | None, end_s: float) -> tuple[float, float, int]:
-    """Mean RSS (MiB) of the first and the last quartile of the samples taken between
-    ``start_s`` (first output) and ``end_s`` (all accounted for), and the sample count."""
-    lo = start_s if start_s is not None else 0.0
-    xs = [r for t, r, _ in run.mem if lo <= t <= end_s]
+@dataclass
+class MemoryTrend:
+    """RSS over the steady state of a run: from the poll at which ``lo`` of the output
+    had arrived to the one at which ``hi`` had (the in-memory queues fill up before,
+    and drain after)."""
+
+    start_s: float
+    end_s: float
+    samples: int
+    first_quartile_mib: float
+    last_quartile_mib: float
+    lo: float = 0.1
+    hi: float = 0.9
+
+    @property
+    def change(self) -> float:
+        return self.last_quartile_mib / self.first_quartile_mib - 1
+
+
+def memory_trend(run: FlowRun, lo: float = 0.1, hi: float = 0.9) -> MemoryTrend:
+    """First- vs last-quartile mean RSS of the samples in the run's steady state (see
+    :class:`MemoryTrend`; the whole run when it had too few samples or no polls)."""
+    total = sum(run.final_counts)
+    t0, t1 = 0.0, run.complete_s
+    if total and run.counts:
+        t0 = next((t for t, c in run.counts if sum(c) >= lo * total), t0)
+        t1 = next((t for t, c in run.counts if sum(c) >= hi * total), t1)
+    xs = [r for t, r, _ in run.mem if t0 <= t <= t1]
     if len(xs) < 8:
+        t0, t1 = 0.0, run.exit_s
         xs = [r for _, r, _ in run.mem]
     q = max(1, len(xs) // 4)
-    return statistics.fmean(xs[:q]) / 1024, statistics.fmean(xs[-q:]) / 1024, len(xs)
+    return MemoryTrend(
+        t0, t1, len(xs), statistics.fmean(xs[:q]) / 1024, statistics.fmean(xs[-q:]) / 1024, lo, hi
+    )
+
+
+def rss_series(run: FlowRun, points: int = 10) -> list[tuple[float, float]]:
+    """(s since start, VmRSS MiB) at ``points`` evenly spaced times from the first to the
+    last sample (the nearest sample to each)."""
+    if not run.mem:
+        return []
+    t_end = run.mem[-1][0]
+    out = []
+    k = 0
+    for i in range(points):
+        t = t_end * i / (points - 1)
+        while k + 1 < len(run.mem) and abs(run.mem[k + 1][0] - t) <= abs(run.mem[k][0] - t):
+            k += 1
+        out.append((run.mem[k][0], run.mem[k][1] / 1024))
+    return out
 
 
 def check_accounting(settings: Any, frames: int, parquet_seqs: list[int] | None = None) -> Accounting:
@@ -920,9 +1037,9 @@ def check_accounting(settings: Any, frames: int, parquet_seqs: list[int] | None 
     return acc
 
 
-def serve_fleet(cfg: E2EConfig, work: Path, fleet: Fleet, tag: str) -> tuple[Any, Any, float]:
+def serve_fleet(cfg: E2EConfig, work: Path, fleet: Fleet, tag: str) -> tuple[Any, Any, CpuUse]:
     """A fresh embedded server with the streams set up and the fleet published to its raw
-    stream. Returns (server, settings, publish seconds); the caller stops the server."""
+    stream. Returns (server, settings, publish CPU use); the caller stops the server."""
     from tidstream.nats.publish import publish_uplinks
     from tidstream.nats.server import EmbeddedServer
 
@@ -930,15 +1047,22 @@ def serve_fleet(cfg: E2EConfig, work: Path, fleet: Fleet, tag: str) -> tuple[Any
     try:
         settings = settings_for(srv.url, cfg.partitions)
         init_streams(settings)
-        t = time.perf_counter()
+        t, c, sc = time.perf_counter(), time.process_time(), proc_cpu_s(srv.pid)
         n = publish_uplinks(settings.nats, fleet.messages())
         pub_s = time.perf_counter() - t
+        pub = CpuUse(
+            "publish_uplinks (simulator included)",
+            n,
+            pub_s,
+            time.process_time() - c,
+            proc_cpu_s(srv.pid) - sc,
+        )
         assert n == fleet.uplinks, (n, fleet.uplinks)
         cfg.say(
             f"  published {n:,} uplinks ({fleet.bytes_total / n:.0f} B mean, "
             f"{dict(fleet.formats)}) in {pub_s:.1f} s ({n / pub_s:,.0f}/s)"
         )
-        return srv, settings, pub_s
+        return srv, settings, pub
     except BaseException:
         srv.stop()
         raise
@@ -964,7 +1088,8 @@ def run_e2e(cfg: E2EConfig) -> E2EResult:
             f"  fleet: {fleet.devices} sensors ({fleet.devices - fleet.registered} left out of the "
             f"registry), {fleet.days:.2f} simulated days"
         )
-        srv, settings, pub_s = serve_fleet(cfg, work, fleet, "main")
+        srv, settings, pub = serve_fleet(cfg, work, fleet, "main")
+        cpu: list[CpuUse] = [pub]
         try:
             st = settings.streams
             polled = (st.readings, st.dlq)
@@ -990,26 +1115,37 @@ def run_e2e(cfg: E2EConfig) -> E2EResult:
                 + " s"
             )
 
-            push = consume_ceiling(settings, fleet.uplinks, cfg.repeats, "push")
+            n = fleet.uplinks
+            c0, s0 = time.process_time(), proc_cpu_s(srv.pid)
+            push = consume_ceiling(settings, n, cfg.repeats, "push")
+            cpu.append(
+                CpuUse("raw consume ceiling: ordered push + callback (all repeats)", n * len(push), sum(push),
+                       time.process_time() - c0, proc_cpu_s(srv.pid) - s0)
+            )  # fmt: skip
             say(
                 f"  raw consume ceiling, ordered push + callback: best {fleet.uplinks / min(push):,.0f} msg/s "
                 f"({', '.join(f'{x:.2f}' for x in push)} s)"
             )
-            fetch = consume_ceiling(settings, fleet.uplinks, max(1, cfg.repeats - 1), "fetch")
+            c0, s0 = time.process_time(), proc_cpu_s(srv.pid)
+            fetch = consume_ceiling(settings, n, max(1, cfg.repeats - 1), "fetch")
+            cpu.append(
+                CpuUse("raw consume: pull `fetch(1000)` (all repeats)", n * len(fetch), sum(fetch),
+                       time.process_time() - c0, proc_cpu_s(srv.pid) - s0)
+            )  # fmt: skip
             say(
                 f"  raw consume, pull fetch(1000): best {fleet.uplinks / min(fetch):,.0f} msg/s "
                 f"({', '.join(f'{x:.2f}' for x in fetch)} s)"
             )
 
             env = start_env(settings, fleet.registry_path, work / "export")
-            ing = run_flow("ingest", settings, env, work, poll_streams=polled)
+            ing = run_flow("ingest", settings, env, work, poll_streams=polled, server_pid=srv.pid)
             if ing.returncode != 0:
                 raise RuntimeError(f"ingest flow failed:\n{ing.log[-3000:]}")
             say(
                 f"  ingest: all accounted for at {ing.complete_s:.2f} s (first output {ing.first_output_s} s, "
                 f"exit {ing.exit_s:.2f} s), peak RSS {ing.peak_rss_mib:.0f} MiB"
             )
-            exp = run_flow("export", settings, env, work)
+            exp = run_flow("export", settings, env, work, server_pid=srv.pid)
             if exp.returncode != 0:
                 raise RuntimeError(f"export flow failed:\n{exp.log[-3000:]}")
             table = read_dataset(work / "export")
@@ -1022,7 +1158,12 @@ def run_e2e(cfg: E2EConfig) -> E2EResult:
                 f"+ {acc.dead_letters:,} dead letters {acc.dead_by_reason}; {acc.readings:,} readings "
                 f"({acc.stored_readings} stored); {'exact' if acc.exact else 'PROBLEMS: ' + '; '.join(acc.problems)}"
             )
-            main = IngestResult(fleet, ing, acc, pub_s)
+            main = IngestResult(fleet, ing, acc, pub)
+            cpu += [
+                CpuUse("ingest flow process (start to exit)", n, ing.exit_s, ing.cpu_s, ing.server_cpu_s),
+                CpuUse("export flow process (start to exit; per reading)", acc.readings, exp.exit_s, exp.cpu_s,
+                       exp.server_cpu_s),
+            ]  # fmt: skip
             comps = None
             if cfg.components:
                 comps = measure_components(settings, fleet.registry_path, fleet.uplinks, say)
@@ -1042,25 +1183,31 @@ def run_e2e(cfg: E2EConfig) -> E2EResult:
                 lst = ls.streams
                 lrun = run_flow(
                     "ingest", ls, start_env(ls, lf.registry_path, work / "export-long"), work,
-                    poll_streams=(lst.readings, lst.dlq),
+                    poll_streams=(lst.readings, lst.dlq), server_pid=srv.pid,
                 )  # fmt: skip
                 if lrun.returncode != 0:
                     raise RuntimeError(f"long ingest run failed:\n{lrun.log[-3000:]}")
                 lacc = check_accounting(ls, n_long)
-                q1, q4, ns = memory_trend(lrun, lrun.first_output_s, lrun.complete_s)
+                mt = memory_trend(lrun)
                 say(
                     f"  ingest: all accounted for at {lrun.complete_s:.2f} s ({n_long / lrun.complete_s:,.0f} "
-                    f"frames/s), RSS first quartile {q1:.0f} MiB, last quartile {q4:.0f} MiB "
-                    f"({ns} samples), peak {lrun.peak_rss_mib:.0f} MiB; accounting "
+                    f"frames/s); steady state {mt.start_s:.1f}-{mt.end_s:.1f} s: RSS first quartile "
+                    f"{mt.first_quartile_mib:.0f} MiB, last quartile {mt.last_quartile_mib:.0f} MiB "
+                    f"({mt.change:+.1%}, {mt.samples} samples), peak {lrun.peak_rss_mib:.0f} MiB; accounting "
                     f"{'exact' if lacc.exact else 'PROBLEMS: ' + '; '.join(lacc.problems)}"
                 )
                 long = IngestResult(lf, lrun, lacc, lpub)
+                cpu += [
+                    CpuUse(f"long run: {lpub.what}", n_long, lpub.wall_s, lpub.client_s, lpub.server_s),
+                    CpuUse("long run: ingest flow process (start to exit)", n_long, lrun.exit_s, lrun.cpu_s,
+                           lrun.server_cpu_s),
+                ]  # fmt: skip
             finally:
                 srv.stop()
             shutil.rmtree(work / "nats-long", ignore_errors=True)
         return E2EResult(
             cfg, settings, push, fetch, ingest_startup, export_startup, main, exp, comps, long,
-            time.perf_counter() - t_wall,
+            cpu, time.perf_counter() - t_wall,
         )  # fmt: skip
     finally:
         if own_tmp is not None:
@@ -1085,6 +1232,17 @@ def main() -> int:
         f"ratio {r.ratio_to_ceiling:.1%}; export {r.export_rows / r.export.exit_s:,.0f} readings/s "
         f"({r.export_rows / r.export_net_s:,.0f} excluding start-up); wall {r.wall_s:.0f} s"
     )
+    print("CPU per message (client = this process or the flow process):")
+    for u in r.cpu:
+        print(
+            f"  {u.what}: wall {u.wall_s:.2f} s, client {u.client_s / u.n * 1e6:.1f} us/msg, "
+            f"nats-server {u.server_s / u.n * 1e6:.1f} us/msg"
+        )
+    if r.components:
+        c = r.components
+        print(f"step profile (profiled {c.step_profiled_s:.2f} s, unprofiled {c.step_s:.2f} s):")
+        for name, est, prof in c.step_profile:
+            print(f"  {est / c.frames * 1e6:6.2f} us/frame  (profiled {prof:.3f} s)  {name}")
     return 0
 
 
