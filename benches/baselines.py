@@ -512,9 +512,7 @@ def nb_decode_em310(arr: pa.Array) -> dict[str, np.ndarray]:
         "battery_pct": np.empty(n, np.float64),
         "tilt": np.empty(n, np.int8),
     }
-    _compile()["em310"](
-        data, offsets, out["distance_mm"], out["battery_pct"], out["tilt"], out["ok"]
-    )
+    _compile()["em310"](data, offsets, out["distance_mm"], out["battery_pct"], out["tilt"], out["ok"])
     return out
 
 
@@ -527,9 +525,7 @@ def nb_decode_ldds75(arr: pa.Array) -> dict[str, np.ndarray]:
         "battery_v": np.empty(n, np.float64),
         "temperature_c": np.empty(n, np.float64),
     }
-    _compile()["ldds75"](
-        data, offsets, out["distance_mm"], out["battery_v"], out["temperature_c"], out["ok"]
-    )
+    _compile()["ldds75"](data, offsets, out["distance_mm"], out["battery_v"], out["temperature_c"], out["ok"])
     return out
 
 
@@ -649,9 +645,7 @@ def columns_of(model: str, out: Any) -> dict[str, np.ndarray]:
         if isinstance(v, pa.Array):
             if pa.types.is_boolean(v.type):
                 a = v.fill_null(False).to_numpy(zero_copy_only=False).astype(np.int8)
-                cols[name] = np.where(v.is_null().to_numpy(zero_copy_only=False), -1, a).astype(
-                    np.int8
-                )
+                cols[name] = np.where(v.is_null().to_numpy(zero_copy_only=False), -1, a).astype(np.int8)
             else:
                 cols[name] = v.to_numpy(zero_copy_only=False).astype(np.float64)  # null -> NaN
         elif isinstance(v, np.ndarray):

@@ -93,8 +93,6 @@ def test_pipeline_tidstream(benchmark: Any, ttn_messages: list[bytes]) -> None:
 def test_pipeline_python(benchmark: Any, ttn_messages: list[bytes]) -> None:
     _setup(benchmark, "envelope + EM310 decode", "orjson + Python + struct")
     out = benchmark(_pipeline_python, ttn_messages)
-    payloads = [
-        base64.b64decode(orjson.loads(m)["uplink_message"]["frm_payload"]) for m in ttn_messages
-    ]
+    payloads = [base64.b64decode(orjson.loads(m)["uplink_message"]["frm_payload"]) for m in ttn_messages]
     ref = tidstream.decode_batch(baselines.EM310, payloads)
     assert baselines.check_decoded(baselines.EM310, out, ref) == len(ttn_messages)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from baselines import BENCH_N
 from tidstream import _core
 
@@ -24,7 +23,9 @@ def numpy_fill(d: np.ndarray, h: np.ndarray, o: np.ndarray) -> np.ndarray:
 
 
 def python_fill(d: list[float], h: list[float], o: list[float]) -> list[float]:
-    return [min(max((oo + hh - dd) / hh, 0.0), 1.5) if dd == dd else float("nan") for dd, hh, oo in zip(d, h, o)]
+    return [
+        min(max((oo + hh - dd) / hh, 0.0), 1.5) if dd == dd else float("nan") for dd, hh, oo in zip(d, h, o)
+    ]
 
 
 @pytest.mark.parametrize("impl", ["tidstream", "numpy", "python"])

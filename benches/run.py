@@ -248,9 +248,7 @@ def family_codecs(args: argparse.Namespace) -> Section:
     for model, full, core, lst, nb in split:
         asm = None if full is None or core is None else full - core
         extra = None if full is None or lst is None else lst - full
-        sec.notes.append(
-            f"| `{model}` | {ns(full)} | {ns(core)} | {ns(asm)} | {ns(extra)} | {ns(nb)} |"
-        )
+        sec.notes.append(f"| `{model}` | {ns(full)} | {ns(core)} | {ns(asm)} | {ns(extra)} | {ns(nb)} |")
     sec.notes += [
         "",
         "Rust decode only = `_core.decode_batch_buffers` (per-row decode into column "
@@ -369,9 +367,7 @@ def family_envelopes(args: argparse.Namespace) -> Section:
         ]
     res = outs = py = pyout = None
     sec.tables.append(("TTN v3 envelopes", env_rows, ts_list))
-    sec.tables.append(
-        ("Envelope + EM310 decode (pipeline)", [r for r in (ts_pipe, pyp_row) if r], ts_pipe)
-    )
+    sec.tables.append(("Envelope + EM310 decode (pipeline)", [r for r in (ts_pipe, pyp_row) if r], ts_pipe))
 
     if available and ts_list and ts_arr:
         best = max(ts_list.rate or 0, ts_arr.rate or 0)
@@ -379,8 +375,7 @@ def family_envelopes(args: argparse.Namespace) -> Section:
         sec.goals.append(
             Goal(
                 "envelopes: at least 1 million messages/s",
-                f"{fmt_rate(ts_list.rate)}/s from list[bytes], "
-                f"{fmt_rate(ts_arr.rate)}/s from a BinaryArray",
+                f"{fmt_rate(ts_list.rate)}/s from list[bytes], {fmt_rate(ts_arr.rate)}/s from a BinaryArray",
                 best >= 1e6,
             )
         )
@@ -392,13 +387,9 @@ def family_envelopes(args: argparse.Namespace) -> Section:
                 max(r_list or 0, r_arr or 0) >= 5.0,
             )
         )
-        sec.notes.append(
-            "Envelope goals are judged on the better of the two inputs; both are shown."
-        )
+        sec.notes.append("Envelope goals are judged on the better of the two inputs; both are shown.")
     else:
-        sec.goals.append(
-            Goal("envelopes: at least 1 million messages/s", f"not measured: {reason}", None)
-        )
+        sec.goals.append(Goal("envelopes: at least 1 million messages/s", f"not measured: {reason}", None))
         sec.goals.append(
             Goal(
                 "envelopes: at least 5x the orjson path",

@@ -9,7 +9,6 @@ import os
 import bytewax.operators as op
 import orjson
 from bytewax.dataflow import Dataflow
-
 from tidstream.config import load_settings
 from tidstream.flow.alerts import AlertLogic
 from tidstream.nats.jetstream import JetStreamSink, JetStreamSource

@@ -11,11 +11,20 @@ TH = AlertThresholds(stuck_readings=4)
 
 def reading(i: int, **kw) -> dict:
     base = {
-        "reading_id": f"r:{i}:0", "device_id": "a840410000000001", "container_id": "C-1",
-        "container_kind": "glass_bank", "commune_insee": "25388",
+        "reading_id": f"r:{i}:0",
+        "device_id": "a840410000000001",
+        "container_id": "C-1",
+        "container_kind": "glass_bank",
+        "commune_insee": "25388",
         "measured_at": f"2026-11-20T{i // 60:02d}:{i % 60:02d}:00.000000Z",
-        "fill_ratio": None, "distance_mm": None, "temperature_c": None, "battery_pct": 80.0,
-        "battery_v": None, "tilt": False, "fire_alarm": False, "stored": False,
+        "fill_ratio": None,
+        "distance_mm": None,
+        "temperature_c": None,
+        "battery_pct": 80.0,
+        "battery_v": None,
+        "tilt": False,
+        "fire_alarm": False,
+        "stored": False,
     }
     base.update(kw)
     return base
@@ -46,10 +55,14 @@ def test_fire_by_level_and_by_rise_then_resolved():
 
 
 def test_tilt_battery_stuck_and_ids_are_deterministic():
-    rs = [reading(0, tilt=True, distance_mm=700), reading(1, tilt=False, distance_mm=700),
-          reading(2, tilt=False, distance_mm=701, battery_pct=10), reading(3, distance_mm=700, battery_pct=11),
-          reading(4, distance_mm=900, battery_pct=30)]
-    s, out = run(rs)
+    rs = [
+        reading(0, tilt=True, distance_mm=700),
+        reading(1, tilt=False, distance_mm=700),
+        reading(2, tilt=False, distance_mm=701, battery_pct=10),
+        reading(3, distance_mm=700, battery_pct=11),
+        reading(4, distance_mm=900, battery_pct=30),
+    ]
+    _, out = run(rs)
     assert out == [
         ("tilt", "raised", "r:0:0"),
         ("tilt", "resolved", "r:2:0"),
@@ -60,7 +73,7 @@ def test_tilt_battery_stuck_and_ids_are_deterministic():
     ]
     # Same readings, state restored from a snapshot half way: the same alerts and ids.
     s1, a = run(rs[:2])
-    s2, b = run(rs[2:], pickle.loads(pickle.dumps(s1)))
+    _, b = run(rs[2:], pickle.loads(pickle.dumps(s1)))
     assert a + b == out
 
 

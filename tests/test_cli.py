@@ -7,12 +7,13 @@ import subprocess
 import sys
 
 import pytest
-
 from flowkit import write_registry
 
 
 def tidstream(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tidstream.cli", *args], capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "tidstream.cli", *args], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 def test_help_explains_every_command():
@@ -26,7 +27,13 @@ def test_help_explains_every_command():
 def test_decode_prints_vendor_json():
     p = tidstream("decode", "dragino-ldds20", "0d3b0aef00000001", "--fport", "2")
     assert p.returncode == 0
-    assert json.loads(p.stdout) == {"Bat": 3.387, "Distance": "2799 mm", "Interrupt_flag": 0, "TempC_DS18B20": "0.00", "Sensor_flag": 1}
+    assert json.loads(p.stdout) == {
+        "Bat": 3.387,
+        "Distance": "2799 mm",
+        "Interrupt_flag": 0,
+        "TempC_DS18B20": "0.00",
+        "Sensor_flag": 1,
+    }
     p = tidstream("decode", "dragino-ldds20", "0d3b0aef00000001", "--fport", "42")
     assert p.returncode == 2 and "unknown FPort 42" in p.stderr
 

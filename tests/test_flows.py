@@ -212,8 +212,12 @@ def test_alerts_flow_exact_alerts_and_restart(nats_server, tmp_path):
     fills = [0.3, 0.6, 0.95, 0.97, 0.7, 0.1, 0.5, 0.92]
     ups = []
     for k, f in enumerate(fills):
-        frame = tidstream.encode("tid1", distance_mm=250 + 1500 * (1 - f), battery_pct=80,
-                                 measured_at_ms=1_763_600_000_000 + k * 3_600_000)
+        frame = tidstream.encode(
+            "tid1",
+            distance_mm=250 + 1500 * (1 - f),
+            battery_pct=80,
+            measured_at_ms=1_763_600_000_000 + k * 3_600_000,
+        )
         ups.append(Uplink(f"tid.up.raw.{eui(0)}", frame, {"Tid-FPort": "1"}))
     asyncio.run(publish(url, ups))
     env = flow_env(url, reg, tmp_path)
@@ -226,6 +230,8 @@ def test_alerts_flow_exact_alerts_and_restart(nats_server, tmp_path):
         ("emptied", "event", "r:6:0"),  # 0.97 -> 0.1
         ("full", "raised", "r:8:0"),
     ]
-    assert all(m.startswith("tid.alerts.") for m in [s.subject for s in asyncio.run(read_stream(url, "TID_ALERTS"))])
+    assert all(
+        m.startswith("tid.alerts.") for m in [s.subject for s in asyncio.run(read_stream(url, "TID_ALERTS"))]
+    )
     wait(start_flow("alerts", env, tmp_path / "rec-alerts-lost"))  # replay from scratch
     assert asyncio.run(_count(url, "TID_ALERTS")) == 4

@@ -141,7 +141,9 @@ def test_auth_settings_connect_and_wrong_secrets_are_refused(tmp_path, server_au
             return ok
 
         assert asyncio.run(go(NatsSettings(url=srv.url, **client)))
-        wrong = {k: "nope" for k in client if k != "user"} | ({"user": client["user"]} if "user" in client else {})
+        wrong = {k: "nope" for k in client if k != "user"} | (
+            {"user": client["user"]} if "user" in client else {}
+        )
         with pytest.raises(ConnectorError) as ei:
             asyncio.run(go(NatsSettings(url=srv.url, connect_retry_s=2, **wrong)))
         assert "nope" not in str(ei.value) and "s3cret" not in str(ei.value) and "t0ken" not in str(ei.value)

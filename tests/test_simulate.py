@@ -453,7 +453,6 @@ def test_simulate_publishes_to_nats(nats_server, tmp_path):
     import sys
 
     import nats as nats_py
-
     from tidstream.config import Settings
     from tidstream.nats.setup import init_jetstream
 
@@ -467,9 +466,25 @@ def test_simulate_publishes_to_nats(nats_server, tmp_path):
 
     asyncio.run(init())
     p = subprocess.run(
-        [sys.executable, "-m", "tidstream.cli", "simulate", "--containers", "40", "--days", "0.5",
-         "--out", str(tmp_path / "sim"), "--nats", nats_server.url, "--json", "--quiet"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "tidstream.cli",
+            "simulate",
+            "--containers",
+            "40",
+            "--days",
+            "0.5",
+            "--out",
+            str(tmp_path / "sim"),
+            "--nats",
+            nats_server.url,
+            "--json",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert p.returncode == 0, p.stderr
     summary = json.loads(p.stdout.strip().splitlines()[-1])

@@ -63,7 +63,9 @@ class AlertThresholds:
     overflow_lead_h: float = 24.0
 
 
-def thresholds_for(kind: str, defaults: AlertThresholds, overrides: dict[str, dict[str, float]]) -> AlertThresholds:
+def thresholds_for(
+    kind: str, defaults: AlertThresholds, overrides: dict[str, dict[str, float]]
+) -> AlertThresholds:
     """Thresholds for a container kind: defaults updated with ``overrides[kind]``."""
     o = overrides.get(kind)
     return replace(defaults, **o) if o else defaults
@@ -113,8 +115,17 @@ class DeviceAlerts:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _alert(self, r: dict[str, Any], kind: str, state: str, opened: str, value: float | None,
-               threshold: float | None, message: str, at: str | None = None) -> Alert:
+    def _alert(
+        self,
+        r: dict[str, Any],
+        kind: str,
+        state: str,
+        opened: str,
+        value: float | None,
+        threshold: float | None,
+        message: str,
+        at: str | None = None,
+    ) -> Alert:
         return Alert(
             alert_id=f"a:{r['device_id']}:{kind}:{opened}:{state}",
             kind=kind,
@@ -130,19 +141,25 @@ class DeviceAlerts:
             message=message,
         )
 
-    def _raise(self, out: list[Alert], r: dict[str, Any], kind: str, value: float | None, thr: float | None, msg: str) -> None:
+    def _raise(
+        self, out: list[Alert], r: dict[str, Any], kind: str, value: float | None, thr: float | None, msg: str
+    ) -> None:
         if kind not in self.active:
             self.active[kind] = r["reading_id"]
             out.append(self._alert(r, kind, "raised", r["reading_id"], value, thr, msg))
 
-    def _resolve(self, out: list[Alert], r: dict[str, Any], kind: str, value: float | None, thr: float | None, msg: str) -> None:
+    def _resolve(
+        self, out: list[Alert], r: dict[str, Any], kind: str, value: float | None, thr: float | None, msg: str
+    ) -> None:
         opened = self.active.pop(kind, None)
         if opened is not None:
             out.append(self._alert(r, kind, "resolved", opened, value, thr, msg))
 
     # -- the rules -----------------------------------------------------------------------
 
-    def on_reading(self, r: dict[str, Any], th: AlertThresholds, hours_to_full: float | None = None) -> list[Alert]:
+    def on_reading(
+        self, r: dict[str, Any], th: AlertThresholds, hours_to_full: float | None = None
+    ) -> list[Alert]:
         """Apply every rule to one reading (time-ordered per device); returns the alerts."""
         out: list[Alert] = []
         if r.get("stored"):
@@ -155,8 +172,17 @@ class DeviceAlerts:
         fill = r.get("fill_ratio")
         # emptied (event) before full, so a collection resolves `full` in the same reading
         if fill is not None and self.peak_fill is not None and self.peak_fill - fill >= th.emptied_drop:
-            out.append(self._alert(r, "emptied", "event", r["reading_id"], fill, th.emptied_drop,
-                                   f"emptied: fill fell from {self.peak_fill:.2f} to {fill:.2f}"))
+            out.append(
+                self._alert(
+                    r,
+                    "emptied",
+                    "event",
+                    r["reading_id"],
+                    fill,
+                    th.emptied_drop,
+                    f"emptied: fill fell from {self.peak_fill:.2f} to {fill:.2f}",
+                )
+            )
             self.peak_fill = fill
             self._resolve(out, r, "overflow_predicted", fill, None, "emptied")
         if fill is not None:
@@ -170,11 +196,15 @@ class DeviceAlerts:
         if temp is not None or r.get("fire_alarm"):
             rise = (
                 temp - self.last_temp
-                if temp is not None and self.last_temp is not None and self.last_temp_t is not None
+                if temp is not None
+                and self.last_temp is not None
+                and self.last_temp_t is not None
                 and t - self.last_temp_t <= th.fire_rise_window_s
                 else 0.0
             )
-            if r.get("fire_alarm") or (temp is not None and (temp >= th.fire_temp_c or rise >= th.fire_rise_c)):
+            if r.get("fire_alarm") or (
+                temp is not None and (temp >= th.fire_temp_c or rise >= th.fire_rise_c)
+            ):
                 self._raise(out, r, "fire", temp, th.fire_temp_c, f"fire: {temp} °C (rise {rise:+.0f} °C)")
             elif temp is not None and temp <= th.fire_off_c:
                 self._resolve(out, r, "fire", temp, th.fire_off_c, f"temperature back to {temp} °C")
@@ -188,13 +218,28 @@ class DeviceAlerts:
             if self.untilted >= th.tilt_clear_readings:
                 self._resolve(out, r, "tilt", None, None, "upright again")
         pct, volts = r.get("battery_pct"), r.get("battery_v")
-        low = (pct is not None and pct <= th.battery_low_pct) or (volts is not None and volts <= th.battery_low_v)
+        low = (pct is not None and pct <= th.battery_low_pct) or (
+            volts is not None and volts <= th.battery_low_v
+        )
         ok = (pct is None or pct >= th.battery_ok_pct) and (volts is None or volts >= th.battery_ok_v)
         if low:
-            self._raise(out, r, "battery_low", pct if pct is not None else volts,
-                        th.battery_low_pct if pct is not None else th.battery_low_v, "battery low")
+            self._raise(
+                out,
+                r,
+                "battery_low",
+                pct if pct is not None else volts,
+                th.battery_low_pct if pct is not None else th.battery_low_v,
+                "battery low",
+            )
         elif ok and (pct is not None or volts is not None):
-            self._resolve(out, r, "battery_low", pct if pct is not None else volts, None, "battery replaced or recovered")
+            self._resolve(
+                out,
+                r,
+                "battery_low",
+                pct if pct is not None else volts,
+                None,
+                "battery replaced or recovered",
+            )
         d = r.get("distance_mm")
         if d is not None:
             if self.last_distance is not None and abs(d - self.last_distance) <= th.stuck_tolerance_mm:
@@ -205,15 +250,44 @@ class DeviceAlerts:
                 self.same_distance = 0
             self.last_distance = d
             if self.same_distance + 1 >= th.stuck_readings:
-                self._raise(out, r, "stuck_sensor", d, float(th.stuck_readings),
-                            f"{self.same_distance + 1} identical distances in a row")
+                self._raise(
+                    out,
+                    r,
+                    "stuck_sensor",
+                    d,
+                    float(th.stuck_readings),
+                    f"{self.same_distance + 1} identical distances in a row",
+                )
         if hours_to_full is not None:
             if hours_to_full <= th.overflow_lead_h:
-                self._raise(out, r, "overflow_predicted", hours_to_full, th.overflow_lead_h,
-                            f"expected full in {hours_to_full:.0f} h")
+                self._raise(
+                    out,
+                    r,
+                    "overflow_predicted",
+                    hours_to_full,
+                    th.overflow_lead_h,
+                    f"expected full in {hours_to_full:.0f} h",
+                )
             elif hours_to_full > 1.5 * th.overflow_lead_h:
-                self._resolve(out, r, "overflow_predicted", hours_to_full, th.overflow_lead_h, "no longer expected full soon")
-        self.last_reading = {k: r[k] for k in ("device_id", "container_id", "container_kind", "commune_insee", "reading_id", "measured_at")}
+                self._resolve(
+                    out,
+                    r,
+                    "overflow_predicted",
+                    hours_to_full,
+                    th.overflow_lead_h,
+                    "no longer expected full soon",
+                )
+        self.last_reading = {
+            k: r[k]
+            for k in (
+                "device_id",
+                "container_id",
+                "container_kind",
+                "commune_insee",
+                "reading_id",
+                "measured_at",
+            )
+        }
         self.last_t = t
         return out
 
@@ -228,8 +302,17 @@ class DeviceAlerts:
             return []
         r = self.last_reading
         self.active["silent"] = r["reading_id"]
-        return [self._alert(r, "silent", "raised", r["reading_id"], None, self.silent_after_s(th),
-                            f"no frame for {self.silent_after_s(th) / 3600:.1f} h")]
+        return [
+            self._alert(
+                r,
+                "silent",
+                "raised",
+                r["reading_id"],
+                None,
+                self.silent_after_s(th),
+                f"no frame for {self.silent_after_s(th) / 3600:.1f} h",
+            )
+        ]
 
 
 def _epoch(ts: str) -> float:

@@ -292,9 +292,9 @@ def _validate(s: Settings) -> None:
     try:
         from .alerts import AlertThresholds
 
-        defaults, by_kind = s.alert_thresholds()
-        for kind, o in by_kind.items():
-            AlertThresholds(**o)
+        _, by_kind = s.alert_thresholds()
+        for overrides in by_kind.values():
+            AlertThresholds(**overrides)
     except TypeError as e:
         raise ConfigError(f"[alerts]: {e}") from None
     if s.batch_size < 1 or s.export_block_size < 1 or s.snapshot_interval_s < 1:

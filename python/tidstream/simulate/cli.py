@@ -61,7 +61,10 @@ def _add_sim_args(p: argparse.ArgumentParser) -> None:
         "run `tidstream nats init` first",
     )
     p.add_argument(
-        "--rate", type=float, default=None, help="with --nats: uplinks per second (default: as fast as possible)"
+        "--rate",
+        type=float,
+        default=None,
+        help="with --nats: uplinks per second (default: as fast as possible)",
     )
     p.add_argument(
         "--format",
