@@ -18,6 +18,7 @@ pub mod codec;
 pub mod envelope;
 pub mod error;
 pub mod fill;
+pub mod forecast;
 pub mod reading;
 pub mod sim;
 pub mod value;

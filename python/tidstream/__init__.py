@@ -34,6 +34,7 @@ from .exceptions import (
     LayoutError,
     TidstreamError,
 )
+from .forecast import Forecaster
 from .schema import READING_SCHEMA, UPLINK_SCHEMA
 
 __version__: str = _core.__version__
@@ -45,6 +46,7 @@ __all__ = [
     "ConnectorError",
     "DecodeError",
     "EncodeError",
+    "Forecaster",
     "LayoutError",
     "TidstreamError",
     "__version__",

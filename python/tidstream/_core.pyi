@@ -4,7 +4,7 @@ Users call the wrappers in :mod:`tidstream`; this module is private and its buff
 signatures may change between minor versions.
 """
 
-from typing import Any, TypedDict
+from typing import Any, TypedDict, final
 
 import numpy as np
 import numpy.typing as npt
@@ -91,8 +91,6 @@ def alarm_flags() -> list[tuple[int, str]]:
 
 # -- simulator (core/src/sim, bindings in core/src/py/sim.rs) ---------------------------
 
-from typing import final
-
 @final
 class Simulator:
     """The simulated fleet: fill dynamics, sensor faults, frames and ground truth."""
@@ -141,3 +139,69 @@ def sim_conditions() -> list[str]:
 
 def sim_french_holidays(year: int) -> list[tuple[int, int]]:
     """French public holidays of a year as (month, day)."""
+
+# -- fill forecaster (core/src/forecast, bindings in core/src/py/forecast.rs) ------------
+
+@final
+class ForecasterCore:
+    """The fill forecaster's Rust core (use `tidstream.Forecaster`)."""
+
+    def __new__(
+        cls,
+        threshold: float = 0.8,
+        horizons_h: list[float] = ...,
+        utc_offset_s: int = 0,
+        drop_threshold: float = 0.1,
+        confirm_emptying: bool = True,
+        max_horizon_h: float = 336.0,
+        score_rule: str = "cycle",
+        calibrate: bool = True,
+    ) -> ForecasterCore: ...
+    def update_int(
+        self,
+        ids: npt.NDArray[np.int64],
+        t: npt.NDArray[np.int64],
+        x: npt.NDArray[np.float64],
+        tilt: npt.NDArray[np.int8] | None = None,
+    ) -> None:
+        """Readings with int64 container ids (GIL released)."""
+    def update_str(
+        self,
+        offsets: npt.NDArray[np.int32] | npt.NDArray[np.int64],
+        data: npt.NDArray[np.uint8],
+        t: npt.NDArray[np.int64],
+        x: npt.NDArray[np.float64],
+        tilt: npt.NDArray[np.int8] | None = None,
+    ) -> None:
+        """Readings with string container ids given as Arrow buffers (GIL released)."""
+    def predict(
+        self, at: int, horizons_h: list[float], subset: npt.NDArray[np.uint32] | None = None
+    ) -> dict[str, Any]:
+        """Forecasts at `at` (UTC seconds) per container and horizon (GIL released)."""
+    def accountability(self, subset: npt.NDArray[np.uint32] | None = None) -> dict[str, Any]:
+        """Rolling forecast error per container and calibration horizon."""
+    def states(self, subset: npt.NDArray[np.uint32] | None = None) -> dict[str, Any]:
+        """What the forecaster believes about each container now."""
+    @property
+    def id_kind(self) -> str | None:
+        """Id kind of the readings so far: "int", "str" or None."""
+    def int_ids(self) -> npt.NDArray[np.int64]:
+        """Int ids by index."""
+    def str_ids(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+        """String ids by index as Arrow buffers (int64 offsets, data)."""
+    def lookup_int(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.uint32]:
+        """Indices of int ids (4294967295 where unknown)."""
+    def lookup_str(self, ids: list[str]) -> npt.NDArray[np.uint32]:
+        """Indices of string ids (4294967295 where unknown)."""
+    def stats(self) -> dict[str, int]:
+        """Counters (readings, accepted, missing, ..., scored, containers)."""
+    def config(self) -> dict[str, Any]:
+        """The settings (as given to the constructor, horizons sorted)."""
+    def interval_levels(self) -> list[tuple[float, float, float]]:
+        """(horizon_h, lower level, upper level) of the p10 / p90 interval per calibration horizon."""
+    def __len__(self) -> int: ...
+    def to_bytes(self) -> bytes:
+        """Versioned binary snapshot of the whole state."""
+    @staticmethod
+    def from_bytes(data: bytes) -> ForecasterCore:
+        """Rebuild from `to_bytes()` output."""

@@ -315,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
             sim_cli.add_plot_parser(sub)
     except ImportError:  # pragma: no cover - the simulator is part of the package
         pass
+    from . import backtest
+
+    backtest.add_parser(sub)
     return p
 
 

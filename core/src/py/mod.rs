@@ -3,6 +3,7 @@
 
 mod convert;
 mod errors;
+mod forecast;
 mod sim;
 
 use std::sync::Arc;
@@ -353,5 +354,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_uplinks_buffers, m)?)?;
     m.add_function(wrap_pyfunction!(alarm_flags, m)?)?;
     sim::register(m)?;
+    forecast::register(m)?;
     Ok(())
 }
