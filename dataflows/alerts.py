@@ -37,7 +37,7 @@ readings = op.input(
 parsed = op.map("parse", readings, lambda m: orjson.loads(m.data))
 # reading dict (READING_RECORD_SCHEMA keys)
 
-by_kind_key = op.key_on("by-kind", parsed, lambda r: r["container_kind"])
+by_kind_key = op.key_on("by-kind", parsed, lambda r: r.get("container_kind") or "")
 # (container_kind, reading dict): one Forecaster per kind
 
 forecast = op.stateful("forecast", by_kind_key, lambda state: ForecastLogic(state, defaults, by_kind))
