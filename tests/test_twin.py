@@ -193,3 +193,21 @@ def test_alerts_flow_killed_mid_stream_loses_and_duplicates_nothing(nats_server,
     assert len(got) == len(want)
     assert sorted(key(a) for a in got) == sorted(key(a) for a in want)
     check_twin(url, snap, twins)
+
+
+def test_alerts_flow_drains_a_backlog_bigger_than_the_default_source_buffer(nats_server, tmp_path):
+    """30,000 readings waiting: more than the JetStream source's default buffering
+    (5 x 4,000 messages), beyond which this slow consumer lost the stream's tail to
+    nats-py's slow-consumer drop and waited for ever (this stream stalled at about
+    21,600 readings before dataflows/alerts.py set a higher high water)."""
+    url = nats_server.url
+    init(url)
+    rs = script(100, 300)
+    asyncio.run(publish_readings(url, rs))
+    env = flow_env(url, None, tmp_path, TIDSTREAM_TWIN_SNAPSHOT_PATH=str(tmp_path / "twin.parquet"))
+    wait(start_flow("alerts", env, tmp_path / "rec-alerts"), timeout=240)
+    last = {r["device_id"]: r["reading_id"] for r in rs}
+    assert {d: e["lastReadingId"] for d, e in asyncio.run(kv_entries(url)).items()} == last
+    assert read_snapshot(tmp_path / "twin.parquet").column("lastReadingId").to_pylist() == [
+        last[d] for d in sorted(last)
+    ]
