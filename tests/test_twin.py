@@ -16,6 +16,7 @@ import pytest
 from flowkit import ROOT, flow_env, read_stream, start_flow
 from test_flows import _count, init, wait
 from tidstream.alerts import AlertThresholds
+from tidstream.forecast import Forecaster
 from tidstream.twin import TWIN_SCHEMA, read_snapshot
 from twinkit import BY_KIND, dev, reference, script
 
@@ -65,6 +66,23 @@ def alerts_of(url: str) -> list[dict]:
 
 def key(a: dict) -> tuple:
     return (a["alert_id"], a["kind"], a["state"], a["device_id"], a["reading_id"], a["at"], a["value"])
+
+
+def recovery_snapshots(rec) -> dict[tuple[str, str], object]:
+    """(step id, key) -> the latest snapshot in a Bytewax recovery store."""
+    import pickle
+    import sqlite3
+
+    out: dict[tuple[str, str], tuple[int, object]] = {}
+    for db in sorted(rec.glob("part-*.sqlite3")):
+        con = sqlite3.connect(db)
+        for step, k, epoch, blob in con.execute(
+            "select step_id, state_key, snap_epoch, ser_change from snaps"
+        ):
+            if blob is not None and epoch >= out.get((step, k), (-1, None))[0]:
+                out[(step, k)] = (epoch, pickle.loads(blob))
+        con.close()
+    return {k: v for k, (_, v) in out.items()}
 
 
 def per_device(alerts: list[dict]) -> dict[str, list[tuple]]:
@@ -187,6 +205,14 @@ def test_alerts_flow_killed_mid_stream_loses_and_duplicates_nothing(nats_server,
     proc.communicate()
     n_killed = asyncio.run(_count(url, "TID_ALERTS"))
     assert 0 < n_killed < len(want)
+    # The recovery store holds the forecasters (Forecaster.to_bytes per kind) and a source
+    # position inside the stream: the restart resumes mid-stream from the snapshots.
+    snaps = recovery_snapshots(rec)
+    forecasters = {k: v for (step, k), v in snaps.items() if ".forecast." in step}
+    assert set(forecasters) == {"park_bin", "glass_bank"}
+    assert all(1 <= len(Forecaster.from_bytes(b)) <= 15 for b in forecasters.values())
+    position = [v for (step, k), v in snaps.items() if step.endswith(".readings")]
+    assert len(position) == 1 and 0 < position[0] < len(rs)
     wait(start_flow("alerts", env, rec))
 
     got = alerts_of(url)
