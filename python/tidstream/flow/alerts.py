@@ -83,6 +83,7 @@ class ForecastLogic(StatefulLogic[dict, dict, "bytes | None"]):
         self.defaults = defaults
         self.by_kind = by_kind
         self._th: AlertThresholds | None = None
+        self._checked = False
 
     def on_item(self, value: dict[str, Any]) -> tuple[Iterable[dict], bool]:
         if self._th is None:
@@ -90,6 +91,18 @@ class ForecastLogic(StatefulLogic[dict, dict, "bytes | None"]):
         th = self._th
         if self.fc is None:
             self.fc = Forecaster(threshold=th.overflow_fill)
+        elif not self._checked:
+            self._checked = True
+            if abs(self.fc.threshold - th.overflow_fill) > 1e-12:
+                import sys
+
+                print(
+                    f"tidstream alerts: the recovered forecaster of {value.get('container_kind')!r} "
+                    f"forecasts fill {self.fc.threshold}, the configuration says overflow_fill = "
+                    f"{th.overflow_fill}: start the alerts flow with a fresh recovery folder to apply it",
+                    file=sys.stderr,
+                    flush=True,
+                )
         fc = None
         try:
             fc = self.fc.step(
