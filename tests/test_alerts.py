@@ -87,3 +87,56 @@ def test_silence_timer_and_stored_readings_ignored():
     assert s.on_silence(TH) == []  # one alert per episode
     _, out = run([reading(120, fill_ratio=0.95, stored=True), reading(121, fill_ratio=0.2)], s)
     assert out == [("silent", "resolved", "r:121:0")]
+
+
+def test_overflow_predicted_one_episode_resolved_by_emptying_or_a_later_forecast():
+    th = AlertThresholds(overflow_lead_h=24.0)
+    s = DeviceAlerts()
+    script = [  # (fill, hours until overflow_fill as the forecaster says)
+        (0.3, 60.0),
+        (0.4, 30.0),
+        (0.5, 20.0),  # raised
+        (0.6, 10.0),  # same episode
+        (0.65, 30.0),  # within 1.5 x lead: still the same episode
+        (0.7, 5.0),
+        (0.1, 2.0),  # emptied: resolved, and no new episode from this reading
+        (0.12, 80.0),
+        (0.5, 23.0),  # raised again
+        (0.52, 40.0),  # beyond 1.5 x lead: resolved without emptying
+    ]
+    out = []
+    for i, (f, h) in enumerate(script):
+        r = reading(i, fill_ratio=f, distance_mm=1000 + 37 * i)
+        out += [(a.kind, a.state, a.reading_id, a.value) for a in s.on_reading(r, th, h)]
+    assert out == [
+        ("overflow_predicted", "raised", "r:2:0", 20.0),
+        ("emptied", "event", "r:6:0", 0.1),
+        ("overflow_predicted", "resolved", "r:6:0", 0.1),
+        ("overflow_predicted", "raised", "r:8:0", 23.0),
+        ("overflow_predicted", "resolved", "r:9:0", 40.0),
+    ]
+    assert s.last_emptied_at == reading(6)["measured_at"]
+
+
+def test_forecaster_step_is_a_function_of_the_reading_sequence():
+    """The alerting flow feeds the forecaster one reading at a time: a restart from a
+    snapshot at any point gives the same forecasts as an uninterrupted run."""
+    from tidstream.forecast import Forecaster
+
+    rows = [
+        (f"d{i}", 1_763_596_800 + h * 3600 + i, min(0.05 + (0.01 + 0.005 * i) * (h % 60), 1.2))
+        for h in range(120)
+        for i in range(3)
+    ]
+    a = Forecaster(threshold=0.9)
+    ref = [a.step(c, t, x, None, 24.0) for c, t, x in rows]
+    b = Forecaster(threshold=0.9)
+    got = [b.step(c, t, x, None, 24.0) for c, t, x in rows[:200]]
+    b = Forecaster.from_bytes(b.to_bytes())
+    got += [b.step(c, t, x, None, 24.0) for c, t, x in rows[200:]]
+    assert got == ref
+    last = ref[-1]
+    assert last is not None and 0.0 <= last["fill_p10"] <= last["fill_p50"] <= last["fill_p90"]
+    assert [x["horizon_h"] for x in last["accountability"]] == [24.0, 48.0, 72.0]
+    assert last["accountability"][0]["n_scored"] > 0 and last["accountability"][0]["mae"] is not None
+    assert a.step("new", 1_763_596_800, None, None, 24.0) is None  # no level yet: no forecast

@@ -41,3 +41,13 @@ def test_demo_json_summary(tmp_path):
         s["dead_letters_by_reason"]
     )
     assert list((out / "readings").glob("date=*/readings-*.parquet"))
+    # the alerts flow ran and wrote the twin: one entry per device that sent a reading
+    import pyarrow.parquet as pq
+
+    twin = pq.read_table(out / "twin" / "twin.parquet")
+    assert (
+        s["twin_containers"]
+        == twin.num_rows
+        == len(set(pq.read_table(out / "readings").column("device_id").to_pylist()))
+    )
+    assert sum(s["twin_status"].values()) == twin.num_rows

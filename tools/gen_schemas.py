@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tidstream.subjects_doc import asyncapi, dead_letter_schema, reading_schema
+from tidstream.subjects_doc import alert_schema, asyncapi, dead_letter_schema, reading_schema, twin_schema
 
 OUT = Path(__file__).resolve().parent.parent / "schemas"
 
@@ -16,6 +16,8 @@ def render() -> dict[str, str]:
     docs = {
         "reading.schema.json": reading_schema(),
         "dead-letter.schema.json": dead_letter_schema(),
+        "alert.schema.json": alert_schema(),
+        "twin.schema.json": twin_schema(),
         "asyncapi.json": asyncapi(),
     }
     return {k: json.dumps(v, indent=2, ensure_ascii=False) + "\n" for k, v in docs.items()}

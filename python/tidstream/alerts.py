@@ -59,7 +59,9 @@ class AlertThresholds:
     silent_intervals: float = 3.0
     #: expected interval between frames (s), until learned from the device's own cadence
     expected_interval_s: float = 3600.0
-    #: ``overflow_predicted`` when the forecast reaches 100 % within this lead time (h)
+    #: ``overflow_predicted`` when the forecaster's median fill is expected to reach
+    #: ``overflow_fill`` (fill ratio) within ``overflow_lead_h`` hours
+    overflow_fill: float = 1.0
     overflow_lead_h: float = 24.0
 
 
@@ -112,6 +114,8 @@ class DeviceAlerts:
     last_reading: dict[str, Any] | None = None
     last_t: float | None = None
     interval_s: float | None = None
+    #: ``measured_at`` of the last ``emptied`` event (RFC 3339)
+    last_emptied_at: str | None = None
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -184,7 +188,11 @@ class DeviceAlerts:
                 )
             )
             self.peak_fill = fill
+            self.last_emptied_at = r["measured_at"]
             self._resolve(out, r, "overflow_predicted", fill, None, "emptied")
+            # the forecaster confirms an emptying with the next reading: no new
+            # overflow episode from this one
+            hours_to_full = None
         if fill is not None:
             self.peak_fill = fill if self.peak_fill is None else max(self.peak_fill, fill)
             if fill >= th.full_on:
@@ -266,7 +274,7 @@ class DeviceAlerts:
                     "overflow_predicted",
                     hours_to_full,
                     th.overflow_lead_h,
-                    f"expected full in {hours_to_full:.0f} h",
+                    f"expected to reach {th.overflow_fill:.0%} in {hours_to_full:.0f} h",
                 )
             elif hours_to_full > 1.5 * th.overflow_lead_h:
                 self._resolve(

@@ -141,6 +141,11 @@ class Settings:
     #: Alert thresholds: keys of ``tidstream.alerts.AlertThresholds``, plus a table
     #: ``by_kind.<container kind>`` of overrides (docs/ALERTS.md).
     alerts: dict[str, Any] = field(default_factory=dict)
+    #: The twin's Parquet snapshot (one file, atomically replaced; docs/TWIN.md).
+    twin_snapshot_path: str = "out/twin/twin.parquet"
+    #: Seconds between two twin snapshots while entries change (also written at the
+    #: end of the input).
+    twin_snapshot_interval_s: float = 60.0
 
     def alert_thresholds(self) -> tuple[Any, dict[str, dict[str, float]]]:
         """(defaults, per-container-kind overrides) for the alert rules."""
@@ -200,6 +205,15 @@ class Subjects:
     def alerts(self) -> str:
         """Wildcard of every alert."""
         return f"{self.prefix}.alerts.>"
+
+    @property
+    def twin_bucket(self) -> str:
+        """The twin's KV bucket: ``<prefix>_twin``."""
+        return f"{self.prefix}_twin"
+
+    def twin_key(self, device: str) -> str:
+        """Subject of a device's twin entry in the KV bucket (a KV put is a publish on it)."""
+        return f"$KV.{self.twin_bucket}.{device}"
 
 
 def _coerce(value: str, typ: Any, key: str) -> Any:
@@ -297,5 +311,7 @@ def _validate(s: Settings) -> None:
             AlertThresholds(**overrides)
     except TypeError as e:
         raise ConfigError(f"[alerts]: {e}") from None
+    if s.twin_snapshot_interval_s <= 0:
+        raise ConfigError("twin_snapshot_interval_s must be > 0")
     if s.batch_size < 1 or s.export_block_size < 1 or s.snapshot_interval_s < 1:
         raise ConfigError("batch_size, export_block_size and snapshot_interval_s must be >= 1")

@@ -3,8 +3,9 @@
 Starts an embedded nats-server, creates the streams, simulates a fleet of the PMA
 territory, publishes its uplinks (TTN v3 and ChirpStack v4 envelopes and raw frames,
 with malformed ones and unknown devices mixed in), runs the ingest and export
-dataflows to completion as real Bytewax processes, and prints what came in, what went
-out, what was dead-lettered and where the Parquet files are.
+dataflows to completion as real Bytewax processes, then the alerts dataflow (forecasts,
+alerts, the twin), and prints what came in, what went out, what was dead-lettered, where
+the Parquet files are and what the twin says.
 """
 
 from __future__ import annotations
@@ -72,6 +73,25 @@ def _messages(sim: Any, n_frames: int, unknown: set[str]) -> tuple[list, dict[st
     return out, injected
 
 
+def _twin_summary(path: Path) -> dict[str, Any]:
+    """What the twin snapshot says: statuses, active alerts, the next deadlines."""
+    from collections import Counter
+
+    from .twin import read_snapshot
+
+    if not path.exists():
+        raise TidstreamError(f"the alerts dataflow wrote no twin snapshot at {path}")
+    t = read_snapshot(path).to_pylist()
+    due = sorted((e["nextActuationDeadline"], e["containerId"]) for e in t if e["nextActuationDeadline"])
+    return {
+        "twin_containers": len(t),
+        "twin_path": str(path.resolve()),
+        "twin_status": dict(Counter(e["status"] for e in t).most_common()),
+        "twin_active_alerts": dict(Counter(k for e in t for k in e["activeAlerts"]).most_common()),
+        "twin_next_deadlines": [(c, d.strftime("%Y-%m-%d %H:%M")) for d, c in due[:3]],
+    }
+
+
 def run_demo(
     out_dir: Path, devices: int = 300, frames: int = 3000, seed: int = 7, quiet: bool = False
 ) -> dict[str, Any]:
@@ -103,6 +123,7 @@ def run_demo(
         f"  registry: {len(registry) - n_unknown} devices ({reg_path}); {n_unknown} left out on purpose",
     )
 
+    twin_path = out_dir / "twin" / "twin.parquet"
     per_step = len(registry)
     days = max(1 / 24, frames / per_step / 24 * 1.3)
     sim = simulate(territory, days=days, start="2026-11-16", interval_h=1.0, seed=seed)
@@ -141,9 +162,10 @@ def run_demo(
             "TIDSTREAM_REGISTRY": str(reg_path),
             "TIDSTREAM_EXPORT_DIR": str(out_dir / "readings"),
             "TIDSTREAM_EXPORT_BLOCK_SIZE": "1000",
+            "TIDSTREAM_TWIN_SNAPSHOT_PATH": str(twin_path),
         }
         t1 = time.monotonic()
-        for flow in ("ingest", "export"):
+        for flow in ("ingest", "export", "alerts"):
             _say(quiet, f"  running the {flow} dataflow ...")
             rc = run_flow(
                 flow, config=None, recovery_dir=out_dir / "recovery" / flow, snapshot_s=2, once=True, env=env
@@ -158,6 +180,7 @@ def run_demo(
         )
 
     table = read_dataset(out_dir / "readings")
+    twin = _twin_summary(twin_path)
     summary = {
         "frames_in": counts.raw,
         "readings_out": counts.readings,
@@ -172,6 +195,7 @@ def run_demo(
         "devices": len(registry),
         "flows_seconds": round(flows_s, 2),
         "elapsed_seconds": round(time.monotonic() - t0, 2),
+        **twin,
     }
     if not quiet:
         print(
@@ -185,6 +209,19 @@ def run_demo(
             f"  accounted for       {'yes' if summary['frames_in'] == summary['readings_frames'] + summary['dead_letters'] else 'NO'}"
             f"   (uplinks in = uplinks with readings + dead letters)\n"
             f"  Parquet rows        {summary['parquet_rows']:>8}   in {summary['parquet_files']} files under {summary['export_path']}\n"
+            f"  twin                {summary['twin_containers']:>8}   containers in KV tid_twin and {summary['twin_path']}\n"
+            f"    status            "
+            + ", ".join(f"{k} {v}" for k, v in summary["twin_status"].items())
+            + "\n"
+            "    active alerts     "
+            + (", ".join(f"{k} {v}" for k, v in summary["twin_active_alerts"].items()) or "none")
+            + "\n"
+            "    empty first       "
+            + (
+                ", ".join(f"{c} by {d}" for c, d in summary["twin_next_deadlines"])
+                or "no container expected to overflow within the forecast horizon"
+            )
+            + "\n"
             f"  time                {summary['elapsed_seconds']:>8} s  (dataflows {summary['flows_seconds']} s)\n\n"
             "  query it, e.g. with DuckDB:\n"
             f"    select commune, count(*) as readings, avg(fill_ratio) as mean_fill\n"

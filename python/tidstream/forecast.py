@@ -351,6 +351,73 @@ class Forecaster:
             offsets, data = ids
             self._core.update_str(offsets, data, t, x, tl)
 
+    def step(
+        self, container_id: str, t: int, fill: float | None, tilt: bool | None, horizon_h: float
+    ) -> dict[str, Any] | None:
+        """Streaming: take ONE reading of one container (string id) and say what the
+        forecaster now believes about it, in plain Python values.
+
+        One reading per call makes the state a function of the reading sequence alone
+        (the fleet sums are folded after each call), so a replay of the same stream
+        gives the same forecasts whatever the micro-batching: this is what the alerting
+        dataflow needs for deterministic alert ids. ``t`` is UTC epoch seconds,
+        ``fill`` the fill ratio (None / NaN = no level in this reading).
+
+        Returns None while the container has no accepted reading yet, else a dict:
+        ``fill_p50``, ``fill_p10``, ``fill_p90``, ``p_over_threshold`` (at
+        ``horizon_h`` hours after ``t``, if not emptied), ``hours_to_threshold``,
+        ``hours_to_threshold_p90`` (hours after ``t``; None beyond ``max_horizon_h``),
+        ``stuck``, ``level`` (estimated fill now), ``rate_per_day`` (fill ratio per day),
+        ``last_emptied_s`` (epoch s or None) and ``accountability``: one dict per
+        calibration horizon (``horizon_h``, ``n_scored``, ``mae``, ``bias``,
+        ``coverage``; None before the first scored forecast).
+        """
+        raw = container_id.encode()
+        x = float("nan") if fill is None else float(fill)
+        tl = None if tilt is None else np.array([1 if tilt else 0], np.int8)
+        self._core.update_str(
+            np.array([0, len(raw)], np.int32),
+            np.frombuffer(raw, np.uint8).copy(),
+            np.array([int(t)], np.int64),
+            np.array([x], np.float64),
+            tl,
+        )
+        idx = self._core.lookup_str([container_id])
+        if idx[0] == _MISSING:
+            return None
+        p = self._core.predict(int(t), [float(horizon_h)], idx)
+        if len(p["idx"]) == 0:
+            return None  # no accepted reading yet
+        s = self._core.states(idx)
+        a = self._core.accountability(idx)
+
+        def opt(v: float) -> float | None:
+            return None if np.isnan(v) else float(v)
+
+        le = int(s["last_emptied_s"][0])
+        return {
+            "fill_p50": float(p["fill_p50"][0]),
+            "fill_p10": float(p["fill_p10"][0]),
+            "fill_p90": float(p["fill_p90"][0]),
+            "p_over_threshold": float(p["p_over_threshold"][0]),
+            "hours_to_threshold": opt(p["hours_to_threshold"][0]),
+            "hours_to_threshold_p90": opt(p["hours_to_threshold_p90"][0]),
+            "stuck": bool(p["stuck"][0]),
+            "level": float(s["fill"][0]),
+            "rate_per_day": float(s["rate_per_day"][0]),
+            "last_emptied_s": None if le == np.iinfo(np.int64).min else le,
+            "accountability": [
+                {
+                    "horizon_h": float(a["horizon_h"][j]),
+                    "n_scored": int(a["n"][j]),
+                    "mae": float(a["mae"][j]) if a["n"][j] else None,
+                    "bias": float(a["bias"][j]) if a["n"][j] else None,
+                    "coverage": float(a["coverage"][j]) if a["n"][j] else None,
+                }
+                for j in range(len(a["idx"]))
+            ],
+        }
+
     # -- outputs ---------------------------------------------------------------
 
     def _subset(self, container_ids: Any) -> tuple[np.ndarray | None, Any]:

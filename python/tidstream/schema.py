@@ -9,6 +9,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 __all__ = [
+    "ALERT_SCHEMA",
     "CONTAINER_KINDS",
     "READING_RECORD_SCHEMA",
     "READING_SCHEMA",
@@ -179,24 +180,65 @@ READING_RECORD_SCHEMA = pa.schema(
 )
 
 
-def json_schema(schema: pa.Schema, title: str, description: str) -> dict:
-    """A JSON Schema (draft 2020-12) for JSON objects with the columns of ``schema``."""
+#: An alert as published on ``tid.alerts.<kind>.<commune>.<device>`` (JSON, these keys;
+#: see docs/ALERTS.md and ``tidstream.alerts.Alert``).
+ALERT_SCHEMA = pa.schema(
+    [
+        _f(
+            "alert_id",
+            pa.string(),
+            None,
+            "a:<device>:<kind>:<reading that opened the episode>:<state>",
+            False,
+        ),
+        _f(
+            "kind",
+            pa.string(),
+            None,
+            "overflow_predicted, full, fire, tilt, emptied, battery_low, silent, stuck_sensor",
+            False,
+        ),
+        _f("state", pa.string(), None, "raised, resolved or event", False),
+        _f("device_id", pa.string(), None, "DevEUI", False),
+        _f("container_id", pa.string(), None, "container identifier", False),
+        _f("container_kind", pa.string(), None, "container kind (thresholds are per kind)", False),
+        _f("commune_insee", pa.string(), None, "INSEE code of the container's commune", False),
+        _f("at", TIMESTAMP_US, None, "event time: the triggering reading's measured_at", False),
+        _f("reading_id", pa.string(), None, "the triggering reading (silent: the last one seen)", False),
+        _f(
+            "value",
+            pa.float64(),
+            None,
+            "the measured value (fill ratio, degC, %, V, mm; overflow_predicted: hours until overflow_fill)",
+        ),
+        _f("threshold", pa.float64(), None, "the threshold crossed (overflow_predicted: the lead time, h)"),
+        _f("message", pa.string(), None, "human-readable text", False),
+    ],
+    metadata={b"tidstream.schema": b"alert/1"},
+)
+
+
+def _json_type(t: pa.DataType) -> dict:
+    if pa.types.is_timestamp(t):
+        return {"type": "string", "format": "date-time"}
+    if pa.types.is_boolean(t):
+        return {"type": "boolean"}
+    if pa.types.is_integer(t):
+        return {"type": "integer", "minimum": 0} if pa.types.is_unsigned_integer(t) else {"type": "integer"}
+    if pa.types.is_floating(t):
+        return {"type": "number"}
+    if pa.types.is_list(t):
+        return {"type": "array", "items": _json_type(t.value_type)}
+    if pa.types.is_struct(t):
+        return _json_object(list(t))
+    return {"type": "string"}
+
+
+def _json_object(fields: list[pa.Field]) -> dict:
     props: dict[str, dict] = {}
     required = []
-    for f in schema:
-        t = f.type
-        if pa.types.is_timestamp(t):
-            p: dict = {"type": "string", "format": "date-time"}
-        elif pa.types.is_boolean(t):
-            p = {"type": "boolean"}
-        elif pa.types.is_integer(t):
-            p = {"type": "integer"}
-            if pa.types.is_unsigned_integer(t):
-                p["minimum"] = 0
-        elif pa.types.is_floating(t):
-            p = {"type": "number"}
-        else:
-            p = {"type": "string"}
+    for f in fields:
+        p = _json_type(f.type)
         if f.nullable:
             p["type"] = [p["type"], "null"]
         else:
@@ -207,14 +249,17 @@ def json_schema(schema: pa.Schema, title: str, description: str) -> dict:
         if b"unit" in meta:
             p["x-unit"] = meta[b"unit"].decode()
         props[f.name] = p
+    return {"type": "object", "properties": props, "required": required, "additionalProperties": False}
+
+
+def json_schema(schema: pa.Schema, title: str, description: str) -> dict:
+    """A JSON Schema (draft 2020-12) for JSON objects with the columns of ``schema``
+    (lists become arrays, structs nested objects)."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": title,
         "description": description,
-        "type": "object",
-        "properties": props,
-        "required": required,
-        "additionalProperties": False,
+        **_json_object(list(schema)),
     }
 
 

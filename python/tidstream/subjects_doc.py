@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .schema import READING_RECORD_SCHEMA, json_schema
+from .schema import ALERT_SCHEMA, READING_RECORD_SCHEMA, json_schema
 
-__all__ = ["asyncapi", "dead_letter_schema", "reading_schema"]
+__all__ = ["alert_schema", "asyncapi", "dead_letter_schema", "reading_schema", "twin_schema"]
 
 
 def reading_schema() -> dict[str, Any]:
@@ -19,6 +19,30 @@ def reading_schema() -> dict[str, Any]:
         "One decoded fill-level reading, published on tid.readings.<commune INSEE>.<DevEUI> "
         "with Nats-Msg-Id = reading_id. Stored readings (sent late after an outage) are "
         "separate messages with stored = true.",
+    )
+
+
+def alert_schema() -> dict[str, Any]:
+    """JSON Schema of a message on ``tid.alerts.<kind>.<commune>.<device>``."""
+    return json_schema(
+        ALERT_SCHEMA,
+        "tidstream alert",
+        "One alert, published on tid.alerts.<kind>.<commune INSEE>.<DevEUI> with Nats-Msg-Id = "
+        "alert_id and header Tid-Alert-State. One raised and one resolved message per episode "
+        "(emptied: one event). See docs/ALERTS.md.",
+    )
+
+
+def twin_schema() -> dict[str, Any]:
+    """JSON Schema of a twin entry (KV bucket ``<prefix>_twin``, key = DevEUI)."""
+    from .twin import TWIN_SCHEMA
+
+    return json_schema(
+        TWIN_SCHEMA,
+        "tidstream twin entry (FIWARE WasteContainer)",
+        "The current state of one container, the value of key <DevEUI> in the KV bucket "
+        "tid_twin (subject $KV.tid_twin.<DevEUI>) and one row of the Parquet twin snapshot. "
+        "FIWARE WasteContainer attribute names and status values where one fits. See docs/TWIN.md.",
     )
 
 
@@ -107,11 +131,41 @@ def asyncapi() -> dict[str, Any]:
                 "parameters": {"reason": {"description": "error kind"}},
                 "messages": {"deadLetter": ref("DeadLetter")},
             },
+            "alerts": {
+                "address": "tid.alerts.{kind}.{commune}.{device}",
+                "description": "Alerts, raised / resolved / event (stream TID_ALERTS).",
+                "parameters": {
+                    "kind": {
+                        "enum": [
+                            "overflow_predicted",
+                            "full",
+                            "fire",
+                            "tilt",
+                            "emptied",
+                            "battery_low",
+                            "silent",
+                            "stuck_sensor",
+                        ]
+                    },
+                    "commune": {"description": "INSEE code"},
+                    "device": {"description": "DevEUI, lowercase"},
+                },
+                "messages": {"alert": ref("Alert")},
+            },
+            "twin": {
+                "address": "$KV.tid_twin.{device}",
+                "description": "The twin: the current state of each container (KV bucket tid_twin, "
+                "history 1; watch it with a KV watcher). Written by the alerts flow.",
+                "parameters": {"device": {"description": "DevEUI, lowercase"}},
+                "messages": {"twinEntry": ref("TwinEntry")},
+            },
         },
         "operations": {
             "publishUplink": {"action": "send", "channel": {"$ref": "#/channels/uplinks"}},
             "receiveReading": {"action": "receive", "channel": {"$ref": "#/channels/readings"}},
             "receiveDeadLetter": {"action": "receive", "channel": {"$ref": "#/channels/deadLetters"}},
+            "receiveAlert": {"action": "receive", "channel": {"$ref": "#/channels/alerts"}},
+            "receiveTwinEntry": {"action": "receive", "channel": {"$ref": "#/channels/twin"}},
         },
         "components": {
             "messages": {
@@ -121,6 +175,8 @@ def asyncapi() -> dict[str, Any]:
                 },
                 "Reading": {"payload": {"$ref": "reading.schema.json"}},
                 "DeadLetter": {"payload": {"$ref": "dead-letter.schema.json"}},
+                "Alert": {"payload": {"$ref": "alert.schema.json"}},
+                "TwinEntry": {"payload": {"$ref": "twin.schema.json"}},
             }
         },
     }
