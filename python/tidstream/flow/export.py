@@ -25,6 +25,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from .. import __version__
 from ..exceptions import ConnectorError
+from ..names import safe_path_component
 from ..nats.jetstream import RawMsg
 from ..schema import READING_RECORD_SCHEMA
 
@@ -145,7 +146,7 @@ class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
                 b"tidstream.order_keys": orjson.dumps([seqs[i] for i in idx]),
             }
             part = part.replace_schema_metadata({**(READING_RECORD_SCHEMA.metadata or {}), **meta})
-            folder = self.root / f"date={d}"
+            folder = self.root / safe_path_component(f"date={d}")  # never outside root
             final = folder / name
             tmp = folder / f".{name}.tmp-{os.getpid()}"
             try:
