@@ -178,4 +178,4 @@ def test_registry_with_an_unsafe_name_is_refused_with_its_line(tmp_path, row, wh
     with pytest.raises(RegistryError) as e:
         load_registry(p)
     assert e.value.problems[0][0] == 2
-    assert "row 2 (line 3)" in str(e.value) and why in str(e.value)
+    assert "row 2: " in str(e.value) and "(line 3)" in str(e.value) and why in str(e.value)

@@ -155,10 +155,10 @@ def validate_registry(table: pa.Table, source: str = "registry", header_lines: i
                 bad(why)
     if problems:
 
-        def at(r: int) -> str:
-            return f"row {r} (line {r + header_lines})" if header_lines else f"row {r}"
+        def at(r: int, why: str) -> str:
+            return f"row {r}: {why} (line {r + header_lines})" if header_lines else f"row {r}: {why}"
 
-        shown = "; ".join(f"{at(r)}: {why}" for r, why in problems[:20])
+        shown = "; ".join(at(r, why) for r, why in problems[:20])
         more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
         raise RegistryError(f"{source}: {len(problems)} problem(s): {shown}{more}", problems)
     table = table.set_column(0, REGISTRY_SCHEMA.field("device_id"), pc.utf8_lower(table.column("device_id")))
