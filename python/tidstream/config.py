@@ -144,6 +144,10 @@ class Settings:
     batch_size: int = 1000
     #: Uplinks bigger than this go to dead letters as ``oversized`` (bytes).
     max_message_bytes: int = 65536
+    #: Seconds a receive time may be ahead of the broker's clock (and a device-measured
+    #: time ahead of the receive time) before the uplink is dead-lettered as
+    #: ``implausible_time``; 0 turns these checks off (simulated future data).
+    max_future_s: int = 86_400
     #: Rows per Parquet file (files hold a fixed raw-sequence block of this size).
     export_block_size: int = 100_000
     #: Alert thresholds: keys of ``tidstream.alerts.AlertThresholds``, plus a table

@@ -10,7 +10,7 @@ Roles:
 * ``gateway``: publishes uplinks (``tid.up.>``) and reads its publish acknowledgements.
   Cannot publish readings, alerts or dead letters, cannot read any stream.
 * ``ingest``: reads the raw stream (ordered consumer), publishes readings and dead
-  letters.
+  letters; reads the readings stream at start (last reading per device: frame counters).
 * ``alerting``: reads the readings stream, publishes alerts.
 * ``export``: reads the readings stream (and the raw stream for ``replay``); publishes
   nothing but JetStream API requests for its own consumers.
@@ -63,7 +63,8 @@ def role_permissions(s: Settings) -> dict[str, dict[str, list[str]]]:
     return {
         "gateway": {"publish": [f"{p}.up.>"], "subscribe": inbox("gateway")},
         "ingest": {
-            "publish": [f"{p}.readings.>", f"{p}.dlq.>", *_consume(st.raw)],
+            # + the readings stream: frame counters are rebuilt from it at start
+            "publish": [f"{p}.readings.>", f"{p}.dlq.>", *_consume(st.raw), *_consume(st.readings)[1:]],
             "subscribe": inbox("ingest"),
         },
         "alerting": {"publish": [f"{p}.alerts.>", *_consume(st.readings)], "subscribe": inbox("alerting")},
