@@ -228,3 +228,75 @@ def test_real_flow_hostile_subjects_and_replays_across_restart(nats_server, tmp_
     assert reg_dl["raw_seq"] == len(first) + len(hostile) + 1
     # 12 uplinks stored, 12 outcomes: nothing lost.
     assert len(readings) + len(dlq) == len(first) + len(hostile) + len(replay)
+
+
+@pytest.mark.nats
+def test_export_quarantines_forged_readings_and_goes_on(nats_server, tmp_path):
+    """Messages on the readings subjects that are not readings (only a client with
+    publish rights there can make them) are quarantined in ``_rejected/`` with their
+    bytes; the valid readings are exported; no file lands outside the export folder."""
+    from tidstream.flow.export import read_dataset
+    from tidstream.nats.connect import connect
+    from tidstream.nats.setup import init_jetstream
+
+    url = nats_server.url
+    s = Settings(streams=StreamSettings(partitions=2))
+
+    async def init() -> None:
+        nc = await connect(s.nats.__class__(url=url))
+        await init_jetstream(nc.jetstream(), s)
+        await nc.close()
+
+    asyncio.run(init())
+    reg = load_registry(write_registry(tmp_path / "registry.csv", 5))
+    ing = Ingestor(reg, Subjects(), "TID_RAW", 65536)
+    valid = [
+        p
+        for _, p in ing(
+            [RawMsg("0", k, f"tid.raw.0.ttn.{DEV}", env(fcnt=k), NOW_NS, None) for k in (1, 2, 3)]
+        )
+    ]
+    assert len(valid) == 3 and all(p.subject.startswith("tid.readings.") for p in valid)
+    good = orjson.loads(valid[0].data)
+    forged = [
+        b"{}",
+        b"not json at all",
+        b"[1, 2, 3]",
+        b'{"a":' * 5000 + b"1" + b"}" * 5000,
+        orjson.dumps({**good, "measured_at": "../../../etc/passwd"}),
+        orjson.dumps({**good, "measured_at": "2026-13-45T00:00:00Z"}),
+        orjson.dumps({**good, "lat": "north"}),
+        orjson.dumps({**good, "raw_seq": -1}),
+        orjson.dumps({**good, "device_id": None}),
+    ]
+
+    async def pub() -> None:
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        for p in valid[:2]:
+            await js.publish(p.subject, p.data)
+        for k, data in enumerate(forged):
+            await js.publish(f"tid.readings.25031.{DEV}", data, headers={"Nats-Msg-Id": f"forged-{k}"})
+        await js.publish(valid[2].subject, valid[2].data)
+        await nc.close()
+
+    asyncio.run(pub())
+    env_ = flow_env(url, tmp_path / "registry.csv", tmp_path, partitions=2)
+    p = start_flow("export", env_, tmp_path / "rec-export")
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, out.decode(errors="replace")[:3000]
+    table = read_dataset(tmp_path / "export")
+    assert sorted(table.column("reading_id").to_pylist()) == sorted(
+        orjson.loads(v.data)["reading_id"] for v in valid
+    )
+    [rej] = list((tmp_path / "export" / "_rejected").glob("*.jsonl"))
+    lines = [orjson.loads(x) for x in rej.read_bytes().splitlines()]
+    assert sorted(base64.b64decode(x["original_base64"]) for x in lines) == sorted(forged)
+    assert all(x["reason"] for x in lines)
+    # Every file the export wrote is inside its folder, and readable by the analysts' tools.
+    root = (tmp_path / "export").resolve()
+    assert all(root in f.resolve().parents for f in root.rglob("*"))
+    assert not (tmp_path / "etc").exists()
+    import pandas as pd
+
+    assert len(pd.read_parquet(tmp_path / "export")) == 3

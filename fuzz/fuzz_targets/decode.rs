@@ -21,7 +21,9 @@ fuzz_target!(|data: &[u8]| {
     let [m, fp, payload @ ..] = data else { return };
     let names = models();
     let name = &names[usize::from(*m) % names.len()];
-    let Some(codec) = Registry::global().get(name) else { return };
+    let Some(codec) = Registry::global().get(name) else {
+        return;
+    };
     let fport = (*fp != 255).then_some(*fp);
 
     let _ = codec.decode_vendor(payload, fport);
@@ -31,5 +33,9 @@ fuzz_target!(|data: &[u8]| {
     let batch = vec![payload.to_vec()];
     let cols = codec.decode_batch(&batch, &FportSource::All(fport));
     assert_eq!(cols.len, 1, "one row per payload");
-    assert_eq!(cols.ok.get(0), single.is_ok(), "batch and single decode agree ({name})");
+    assert_eq!(
+        cols.ok.get(0),
+        single.is_ok(),
+        "batch and single decode agree ({name})"
+    );
 });

@@ -8,7 +8,11 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let [f, msg @ ..] = data else { return };
-    let format = if f & 1 == 0 { Format::TtnV3 } else { Format::ChirpstackV4 };
+    let format = if f & 1 == 0 {
+        Format::TtnV3
+    } else {
+        Format::ChirpstackV4
+    };
     let single = parse_one(format, msg);
     // The message twice in one batch: the second row must not be affected by the first.
     let batch = vec![msg.to_vec(), msg.to_vec()];
