@@ -300,3 +300,25 @@ def test_export_quarantines_forged_readings_and_goes_on(nats_server, tmp_path):
     import pandas as pd
 
     assert len(pd.read_parquet(tmp_path / "export")) == 3
+
+
+def test_raw_uplink_hostile_headers(ingestor):
+    """Headers of ``raw`` uplinks: times far out, non-integer or out-of-range numbers."""
+    cases = [
+        ({"Tid-FPort": "1", "Tid-Received-At": "9999-12-31T23:59:59Z"}, "implausible_time"),
+        ({"Tid-FPort": "1", "Tid-Received-At": "0001-01-01T00:00:00Z"}, "implausible_time"),
+        ({"Tid-FPort": "1", "Tid-Received-At": "not a time"}, "reading"),  # falls back to the store time
+        ({"Tid-FPort": "1", "Tid-FCnt": "abc"}, "wrong_type"),
+        ({"Tid-FPort": "1e3"}, "wrong_type"),
+        ({"Tid-FPort": "999"}, "wrong_type"),  # used to raise out of the dataflow
+        ({"Tid-FPort": "-1"}, "wrong_type"),
+        ({"Tid-FPort": "1", "Tid-FCnt": str(2**40)}, "wrong_type"),
+        ({"Tid-FPort": "1", "Tid-FCnt": "5"}, "reading"),
+        ({"Tid-FPort": "1", "Tid-FCnt": "5"}, "fcnt_regression"),
+    ]
+    msgs = [RawMsg("0", i + 1, f"tid.raw.0.raw.{DEV}", GOOD, NOW_NS, h) for i, (h, _) in enumerate(cases)]
+    by: dict[int, str] = {}
+    for _part, p in ingestor(msgs):
+        seq = int(p.msg_id.split(":")[1] if p.msg_id.startswith("r:") else p.msg_id.split(":")[-1])
+        by[seq] = "reading" if p.subject.startswith("tid.readings.") else orjson.loads(p.data)["reason"]
+    assert [by[i + 1] for i in range(len(cases))] == [c[1] for c in cases]

@@ -189,13 +189,17 @@ class Ingestor:
                     try:
                         fport = int(h["Tid-FPort"]) if "Tid-FPort" in h else None
                         fcnt = int(h["Tid-FCnt"]) if "Tid-FCnt" in h else None
+                        if not (fport is None or 0 <= fport <= 255) or not (
+                            fcnt is None or 0 <= fcnt < 2**32
+                        ):
+                            raise ValueError("out of range")  # as the envelopes' f_port / f_cnt
                     except ValueError:
                         self._dead(
                             out,
                             m,
                             DeadLetter(
                                 "wrong_type",
-                                "Tid-FPort / Tid-FCnt header is not an integer",
+                                "Tid-FPort / Tid-FCnt header is not an integer in 0..255 / 0..2^32-1",
                                 "envelope",
                                 device_id=dev.lower(),
                             ),
