@@ -15,9 +15,12 @@ import orjson
 import pytest
 import tidstream
 from flowkit import ROOT, eui, flow_env, read_stream, start_flow, ttn, write_registry
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tidstream.config import Settings, StreamSettings, Subjects
 from tidstream.flow.guards import FCNT_RESET_BELOW, FcntGuard, TimeWindow
 from tidstream.flow.ingest import Ingestor
+from tidstream.names import encode_token
 from tidstream.nats.jetstream import RawMsg
 from tidstream.registry import load_registry
 
@@ -322,3 +325,77 @@ def test_raw_uplink_hostile_headers(ingestor):
         seq = int(p.msg_id.split(":")[1] if p.msg_id.startswith("r:") else p.msg_id.split(":")[-1])
         by[seq] = "reading" if p.subject.startswith("tid.readings.") else orjson.loads(p.data)["reason"]
     assert [by[i + 1] for i in range(len(cases))] == [c[1] for c in cases]
+
+
+_BASES = [GOOD, env(fcnt=0), env(fcnt=7), env(fcnt=42), ttn(DEV, 1, 3, GOOD), ttn(eui(1), 85, 9, GOOD)]
+_FORMATS = st.sampled_from(["ttn", "chirpstack", "raw", "mqtt", ""])
+_HEADER_VALUES = st.one_of(
+    st.integers(-(2**70), 2**70).map(str),
+    st.text(max_size=12),
+    st.sampled_from(["2026-11-20T00:00:00Z", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00+00:00", "NaN"]),
+)
+
+
+EARLY_STORE_NS = 1_420_070_400 * 10**9  # broker clock: 2015 ...
+LATE_STORE_NS = 4_102_444_800 * 10**9  # ... 2100
+_HEADERS = st.one_of(
+    st.none(), st.dictionaries(st.sampled_from(["Tid-FPort", "Tid-FCnt", "Tid-Received-At"]), _HEADER_VALUES)
+)
+_DEVS = st.one_of(st.just(DEV), st.just(eui(1)), st.text(max_size=20))
+_FLIPS = st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), max_size=4)
+_ONE = st.tuples(
+    _FORMATS,
+    _DEVS,
+    st.one_of(st.binary(max_size=300), st.sampled_from(_BASES)),
+    _FLIPS,
+    st.integers(0, 1 << 16),  # truncation point (modulo the length + 1)
+    _HEADERS,
+    st.integers(EARLY_STORE_NS, LATE_STORE_NS),
+    st.booleans(),
+)
+
+
+@st.composite
+def _hostile_msgs(draw: st.DrawFn) -> list[RawMsg]:
+    msgs = []
+    for seq, (fmt, dev, base, flips, cut, headers, stored, plain) in enumerate(
+        draw(st.lists(_ONE, min_size=1, max_size=12)), start=1
+    ):
+        data = bytearray(base)
+        for pos, byte in flips:  # flip bytes, then maybe truncate
+            if data:
+                data[pos % len(data)] = byte
+        data = data[: cut % (len(data) + 1)] if cut % 3 == 0 else data
+        subject = f"tid.raw.{seq % 2}.{fmt}.{dev}" if plain else f"tid.raw.0.raw.{encode_token(dev)}"
+        msgs.append(RawMsg(str(seq % 2), seq, subject, bytes(data), stored, headers))
+    return msgs
+
+
+@settings(deadline=None)  # examples: the profile (100; HYPOTHESIS_PROFILE=ci-long: 20,000)
+@given(_hostile_msgs())
+def test_ingest_never_raises_and_accounts_for_every_message(tmp_path_factory, msgs):
+    """Random and mutated messages, subjects and headers: the ingest step never raises
+    and every message ends as readings or as exactly one dead letter (never both).
+    ``HYPOTHESIS_PROFILE=ci-long`` runs 20,000 examples (docs/RELIABILITY.md)."""
+    global _REG
+    if _REG is None:
+        _REG = load_registry(write_registry(tmp_path_factory.mktemp("reg") / "registry.csv", 5))
+    ing = Ingestor(_REG, Subjects(), "TID_RAW", 65536)
+    readings: dict[int, int] = {}
+    dead: dict[int, int] = {}
+    for _part, p in ing(msgs):
+        if p.msg_id.startswith("r:"):
+            seq = int(p.msg_id.split(":")[1])
+            readings[seq] = readings.get(seq, 0) + 1
+            assert p.subject.count(".") == 3 and p.subject.startswith("tid.readings.")
+        else:
+            seq = int(p.msg_id.split(":")[-1])
+            dead[seq] = dead.get(seq, 0) + 1
+            assert p.subject.count(".") == 2 and p.subject.startswith("tid.dlq.")
+    seqs = {m.seq for m in msgs}
+    assert set(readings) | set(dead) == seqs
+    assert not set(readings) & set(dead)
+    assert all(n == 1 for n in dead.values())
+
+
+_REG = None
