@@ -22,7 +22,6 @@ are the flow's own replay after a crash and are not checked again.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,45 +96,18 @@ class FcntGuard:
         return None
 
 
-async def _last_readings(nc: Any, stream: str, subject: str) -> dict[str, tuple[int, int]]:
-    from nats.js.api import ConsumerConfig, DeliverPolicy
-
-    js = nc.jetstream()
-    info = await js.stream_info(stream)
-    out: dict[str, tuple[int, int]] = {}
-    if not info.state.messages:
-        return out
-    sub = await js.subscribe(
-        subject,
-        stream=stream,
-        ordered_consumer=True,
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.LAST_PER_SUBJECT),
-    )
-    try:
-        while True:
-            m = await sub.next_msg(timeout=5)
-            r = orjson.loads(m.data)
-            if isinstance(r, dict) and isinstance(r.get("fcnt"), int) and isinstance(r.get("raw_seq"), int):
-                dev = str(r.get("device_id"))
-                if dev not in out or r["raw_seq"] > out[dev][1]:
-                    out[dev] = (r["fcnt"], r["raw_seq"])
-            if m.metadata.num_pending == 0:
-                break
-    finally:
-        await sub.unsubscribe()
-    return out
-
-
 def load_fcnt_state(settings: Any) -> FcntGuard:
-    """A guard seeded from the last reading of every device in the readings stream
-    (one message per device: a ``LAST_PER_SUBJECT`` consumer)."""
-    from ..nats.connect import connect
+    """A guard seeded from the last reading of every device in the readings stream."""
+    from ..nats.state import last_per_subject
 
-    async def go() -> dict[str, tuple[int, int]]:
-        nc = await connect(settings.nats)
+    last: dict[str, tuple[int, int]] = {}
+    for data in last_per_subject(settings.nats, settings.streams.readings, settings.subjects.readings):
         try:
-            return await _last_readings(nc, settings.streams.readings, settings.subjects.readings)
-        finally:
-            await nc.close()
-
-    return FcntGuard(asyncio.run(go()))
+            r = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue  # not a reading (quarantined by the export): no counter to learn
+        if isinstance(r, dict) and isinstance(r.get("fcnt"), int) and isinstance(r.get("raw_seq"), int):
+            dev = str(r.get("device_id"))
+            if dev not in last or r["raw_seq"] > last[dev][1]:
+                last[dev] = (r["fcnt"], r["raw_seq"])
+    return FcntGuard(last)
