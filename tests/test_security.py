@@ -277,3 +277,25 @@ def test_generated_config_matches_the_documented_one():
     assert authorization_block(Settings(), users) in doc
     perms = role_permissions(Settings())
     assert perms["subscriber"]["publish"] == [] and perms["gateway"]["publish"] == ["tid.up.>"]
+
+
+def test_mutual_tls_needs_the_client_certificate(tmp_path):
+    """``tls_cert_file`` / ``tls_key_file``: with ``verify: true`` the server refuses a
+    client without a certificate and accepts one with the CA-signed certificate."""
+    sn = start_secure_nats(tmp_path, verify=True)
+    try:
+
+        async def go() -> None:
+            cfg = sn.settings("admin")
+            cfg.connect_retry_s = 2
+            with pytest.raises(ConnectorError):
+                await connect(cfg)
+            cfg.tls_cert_file = str(sn.certs["client"])
+            cfg.tls_key_file = str(sn.certs["client_key"])
+            nc = await connect(cfg)
+            assert nc.is_connected and nc.connected_url is not None
+            await nc.close()
+
+        asyncio.run(go())
+    finally:
+        sn.server.stop()

@@ -117,15 +117,16 @@ class SecureNats:
         return "".join(p.read_text(errors="replace") for p in logs)
 
 
-def start_secure_nats(tmp: Path, settings: Settings | None = None) -> SecureNats:
-    """Certificates, users with random passwords, and a server that requires TLS."""
+def start_secure_nats(tmp: Path, settings: Settings | None = None, *, verify: bool = False) -> SecureNats:
+    """Certificates, users with random passwords, and a server that requires TLS (and,
+    with ``verify``, a client certificate signed by the CA: mutual TLS)."""
     s = settings or Settings()
     certs = make_certs(tmp / "certs")
     passwords = {role: (f"tid-{role}", "pw-" + secrets.token_urlsafe(18)) for role in ROLES}
     tls = (
         "tls {\n"
         f'  cert_file: "{certs["server"]}"\n  key_file: "{certs["server_key"]}"\n'
-        f'  ca_file: "{certs["ca"]}"\n  timeout: 5\n}}\n'
+        f'  ca_file: "{certs["ca"]}"\n  timeout: 5\n' + ("  verify: true\n" if verify else "") + "}\n"
     )
     srv = EmbeddedServer(
         store_dir=tmp / "nats" / "jetstream", extra_config=tls + authorization_block(s, passwords)
