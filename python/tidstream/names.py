@@ -23,6 +23,7 @@ rule used by the registry loader.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from os import PathLike
 from pathlib import Path
 
@@ -52,6 +53,7 @@ def is_plain_token(s: str) -> bool:
     return bool(_PLAIN.fullmatch(s))
 
 
+@lru_cache(maxsize=1 << 16)  # called for every published reading: ~1,500 devices, a few communes
 def encode_token(s: str) -> str:
     """Escape ``s`` into one NATS subject token / KV key (``[A-Za-z0-9_=-]+``).
 
