@@ -74,3 +74,17 @@ layouts: ## regenerate the generated layout files
 .PHONY: clean
 clean: ## remove build products and the venv
 	rm -rf $(VENV) target python/tidstream/*.so .pytest_cache .hypothesis .benchmarks
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= decode decode_uplinks
+.PHONY: fuzz
+fuzz: install ## fuzz the Rust codecs and envelope parser (cargo-fuzz; FUZZ_SECONDS per target, default 60)
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	$(PY) tools/fuzz_seeds.py
+	@mkdir -p out
+	@set -e; cd fuzz; for t in $(FUZZ_TARGETS); do \
+	  echo "== $$t: $(FUZZ_SECONDS) s"; \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -O -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    > ../out/fuzz-$$t.log 2>&1 || { tail -40 ../out/fuzz-$$t.log; echo "$$t: CRASH, input in fuzz/artifacts/$$t/"; exit 1; }; \
+	  grep -E "^Done|number_of_executed_units|new_units_added" ../out/fuzz-$$t.log; \
+	done

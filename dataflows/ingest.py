@@ -11,6 +11,7 @@ import os
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from tidstream.config import load_settings
+from tidstream.flow.guards import TimeWindow, load_fcnt_state
 from tidstream.flow.ingest import Ingestor
 from tidstream.nats.jetstream import JetStreamSink, JetStreamSource
 from tidstream.registry import load_registry
@@ -40,9 +41,18 @@ raw = op.input(
 out = op.flat_map_batch(
     "decode",
     raw,
-    Ingestor(load_registry(settings.registry), subjects, settings.streams.raw, settings.max_message_bytes),
+    Ingestor(
+        load_registry(settings.registry),
+        subjects,
+        settings.streams.raw,
+        settings.max_message_bytes,
+        # frame counters survive restarts: rebuilt from each device's last reading
+        fcnt_guard=load_fcnt_state(settings),
+        time_window=TimeWindow(future_ns=settings.max_future_s * 1_000_000_000),
+    ),
 )
 # (partition, Publish(subject, json bytes, msg id, headers)): readings and dead letters
+# (malformed, unknown device, fcnt_regression, implausible_time, ...: docs/SECURITY.md)
 
 op.output("publish", out, JetStreamSink(settings.nats, parts))
 # JetStream: tid.readings.<commune>.<device>, tid.dlq.<reason>; acked before the epoch commits

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .exceptions import ConfigError
+from .names import encode_token as _tok
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -54,6 +55,13 @@ class NatsSettings:
     connect_retry_s: float = 10.0
     #: Client name shown in server monitoring.
     name: str = "tidstream"
+    #: Prefix of reply subjects (``_INBOX`` by default). With least-privilege users each
+    #: role has its own (``_INBOX_<role>``, docs/SECURITY.md) so no role reads another's replies.
+    inbox_prefix: str | None = None
+
+    def __repr__(self) -> str:
+        """Never shows a secret (the dataclass repr would print the password)."""
+        return f"NatsSettings({', '.join(f'{k}={v!r}' for k, v in self.redacted().items())})"
 
     def servers(self) -> list[str]:
         """The URL list."""
@@ -136,6 +144,10 @@ class Settings:
     batch_size: int = 1000
     #: Uplinks bigger than this go to dead letters as ``oversized`` (bytes).
     max_message_bytes: int = 65536
+    #: Seconds a receive time may be ahead of the broker's clock (and a device-measured
+    #: time ahead of the receive time) before the uplink is dead-lettered as
+    #: ``implausible_time``; 0 turns these checks off (simulated future data).
+    max_future_s: int = 86_400
     #: Rows per Parquet file (files hold a fixed raw-sequence block of this size).
     export_block_size: int = 100_000
     #: Alert thresholds: keys of ``tidstream.alerts.AlertThresholds``, plus a table
@@ -162,7 +174,14 @@ class Settings:
 
 @dataclass(frozen=True)
 class Subjects:
-    """Subject layout (a public API, documented in ``docs/SUBJECTS.md``)."""
+    """Subject layout (a public API, documented in ``docs/SUBJECTS.md``).
+
+    Every name put into a subject (format, device, commune, kind, reason) goes through
+    :func:`tidstream.names.encode_token`: a valid name (DevEUI, INSEE code, ...) is kept
+    as is, anything holding ``.``, ``*``, ``>``, spaces or other characters is escaped
+    (``=XX``), so a hostile name can never add tokens, become a wildcard or land on
+    another subject (an empty name becomes ``=``). The builders never raise.
+    """
 
     prefix: str = "tid"
 
@@ -173,7 +192,7 @@ class Subjects:
 
     def uplink(self, fmt: str, device: str) -> str:
         """Subject of one uplink."""
-        return f"{self.prefix}.up.{fmt}.{device}"
+        return f"{self.prefix}.up.{_tok(fmt)}.{_tok(device)}"
 
     def raw_partition(self, p: int | str) -> str:
         """Filter of one raw partition: ``tid.raw.<p>.>``."""
@@ -181,7 +200,7 @@ class Subjects:
 
     def reading(self, commune: str, device: str) -> str:
         """``tid.readings.<commune INSEE>.<device>``."""
-        return f"{self.prefix}.readings.{commune}.{device}"
+        return f"{self.prefix}.readings.{_tok(commune)}.{_tok(device)}"
 
     @property
     def readings(self) -> str:
@@ -190,7 +209,7 @@ class Subjects:
 
     def dlq(self, reason: str) -> str:
         """``tid.dlq.<reason>``."""
-        return f"{self.prefix}.dlq.{reason}"
+        return f"{self.prefix}.dlq.{_tok(reason)}"
 
     @property
     def dlqs(self) -> str:
@@ -199,7 +218,7 @@ class Subjects:
 
     def alert(self, kind: str, commune: str, device: str) -> str:
         """``tid.alerts.<kind>.<commune>.<device>``."""
-        return f"{self.prefix}.alerts.{kind}.{commune}.{device}"
+        return f"{self.prefix}.alerts.{_tok(kind)}.{_tok(commune)}.{_tok(device)}"
 
     @property
     def alerts(self) -> str:

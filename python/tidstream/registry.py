@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from . import _core
 from .exceptions import ConfigError
+from .names import check_text
 from .schema import CONTAINER_KINDS, REGISTRY_SCHEMA
 
 __all__ = ["Registry", "RegistryError", "load_registry"]
@@ -97,8 +98,10 @@ def _read(path: Path) -> pa.Table:
     raise ConfigError(f"registry {path}: use a .csv or .parquet file")
 
 
-def validate_registry(table: pa.Table, source: str = "registry") -> Registry:
+def validate_registry(table: pa.Table, source: str = "registry", header_lines: int = 0) -> Registry:
     """Check columns, types and every row; returns a :class:`Registry`.
+
+    ``header_lines`` (1 for a CSV file) makes messages also give the file line of a row.
 
     Raises:
         RegistryError: listing every problem with its row number.
@@ -122,7 +125,7 @@ def validate_registry(table: pa.Table, source: str = "registry") -> Registry:
             problems.append((row, reason))
 
         dev = cols["device_id"][i]
-        if dev is None or not _EUI.match(dev.lower()):
+        if dev is None or not _EUI.fullmatch(dev.lower()):
             bad(f"device_id {dev!r} is not 16 hex digits")
         else:
             low = dev.lower()
@@ -144,12 +147,18 @@ def validate_registry(table: pa.Table, source: str = "registry") -> Registry:
         if lat is None or not -90 <= lat <= 90 or lon is None or not -180 <= lon <= 180:
             bad(f"location ({lat}, {lon}) is not a WGS84 latitude/longitude")
         insee = cols["commune_insee"][i]
-        if insee is None or not _INSEE.match(insee):
+        if insee is None or not _INSEE.fullmatch(insee):
             bad(f"commune_insee {insee!r} is not a 5-character INSEE code")
-        if not cols["container_id"][i]:
-            bad("container_id is empty")
+        for name in ("container_id", "commune"):
+            why = check_text(cols[name][i], name)
+            if why:
+                bad(why)
     if problems:
-        shown = "; ".join(f"row {r}: {why}" for r, why in problems[:20])
+
+        def at(r: int, why: str) -> str:
+            return f"row {r}: {why} (line {r + header_lines})" if header_lines else f"row {r}: {why}"
+
+        shown = "; ".join(at(r, why) for r, why in problems[:20])
         more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
         raise RegistryError(f"{source}: {len(problems)} problem(s): {shown}{more}", problems)
     table = table.set_column(0, REGISTRY_SCHEMA.field("device_id"), pc.utf8_lower(table.column("device_id")))
@@ -165,4 +174,5 @@ def load_registry(path: str | PathLike[str]) -> Registry:
         table = _read(p)
     except (pa.ArrowInvalid, OSError) as e:
         raise RegistryError(f"{p}: cannot read: {e}", [(0, str(e))]) from None
-    return validate_registry(table, str(p))
+    csv = p.suffix.lower() in (".csv", ".txt")
+    return validate_registry(table, str(p), header_lines=1 if csv else 0)

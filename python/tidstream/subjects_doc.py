@@ -59,7 +59,8 @@ def dead_letter_schema() -> dict[str, Any]:
         "properties": {
             "reason": {
                 **s,
-                "description": "an error kind (tidstream.error_kinds()) or unknown_device, oversized, unknown_format",
+                "description": "an error kind (tidstream.error_kinds()) or unknown_device, oversized, "
+                "unknown_format, fcnt_regression, implausible_time",
             },
             "stage": {"enum": ["size", "envelope", "registry", "frame"], "description": "where it failed"},
             "error": {**s, "description": "human-readable message"},

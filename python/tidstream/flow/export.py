@@ -12,7 +12,9 @@ memory only).
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from .. import __version__
 from ..exceptions import ConnectorError
+from ..names import safe_path_component
 from ..nats.jetstream import RawMsg
 from ..schema import READING_RECORD_SCHEMA
 
@@ -67,6 +70,41 @@ def records_to_table(records: Sequence[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=READING_RECORD_SCHEMA)
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z")
+_REQUIRED = [f.name for f in READING_RECORD_SCHEMA if not f.nullable]
+#: what pyarrow raises for a value that does not fit its column
+_CONVERT_ERRORS = (
+    pa.ArrowInvalid,
+    pa.ArrowTypeError,
+    pa.ArrowNotImplementedError,
+    TypeError,
+    ValueError,
+    OverflowError,
+)
+
+
+def record_problem(r: Any) -> str | None:
+    """Why a reading record cannot be exported (``None`` when it can): not an object,
+    a required field missing, or a time that is not RFC 3339 UTC."""
+    if not isinstance(r, dict):
+        return "not a JSON object"
+    for k in _REQUIRED:
+        if r.get(k) is None:
+            return f"missing {k}"
+    for k in _TS:
+        v = r.get(k)
+        if v is not None and not (isinstance(v, str) and _RFC3339.fullmatch(v)):
+            return f"{k} is not an RFC 3339 UTC time"
+    return None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
     def __init__(
         self, root: Path, block_size: int, source_stream: str, resume: dict | None, seq_kind: str
@@ -80,6 +118,8 @@ class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
         self.rows: dict[tuple[int, int], bytes] = {}
         self.files_written = 0
         self.rows_written = 0
+        #: readings of the current block quarantined in ``_rejected/``
+        self.rejected = 0
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -101,6 +141,12 @@ class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
                     if r[k] is not None:
                         r[k] = r[k].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
                 self.rows[(int(key[0]), int(key[1]))] = orjson.dumps(r)
+        # and the quarantined ones, so that the rewritten block keeps them too
+        rejected = self.root / "_rejected" / name.replace(".parquet", ".jsonl")
+        if rejected.exists():
+            for line in rejected.read_bytes().splitlines():
+                q = orjson.loads(line)
+                self.rows[(int(q["order"][0]), int(q["order"][1]))] = base64.b64decode(q["original_base64"])
 
     def write_batch(self, items: list[ExportItem]) -> None:
         for block_seq, order, data in items:
@@ -116,18 +162,14 @@ class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
     def _flush(self) -> None:
         if self.block is None or not self.rows:
             return
-        seqs = sorted(self.rows)
-        try:
-            records = [orjson.loads(self.rows[s]) for s in seqs]
-        except orjson.JSONDecodeError:
-            # Readings are written by the ingest flow: a non-JSON one is a bug. Stop.
-            raise ConnectorError(f"block {self.block}: a reading is not JSON") from None
-        table = records_to_table(records)
+        name = block_file_name(self.block, self.block_size)
+        seqs, table = self._valid_records(name)
+        if not seqs:
+            return
         day = pa.compute.strftime(table.column("measured_at"), format="%Y-%m-%d").to_pylist()
         by_day: dict[str, list[int]] = {}
         for i, d in enumerate(day):
             by_day.setdefault(d, []).append(i)
-        name = block_file_name(self.block, self.block_size)
         for d, idx in sorted(by_day.items()):
             part = table.take(pa.array(idx))
             part_seqs = [seqs[i][0] for i in idx]
@@ -145,7 +187,7 @@ class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
                 b"tidstream.order_keys": orjson.dumps([seqs[i] for i in idx]),
             }
             part = part.replace_schema_metadata({**(READING_RECORD_SCHEMA.metadata or {}), **meta})
-            folder = self.root / f"date={d}"
+            folder = self.root / safe_path_component(f"date={d}")  # never outside root
             final = folder / name
             tmp = folder / f".{name}.tmp-{os.getpid()}"
             try:
@@ -162,7 +204,58 @@ class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
                     "snapshot once the folder is writable again (no partial file is left)"
                 ) from e
             self.files_written += 1
-        self.rows_written = len(records)
+        self.rows_written = len(seqs)
+
+    def _valid_records(self, name: str) -> tuple[list[tuple[int, int]], pa.Table]:
+        """The block's readings that fit the Parquet schema, in order. The others (only a
+        client with publish rights on the readings subjects can make them: docs/SECURITY.md)
+        are quarantined, not dropped: ``_rejected/readings-<first>-<last>.jsonl`` under the root, one
+        line per message with the reason and the original bytes (base64), rewritten with
+        the block. The export goes on (a poison message must not stop it for ever)."""
+        good: list[tuple[tuple[int, int], dict[str, Any]]] = []
+        bad: list[tuple[tuple[int, int], str]] = []
+        for key in sorted(self.rows):
+            try:
+                r = orjson.loads(self.rows[key])
+            except orjson.JSONDecodeError:
+                bad.append((key, "not JSON"))
+                continue
+            why = record_problem(r)
+            if why:
+                bad.append((key, why))
+            else:
+                good.append((key, r))
+        table = None
+        try:
+            table = records_to_table([r for _, r in good])
+        except _CONVERT_ERRORS:
+            # slow path, hostile input only: find the rows that do not convert
+            ok = []
+            for key, r in good:
+                try:
+                    records_to_table([r])
+                    ok.append((key, r))
+                except _CONVERT_ERRORS as e:
+                    bad.append((key, f"does not fit the reading schema: {str(e)[:200]}"))
+            good = ok
+            table = records_to_table([r for _, r in good])
+        rejected = self.root / "_rejected" / name.replace(".parquet", ".jsonl")
+        if bad:
+            lines = b"".join(
+                orjson.dumps(
+                    {
+                        "order": list(key),
+                        "reason": why,
+                        "source_stream": self.source_stream,
+                        "original_base64": base64.b64encode(self.rows[key]).decode(),
+                    }
+                )
+                + b"\n"
+                for key, why in sorted(bad)
+            )
+            _atomic_write(rejected, lines)
+            self.rejected = len(bad)
+        return [k for k, _ in good], table
 
     def snapshot(self) -> dict:
         self._flush()

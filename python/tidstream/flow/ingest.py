@@ -27,6 +27,7 @@ from ..codecs import alarm_flag_names
 from ..config import Subjects
 from ..nats.jetstream import Publish, RawMsg
 from ..registry import Registry
+from .guards import FcntGuard, TimeWindow
 
 __all__ = ["DeadLetter", "IngestStats", "Ingestor"]
 
@@ -88,6 +89,8 @@ class Ingestor:
         subjects: subject layout.
         raw_stream: name of the raw stream (recorded in lineage and dead letters).
         max_message_bytes: bigger uplinks are dead-lettered as ``oversized``.
+        fcnt_guard: frame-counter state (``flow/guards.py``; empty when not given).
+        time_window: plausible uplink times (``flow/guards.py``).
     """
 
     def __init__(
@@ -96,12 +99,16 @@ class Ingestor:
         subjects: Subjects,
         raw_stream: str,
         max_message_bytes: int = 65536,
+        fcnt_guard: FcntGuard | None = None,
+        time_window: TimeWindow | None = None,
     ) -> None:
         self.registry = registry
         self.subjects = subjects
         self.raw_stream = raw_stream
         self.max_bytes = max_message_bytes
         self.stats = IngestStats()
+        self.fcnt = fcnt_guard if fcnt_guard is not None else FcntGuard()
+        self.times = time_window or TimeWindow()
         self._raw_prefix_tokens = len(subjects.raw_partition(0).split(".")) - 1  # tid.raw.<p>
 
     # -- helpers ---------------------------------------------------------------------
@@ -182,13 +189,17 @@ class Ingestor:
                     try:
                         fport = int(h["Tid-FPort"]) if "Tid-FPort" in h else None
                         fcnt = int(h["Tid-FCnt"]) if "Tid-FCnt" in h else None
+                        if not (fport is None or 0 <= fport <= 255) or not (
+                            fcnt is None or 0 <= fcnt < 2**32
+                        ):
+                            raise ValueError("out of range")  # as the envelopes' f_port / f_cnt
                     except ValueError:
                         self._dead(
                             out,
                             m,
                             DeadLetter(
                                 "wrong_type",
-                                "Tid-FPort / Tid-FCnt header is not an integer",
+                                "Tid-FPort / Tid-FCnt header is not an integer in 0..255 / 0..2^32-1",
                                 "envelope",
                                 device_id=dev.lower(),
                             ),
@@ -251,6 +262,15 @@ class Ingestor:
                     ),
                 )
             else:
+                u = ups[j]
+                why = self.times.problem(u[2], u[0].stored_ns)
+                if why:
+                    self._dead(out, u[0], DeadLetter("implausible_time", why, "envelope", device_id=u[1]))
+                    continue
+                why = self.fcnt.check(u[1], u[4], u[0].seq)
+                if why:
+                    self._dead(out, u[0], DeadLetter("fcnt_regression", why, "envelope", device_id=u[1]))
+                    continue
                 by_model[self.registry.row(int(r))[1]].append(j)
 
         # 3. frame decode, per model, and fill ratio ---------------------------------------
@@ -285,6 +305,12 @@ class Ingestor:
                             cols["error_kind"][k], cols["error"][k], "frame", cols["error_offset"][k], dev
                         ),
                     )
+                    continue
+                times = [None if measured[k] is None else measured[k] * 1_000_000]
+                times += [int(x["measured_at"].timestamp() * 1e9) for x in cols["stored_readings"][k] or ()]
+                why = self.times.problem(_recv, m.stored_ns, times)
+                if why:
+                    self._dead(out, m, DeadLetter("implausible_time", why, "frame", device_id=dev))
                     continue
                 reg = self.registry.row(int(rows[j]))
                 f = fill_of[k]

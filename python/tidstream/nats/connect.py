@@ -15,7 +15,7 @@ from nats.aio.client import Client
 from ..config import NatsSettings
 from ..exceptions import ConnectorError
 
-__all__ = ["LoopThread", "connect", "connect_options"]
+__all__ = ["LoopThread", "connect", "connect_options", "mask_secrets"]
 
 T = TypeVar("T")
 
@@ -37,6 +37,8 @@ def connect_options(cfg: NatsSettings) -> dict[str, Any]:
         opts["password"] = cfg.password
     if cfg.token is not None:
         opts["token"] = cfg.token
+    if cfg.inbox_prefix:
+        opts["inbox_prefix"] = cfg.inbox_prefix
     if cfg.nkey_seed_file:
         opts["nkeys_seed"] = cfg.nkey_seed_file
     if cfg.credentials_file:
@@ -49,6 +51,19 @@ def connect_options(cfg: NatsSettings) -> dict[str, Any]:
         if cfg.tls_hostname:
             opts["tls_hostname"] = cfg.tls_hostname
     return opts
+
+
+def mask_secrets(text: str, cfg: NatsSettings) -> str:
+    """``text`` with the password, the token and any ``user:password@`` of the URLs
+    replaced by ``***`` (for error messages and logs)."""
+    secrets = [cfg.password, cfg.token]
+    for u in cfg.servers():
+        if "@" in u and "://" in u:
+            userinfo = u.split("://", 1)[1].rsplit("@", 1)[0]
+            secrets += [userinfo, userinfo.partition(":")[2]]
+    for s in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(s, "***")
+    return text
 
 
 async def connect(cfg: NatsSettings) -> Client:
@@ -69,7 +84,7 @@ async def connect(cfg: NatsSettings) -> Client:
             f"cannot connect to NATS at {where}: no server answered within {cfg.connect_retry_s:.0f} s{seen}"
         ) from None
     except Exception as e:  # nats-py raises several unrelated types here
-        msg = str(e).replace(cfg.password or "\0", "***") if cfg.password else str(e)
+        msg = mask_secrets(str(e), cfg)
         raise ConnectorError(f"cannot connect to NATS at {where}: {type(e).__name__}: {msg}") from None
 
 
