@@ -16,7 +16,10 @@
 //! matrix from OSRM); `+inf` means "unreachable". All inputs are validated: a bad
 //! index, NaN or length mismatch is a [`RouteError`], never a panic.
 
+pub mod eval;
+pub mod knn;
 pub mod matrix;
+pub mod vrplib;
 
 use std::fmt;
 
