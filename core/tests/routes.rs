@@ -67,6 +67,24 @@ fn matrix_agrees_with_haversine_and_is_symmetric() {
 }
 
 #[test]
+fn tiled_symmetric_matrix_equals_the_row_kernel_bit_for_bit() {
+    // 300 points: several 128-point tiles, a partial last tile, some pairs > 6,670 km.
+    let lat: Vec<f64> = (0..300)
+        .map(|i| ((i * 37) % 170) as f64 - 85.0 + 0.01 * i as f64)
+        .collect();
+    let lon: Vec<f64> = (0..300).map(|i| ((i * 91) % 350) as f64 - 175.0).collect();
+    let full = distance_matrix(&lat, &lon, 1.3).unwrap();
+    let rows = distance_matrix_between(&lat, &lon, &lat, &lon, 1.3).unwrap();
+    assert_eq!(full, rows);
+    for i in 0..300 {
+        for j in 0..300 {
+            let h = 1.3 * haversine_m(lat[i], lon[i], lat[j], lon[j]);
+            assert!((full[i * 300 + j] - h).abs() < 1e-6, "{i},{j}");
+        }
+    }
+}
+
+#[test]
 fn invalid_coordinates_are_typed_errors() {
     let e = distance_matrix(&[1.0, f64::NAN], &[1.0, 2.0], 1.0).unwrap_err();
     assert_eq!(e.kind, RouteErrorKind::InvalidInput);

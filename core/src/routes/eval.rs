@@ -203,21 +203,10 @@ struct One {
 
 struct Ctx<'a> {
     dist: Matrix<'a>,
-    dur: Durations<'a>,
     p: &'a EvalParams<'a>,
 }
 
 impl Ctx<'_> {
-    #[inline(always)]
-    fn leg(&self, a: usize, b: usize) -> (f64, f64) {
-        let d = self.dist.at(a, b);
-        let t = match self.dur {
-            Durations::Matrix(m) => m.at(a, b),
-            Durations::Profile(p) => p.duration_s(d),
-        };
-        (d, t)
-    }
-
     /// The facility minimising `d(a, f) + d(f, b)`.
     fn best_facility(&self, a: usize, b: usize) -> usize {
         let mut best = self.p.facilities[0];
@@ -232,7 +221,10 @@ impl Ctx<'_> {
         best
     }
 
-    fn route(&self, stops: &[i64]) -> One {
+    /// One route. `travel(k, d)` is the travel time of the leg at flat matrix index `k`
+    /// with distance `d` (generic, so the duration source is resolved once per call).
+    #[inline(always)]
+    fn route<T: Fn(usize, f64) -> f64>(&self, stops: &[i64], travel: &T) -> One {
         let p = self.p;
         let mut o = One {
             n_stops: stops.len() as u32,
@@ -244,10 +236,12 @@ impl Ctx<'_> {
         let multi_trip = !p.facilities.is_empty();
         let mut pos = p.depot;
         let mut trip = 0.0f64;
+        let n = self.dist.n;
         let go = |o: &mut One, from: usize, to: usize| {
-            let (d, t) = self.leg(from, to);
+            let k = from * n + to;
+            let d = self.dist.data[k];
             o.distance += d;
-            o.travel_s += t;
+            o.travel_s += travel(k, d);
         };
         for &s in stops {
             let s = s as usize;
@@ -303,16 +297,16 @@ pub fn evaluate(
 ) -> Result<RouteMetrics, RouteError> {
     params.validate(dist.n)?;
     check_durations(&dist, &dur)?;
-    let ctx = Ctx {
-        dist,
-        dur,
-        p: params,
+    let ctx = Ctx { dist, p: params };
+    let all = (0..routes.len()).into_par_iter().with_min_len(64);
+    let ones: Vec<One> = match dur {
+        Durations::Matrix(m) => all
+            .map(|r| ctx.route(routes.route(r), &|k, _| m.data[k]))
+            .collect(),
+        Durations::Profile(p) => all
+            .map(|r| ctx.route(routes.route(r), &|_, d| p.duration_s(d)))
+            .collect(),
     };
-    let ones: Vec<One> = (0..routes.len())
-        .into_par_iter()
-        .with_min_len(64)
-        .map(|r| ctx.route(routes.route(r)))
-        .collect();
     let mut m = RouteMetrics::default();
     for (r, o) in ones.iter().enumerate() {
         let duration = o.travel_s + o.service_s + o.unload_s;

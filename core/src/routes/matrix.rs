@@ -51,6 +51,17 @@ const ASIN_Q: [f64; 5] = [
     -4.918_853_881_490_881_290_097E1,
 ];
 
+/// Cephes' `asin(x) = x + x^3 P(x^2) / Q(x^2)`, valid for `|x| <= 0.625` (used for
+/// `[0, 0.5]`). No branch, one division: vectorises.
+#[inline(always)]
+pub fn asin_small(t: f64) -> f64 {
+    let z = t * t;
+    let p = ((((ASIN_P[0] * z + ASIN_P[1]) * z + ASIN_P[2]) * z + ASIN_P[3]) * z + ASIN_P[4]) * z
+        + ASIN_P[5];
+    let q = ((((z + ASIN_Q[0]) * z + ASIN_Q[1]) * z + ASIN_Q[2]) * z + ASIN_Q[3]) * z + ASIN_Q[4];
+    t + t * z * (p / q)
+}
+
 /// `asin(x)` for `x` in `[0, 1]`, branch-free (selects only) so that loops over it
 /// vectorise. For `x > 0.5` it uses `asin(x) = π/2 - 2 asin(sqrt((1 - x) / 2))`, so the
 /// rational approximation only ever sees `[0, 0.5]`. Error: a few ulp.
@@ -58,12 +69,7 @@ const ASIN_Q: [f64; 5] = [
 pub fn asin_unit(x: f64) -> f64 {
     let big = x > 0.5;
     let s = ((1.0 - x) * 0.5).sqrt();
-    let t = if big { s } else { x };
-    let z = t * t;
-    let p = ((((ASIN_P[0] * z + ASIN_P[1]) * z + ASIN_P[2]) * z + ASIN_P[3]) * z + ASIN_P[4]) * z
-        + ASIN_P[5];
-    let q = ((((z + ASIN_Q[0]) * z + ASIN_Q[1]) * z + ASIN_Q[2]) * z + ASIN_Q[3]) * z + ASIN_Q[4];
-    let a = t + t * z * (p / q);
+    let a = asin_small(if big { s } else { x });
     if big {
         std::f64::consts::FRAC_PI_2 - 2.0 * a
     } else {
@@ -145,33 +151,60 @@ impl UnitVectors {
     /// Great-circle distances from point `(xi, yi, zi)` to every point, in metres with
     /// `scale = 2 R circuity`. Uses 256-bit vectors where the CPU has AVX2 (same
     /// operations, so bit-identical results either way).
+    /// (`out[k]` is the distance to point `j0 + k`.)
     #[inline]
-    fn row_into(&self, xi: f64, yi: f64, zi: f64, scale: f64, out: &mut [f64]) {
+    fn row_into(&self, xi: f64, yi: f64, zi: f64, scale: f64, j0: usize, out: &mut [f64]) {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU supports AVX2, checked just above.
-                unsafe { self.row_into_avx2(xi, yi, zi, scale, out) };
+                unsafe { self.row_into_avx2(xi, yi, zi, scale, j0, out) };
                 return;
             }
         }
-        self.row_into_portable(xi, yi, zi, scale, out);
+        self.row_into_portable(xi, yi, zi, scale, j0, out);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn row_into_avx2(&self, xi: f64, yi: f64, zi: f64, scale: f64, out: &mut [f64]) {
-        self.row_into_portable(xi, yi, zi, scale, out);
+    unsafe fn row_into_avx2(
+        &self,
+        xi: f64,
+        yi: f64,
+        zi: f64,
+        scale: f64,
+        j0: usize,
+        out: &mut [f64],
+    ) {
+        self.row_into_portable(xi, yi, zi, scale, j0, out);
     }
 
+    /// Fast path: `asin_small` (valid for half chords up to 0.5, i.e. distances up to
+    /// ~6,670 km) over the whole row, vectorised; the rare longer pairs are then
+    /// recomputed with [`asin_unit`]. Same values as `asin_unit` everywhere.
     #[inline(always)]
-    fn row_into_portable(&self, xi: f64, yi: f64, zi: f64, scale: f64, out: &mut [f64]) {
+    fn row_into_portable(&self, xi: f64, yi: f64, zi: f64, scale: f64, j0: usize, out: &mut [f64]) {
         let n = out.len();
-        let (xs, ys, zs) = (&self.x[..n], &self.y[..n], &self.z[..n]);
+        let (xs, ys, zs) = (
+            &self.x[j0..j0 + n],
+            &self.y[j0..j0 + n],
+            &self.z[j0..j0 + n],
+        );
+        let mut wide = 0u64; // an integer count keeps the loop vectorisable
         for j in 0..n {
             let (dx, dy, dz) = (xi - xs[j], yi - ys[j], zi - zs[j]);
-            let half_chord = ((dx * dx + dy * dy + dz * dz).sqrt() * 0.5).min(1.0);
-            out[j] = scale * asin_unit(half_chord);
+            let half_chord = (dx * dx + dy * dy + dz * dz).sqrt() * 0.5;
+            wide += u64::from(half_chord > 0.5);
+            out[j] = scale * asin_small(half_chord);
+        }
+        if wide > 0 {
+            for j in 0..n {
+                let (dx, dy, dz) = (xi - xs[j], yi - ys[j], zi - zs[j]);
+                let half_chord = ((dx * dx + dy * dy + dz * dz).sqrt() * 0.5).min(1.0);
+                if half_chord > 0.5 {
+                    out[j] = scale * asin_unit(half_chord);
+                }
+            }
         }
     }
 }
@@ -186,7 +219,7 @@ pub fn distance_matrix(
     validate_coords(lat_deg, lon_deg, "distance_matrix")?;
     validate_circuity(circuity)?;
     let u = UnitVectors::new(lat_deg, lon_deg);
-    Ok(distances_between(&u, &u, circuity))
+    Ok(distances_symmetric(&u, circuity))
 }
 
 /// `m × n` matrix (row-major) of distances in metres from each of `m` origins to each
@@ -214,8 +247,73 @@ fn distances_between(from: &UnitVectors, to: &UnitVectors, circuity: f64) -> Vec
     }
     let scale = 2.0 * EARTH_RADIUS_M * circuity;
     out.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
-        to.row_into(from.x[i], from.y[i], from.z[i], scale, row);
+        to.row_into(from.x[i], from.y[i], from.z[i], scale, 0, row);
     });
+    out
+}
+
+/// Tile edge of the symmetric kernel: a tile's transposed writes (TILE rows of
+/// TILE * 8 bytes) stay in L2.
+const TILE: usize = 128;
+
+/// A pointer that may cross threads: each tile writes a disjoint set of entries.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f64);
+
+impl SharedOut {
+    /// The pointer (a method, so closures capture the whole `Send + Sync` wrapper).
+    fn ptr(&self) -> *mut f64 {
+        self.0
+    }
+}
+// SAFETY: only used by `distances_symmetric`, whose tiles write disjoint entries.
+unsafe impl Send for SharedOut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedOut {}
+
+/// The square matrix of one point set, computing each pair once: tiles `(I, J)` with
+/// `I <= J` in parallel, each written at `(i, j)` and mirrored at `(j, i)`. Entry
+/// `(j, i)` gets the value computed for `(i, j)`, which is bit-identical to computing
+/// it directly (the squared differences do not depend on the order).
+fn distances_symmetric(u: &UnitVectors, circuity: f64) -> Vec<f64> {
+    let n = u.len();
+    let mut out = vec![0.0f64; n * n];
+    if n == 0 {
+        return out;
+    }
+    let scale = 2.0 * EARTH_RADIUS_M * circuity;
+    let nb = n.div_ceil(TILE);
+    let tiles: Vec<(usize, usize)> = (0..nb)
+        .flat_map(|bi| (bi..nb).map(move |bj| (bi, bj)))
+        .collect();
+    let base = SharedOut(out.as_mut_ptr());
+    tiles.par_iter().for_each_init(
+        || vec![0.0f64; TILE],
+        |buf, &(bi, bj)| {
+            let (i0, i1) = (bi * TILE, ((bi + 1) * TILE).min(n));
+            let (j0, j1) = (bj * TILE, ((bj + 1) * TILE).min(n));
+            let row = &mut buf[..j1 - j0];
+            for i in i0..i1 {
+                u.row_into(u.x[i], u.y[i], u.z[i], scale, j0, row);
+                // SAFETY: i < n and j0..j1 <= n, so every offset is inside the n * n
+                // buffer; tile (bi, bj) is the only writer of rows i0..i1 x columns
+                // j0..j1 and, when bi != bj, of rows j0..j1 x columns i0..i1 (tile
+                // (bj, bi) is never scheduled), so no two threads write the same entry.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        row.as_ptr(),
+                        base.ptr().add(i * n + j0),
+                        row.len(),
+                    );
+                    if bi != bj {
+                        for (k, &v) in row.iter().enumerate() {
+                            *base.ptr().add((j0 + k) * n + i) = v;
+                        }
+                    }
+                }
+            }
+        },
+    );
     out
 }
 
