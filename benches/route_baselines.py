@@ -3,7 +3,8 @@
 * Distance matrix: the textbook haversine per pair (radians and cos φ precomputed per
   point) as numba ``@njit(parallel=True)`` with ``prange`` over rows, the same with
   tidstream's algorithm (unit vectors, ``asin`` of the half chord, so the comparison of
-  kernels is like for like), and numpy broadcasting in row blocks of 256.
+  kernels is like for like), and numpy broadcasting in row blocks of 256. Outputs are
+  allocated by numpy (huge pages, like tidstream's).
 * Route evaluation: numba ``prange`` over routes with the semantics of docs/ROUTES.md
   (travel from a duration matrix, service per stop, unloading trips to the best
   facility, load, excess load, shift excess), and numpy for the plain route cost
@@ -31,12 +32,11 @@ def _kernels() -> dict[str, Any]:
     from numba import njit, prange
 
     @njit(parallel=True, cache=True)
-    def haversine_matrix(lat_deg, lon_deg, circuity):  # pragma: no cover - compiled
+    def haversine_matrix(lat_deg, lon_deg, circuity, out):  # pragma: no cover - compiled
         n = lat_deg.shape[0]
         la = np.radians(lat_deg)
         lo = np.radians(lon_deg)
         c = np.cos(la)
-        out = np.empty((n, n))
         k = 2.0 * R_EARTH * circuity
         for i in prange(n):
             for j in range(n):
@@ -47,14 +47,13 @@ def _kernels() -> dict[str, Any]:
         return out
 
     @njit(parallel=True, cache=True)
-    def chord_matrix(lat_deg, lon_deg, circuity):  # pragma: no cover - compiled
+    def chord_matrix(lat_deg, lon_deg, circuity, out):  # pragma: no cover - compiled
         n = lat_deg.shape[0]
         la = np.radians(lat_deg)
         lo = np.radians(lon_deg)
         x = np.cos(la) * np.cos(lo)
         y = np.cos(la) * np.sin(lo)
         z = np.sin(la)
-        out = np.empty((n, n))
         k = 2.0 * R_EARTH * circuity
         for i in prange(n):
             for j in range(n):
@@ -127,12 +126,21 @@ def _kernels() -> dict[str, Any]:
     return _nb
 
 
+# The numba kernels write into an array numpy allocates (``np.empty``, which advises
+# transparent huge pages for large arrays, as tidstream does): numba's own allocator does
+# not, and 200,000 page faults would then dominate the figure instead of the kernel.
+
+
 def nb_haversine_matrix(lat: np.ndarray, lon: np.ndarray, circuity: float = 1.0) -> np.ndarray:
-    return _kernels()["haversine"](lat, lon, circuity)
+    out = np.empty((len(lat), len(lat)))
+    _kernels()["haversine"](lat, lon, circuity, out)
+    return out
 
 
 def nb_chord_matrix(lat: np.ndarray, lon: np.ndarray, circuity: float = 1.0) -> np.ndarray:
-    return _kernels()["chord"](lat, lon, circuity)
+    out = np.empty((len(lat), len(lat)))
+    _kernels()["chord"](lat, lon, circuity, out)
+    return out
 
 
 def np_haversine_matrix(

@@ -716,19 +716,25 @@ def family_routes(args: argparse.Namespace) -> Section:
             f"{threads} threads (rayon for tidstream, `numba.set_num_threads({threads})` + `prange` "
             "for numba); numpy single-threaded. The figures are best-of runs on a machine shared "
             "with other jobs: ratios measured in the same run are the meaningful part.",
+            "",
             "- **tidstream distance_matrix**: Rust, rows in parallel; haversine through the half "
             "chord of unit vectors with a vectorised `asin` (Cephes coefficients), AVX2 when the "
-            "CPU has it; output float64 (n, n) moved into numpy.",
+            "CPU has it; output float64 (n, n) (huge-page advice, as numpy gives its large "
+            "arrays) moved into numpy.",
             "- **numba haversine**: textbook haversine per pair (radians and cos φ precomputed per "
-            "point), `@njit(parallel=True)`, `prange` over rows.",
+            "point), `@njit(parallel=True)`, `prange` over rows, writing into an `np.empty` array "
+            "(numpy advises huge pages for it, as tidstream does for its own output; numba's "
+            "allocator does not, and its page faults would otherwise dominate).",
             "- **numba chord**: tidstream's algorithm (unit vectors, `math.asin` of the half "
             "chord) in numba: isolates the kernel from the formula.",
             "- **numpy**: the haversine broadcast in blocks of 256 rows.",
+            "",
             f"- **Route evaluation**: {n_routes:,} routes of {stops} random stops over "
             f"{args.route_nodes:,} nodes (depot, 2 facilities), duration matrix, per-stop "
             "service time and demand, capacity with unloading trips to the best facility, shift "
             "length. tidstream `evaluate_routes` returns a 12-column Arrow table; the numba "
             "baseline (`prange` over routes, same semantics) a (routes, 6) array.",
+            "",
             "All outputs are compared with tidstream's before a figure is kept.",
         ],
     )
