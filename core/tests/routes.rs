@@ -94,6 +94,13 @@ fn invalid_coordinates_are_typed_errors() {
     assert!(distance_matrix(&[1.0], &[-180.5], 1.0).is_err());
     assert!(distance_matrix(&[1.0], &[1.0], 0.5).is_err());
     assert!(distance_matrix(&[], &[], 1.0).unwrap().is_empty());
+    // A matrix that cannot be allocated is an error, not an abort.
+    let e = _core::routes::matrix::alloc_matrix(usize::MAX / 16).unwrap_err();
+    assert!(e.message.contains("cannot allocate"), "{e}");
+    assert_eq!(
+        _core::routes::matrix::alloc_matrix(3).unwrap(),
+        vec![0.0; 3]
+    );
 }
 
 #[test]

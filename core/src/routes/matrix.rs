@@ -222,7 +222,7 @@ pub fn distance_matrix(
     // Each pair is computed twice ((i, j) and (j, i), bit-identical): a tiled kernel that
     // computes each pair once and mirrors it was measured no faster at 10,000 points,
     // where writing the 800 MB dominates, so the simpler row kernel stays.
-    Ok(distances_between(&u, &u, circuity))
+    distances_between(&u, &u, circuity)
 }
 
 /// `m × n` matrix (row-major) of distances in metres from each of `m` origins to each
@@ -239,14 +239,33 @@ pub fn distance_matrix_between(
     validate_circuity(circuity)?;
     let a = UnitVectors::new(lat_from, lon_from);
     let b = UnitVectors::new(lat_to, lon_to);
-    Ok(distances_between(&a, &b, circuity))
+    distances_between(&a, &b, circuity)
 }
 
-/// A zeroed buffer for a large matrix. On Linux, buffers of 4 MiB and more are advised
-/// to use transparent huge pages before their first touch, as numpy does for its own
-/// large arrays: writing 800 MB into fresh 4 KiB pages costs 200,000 page faults.
-pub fn alloc_matrix(len: usize) -> Vec<f64> {
-    let v = vec![0.0f64; len];
+/// A zeroed buffer for a large matrix, or an error (not an abort) when the memory cannot
+/// be had. On Linux, buffers of 4 MiB and more are advised to use transparent huge pages
+/// before their first touch, as numpy does for its own large arrays: writing 800 MB into
+/// fresh 4 KiB pages costs 200,000 page faults, most of a 10,000-point matrix's time.
+pub fn alloc_matrix(len: usize) -> Result<Vec<f64>, RouteError> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let too_big = || {
+        RouteError::invalid(format!(
+            "cannot allocate {len} float64 values ({:.1} GB) for the matrix: use knn_matrix for large point sets",
+            len as f64 * 8e-9
+        ))
+    };
+    let layout = std::alloc::Layout::array::<f64>(len).map_err(|_| too_big())?;
+    // SAFETY: the layout has a non-zero size.
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<f64>();
+    if ptr.is_null() {
+        return Err(too_big());
+    }
+    // SAFETY: `ptr` comes from the global allocator with the layout of `len` f64 values
+    // (what `Vec` uses), and all-zero bits are a valid f64 (0.0), so all `len` values are
+    // initialised.
+    let v = unsafe { Vec::from_raw_parts(ptr, len, len) };
     #[cfg(target_os = "linux")]
     {
         let bytes = len * std::mem::size_of::<f64>();
@@ -267,20 +286,27 @@ pub fn alloc_matrix(len: usize) -> Vec<f64> {
             }
         }
     }
-    v
+    Ok(v)
 }
 
-fn distances_between(from: &UnitVectors, to: &UnitVectors, circuity: f64) -> Vec<f64> {
+fn distances_between(
+    from: &UnitVectors,
+    to: &UnitVectors,
+    circuity: f64,
+) -> Result<Vec<f64>, RouteError> {
     let (m, n) = (from.len(), to.len());
-    let mut out = alloc_matrix(m * n);
+    let len = m
+        .checked_mul(n)
+        .ok_or_else(|| RouteError::invalid(format!("{m} x {n} matrix is too large")))?;
+    let mut out = alloc_matrix(len)?;
     if n == 0 {
-        return out;
+        return Ok(out);
     }
     let scale = 2.0 * EARTH_RADIUS_M * circuity;
     out.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
         to.row_into(from.x[i], from.y[i], from.z[i], scale, 0, row);
     });
-    out
+    Ok(out)
 }
 
 /// Travel speed as a function of the leg length: the first `bands[0].0` metres of a
@@ -368,7 +394,7 @@ pub fn duration_matrix(distance_m: &[f64], profile: &SpeedProfile) -> Result<Vec
             distance_m[k]
         )));
     }
-    let mut out = alloc_matrix(distance_m.len());
+    let mut out = alloc_matrix(distance_m.len())?;
     out.par_chunks_mut(1 << 14)
         .zip(distance_m.par_chunks(1 << 14))
         .for_each(|(o, d)| {

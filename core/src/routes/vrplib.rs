@@ -18,6 +18,7 @@
 //! Solution: `Route #k: a b c` lines with customer numbers (the depot, node 1 of the
 //! file, is 0 and left out, so customer `c` is matrix index `c`) and `Cost x`.
 
+use super::matrix::alloc_matrix;
 use super::RouteError;
 
 /// How coordinate distances are rounded.
@@ -269,7 +270,7 @@ pub fn parse_instance(text: &str, rounding: Rounding) -> Result<Instance, RouteE
                 RouteError::parse(1, "EDGE_WEIGHT_TYPE needs a NODE_COORD_SECTION")
             })?;
             let ceil = inst.edge_weight_type == "CEIL_2D";
-            let mut m = vec![0.0; n * n];
+            let mut m = alloc_matrix(n * n).map_err(|e| RouteError::parse(1, e.message))?;
             for i in 0..n {
                 for j in 0..n {
                     let d = ((c[i].0 - c[j].0).powi(2) + (c[i].1 - c[j].1).powi(2)).sqrt();
@@ -301,7 +302,7 @@ pub fn parse_instance(text: &str, rounding: Rounding) -> Result<Instance, RouteE
 }
 
 fn explicit_matrix(fmt: &str, w: &[f64], n: usize) -> Result<Vec<f64>, String> {
-    let mut m = vec![0.0; n * n];
+    let mut m = alloc_matrix(n * n).map_err(|e| e.message)?;
     // (i, j) pairs in the order the format lists them.
     let pairs: Box<dyn Iterator<Item = (usize, usize)>> = match fmt {
         "FULL_MATRIX" => Box::new((0..n).flat_map(move |i| (0..n).map(move |j| (i, j)))),
