@@ -268,7 +268,7 @@ def cheapest_insertion(
 def knn_matrix(
     lat_deg: npt.NDArray[np.float64], lon_deg: npt.NDArray[np.float64], k: int, circuity: float = 1.0
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """k nearest neighbours as CSR (indptr, indices, distances) (GIL released)."""
+    """The k nearest neighbours as CSR (indptr, indices, distances) (GIL released)."""
 
 def parse_vrplib(text: str, rounding: str = "tsplib") -> dict[str, Any]:
     """Parse VRPLIB instance text into a dict of fields and numpy arrays."""

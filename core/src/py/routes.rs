@@ -266,7 +266,7 @@ fn cheapest_insertion<'py>(
     ))
 }
 
-/// k nearest neighbours as CSR (indptr, indices, distances) (GIL released).
+/// The k nearest neighbours as CSR (indptr, indices, distances) (GIL released).
 #[pyfunction]
 #[pyo3(signature = (lat_deg, lon_deg, k, circuity=1.0))]
 fn knn_matrix<'py>(
