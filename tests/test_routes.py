@@ -544,3 +544,16 @@ def test_matrix_files_round_trip(tmp_path):
     pq.write_table(pa.table({"a": [1.0, 2.0]}), tmp_path / "rect.parquet")
     with pytest.raises(ValueError, match="not square"):
         R.read_matrix(tmp_path / "rect.parquet")
+
+
+def test_the_issue_calls_work_as_written():
+    import tidstream
+
+    d = tidstream.routes.distance_matrix(np.array([47.51, 47.52]), np.array([6.79, 6.80]), circuity=1.0)
+    assert d.shape == (2, 2) and d.dtype == np.float64 and d[0, 1] > 0
+    inst = tidstream.routes.read_vrplib(CVRPLIB / "P-n16-k8.vrp")
+    assert inst.coords.shape == (16, 2) and inst.demands.shape == (16,) and inst.capacity == 35
+    assert (
+        tidstream.routes.route_cost(inst.matrix, [[k] for k in range(1, 16)], depot=0)
+        == 2 * inst.matrix[0].sum()
+    )
