@@ -43,6 +43,7 @@ sys.path.insert(0, str(HERE))
 import baselines as B  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
+import route_baselines as RB  # noqa: E402
 import tidstream  # noqa: E402
 
 RESULTS = HERE / "RESULTS.md"
@@ -85,6 +86,7 @@ class Section:
     notes: list[str] = field(default_factory=list)
     goals: list[Goal] = field(default_factory=list)
     unit: str = "frames"  # what one item of the workload is, for the table headers
+    table_units: dict[str, str] = field(default_factory=dict)  # caption -> unit, where it differs
 
 
 @dataclass
@@ -688,7 +690,158 @@ def e2e_section(r: Any) -> Section:
     return sec
 
 
-FAMILIES: list[Callable[[argparse.Namespace], Section]] = [family_codecs, family_envelopes, family_e2e]
+# --------------------------------------------------------------------------------------
+# Family: routes (distance matrices, route evaluation)
+# --------------------------------------------------------------------------------------
+
+
+def family_routes(args: argparse.Namespace) -> Section:
+    import numba
+    import tidstream.routes as R
+
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    numba.set_num_threads(threads)
+    n = args.route_points
+    n_routes, stops = args.route_count, 100
+    cap_matrix = f"Full distance matrix, {n:,} points ({n * n:,} pairs, {n * n * 8 / 1e6:,.0f} MB)"
+    cap_eval = f"Route evaluation, {n_routes:,} routes of {stops} stops"
+    cap_cost = f"Route cost only (distance, CVRP objective), {n_routes:,} routes of {stops} stops"
+    sec = Section(
+        "routes",
+        "Routes: distance matrices and route evaluation vs numba and numpy",
+        unit="pairs",
+        table_units={cap_eval: "routes", cap_cost: "routes"},
+        intro=[
+            f"Points uniform over the Pays de Montbéliard (about 30 x 25 km). Parallel code on "
+            f"{threads} threads (rayon for tidstream, `numba.set_num_threads({threads})` + `prange` "
+            "for numba); numpy single-threaded. The figures are best-of runs on a machine shared "
+            "with other jobs: ratios measured in the same run are the meaningful part.",
+            "",
+            "- **tidstream distance_matrix**: Rust, rows in parallel; haversine through the half "
+            "chord of unit vectors with a vectorised `asin` (Cephes coefficients), AVX2 when the "
+            "CPU has it; output float64 (n, n) (huge-page advice, as numpy gives its large "
+            "arrays) moved into numpy.",
+            "- **numba haversine**: textbook haversine per pair (radians and cos φ precomputed per "
+            "point), `@njit(parallel=True)`, `prange` over rows, writing into an `np.empty` array "
+            "(numpy advises huge pages for it, as tidstream does for its own output; numba's "
+            "allocator does not, and its page faults would otherwise dominate).",
+            "- **numba chord**: tidstream's algorithm (unit vectors, `math.asin` of the half "
+            "chord) in numba: isolates the kernel from the formula.",
+            "- **numpy**: the haversine broadcast in blocks of 256 rows.",
+            "",
+            f"- **Route evaluation**: {n_routes:,} routes of {stops} random stops over "
+            f"{args.route_nodes:,} nodes (depot, 2 facilities), duration matrix, per-stop "
+            "service time and demand, capacity with unloading trips to the best facility, shift "
+            "length. tidstream `evaluate_routes` returns a 12-column Arrow table; the numba "
+            "baseline (`prange` over routes, same semantics) a (routes, 6) array.",
+            "",
+            "All outputs are compared with tidstream's before a figure is kept.",
+        ],
+    )
+    lat, lon = RB.make_points(n)
+    RB.nb_haversine_matrix(lat[:50], lon[:50])  # compile (or load from cache), untimed
+    RB.nb_chord_matrix(lat[:50], lon[:50])
+    print(f"\nroutes: full matrix, {n:,} points")
+    rows, outs = measure(
+        [
+            Impl("tidstream distance_matrix", f"float64 ({threads} threads)",
+                 partial(R.distance_matrix, lat, lon), args.repeats, ours=True),
+            Impl("numba haversine prange", f"float64 ({threads} threads)",
+                 partial(RB.nb_haversine_matrix, lat, lon), args.repeats),
+            Impl("numba chord prange (tidstream's formula)", f"float64 ({threads} threads)",
+                 partial(RB.nb_chord_matrix, lat, lon), args.repeats),
+            Impl("numpy haversine (blocks)", "float64 (1 thread)",
+                 partial(RB.np_haversine_matrix, lat, lon), args.py_repeats),
+        ],
+        n * n,
+    )  # fmt: skip
+    ref = outs[0]
+    for o in outs[1:]:
+        diff = float(np.abs(o - ref).max())
+        if diff > 1e-6:
+            raise AssertionError(f"baseline differs from tidstream by {diff} m")
+    print("  outputs checked: every baseline within 1e-6 m of tidstream")
+    outs = ref = None
+    gc.collect()
+    ts, nb_h, nb_c = rows[0], rows[1], rows[2]
+    sec.tables.append((cap_matrix, rows, ts))
+    sec.goals.append(
+        Goal(
+            f"routes: full distance matrix for {n:,} points in at most 1 s",
+            f"{ts.best_s:.3f} s best, {ts.median_s:.3f} s median ({fmt_rate(ts.rate)} pairs/s)",
+            ts.best_s is not None and ts.best_s <= 1.0,
+        )
+    )
+    r_h, r_c = ratio(ts, nb_h), ratio(ts, nb_c)
+    sec.goals.append(
+        Goal(
+            "routes: distance matrix ahead of parallel numba in the same run",
+            f"tidstream/numba = {fmt_ratio(r_h)} (haversine), {fmt_ratio(r_c)} (same formula); "
+            f"numba {fmt_rate(nb_h.rate)} pairs/s",
+            r_h is not None and r_c is not None and min(r_h, r_c) > 1.0,
+        )
+    )
+
+    print(f"\nroutes: evaluation, {n_routes:,} routes of {stops} stops")
+    w = RB.make_route_workload(args.route_nodes, n_routes, stops)
+    flat = w["flat"]
+    lists = flat.to_lists()
+    kw = dict(
+        duration_s=w["dur"], demand=w["demand"], capacity=w["capacity"], service_s=w["service"],
+        facilities=w["facilities"], unload_s=w["unload_s"], shift_s=w["shift_s"],
+    )  # fmt: skip
+    nb_args = (w["dist"], w["dur"], flat, 0, w["demand"], w["capacity"], w["service"], w["facilities"],
+               w["unload_s"], w["shift_s"])  # fmt: skip
+    RB.nb_evaluate(*nb_args)  # compile, untimed
+    rows, outs = measure(
+        [
+            Impl("tidstream evaluate_routes", "FlatRoutes", partial(R.evaluate_routes, w["dist"], flat, **kw),
+                 args.repeats, ours=True),
+            Impl("tidstream evaluate_routes", "list of lists", partial(R.evaluate_routes, w["dist"], lists, **kw),
+                 args.repeats, ours=True),
+            Impl("numba prange", "flat int64 arrays", partial(RB.nb_evaluate, *nb_args), args.repeats),
+        ],
+        n_routes,
+    )  # fmt: skip
+    cols = ("distance_m", "duration_s", "load", "unloads", "excess_load")
+    ours = np.column_stack([outs[0].column(c).to_numpy() for c in cols])
+    np.testing.assert_allclose(outs[2][:, :5], ours, rtol=1e-12)
+    np.testing.assert_array_equal(np.column_stack([outs[1].column(c).to_numpy() for c in cols]), ours)
+    print("  outputs checked: numba == tidstream (5 metrics per route)")
+    sec.tables.append((cap_eval, rows, rows[0]))
+    r_e = ratio(rows[0], rows[2])
+    sec.goals.append(
+        Goal(
+            "routes: route evaluation (100-stop routes) ahead of parallel numba",
+            f"{fmt_rate(rows[0].rate)} routes/s vs {fmt_rate(rows[2].rate)} (tidstream/numba = {fmt_ratio(r_e)})",
+            r_e is not None and r_e > 1.0,
+        )
+    )
+    rows, outs = measure(
+        [
+            Impl("tidstream route_cost", "FlatRoutes", partial(R.route_cost, w["dist"], flat), args.repeats,
+                 ours=True),
+            Impl("numpy gather + reduceat", "flat int64 arrays", partial(RB.np_route_cost, w["dist"], flat),
+                 args.repeats),
+        ],
+        n_routes,
+    )  # fmt: skip
+    if abs(outs[0] - float(outs[1].sum())) > 1e-6 * outs[0]:
+        raise AssertionError("numpy route cost differs from tidstream")
+    sec.tables.append((cap_cost, rows, rows[0]))
+    sec.notes.append(
+        "Sizes: `--route-points` (matrix), `--route-count` and `--route-nodes` (evaluation). "
+        "`make test` runs the same comparisons at small sizes (`benches/bench_routes.py`)."
+    )
+    return sec
+
+
+FAMILIES: list[Callable[[argparse.Namespace], Section]] = [
+    family_codecs,
+    family_envelopes,
+    family_e2e,
+    family_routes,
+]
 
 # --------------------------------------------------------------------------------------
 # Report
@@ -805,7 +958,7 @@ def render(sections: list[Section], args: argparse.Namespace, started: dt.dateti
     for s in sections:
         out += ["", f"## {s.title}", "", *s.intro]
         for caption, rows, ref in s.tables:
-            out += ["", f"### {caption}", "", *render_table(rows, ref, s.unit)]
+            out += ["", f"### {caption}", "", *render_table(rows, ref, s.table_units.get(caption, s.unit))]
         if s.notes:
             out += ["", *s.notes]
     out += [
@@ -821,6 +974,49 @@ def render(sections: list[Section], args: argparse.Namespace, started: dt.dateti
         "",
     ]
     return "\n".join(out)
+
+
+def _blocks(text: str) -> list[list[str]]:
+    """Markdown split at ``## `` headings: a preamble block, then one block per heading."""
+    blocks: list[list[str]] = [[]]
+    for line in text.splitlines():
+        if line.startswith("## "):
+            blocks.append([])
+        blocks[-1].append(line)
+    return blocks
+
+
+def merge_results(old: str, new: str, sections: list[Section], started: dt.datetime) -> str:
+    """``old`` RESULTS.md with the sections and goal rows of ``sections`` taken from ``new``
+    (``--only ... --merge``): a family re-measured alone replaces its own part only."""
+    old_blocks, new_blocks = _blocks(old), _blocks(new)
+    by_title = {b[0]: b for b in new_blocks[1:]}
+    note = (
+        f"_This section was measured on {started:%Y-%m-%d %H:%M:%S} UTC by `benches/run.py "
+        f"{' '.join(shlex.quote(a) for a in sys.argv[1:])}` and merged into this file; the Run "
+        "section above describes the machine._"
+    )
+    for s in sections:
+        head = f"## {s.title}"
+        block = [*by_title[head]]
+        while block and not block[-1].strip():
+            block.pop()
+        block += ["", note, ""]
+        idx = next((i for i, b in enumerate(old_blocks) if b[0] == head), None)
+        if idx is not None:
+            old_blocks[idx] = block
+        else:
+            at = next((i for i, b in enumerate(old_blocks) if b[0] == "## Other benchmark families"), None)
+            old_blocks.insert(len(old_blocks) if at is None else at, block)
+    goals_idx = next((i for i, b in enumerate(old_blocks) if b[0].startswith("## Goals")), None)
+    if goals_idx is not None:
+        mine = [g for s in sections for g in s.goals]
+        prefixes = tuple(f"| {s.key}:" for s in sections) + tuple(f"| {g.text} |" for g in mine)
+        kept = [line for line in old_blocks[goals_idx] if not line.startswith(prefixes)]
+        last_row = max(i for i, line in enumerate(kept) if line.startswith("|"))
+        rows = [f"| {g.text} | {g.measured} | {yes_no(g.met)} |" for g in mine]
+        old_blocks[goals_idx] = kept[: last_row + 1] + rows + kept[last_row + 1 :]
+    return "\n".join(line for b in old_blocks for line in b) + "\n"
 
 
 def main() -> int:
@@ -842,16 +1038,24 @@ def main() -> int:
         help="e2e: long-run fleet and uplinks x this (default $TIDSTREAM_E2E_LONG_FACTOR or 4; 0 = none)",
     )
     p.add_argument("--e2e-repeats", type=int, default=None, help="e2e: ceiling repeats (default 3)")
+    p.add_argument("--route-points", type=int, default=10_000, help="routes: points of the full matrix")
+    p.add_argument("--route-count", type=int, default=20_000, help="routes: 100-stop routes evaluated")
+    p.add_argument("--route-nodes", type=int, default=1_000, help="routes: nodes of the evaluation matrix")
     p.add_argument(
         "--only", default=None, help="comma-separated families to run (e.g. e2e); implies --no-write"
     )
     p.add_argument("--no-write", action="store_true", help="print only; keep RESULTS.md")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --only: replace those families' sections and goals in the existing RESULTS.md",
+    )
     args = p.parse_args()
     families = FAMILIES
     if args.only:
         wanted = {w.strip() for w in args.only.split(",")}
         families = [f for f in FAMILIES if f.__name__.removeprefix("family_") in wanted]
-        args.no_write = True
+        args.no_write = args.no_write or not args.merge
 
     started = dt.datetime.now(dt.timezone.utc)
     print(f"tidstream {tidstream.__version__} ({tidstream._core.build_profile} build)")
@@ -864,7 +1068,10 @@ def main() -> int:
         for g in s.goals:
             print(f"  [{yes_no(g.met).strip('*')}] {g.text.replace('`', '')}: {g.measured}")
     if not args.no_write:
-        RESULTS.write_text(render(sections, args, started), encoding="utf-8")
+        text = render(sections, args, started)
+        if args.only and RESULTS.exists():
+            text = merge_results(RESULTS.read_text(encoding="utf-8"), text, sections, started)
+        RESULTS.write_text(text, encoding="utf-8")
         print(f"\nwrote {RESULTS.relative_to(HERE.parent)}")
     return 0
 

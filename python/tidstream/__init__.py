@@ -13,7 +13,7 @@ uplinks) in batches, in Rust, into Arrow::
 
 from __future__ import annotations
 
-from . import _core
+from . import _core, routes
 from .codecs import (
     alarm_flag_names,
     decode_batch,
@@ -60,4 +60,5 @@ __all__ = [
     "load_layout",
     "model_info",
     "models",
+    "routes",
 ]

@@ -205,3 +205,73 @@ class ForecasterCore:
     @staticmethod
     def from_bytes(data: bytes) -> ForecasterCore:
         """Rebuild from `to_bytes()` output."""
+
+# -- route costs (core/src/routes, bindings in core/src/py/routes.rs) -------------------
+
+EARTH_RADIUS_M: float
+
+def haversine_m(lat1_deg: float, lon1_deg: float, lat2_deg: float, lon2_deg: float) -> float:
+    """Haversine great-circle distance in metres between two points in degrees."""
+
+def distance_matrix(
+    lat_deg: npt.NDArray[np.float64], lon_deg: npt.NDArray[np.float64], circuity: float = 1.0
+) -> npt.NDArray[np.float64]:
+    """(n, n) great-circle distances in metres times circuity (GIL released)."""
+
+def distance_matrix_between(
+    lat_from: npt.NDArray[np.float64],
+    lon_from: npt.NDArray[np.float64],
+    lat_to: npt.NDArray[np.float64],
+    lon_to: npt.NDArray[np.float64],
+    circuity: float = 1.0,
+) -> npt.NDArray[np.float64]:
+    """(m, n) great-circle distances in metres from m origins to n destinations (GIL released)."""
+
+def duration_matrix(
+    distance_m: npt.NDArray[np.float64], bands: list[tuple[float, float]]
+) -> npt.NDArray[np.float64]:
+    """Durations in seconds of a (m, n) distance matrix in metres with a speed profile."""
+
+class _EvalArgs(TypedDict):
+    depot: int
+    demand: npt.NDArray[np.float64] | None
+    capacity: float
+    service_s: npt.NDArray[np.float64] | None
+    facilities: list[int]
+    unload_s: float
+    shift_s: float
+
+def evaluate_routes(
+    distance_m: npt.NDArray[np.float64],
+    nodes: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.int64],
+    args: _EvalArgs,
+    duration_s: npt.NDArray[np.float64] | None = None,
+    bands: list[tuple[float, float]] | None = None,
+) -> dict[str, Any]:
+    """Per-route metrics as numpy columns (GIL released)."""
+
+def route_cost(
+    matrix: npt.NDArray[np.float64], nodes: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64], depot: int
+) -> float:
+    """Total distance of routes starting and ending at the depot (GIL released)."""
+
+def cheapest_insertion(
+    distance_m: npt.NDArray[np.float64],
+    nodes: npt.NDArray[np.int64],
+    offsets: npt.NDArray[np.int64],
+    candidates: npt.NDArray[np.int64],
+    args: _EvalArgs,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Cheapest insertion of each candidate: (route, position, added distance) arrays (GIL released)."""
+
+def knn_matrix(
+    lat_deg: npt.NDArray[np.float64], lon_deg: npt.NDArray[np.float64], k: int, circuity: float = 1.0
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The k nearest neighbours as CSR (indptr, indices, distances) (GIL released)."""
+
+def parse_vrplib(text: str, rounding: str = "tsplib") -> dict[str, Any]:
+    """Parse VRPLIB instance text into a dict of fields and numpy arrays."""
+
+def parse_vrplib_solution(text: str) -> tuple[list[list[int]], float | None]:
+    """Parse a CVRPLIB solution: (routes as lists of customer numbers, cost or None)."""
