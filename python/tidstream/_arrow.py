@@ -23,7 +23,9 @@ def zeros(n: int) -> pa.Buffer:
     return pa.py_buffer(np.zeros(8 * (n + 1), dtype=np.uint8))
 
 
-def primitive(typ: pa.DataType, n: int, col: tuple[Any, ...] | None, zero: pa.Buffer | None = None) -> pa.Array:
+def primitive(
+    typ: pa.DataType, n: int, col: tuple[Any, ...] | None, zero: pa.Buffer | None = None
+) -> pa.Array:
     """(values, validity | None, null_count) -> Array; None -> all-null array (over
     ``zero``, the shared buffer from :func:`zeros`, when given)."""
     if col is None:

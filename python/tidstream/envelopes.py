@@ -66,10 +66,15 @@ def decode_uplinks(
     """
     if format == "raw":
         return _raw(messages, device_ids, fports, received_at)
-    arr = _as_binary(messages)
-    n = len(arr)
-    data, offsets, valid, voff = _buffers(arr)
-    c = _core.decode_uplinks_buffers(format, data, offsets, valid, voff)
+    if isinstance(messages, list):
+        # Read in place by the core (no copy into an Arrow array first).
+        n = len(messages)
+        c = _core.decode_uplinks_list(format, messages)
+    else:
+        arr = _as_binary(messages)
+        n = len(arr)
+        data, offsets, valid, voff = _buffers(arr)
+        c = _core.decode_uplinks_buffers(format, data, offsets, valid, voff)
     s = UPLINK_SCHEMA
     arrays = [
         pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(c["ok"])]),

@@ -143,15 +143,40 @@ impl FlatView<'_> {
         let dl = self.data.len();
         macro_rules! fill {
             ($o:expr) => {{
-                let o = $o.get(r0..r0 + start.len() + 1).unwrap_or(&[]);
-                for (k, (s, l)) in start.iter_mut().zip(len.iter_mut()).enumerate() {
-                    let (a, b) = match (o.get(k), o.get(k + 1)) {
-                        (Some(&a), Some(&b)) => (a as i128, b as i128),
-                        _ => (0, -1),
-                    };
-                    let good = 0 <= a && a <= b && b <= dl as i128;
-                    *s = if good { a as usize } else { 0 };
-                    *l = if good { (b - a) as usize } else { usize::MAX };
+                let m = start.len();
+                match $o.get(r0..r0 + m + 1) {
+                    // The usual case, branch-free: offsets ascending within `data`.
+                    Some(o) if o[0] >= 0 && o[m] as u64 <= dl as u64 => {
+                        let mut descending = false;
+                        for (k, (s, l)) in start.iter_mut().zip(len.iter_mut()).enumerate() {
+                            let (a, b) = (o[k], o[k + 1]);
+                            descending |= b < a;
+                            *s = a as usize;
+                            *l = b.wrapping_sub(a) as usize;
+                        }
+                        if descending {
+                            // Corrupt offsets: check each row (ranges of ascending
+                            // rows between 0 and o[m] are inside `data`).
+                            for (k, (s, l)) in start.iter_mut().zip(len.iter_mut()).enumerate() {
+                                if o[k + 1] < o[k] || o[k] < 0 || o[k + 1] as u64 > dl as u64 {
+                                    *s = 0;
+                                    *l = usize::MAX;
+                                }
+                            }
+                        }
+                    }
+                    o => {
+                        let o = o.unwrap_or(&[]);
+                        for (k, (s, l)) in start.iter_mut().zip(len.iter_mut()).enumerate() {
+                            let (a, b) = match (o.get(k), o.get(k + 1)) {
+                                (Some(&a), Some(&b)) => (a as i128, b as i128),
+                                _ => (0, -1),
+                            };
+                            let good = 0 <= a && a <= b && b <= dl as i128;
+                            *s = if good { a as usize } else { 0 };
+                            *l = if good { (b - a) as usize } else { usize::MAX };
+                        }
+                    }
                 }
             }};
         }

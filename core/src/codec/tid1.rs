@@ -170,26 +170,50 @@ pub struct Tid1 {
 
 /// A frame without stored readings.
 const SHORT_LEN: usize = HEADER_LEN + CRC_LEN;
+/// Validity / boolean bits of 64 rows, kept in registers while the rows are decoded.
+#[derive(Default)]
+struct RowWords {
+    fast: u64,
+    dist: u64,
+    temp: u64,
+    bpct: u64,
+    bv: u64,
+    tilt: u64,
+    fire: u64,
+}
+
+impl RowWords {
+    fn store(&self, j: usize, c: &mut ChunkCols) {
+        use chunk_col as col;
+        c.valid[col::DISTANCE][j] = self.dist;
+        c.valid[col::TEMPERATURE][j] = self.temp;
+        c.valid[col::BATTERY_PCT][j] = self.bpct;
+        c.valid[col::BATTERY_V][j] = self.bv;
+        c.valid[col::MEASURED_AT][j] = self.fast;
+        c.valid[col::TILT][j] = self.fast;
+        c.valid[col::FIRE][j] = self.fast;
+        c.tilt[j] = self.tilt;
+        c.fire_alarm[j] = self.fire;
+    }
+}
+
 /// Row `k` of a chunk: the same values as [`Codec::decode`] for a checked 15-byte
 /// frame (no stored readings).
 #[inline(always)]
-fn short_row(k: usize, p: &[u8; SHORT_LEN], c: &mut ChunkCols) {
-    use chunk_col as col;
-    let (j, bit) = (k / 64, 1u64 << (k % 64));
+fn short_row(k: usize, p: &[u8; SHORT_LEN], c: &mut ChunkCols, w: &mut RowWords) {
+    let bit = 1u64 << (k % 64);
     let flags = p[1];
     let dist = u16::from_le_bytes([p[6], p[7]]);
     let temp = i16::from_le_bytes([p[8], p[9]]);
     let (bpct, bcode) = (p[10], p[11]);
     let on = |cond: bool| if cond { bit } else { 0 };
-    c.valid[col::DISTANCE][j] |= on(flags & flag::NO_ECHO == 0);
-    c.valid[col::TEMPERATURE][j] |= on(temp != i16::MIN);
-    c.valid[col::BATTERY_PCT][j] |= on(bpct != 255);
-    c.valid[col::BATTERY_V][j] |= on(bcode != 255);
-    c.valid[col::MEASURED_AT][j] |= bit;
-    c.valid[col::TILT][j] |= bit;
-    c.valid[col::FIRE][j] |= bit;
-    c.tilt[j] |= on(flags & flag::TILT != 0);
-    c.fire_alarm[j] |= on(flags & flag::FIRE != 0);
+    w.fast |= bit;
+    w.dist |= on(flags & flag::NO_ECHO == 0);
+    w.temp |= on(temp != i16::MIN);
+    w.bpct |= on(bpct != 255);
+    w.bv |= on(bcode != 255);
+    w.tilt |= on(flags & flag::TILT != 0);
+    w.fire |= on(flags & flag::FIRE != 0);
     c.distance_mm[k] = f64::from(dist);
     c.temperature_c[k] = f64::from(temp) / 10.0;
     c.battery_pct[k] = f64::from(bpct);
@@ -198,8 +222,7 @@ fn short_row(k: usize, p: &[u8; SHORT_LEN], c: &mut ChunkCols) {
     let f = u16::from(flags);
     // tid1 flag bits -> alarm bits (TILT 0->2, FIRE 1->1, LOW_BATTERY 2->3,
     // LID_OPEN 3->8, INTERRUPT 4->6, NO_ECHO 5->7), as `decode` maps them.
-    c.alarm_flags[k] =
-        (f & 1) << 2 | (f & 2) | (f & 4) << 1 | (f & 8) << 5 | (f & 16) << 2 | (f & 32) << 2;
+    c.alarm_flags[k] = (f & 1) << 2 | (f & 2) | (f & 4) << 1 | (f & 8) << 5 | (f & 16) << 2 | (f & 32) << 2;
 }
 
 impl Tid1 {
@@ -351,24 +374,26 @@ impl Codec for Tid1 {
             let m = CHUNK.min(n - r0);
             flat.ranges(r0, &mut starts[..m], &mut lens[..m]);
             chunk.reset(m);
-            for k in 0..m {
-                let frame = match lens[k] {
-                    SHORT_LEN => flat.data.get(starts[k]..starts[k] + SHORT_LEN),
-                    _ => None,
-                };
-                let fast = frame
-                    .and_then(|p| <&[u8; SHORT_LEN]>::try_from(p).ok())
-                    .filter(|p| {
+            for j in 0..m.div_ceil(64) {
+                let mut w = RowWords::default();
+                for k in 64 * j..(64 * j + 64).min(m) {
+                    let frame = match lens[k] {
+                        SHORT_LEN => flat.data.get(starts[k]..starts[k] + SHORT_LEN),
+                        _ => None,
+                    };
+                    let fast = frame.and_then(|p| <&[u8; SHORT_LEN]>::try_from(p).ok()).filter(|p| {
                         p[0] == VERSION
                             && p[12] == 0
                             && p[1] & flag::RESERVED == 0
                             && crc16_ccitt(&p[..HEADER_LEN]) == u16::from_le_bytes([p[13], p[14]])
                             && (!per_row_fports || fports.get(r0 + k).is_ok())
                     });
-                match fast {
-                    Some(p) => short_row(k, p, &mut chunk),
-                    None => slow.push(r0 + k),
+                    match fast {
+                        Some(p) => short_row(k, p, &mut chunk, &mut w),
+                        None => slow.push(r0 + k),
+                    }
                 }
+                w.store(j, &mut chunk);
             }
             cols.push_chunk(&chunk, m);
             r0 += m;

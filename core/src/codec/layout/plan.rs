@@ -194,17 +194,23 @@ fn word_at(data: &[u8], at: usize) -> u64 {
 /// not fast-path rows, whose cells are overwritten afterwards).
 #[inline(always)]
 fn read<const W: usize, const BE: bool>(data: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = data.get(at..at + W) {
-        if BE {
-            a[8 - W..].copy_from_slice(s);
-            u64::from_be_bytes(a)
-        } else {
-            a[..W].copy_from_slice(s);
-            u64::from_le_bytes(a)
+    let Some(s) = data.get(at..at + W) else {
+        return 0;
+    };
+    match (W, BE) {
+        (1, _) => u64::from(s[0]),
+        (2, true) => u64::from(u16::from_be_bytes([s[0], s[1]])),
+        (2, false) => u64::from(u16::from_le_bytes([s[0], s[1]])),
+        (4, true) => u64::from(u32::from_be_bytes([s[0], s[1], s[2], s[3]])),
+        (4, false) => u64::from(u32::from_le_bytes([s[0], s[1], s[2], s[3]])),
+        _ => {
+            let mut v = 0u64;
+            for k in 0..W {
+                let b = if BE { s[k] } else { s[W - 1 - k] };
+                v = (v << 8) | u64::from(b);
+            }
+            v
         }
-    } else {
-        0
     }
 }
 
@@ -285,6 +291,27 @@ fn apply<S: Fn(f64) -> f64, V: FnMut(usize, f64, bool)>(
         _ => 0,
     };
     let nscale = f.nscale;
+    if !float && !has_special {
+        // Every row is set: whole validity words, then a loop LLVM can vectorise.
+        let m = raw.len();
+        for (j, w) in valid.iter_mut().enumerate() {
+            let rows = m.saturating_sub(64 * j).min(64);
+            *w |= if rows == 64 {
+                u64::MAX
+            } else {
+                (1u64 << rows) - 1
+            };
+        }
+        if set_bit != 0 {
+            for (&r, fl) in raw.iter().zip(flags.iter_mut()) {
+                *fl |= set_bit * u16::from(r != 0);
+            }
+        }
+        for (k, &r) in raw.iter().enumerate() {
+            put(k, scale(r as i64 as f64) * nscale, r != 0);
+        }
+        return;
+    }
     for (k, (&r, fl)) in raw.iter().zip(flags.iter_mut()).enumerate() {
         // The per-frame `Field::normalize`, row by row, minus the reads.
         let (value, nonzero) = if float {
