@@ -1,5 +1,5 @@
 //! Rust-only timing of `decode_batch` over flat Arrow-like buffers (diagnostic):
-//! `cargo run --release -p tidstream-core --example decode_bench [frames] [repeats]`.
+//! `cargo run --release -p tidstream-core --example decode_bench [frames] [repeats] [model]`.
 use _core::codec::{FlatPayloads, FportSource, Registry};
 use _core::reading::Reading;
 use std::time::Instant;
@@ -9,7 +9,11 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(2_000_000);
+    let only = std::env::args().nth(3).unwrap_or_default();
     for model in ["milesight-em310-udl", "dragino-ldds75", "tid1"] {
+        if !only.is_empty() && only != model {
+            continue;
+        }
         let c = Registry::global().get(model).unwrap();
         let mut data = Vec::new();
         let mut offsets = vec![0i32];
