@@ -66,11 +66,16 @@ def decode_uplinks(
     """
     if format == "raw":
         return _raw(messages, device_ids, fports, received_at)
+    c: dict[str, Any] | None = None
     if isinstance(messages, list):
-        # Read in place by the core (no copy into an Arrow array first).
-        n = len(messages)
-        c = _core.decode_uplinks_list(format, messages)
-    else:
+        # bytes / str / None items are read in place by the core (no copy into an
+        # Arrow array first); other bytes-like items take the Arrow path below.
+        try:
+            n = len(messages)
+            c = _core.decode_uplinks_list(format, messages)
+        except TypeError:
+            c = None
+    if c is None:
         arr = _as_binary(messages)
         n = len(arr)
         data, offsets, valid, voff = _buffers(arr)
