@@ -253,10 +253,11 @@ def family_codecs(args: argparse.Namespace) -> Section:
         sec.notes.append(f"| `{model}` | {ns(full)} | {ns(core)} | {ns(asm)} | {ns(extra)} | {ns(nb)} |")
     sec.notes += [
         "",
-        "Rust decode only = `_core.decode_batch_buffers` (per-row decode into column "
-        "builders, GIL released); the assembly column is the difference to the full call "
-        "(`pa.Array.from_buffers` per column, `pa.nulls` for the columns a model does not "
-        "carry, `RecordBatch.from_arrays`). Figures of separately timed calls: small "
+        "Rust decode only = `_core.decode_batch_buffers` (columnar decode into column "
+        "buffers, GIL released; rows off the batch's shape through the per-frame "
+        "decoder); the assembly column is the difference to the full call "
+        "(`pa.Array.from_buffers` per column, one shared zero buffer for every all-null "
+        "column, `RecordBatch.from_arrays`). Figures of separately timed calls: small "
         "differences (even negative ones) are noise.",
     ]
     return sec
@@ -300,6 +301,8 @@ def family_envelopes(args: argparse.Namespace) -> Section:
             "(dev_eui lowercased, fport, fcnt, best RSSI/SNR, gateway count), "
             "`base64.b64decode(frm_payload)`; `received_at` parsed to datetime64[ns] by one "
             "vectorised numpy call. Output: Python lists (no Arrow assembly).",
+            "- **tidstream decode_uplinks(list[bytes])**: the core reads the list's bytes "
+            "objects in place (no Arrow array built first).",
             "- **pipeline** rows: envelope parse + EM310 decode of the payloads, end to end.",
         ],
     )

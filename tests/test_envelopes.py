@@ -107,3 +107,18 @@ def test_raw_format_and_argument_errors():
         tidstream.decode_uplinks("lorawan", [b"{}"])
     with pytest.raises(TypeError, match="list of JSON messages"):
         tidstream.decode_uplinks("ttn-v3", b"{}")
+
+
+def test_list_input_is_read_in_place_like_an_array():
+    ttn = json.dumps(TTN).encode()
+    cs = json.dumps(CHIRPSTACK)
+    msgs = [ttn, None, b"{not json", ttn.decode(), b""]
+    from_list = tidstream.decode_uplinks("ttn-v3", msgs)
+    as_bytes = [m.encode() if isinstance(m, str) else m for m in msgs]
+    assert from_list.equals(tidstream.decode_uplinks("ttn-v3", pa.array(as_bytes, pa.binary())))
+    assert from_list.column("ok").to_pylist() == [True, False, False, True, False]
+    assert rows("chirpstack-v4", [cs])[0]["dev_eui"] == "0101010101010101"
+    # Other bytes-like items are accepted too (copied through an Arrow array).
+    assert tidstream.decode_uplinks("ttn-v3", [bytearray(ttn)]).equals(from_list.slice(0, 1))
+    with pytest.raises(TypeError, match="list of bytes or str"):
+        tidstream.decode_uplinks("ttn-v3", [ttn, 7])

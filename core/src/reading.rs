@@ -147,7 +147,97 @@ impl Bitmap {
         self.len += 1;
     }
     pub fn get(&self, i: usize) -> bool {
-        self.bytes.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0)
+        self.bytes
+            .get(i / 8)
+            .is_some_and(|b| b & (1 << (i % 8)) != 0)
+    }
+
+    /// `bits` bits, all 0 (zeroed allocation: the pages are not touched until written).
+    pub fn zeros(bits: usize) -> Self {
+        Bitmap {
+            bytes: vec![0; bits.div_ceil(8)],
+            len: bits,
+        }
+    }
+
+    /// `bits` bits, all 1 (the bits past `bits` in the last byte stay 0).
+    pub fn ones(bits: usize) -> Self {
+        let mut bytes = vec![0xFF; bits.div_ceil(8)];
+        if bits % 8 != 0 {
+            if let Some(last) = bytes.last_mut() {
+                *last = (1u8 << (bits % 8)) - 1;
+            }
+        }
+        Bitmap { bytes, len: bits }
+    }
+
+    /// Set bit `i` to `bit` (no-op past the end).
+    #[inline]
+    pub fn assign(&mut self, i: usize, bit: bool) {
+        if let Some(b) = self.bytes.get_mut(i / 8) {
+            let m = 1u8 << (i % 8);
+            *b = if bit { *b | m } else { *b & !m };
+        }
+    }
+
+    /// OR 64 bits into the bitmap starting at bit `at` (a multiple of 64); bits past
+    /// the end are dropped (the caller never sets bits past `len`).
+    #[inline]
+    pub fn or_word(&mut self, at: usize, word: u64) {
+        let a = at / 8;
+        let end = (a + 8).min(self.bytes.len());
+        if let Some(dst) = self.bytes.get_mut(a..end) {
+            for (d, s) in dst.iter_mut().zip(word.to_le_bytes()) {
+                *d |= s;
+            }
+        }
+    }
+
+    /// For the 64 bits from bit `at` (a multiple of 64): set the `set` bits, clear
+    /// the `clear` bits.
+    #[inline]
+    pub fn merge_word(&mut self, at: usize, set: u64, clear: u64) {
+        if set == 0 && clear == 0 {
+            return;
+        }
+        let a = at / 8;
+        let end = (a + 8).min(self.bytes.len());
+        if let Some(dst) = self.bytes.get_mut(a..end) {
+            for ((d, s), c) in dst
+                .iter_mut()
+                .zip(set.to_le_bytes())
+                .zip(clear.to_le_bytes())
+            {
+                *d = (*d & !c) | s;
+            }
+        }
+    }
+
+    /// Number of set bits among the first `len`.
+    pub fn count_ones(&self) -> usize {
+        let full = self.len / 8;
+        let mut c: usize = self.bytes.get(..full).map_or(0, |b| {
+            let mut words = b.chunks_exact(8);
+            let mut c = 0usize;
+            for w in &mut words {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(w);
+                c += u64::from_le_bytes(a).count_ones() as usize;
+            }
+            c + words
+                .remainder()
+                .iter()
+                .map(|x| x.count_ones() as usize)
+                .sum::<usize>()
+        });
+        if self.len % 8 != 0 {
+            let m = (1u8 << (self.len % 8)) - 1;
+            c += self
+                .bytes
+                .get(full)
+                .map_or(0, |b| (b & m).count_ones() as usize);
+        }
+        c
     }
 }
 
@@ -252,7 +342,8 @@ impl StrCol {
         }
         self.validity.push(v.is_some());
         // Offsets stay within i32: error strings are short and batches bounded.
-        self.offsets.push(i32::try_from(self.data.len()).unwrap_or(i32::MAX));
+        self.offsets
+            .push(i32::try_from(self.data.len()).unwrap_or(i32::MAX));
     }
     pub fn len(&self) -> usize {
         self.offsets.len() - 1
@@ -281,10 +372,59 @@ pub struct StoredCol {
     pub temperature_c: PrimCol<f64>,
 }
 
-/// Columns of a decoded batch. Columns a model cannot fill are `None` (all null).
+/// A nullable primitive column of `n` rows written by index (values and validity
+/// preallocated, all null until set); `finish` counts the nulls.
+impl<T: Copy + Default> PrimCol<T> {
+    /// `n` null rows (zeroed values: no page is touched until written).
+    pub fn nulls(n: usize) -> Self {
+        PrimCol {
+            values: vec![T::default(); n],
+            validity: Bitmap::zeros(n),
+            null_count: n,
+        }
+    }
+    /// Row `i` = `v` (None = null).
+    #[inline]
+    pub fn set(&mut self, i: usize, v: Option<T>) {
+        if let Some(slot) = self.values.get_mut(i) {
+            *slot = v.unwrap_or_default();
+        }
+        self.validity.assign(i, v.is_some());
+    }
+    fn finish(&mut self) {
+        self.null_count = self.validity.len - self.validity.count_ones();
+    }
+}
+
+impl BoolCol {
+    /// `n` null rows.
+    pub fn nulls(n: usize) -> Self {
+        BoolCol {
+            values: Bitmap::zeros(n),
+            validity: Bitmap::zeros(n),
+            null_count: n,
+        }
+    }
+    /// Row `i` = `v` (None = null).
+    #[inline]
+    pub fn set(&mut self, i: usize, v: Option<bool>) {
+        self.values.assign(i, v.unwrap_or(false));
+        self.validity.assign(i, v.is_some());
+    }
+    fn finish(&mut self) {
+        self.null_count = self.validity.len - self.validity.count_ones();
+    }
+}
+
+/// Columns of a decoded batch of `len` rows, preallocated and written by row index
+/// (the batch decoders write whole chunks of a column at once, the per-frame path one
+/// row at a time). Columns a model cannot fill are `None` (all null, no buffers).
+/// Errors are kept sparse (`errors`, in row order) and the three error columns are
+/// only built by [`ReadingColumns::finish`] when there is at least one error.
 #[derive(Debug, Clone, Default)]
 pub struct ReadingColumns {
     pub len: usize,
+    /// All 1 until a row fails.
     pub ok: Bitmap,
     pub distance_mm: Option<PrimCol<f64>>,
     pub fill_pct_reported: Option<PrimCol<f64>>,
@@ -293,59 +433,65 @@ pub struct ReadingColumns {
     pub battery_v: Option<PrimCol<f64>>,
     pub tilt: Option<BoolCol>,
     pub fire_alarm: Option<BoolCol>,
+    /// Valid exactly on the ok rows (set by `finish`).
     pub alarm_flags: PrimCol<u16>,
     pub measured_at_ms: Option<PrimCol<i64>>,
     pub latitude: Option<PrimCol<f64>>,
     pub longitude: Option<PrimCol<f64>>,
+    /// Built by `finish` from `stored_rows`; valid on the ok rows.
     pub stored: Option<StoredCol>,
-    pub error: StrCol,
-    pub error_kind: StrCol,
-    pub error_offset: PrimCol<i32>,
+    /// (row, stored-reading count) of the rows that carry stored readings, in row
+    /// order; their readings are appended to `stored`'s child columns in that order.
+    stored_rows: Vec<(usize, usize)>,
+    /// (row, error), in row order.
+    pub errors: Vec<(usize, DecodeError)>,
+    /// Built by `finish`; `None` when no row failed (all null).
+    pub error: Option<StrCol>,
+    pub error_kind: Option<StrCol>,
+    pub error_offset: Option<PrimCol<i32>>,
     pub error_count: usize,
 }
 
 fn opt_col<T: Copy + Default>(on: bool, n: usize) -> Option<PrimCol<T>> {
-    on.then(|| PrimCol::with_capacity(n))
+    on.then(|| PrimCol::nulls(n))
 }
 
 impl ReadingColumns {
-    /// Builders for `n` rows, allocating only the columns in `fields`.
+    /// `n` rows, allocating only the columns in `fields`.
     pub fn new(n: usize, fields: Fields) -> Self {
         let f = |b| fields.has(b);
         ReadingColumns {
-            len: 0,
-            ok: Bitmap::with_capacity(n),
+            len: n,
+            ok: Bitmap::ones(n),
             distance_mm: opt_col(f(Fields::DISTANCE), n),
             fill_pct_reported: opt_col(f(Fields::FILL), n),
             temperature_c: opt_col(f(Fields::TEMPERATURE), n),
             battery_pct: opt_col(f(Fields::BATTERY_PCT), n),
             battery_v: opt_col(f(Fields::BATTERY_V), n),
-            tilt: f(Fields::TILT).then(|| BoolCol::with_capacity(n)),
-            fire_alarm: f(Fields::FIRE).then(|| BoolCol::with_capacity(n)),
-            alarm_flags: PrimCol::with_capacity(n),
+            tilt: f(Fields::TILT).then(|| BoolCol::nulls(n)),
+            fire_alarm: f(Fields::FIRE).then(|| BoolCol::nulls(n)),
+            alarm_flags: PrimCol::nulls(n),
             measured_at_ms: opt_col(f(Fields::MEASURED_AT), n),
             latitude: opt_col(f(Fields::LOCATION), n),
             longitude: opt_col(f(Fields::LOCATION), n),
-            stored: f(Fields::STORED).then(|| StoredCol {
-                offsets: vec![0],
-                ..StoredCol::default()
-            }),
-            error: StrCol::with_capacity(n),
-            error_kind: StrCol::with_capacity(n),
-            error_offset: PrimCol::with_capacity(n),
+            stored: f(Fields::STORED).then(StoredCol::default),
+            stored_rows: Vec::new(),
+            errors: Vec::new(),
+            error: None,
+            error_kind: None,
+            error_offset: None,
             error_count: 0,
         }
     }
 
-    /// Append a successfully decoded reading.
+    /// Row `i` (rows must be set in increasing order when they carry stored readings)
+    /// = a successfully decoded reading; every column of the row is written.
     #[inline]
-    pub fn push_ok(&mut self, r: &Reading) {
-        self.len += 1;
-        self.ok.push(true);
+    pub fn set_ok(&mut self, i: usize, r: &Reading) {
         macro_rules! put {
             ($col:ident, $v:expr) => {
                 if let Some(c) = self.$col.as_mut() {
-                    c.push($v);
+                    c.set(i, $v);
                 }
             };
         }
@@ -359,31 +505,57 @@ impl ReadingColumns {
         put!(measured_at_ms, r.measured_at_ms);
         put!(latitude, r.latitude);
         put!(longitude, r.longitude);
-        self.alarm_flags.push(Some(r.alarm_flags));
-        if let Some(s) = self.stored.as_mut() {
-            for sr in &r.stored {
-                s.measured_at_ms.push(sr.measured_at_ms);
-                s.distance_mm.push(sr.distance_mm);
-                s.temperature_c.push(sr.temperature_c);
-            }
-            s.offsets
-                .push(i32::try_from(s.measured_at_ms.len()).unwrap_or(i32::MAX));
-            s.validity.push(true);
+        if let Some(slot) = self.alarm_flags.values.get_mut(i) {
+            *slot = r.alarm_flags;
         }
-        self.error.push(None);
-        self.error_kind.push(None);
-        self.error_offset.push(None);
+        if let Some(s) = self.stored.as_mut() {
+            if !r.stored.is_empty() {
+                for sr in &r.stored {
+                    s.measured_at_ms.push(sr.measured_at_ms);
+                    s.distance_mm.push(sr.distance_mm);
+                    s.temperature_c.push(sr.temperature_c);
+                }
+                self.stored_rows.push((i, r.stored.len()));
+            }
+        }
     }
 
-    /// Append an error row: every value column null, `ok = false`, error filled.
-    pub fn push_err(&mut self, e: &DecodeError) {
-        self.len += 1;
-        self.error_count += 1;
-        self.ok.push(false);
-        macro_rules! null {
-            ($($col:ident),*) => { $( if let Some(c) = self.$col.as_mut() { c.push(None); } )* };
+    /// Row `i` failed: `ok = false`, every value column null, the error recorded.
+    /// Rows must fail in increasing order.
+    pub fn set_err(&mut self, i: usize, e: DecodeError) {
+        self.ok.assign(i, false);
+        self.errors.push((i, e));
+    }
+
+    /// Count nulls, null the failed rows, build the stored-readings offsets and (when
+    /// a row failed) the error columns.
+    pub fn finish(mut self) -> Self {
+        let n = self.len;
+        self.error_count = self.errors.len();
+        for &(i, _) in &self.errors {
+            macro_rules! null {
+                ($($col:ident),*) => { $( if let Some(c) = self.$col.as_mut() { c.set(i, None); } )* };
+            }
+            null!(
+                distance_mm,
+                fill_pct_reported,
+                temperature_c,
+                battery_pct,
+                battery_v,
+                tilt,
+                fire_alarm,
+                measured_at_ms,
+                latitude,
+                longitude
+            );
+            if let Some(slot) = self.alarm_flags.values.get_mut(i) {
+                *slot = 0;
+            }
         }
-        null!(
+        macro_rules! fin {
+            ($($col:ident),*) => { $( if let Some(c) = self.$col.as_mut() { c.finish(); } )* };
+        }
+        fin!(
             distance_mm,
             fill_pct_reported,
             temperature_c,
@@ -395,16 +567,229 @@ impl ReadingColumns {
             latitude,
             longitude
         );
-        self.alarm_flags.push(None);
+        self.alarm_flags.validity = self.ok.clone();
+        self.alarm_flags.null_count = self.error_count;
         if let Some(s) = self.stored.as_mut() {
-            s.offsets
-                .push(i32::try_from(s.measured_at_ms.len()).unwrap_or(i32::MAX));
-            s.validity.push(false);
-            s.null_count += 1;
+            let mut offsets = vec![0i32; n + 1];
+            let mut total = 0usize;
+            let mut next = self.stored_rows.iter().peekable();
+            for (i, o) in offsets.iter_mut().skip(1).enumerate() {
+                if let Some(&&(row, count)) = next.peek() {
+                    if row == i {
+                        total += count;
+                        next.next();
+                    }
+                }
+                // Child lengths stay within i32: at most 32 stored readings per frame.
+                *o = i32::try_from(total).unwrap_or(i32::MAX);
+            }
+            s.offsets = offsets;
+            s.validity = self.ok.clone();
+            s.null_count = self.error_count;
         }
-        self.error.push(Some(&e.to_string()));
-        self.error_kind.push(Some(e.kind.name()));
-        self.error_offset
-            .push(Some(i32::try_from(e.offset).unwrap_or(i32::MAX)));
+        if !self.errors.is_empty() {
+            let mut error = StrCol::with_capacity(n);
+            let mut kind = StrCol::with_capacity(n);
+            let mut offset = PrimCol::with_capacity(n);
+            let mut next = self.errors.iter().peekable();
+            for i in 0..n {
+                match next.peek() {
+                    Some(&&(row, ref e)) if row == i => {
+                        error.push(Some(&e.to_string()));
+                        kind.push(Some(e.kind.name()));
+                        offset.push(Some(i32::try_from(e.offset).unwrap_or(i32::MAX)));
+                        next.next();
+                    }
+                    _ => {
+                        error.push(None);
+                        kind.push(None);
+                        offset.push(None);
+                    }
+                }
+            }
+            self.error = Some(error);
+            self.error_kind = Some(kind);
+            self.error_offset = Some(offset);
+        }
+        self
+    }
+}
+
+/// Rows per chunk of the columnar batch paths (a multiple of 64).
+pub const CHUNK: usize = 256;
+/// Validity words per chunk.
+pub const CHUNK_WORDS: usize = CHUNK / 64;
+
+/// One chunk of every column, filled by a columnar batch path and appended to a
+/// [`ReadingColumns`] made by [`ReadingColumns::for_chunks`] (so the column buffers
+/// are written once, never zeroed first). Validity / boolean words start at 0 for
+/// each chunk ([`ChunkCols::reset`]); values are only read where valid.
+#[derive(Clone)]
+pub struct ChunkCols {
+    pub distance_mm: [f64; CHUNK],
+    pub fill_pct_reported: [f64; CHUNK],
+    pub temperature_c: [f64; CHUNK],
+    pub battery_pct: [f64; CHUNK],
+    pub battery_v: [f64; CHUNK],
+    pub latitude: [f64; CHUNK],
+    pub longitude: [f64; CHUNK],
+    pub measured_at_ms: [i64; CHUNK],
+    pub alarm_flags: [u16; CHUNK],
+    /// Validity words, in the order of the fields above (f64 columns, then
+    /// measured_at), then tilt and fire_alarm.
+    pub valid: [[u64; CHUNK_WORDS]; 10],
+    pub tilt: [u64; CHUNK_WORDS],
+    pub fire_alarm: [u64; CHUNK_WORDS],
+}
+
+/// Indices into [`ChunkCols::valid`].
+pub mod chunk_col {
+    pub const DISTANCE: usize = 0;
+    pub const FILL: usize = 1;
+    pub const TEMPERATURE: usize = 2;
+    pub const BATTERY_PCT: usize = 3;
+    pub const BATTERY_V: usize = 4;
+    pub const LATITUDE: usize = 5;
+    pub const LONGITUDE: usize = 6;
+    pub const MEASURED_AT: usize = 7;
+    pub const TILT: usize = 8;
+    pub const FIRE: usize = 9;
+}
+
+impl Default for ChunkCols {
+    fn default() -> Self {
+        ChunkCols {
+            distance_mm: [0.0; CHUNK],
+            fill_pct_reported: [0.0; CHUNK],
+            temperature_c: [0.0; CHUNK],
+            battery_pct: [0.0; CHUNK],
+            battery_v: [0.0; CHUNK],
+            latitude: [0.0; CHUNK],
+            longitude: [0.0; CHUNK],
+            measured_at_ms: [0; CHUNK],
+            alarm_flags: [0; CHUNK],
+            valid: [[0; CHUNK_WORDS]; 10],
+            tilt: [0; CHUNK_WORDS],
+            fire_alarm: [0; CHUNK_WORDS],
+        }
+    }
+}
+
+impl ChunkCols {
+    /// Start a chunk: every row null, no flags.
+    #[inline]
+    pub fn reset(&mut self, m: usize) {
+        self.valid = [[0; CHUNK_WORDS]; 10];
+        self.tilt = [0; CHUNK_WORDS];
+        self.fire_alarm = [0; CHUNK_WORDS];
+        if let Some(f) = self.alarm_flags.get_mut(..m) {
+            f.fill(0);
+        }
+    }
+}
+
+/// Append `m` rows' worth of bits from `words` (byte-aligned: the bitmap's length is
+/// a multiple of [`CHUNK`] before every chunk but the last).
+fn push_words(b: &mut Bitmap, words: &[u64; CHUNK_WORDS], m: usize) {
+    let nbytes = m.div_ceil(8);
+    let mut bytes = [0u8; CHUNK / 8];
+    for (dst, w) in bytes.chunks_exact_mut(8).zip(words) {
+        dst.copy_from_slice(&w.to_le_bytes());
+    }
+    if m % 8 != 0 {
+        // Bits past the last row stay 0.
+        bytes[nbytes - 1] &= (1u8 << (m % 8)) - 1;
+    }
+    b.bytes.extend_from_slice(&bytes[..nbytes]);
+    b.len += m;
+}
+
+fn push_prim<T: Copy + Default>(
+    c: &mut Option<PrimCol<T>>,
+    vals: &[T; CHUNK],
+    words: &[u64; CHUNK_WORDS],
+    m: usize,
+) {
+    if let Some(c) = c.as_mut() {
+        c.values.extend_from_slice(&vals[..m]);
+        push_words(&mut c.validity, words, m);
+    }
+}
+
+impl ReadingColumns {
+    /// `n` rows to be filled chunk by chunk with [`ReadingColumns::push_chunk`]
+    /// (capacity reserved, nothing written yet), then row by row for the rows the
+    /// chunks did not cover.
+    pub fn for_chunks(n: usize, fields: Fields) -> Self {
+        let f = |b| fields.has(b);
+        let col = |on: bool| on.then(|| PrimCol::with_capacity(n));
+        let bools = |on: bool| on.then(|| BoolCol::with_capacity(n));
+        ReadingColumns {
+            len: n,
+            ok: Bitmap::ones(n),
+            distance_mm: col(f(Fields::DISTANCE)),
+            fill_pct_reported: col(f(Fields::FILL)),
+            temperature_c: col(f(Fields::TEMPERATURE)),
+            battery_pct: col(f(Fields::BATTERY_PCT)),
+            battery_v: col(f(Fields::BATTERY_V)),
+            tilt: bools(f(Fields::TILT)),
+            fire_alarm: bools(f(Fields::FIRE)),
+            alarm_flags: PrimCol::with_capacity(n),
+            measured_at_ms: f(Fields::MEASURED_AT).then(|| PrimCol::with_capacity(n)),
+            latitude: col(f(Fields::LOCATION)),
+            longitude: col(f(Fields::LOCATION)),
+            stored: f(Fields::STORED).then(StoredCol::default),
+            ..ReadingColumns::default()
+        }
+    }
+
+    /// Append the next `m` rows from a chunk.
+    pub fn push_chunk(&mut self, c: &ChunkCols, m: usize) {
+        use chunk_col as k;
+        push_prim(
+            &mut self.distance_mm,
+            &c.distance_mm,
+            &c.valid[k::DISTANCE],
+            m,
+        );
+        push_prim(
+            &mut self.fill_pct_reported,
+            &c.fill_pct_reported,
+            &c.valid[k::FILL],
+            m,
+        );
+        push_prim(
+            &mut self.temperature_c,
+            &c.temperature_c,
+            &c.valid[k::TEMPERATURE],
+            m,
+        );
+        push_prim(
+            &mut self.battery_pct,
+            &c.battery_pct,
+            &c.valid[k::BATTERY_PCT],
+            m,
+        );
+        push_prim(&mut self.battery_v, &c.battery_v, &c.valid[k::BATTERY_V], m);
+        push_prim(&mut self.latitude, &c.latitude, &c.valid[k::LATITUDE], m);
+        push_prim(&mut self.longitude, &c.longitude, &c.valid[k::LONGITUDE], m);
+        push_prim(
+            &mut self.measured_at_ms,
+            &c.measured_at_ms,
+            &c.valid[k::MEASURED_AT],
+            m,
+        );
+        for (col, vals, valid) in [
+            (&mut self.tilt, &c.tilt, &c.valid[k::TILT]),
+            (&mut self.fire_alarm, &c.fire_alarm, &c.valid[k::FIRE]),
+        ] {
+            if let Some(b) = col.as_mut() {
+                push_words(&mut b.values, vals, m);
+                push_words(&mut b.validity, valid, m);
+            }
+        }
+        self.alarm_flags
+            .values
+            .extend_from_slice(&c.alarm_flags[..m]);
     }
 }

@@ -16,31 +16,56 @@ def _buf(a: np.ndarray | None) -> pa.Buffer | None:
     return None if a is None else pa.py_buffer(a)
 
 
-def primitive(typ: pa.DataType, n: int, col: tuple[Any, ...] | None) -> pa.Array:
-    """(values, validity | None, null_count) -> Array; None -> all-null array."""
+def zeros(n: int) -> pa.Buffer:
+    """One zero-filled buffer big enough for every all-null column of ``n`` rows (8-byte
+    values or ``n + 1`` offsets); shared by all of them (Arrow buffers are immutable).
+    ``np.zeros`` gets zeroed pages from the OS, so an unread buffer costs no memset."""
+    return pa.py_buffer(np.zeros(8 * (n + 1), dtype=np.uint8))
+
+
+def primitive(
+    typ: pa.DataType, n: int, col: tuple[Any, ...] | None, zero: pa.Buffer | None = None
+) -> pa.Array:
+    """(values, validity | None, null_count) -> Array; None -> all-null array (over
+    ``zero``, the shared buffer from :func:`zeros`, when given)."""
     if col is None:
-        return pa.nulls(n, typ)
+        if zero is None:
+            return pa.nulls(n, typ)
+        return pa.Array.from_buffers(typ, n, [zero, zero], null_count=n)
     values, validity, nulls = col
     return pa.Array.from_buffers(typ, n, [_buf(validity), _buf(values)], null_count=nulls)
 
 
-def boolean(n: int, col: tuple[Any, ...] | None) -> pa.Array:
+def boolean(n: int, col: tuple[Any, ...] | None, zero: pa.Buffer | None = None) -> pa.Array:
     """(values bitmap, validity | None, null_count) -> BooleanArray."""
-    return primitive(pa.bool_(), n, col)
+    return primitive(pa.bool_(), n, col, zero)
 
 
-def string(n: int, col: tuple[Any, ...], typ: pa.DataType | None = None) -> pa.Array:
-    """(offsets, data, validity | None, null_count) -> StringArray (or binary)."""
+def string(
+    n: int, col: tuple[Any, ...] | None, typ: pa.DataType | None = None, zero: pa.Buffer | None = None
+) -> pa.Array:
+    """(offsets, data, validity | None, null_count) -> StringArray (or binary); None ->
+    all null (over ``zero`` when given)."""
+    if col is None:
+        if zero is None:
+            return pa.nulls(n, typ or pa.string())
+        return pa.Array.from_buffers(typ or pa.string(), n, [zero, zero, zero], null_count=n)
     offsets, data, validity, nulls = col
     return pa.Array.from_buffers(
         typ or pa.string(), n, [_buf(validity), _buf(offsets), _buf(data)], null_count=nulls
     )
 
 
-def list_of_struct(typ: pa.ListType, n: int, col: tuple[Any, ...] | None) -> pa.Array:
-    """Stored readings: (offsets, validity, nulls, measured_at, distance, temperature)."""
+def list_of_struct(
+    typ: pa.ListType, n: int, col: tuple[Any, ...] | None, zero: pa.Buffer | None = None
+) -> pa.Array:
+    """Stored readings: (offsets, validity, nulls, measured_at, distance, temperature);
+    None -> all null (over ``zero`` when given)."""
     if col is None:
-        return pa.nulls(n, typ)
+        if zero is None:
+            return pa.nulls(n, typ)
+        empty = pa.array([], type=typ.value_type)
+        return pa.Array.from_buffers(typ, n, [zero, zero], null_count=n, children=[empty])
     offsets, validity, nulls, measured_at, dist, temp = col
     m = len(measured_at)
     struct_t = typ.value_type

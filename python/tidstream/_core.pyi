@@ -73,6 +73,9 @@ def decode_uplinks_buffers(
 ) -> dict[str, Any]:
     """Parse uplink JSON envelopes given as Arrow binary buffers. Releases the GIL."""
 
+def decode_uplinks_list(format: str, messages: list[bytes | str | None]) -> dict[str, Any]:
+    """Parse uplink JSON envelopes given as a list, read in place. Releases the GIL."""
+
 def fill_ratio(
     distance_mm: npt.NDArray[np.float64],
     depth_mm: npt.NDArray[np.float64],

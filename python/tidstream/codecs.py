@@ -167,23 +167,24 @@ def decode_batch(model: str, payloads: Payloads, fports: Fports = None) -> pa.Re
 def _reading_batch(n: int, c: dict[str, Any]) -> pa.RecordBatch:
     s = READING_SCHEMA
     f64 = pa.float64()
+    z = _arrow.zeros(n)  # shared by every all-null column
     arrays = [
         pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(c["ok"])]),
-        _arrow.primitive(f64, n, c["distance_mm"]),
-        _arrow.primitive(f64, n, c["fill_pct_reported"]),
-        _arrow.primitive(f64, n, c["temperature_c"]),
-        _arrow.primitive(f64, n, c["battery_pct"]),
-        _arrow.primitive(f64, n, c["battery_v"]),
-        _arrow.boolean(n, c["tilt"]),
-        _arrow.boolean(n, c["fire_alarm"]),
-        _arrow.primitive(pa.uint16(), n, c["alarm_flags"]),
-        _arrow.primitive(s.field("measured_at").type, n, c["measured_at"]),
-        _arrow.primitive(f64, n, c["latitude"]),
-        _arrow.primitive(f64, n, c["longitude"]),
-        _arrow.list_of_struct(s.field("stored_readings").type, n, c["stored_readings"]),
-        _arrow.string(n, c["error"]),
-        _arrow.string(n, c["error_kind"]),
-        _arrow.primitive(pa.int32(), n, c["error_offset"]),
+        _arrow.primitive(f64, n, c["distance_mm"], z),
+        _arrow.primitive(f64, n, c["fill_pct_reported"], z),
+        _arrow.primitive(f64, n, c["temperature_c"], z),
+        _arrow.primitive(f64, n, c["battery_pct"], z),
+        _arrow.primitive(f64, n, c["battery_v"], z),
+        _arrow.boolean(n, c["tilt"], z),
+        _arrow.boolean(n, c["fire_alarm"], z),
+        _arrow.primitive(pa.uint16(), n, c["alarm_flags"], z),
+        _arrow.primitive(s.field("measured_at").type, n, c["measured_at"], z),
+        _arrow.primitive(f64, n, c["latitude"], z),
+        _arrow.primitive(f64, n, c["longitude"], z),
+        _arrow.list_of_struct(s.field("stored_readings").type, n, c["stored_readings"], z),
+        _arrow.string(n, c["error"], zero=z),
+        _arrow.string(n, c["error_kind"], zero=z),
+        _arrow.primitive(pa.int32(), n, c["error_offset"], z),
     ]
     return pa.RecordBatch.from_arrays(arrays, schema=s)
 

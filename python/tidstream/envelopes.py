@@ -66,10 +66,20 @@ def decode_uplinks(
     """
     if format == "raw":
         return _raw(messages, device_ids, fports, received_at)
-    arr = _as_binary(messages)
-    n = len(arr)
-    data, offsets, valid, voff = _buffers(arr)
-    c = _core.decode_uplinks_buffers(format, data, offsets, valid, voff)
+    c: dict[str, Any] | None = None
+    if isinstance(messages, list):
+        # bytes / str / None items are read in place by the core (no copy into an
+        # Arrow array first); other bytes-like items take the Arrow path below.
+        try:
+            n = len(messages)
+            c = _core.decode_uplinks_list(format, messages)
+        except TypeError:
+            c = None
+    if c is None:
+        arr = _as_binary(messages)
+        n = len(arr)
+        data, offsets, valid, voff = _buffers(arr)
+        c = _core.decode_uplinks_buffers(format, data, offsets, valid, voff)
     s = UPLINK_SCHEMA
     arrays = [
         pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(c["ok"])]),

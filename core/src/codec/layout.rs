@@ -20,14 +20,16 @@
 //! normalized = "battery_v"         # which normalized column it feeds
 //! ```
 
+mod plan;
+
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
 use super::bytes::{self, Order};
-use super::{check_fport, Codec, EncodeError, ModelInfo};
+use super::{check_fport, Codec, EncodeError, FportSource, ModelInfo, PayloadSource};
 use crate::error::{DecodeError, DecodeResult, ErrorKind, LayoutError};
-use crate::reading::{alarm, Fields, Reading, StoredReading};
+use crate::reading::{alarm, Fields, Reading, ReadingColumns, StoredReading};
 use crate::value::{js_number_to_string, js_to_fixed, Value};
 
 // ---------------------------------------------------------------------------
@@ -1198,6 +1200,9 @@ impl Codec for LayoutCodec {
     }
     fn encode(&self, reading: &Reading, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         self.encode_body(reading, out)
+    }
+    fn decode_batch(&self, batch: &dyn PayloadSource, fports: &FportSource) -> ReadingColumns {
+        self.decode_batch_with(self, &self.info, batch, fports, |_| true)
     }
 }
 

@@ -69,28 +69,129 @@ pub trait Codec: Send + Sync {
         )))
     }
 
-    /// Decode a batch. Statically dispatched per codec (one virtual call per batch).
+    /// Decode a batch into columns (one virtual call per batch). This default runs
+    /// the per-frame [`Codec::decode`] for every row; codecs with a columnar fast
+    /// path override it and send the rows it does not cover through
+    /// [`decode_rows`].
     fn decode_batch(&self, batch: &dyn PayloadSource, fports: &FportSource) -> ReadingColumns {
-        let n = batch.len();
-        let mut cols = ReadingColumns::new(n, self.fields());
-        let mut reading = Reading::default();
-        for i in 0..n {
-            let result = match batch.get(i) {
-                None => Err(DecodeError::new(ErrorKind::MissingPayload, 0)),
-                Some(p) => match fports.get(i) {
-                    Err(e) => Err(e),
-                    Ok(fp) => {
-                        reading.clear();
-                        self.decode(p, fp, &mut reading)
+        let mut cols = ReadingColumns::new(batch.len(), self.fields());
+        decode_rows(self, batch, fports, 0..batch.len(), &mut cols);
+        cols.finish()
+    }
+}
+
+/// The per-frame path: decode `rows` (increasing) of `batch` one at a time with
+/// `codec.decode` and write each row (value or error) into `cols`.
+pub fn decode_rows<C: Codec + ?Sized>(
+    codec: &C,
+    batch: &dyn PayloadSource,
+    fports: &FportSource,
+    rows: impl IntoIterator<Item = usize>,
+    cols: &mut ReadingColumns,
+) {
+    let mut reading = Reading::default();
+    for i in rows {
+        let result = match batch.get(i) {
+            None => Err(DecodeError::new(ErrorKind::MissingPayload, 0)),
+            Some(p) => match fports.get(i) {
+                Err(e) => Err(e),
+                Ok(fp) => {
+                    reading.clear();
+                    codec.decode(p, fp, &mut reading)
+                }
+            },
+        };
+        match result {
+            Ok(()) => cols.set_ok(i, &reading),
+            Err(e) => cols.set_err(i, e),
+        }
+    }
+}
+
+/// A batch as one flat buffer and its offsets, for the columnar fast paths.
+#[derive(Clone, Copy)]
+pub struct FlatView<'a> {
+    pub data: &'a [u8],
+    pub offsets: Offsets<'a>,
+    /// Arrow validity bitmap and the bit offset of row 0 (None: no nulls).
+    pub validity: Option<(&'a [u8], usize)>,
+}
+
+/// Arrow offsets of either width (`len + 1` entries).
+#[derive(Clone, Copy)]
+pub enum Offsets<'a> {
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+}
+
+impl FlatView<'_> {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self.offsets {
+            Offsets::I32(o) => o.len().saturating_sub(1),
+            Offsets::I64(o) => o.len().saturating_sub(1),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Fill `start[k]`, `len[k]` for rows `r0 .. r0 + start.len()`. A row that is null
+    /// or whose offsets are not a valid range of `data` gets `len = usize::MAX` (never
+    /// a fast-path row; the per-frame path reports it).
+    #[inline]
+    pub fn ranges(&self, r0: usize, start: &mut [usize], len: &mut [usize]) {
+        let dl = self.data.len();
+        macro_rules! fill {
+            ($o:expr) => {{
+                let m = start.len();
+                match $o.get(r0..r0 + m + 1) {
+                    // The usual case, branch-free: offsets ascending within `data`.
+                    Some(o) if o[0] >= 0 && o[m] as u64 <= dl as u64 => {
+                        let mut descending = false;
+                        for (k, (s, l)) in start.iter_mut().zip(len.iter_mut()).enumerate() {
+                            let (a, b) = (o[k], o[k + 1]);
+                            descending |= b < a;
+                            *s = a as usize;
+                            *l = b.wrapping_sub(a) as usize;
+                        }
+                        if descending {
+                            // Corrupt offsets: check each row (ranges of ascending
+                            // rows between 0 and o[m] are inside `data`).
+                            for (k, (s, l)) in start.iter_mut().zip(len.iter_mut()).enumerate() {
+                                if o[k + 1] < o[k] || o[k] < 0 || o[k + 1] as u64 > dl as u64 {
+                                    *s = 0;
+                                    *l = usize::MAX;
+                                }
+                            }
+                        }
                     }
-                },
-            };
-            match result {
-                Ok(()) => cols.push_ok(&reading),
-                Err(e) => cols.push_err(&e),
+                    o => {
+                        let o = o.unwrap_or(&[]);
+                        for (k, (s, l)) in start.iter_mut().zip(len.iter_mut()).enumerate() {
+                            let (a, b) = match (o.get(k), o.get(k + 1)) {
+                                (Some(&a), Some(&b)) => (a as i128, b as i128),
+                                _ => (0, -1),
+                            };
+                            let good = 0 <= a && a <= b && b <= dl as i128;
+                            *s = if good { a as usize } else { 0 };
+                            *l = if good { (b - a) as usize } else { usize::MAX };
+                        }
+                    }
+                }
+            }};
+        }
+        match self.offsets {
+            Offsets::I32(o) => fill!(o),
+            Offsets::I64(o) => fill!(o),
+        }
+        if let Some((v, off)) = self.validity {
+            for (k, l) in len.iter_mut().enumerate() {
+                let bit = r0 + k + off;
+                if v.get(bit / 8).is_none_or(|b| b & (1 << (bit % 8)) == 0) {
+                    *l = usize::MAX;
+                }
             }
         }
-        cols
     }
 }
 
@@ -100,6 +201,10 @@ pub trait PayloadSource: Sync {
     fn get(&self, i: usize) -> Option<&[u8]>;
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// The flat Arrow layout, when the batch has one (enables the columnar fast paths).
+    fn flat(&self) -> Option<FlatView<'_>> {
+        None
     }
 }
 
@@ -114,7 +219,7 @@ pub struct FlatPayloads<'a, O> {
     pub validity_bit_offset: usize,
 }
 
-impl<O: Copy + TryInto<usize> + Sync> PayloadSource for FlatPayloads<'_, O> {
+impl<O: OffsetType> PayloadSource for FlatPayloads<'_, O> {
     fn len(&self) -> usize {
         self.offsets.len().saturating_sub(1)
     }
@@ -130,6 +235,28 @@ impl<O: Copy + TryInto<usize> + Sync> PayloadSource for FlatPayloads<'_, O> {
         let a: usize = (*self.offsets.get(i)?).try_into().ok()?;
         let b: usize = (*self.offsets.get(i + 1)?).try_into().ok()?;
         self.data.get(a..b)
+    }
+    fn flat(&self) -> Option<FlatView<'_>> {
+        Some(FlatView {
+            data: self.data,
+            offsets: O::offsets(self.offsets),
+            validity: self.validity.map(|v| (v, self.validity_bit_offset)),
+        })
+    }
+}
+
+/// Offset element types of Arrow binary arrays.
+pub trait OffsetType: Copy + TryInto<usize> + Sync {
+    fn offsets(o: &[Self]) -> Offsets<'_>;
+}
+impl OffsetType for i32 {
+    fn offsets(o: &[i32]) -> Offsets<'_> {
+        Offsets::I32(o)
+    }
+}
+impl OffsetType for i64 {
+    fn offsets(o: &[i64]) -> Offsets<'_> {
+        Offsets::I64(o)
     }
 }
 

@@ -21,9 +21,11 @@
 //! Frame length is 15 + 4n bytes (15 to 143).
 
 use super::bytes::{crc16_ccitt, u16_le, u8_at};
-use super::{Codec, EncodeError, ModelInfo};
+use super::{decode_rows, Codec, EncodeError, FportSource, ModelInfo, PayloadSource};
 use crate::error::{DecodeError, DecodeResult, ErrorKind};
-use crate::reading::{alarm, Fields, Reading, StoredReading};
+use crate::reading::{
+    alarm, chunk_col, ChunkCols, Fields, Reading, ReadingColumns, StoredReading, CHUNK,
+};
 use crate::value::Value;
 
 pub const VERSION: u8 = 1;
@@ -166,6 +168,63 @@ pub struct Tid1 {
     info: ModelInfo,
 }
 
+/// A frame without stored readings.
+const SHORT_LEN: usize = HEADER_LEN + CRC_LEN;
+/// Validity / boolean bits of 64 rows, kept in registers while the rows are decoded.
+#[derive(Default)]
+struct RowWords {
+    fast: u64,
+    dist: u64,
+    temp: u64,
+    bpct: u64,
+    bv: u64,
+    tilt: u64,
+    fire: u64,
+}
+
+impl RowWords {
+    fn store(&self, j: usize, c: &mut ChunkCols) {
+        use chunk_col as col;
+        c.valid[col::DISTANCE][j] = self.dist;
+        c.valid[col::TEMPERATURE][j] = self.temp;
+        c.valid[col::BATTERY_PCT][j] = self.bpct;
+        c.valid[col::BATTERY_V][j] = self.bv;
+        c.valid[col::MEASURED_AT][j] = self.fast;
+        c.valid[col::TILT][j] = self.fast;
+        c.valid[col::FIRE][j] = self.fast;
+        c.tilt[j] = self.tilt;
+        c.fire_alarm[j] = self.fire;
+    }
+}
+
+/// Row `k` of a chunk: the same values as [`Codec::decode`] for a checked 15-byte
+/// frame (no stored readings).
+#[inline(always)]
+fn short_row(k: usize, p: &[u8; SHORT_LEN], c: &mut ChunkCols, w: &mut RowWords) {
+    let bit = 1u64 << (k % 64);
+    let flags = p[1];
+    let dist = u16::from_le_bytes([p[6], p[7]]);
+    let temp = i16::from_le_bytes([p[8], p[9]]);
+    let (bpct, bcode) = (p[10], p[11]);
+    let on = |cond: bool| if cond { bit } else { 0 };
+    w.fast |= bit;
+    w.dist |= on(flags & flag::NO_ECHO == 0);
+    w.temp |= on(temp != i16::MIN);
+    w.bpct |= on(bpct != 255);
+    w.bv |= on(bcode != 255);
+    w.tilt |= on(flags & flag::TILT != 0);
+    w.fire |= on(flags & flag::FIRE != 0);
+    c.distance_mm[k] = f64::from(dist);
+    c.temperature_c[k] = f64::from(temp) / 10.0;
+    c.battery_pct[k] = f64::from(bpct);
+    c.battery_v[k] = (200.0 + f64::from(bcode)) / 100.0;
+    c.measured_at_ms[k] = i64::from(u32::from_le_bytes([p[2], p[3], p[4], p[5]])) * 1000;
+    let f = u16::from(flags);
+    // tid1 flag bits -> alarm bits (TILT 0->2, FIRE 1->1, LOW_BATTERY 2->3,
+    // LID_OPEN 3->8, INTERRUPT 4->6, NO_ECHO 5->7), as `decode` maps them.
+    c.alarm_flags[k] = (f & 1) << 2 | (f & 2) | (f & 4) << 1 | (f & 8) << 5 | (f & 16) << 2 | (f & 32) << 2;
+}
+
 impl Tid1 {
     pub fn new() -> Self {
         Tid1 {
@@ -234,7 +293,11 @@ impl Codec for Tid1 {
                         ),
                         (
                             "distance_mm".into(),
-                            if d == u16::MAX { Value::Null } else { Value::Num(f64::from(d)) },
+                            if d == u16::MAX {
+                                Value::Null
+                            } else {
+                                Value::Num(f64::from(d))
+                            },
                         ),
                     ])
                 })
@@ -289,6 +352,56 @@ impl Codec for Tid1 {
         Ok(())
     }
 
+    /// Frames without stored readings (15 bytes, the usual case) are decoded in one
+    /// fused loop per chunk of rows straight into the columns; any other row (stored
+    /// readings, a bad CRC, truncated, null) goes through [`Codec::decode`].
+    fn decode_batch(&self, batch: &dyn PayloadSource, fports: &FportSource) -> ReadingColumns {
+        let n = batch.len();
+        let Some(flat) = batch.flat() else {
+            let mut cols = ReadingColumns::new(n, self.fields());
+            decode_rows(self, batch, fports, 0..n, &mut cols);
+            return cols.finish();
+        };
+        let mut cols = ReadingColumns::for_chunks(n, self.fields());
+        // tid1 ignores the fPort, but a per-row fPort outside 0..=255 is an error.
+        let per_row_fports = matches!(fports, FportSource::PerRow(_));
+        let mut slow = Vec::new();
+        let mut starts = [0usize; CHUNK];
+        let mut lens = [0usize; CHUNK];
+        let mut chunk = Box::<ChunkCols>::default();
+        let mut r0 = 0;
+        while r0 < n {
+            let m = CHUNK.min(n - r0);
+            flat.ranges(r0, &mut starts[..m], &mut lens[..m]);
+            chunk.reset(m);
+            for j in 0..m.div_ceil(64) {
+                let mut w = RowWords::default();
+                for k in 64 * j..(64 * j + 64).min(m) {
+                    let frame = match lens[k] {
+                        SHORT_LEN => flat.data.get(starts[k]..starts[k] + SHORT_LEN),
+                        _ => None,
+                    };
+                    let fast = frame.and_then(|p| <&[u8; SHORT_LEN]>::try_from(p).ok()).filter(|p| {
+                        p[0] == VERSION
+                            && p[12] == 0
+                            && p[1] & flag::RESERVED == 0
+                            && crc16_ccitt(&p[..HEADER_LEN]) == u16::from_le_bytes([p[13], p[14]])
+                            && (!per_row_fports || fports.get(r0 + k).is_ok())
+                    });
+                    match fast {
+                        Some(p) => short_row(k, p, &mut chunk, &mut w),
+                        None => slow.push(r0 + k),
+                    }
+                }
+                w.store(j, &mut chunk);
+            }
+            cols.push_chunk(&chunk, m);
+            r0 += m;
+        }
+        decode_rows(self, batch, fports, slow, &mut cols);
+        cols.finish()
+    }
+
     fn encode(&self, r: &Reading, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let t_ms = r.measured_at_ms.unwrap_or(0);
         let t = u32::try_from(t_ms.div_euclid(1000))
@@ -301,8 +414,14 @@ impl Codec for Tid1 {
         }
         let mut flags = 0u8;
         let on = |b: bool, f: u8| if b { f } else { 0 };
-        flags |= on(r.tilt == Some(true) || r.alarm_flags & alarm::TILT != 0, flag::TILT);
-        flags |= on(r.fire_alarm == Some(true) || r.alarm_flags & alarm::FIRE != 0, flag::FIRE);
+        flags |= on(
+            r.tilt == Some(true) || r.alarm_flags & alarm::TILT != 0,
+            flag::TILT,
+        );
+        flags |= on(
+            r.fire_alarm == Some(true) || r.alarm_flags & alarm::FIRE != 0,
+            flag::FIRE,
+        );
         flags |= on(r.alarm_flags & alarm::LOW_BATTERY != 0, flag::LOW_BATTERY);
         flags |= on(r.alarm_flags & alarm::LID_OPEN != 0, flag::LID_OPEN);
         flags |= on(r.alarm_flags & alarm::INTERRUPT != 0, flag::INTERRUPT);
@@ -334,7 +453,9 @@ impl Codec for Tid1 {
             Some(v) => {
                 let code = (v * 100.0).round() - 200.0;
                 if !(0.0..=254.0).contains(&code) {
-                    return Err(EncodeError(format!("battery {v} V is outside 2.00..4.54 V")));
+                    return Err(EncodeError(format!(
+                        "battery {v} V is outside 2.00..4.54 V"
+                    )));
                 }
                 code as u8
             }
@@ -351,12 +472,18 @@ impl Codec for Tid1 {
         for s in &r.stored {
             let age_min = (t_ms - s.measured_at_ms).div_euclid(60_000);
             let age = u16::try_from(age_min).map_err(|_| {
-                EncodeError(format!("stored reading {age_min} min old: must be 0..65535 min before measured_at"))
+                EncodeError(format!(
+                    "stored reading {age_min} min old: must be 0..65535 min before measured_at"
+                ))
             })?;
             let d = match s.distance_mm {
                 None => u16::MAX,
                 Some(d) if (0.0..65535.0).contains(&d.round()) => d.round() as u16,
-                Some(d) => return Err(EncodeError(format!("stored distance {d} mm is outside 0..65534"))),
+                Some(d) => {
+                    return Err(EncodeError(format!(
+                        "stored distance {d} mm is outside 0..65534"
+                    )))
+                }
             };
             out.extend_from_slice(&age.to_le_bytes());
             out.extend_from_slice(&d.to_le_bytes());

@@ -97,7 +97,8 @@ fn put<'py>(d: &Bound<'py, PyDict>, k: &str, v: Option<Bound<'py, PyTuple>>) -> 
     }
 }
 
-/// Every column of a decoded batch as buffers; a column the model cannot fill is `None`.
+/// Every column of a decoded batch as buffers; a column the model cannot fill, and
+/// the error columns of a batch without errors, are `None` (all null).
 pub fn reading_columns<'py>(py: Python<'py>, c: ReadingColumns) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("__len__", c.len)?;
@@ -132,9 +133,9 @@ pub fn reading_columns<'py>(py: Python<'py>, c: ReadingColumns) -> PyResult<Boun
         }
         None => d.set_item("stored_readings", py.None())?,
     }
-    d.set_item("error", string(py, c.error)?)?;
-    d.set_item("error_kind", string(py, c.error_kind)?)?;
-    d.set_item("error_offset", prim(py, c.error_offset)?)?;
+    put(&d, "error", c.error.map(|c| string(py, c)).transpose()?)?;
+    put(&d, "error_kind", c.error_kind.map(|c| string(py, c)).transpose()?)?;
+    put(&d, "error_offset", c.error_offset.map(|c| prim(py, c)).transpose()?)?;
     Ok(d)
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::codec::{Codec, FlatPayloads, FportSource, Registry};
 use crate::reading::{Reading, StoredReading};
@@ -305,6 +305,54 @@ fn decode_uplinks_buffers<'py>(
     convert::uplink_columns(py, cols)
 }
 
+/// Payloads borrowed from Python objects (`None` = null).
+struct Borrowed<'a>(Vec<Option<&'a [u8]>>);
+
+impl crate::codec::PayloadSource for Borrowed<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        self.0.get(i).copied().flatten()
+    }
+}
+
+/// Parse a batch of uplink JSON envelopes given as a list of `bytes` / `str` / `None`,
+/// read in place (no copy into an Arrow array first); the GIL is released while parsing.
+#[pyfunction]
+fn decode_uplinks_list<'py>(
+    py: Python<'py>,
+    format: &str,
+    messages: &Bound<'py, PyList>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let fmt = crate::envelope::Format::parse(format).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "unknown envelope format {format:?}; use \"ttn-v3\", \"chirpstack-v4\" or \"raw\""
+        ))
+    })?;
+    // Strong references: every message stays alive while the GIL is released, and
+    // `bytes` / `str` objects are immutable, so the borrowed slices stay valid.
+    let items: Vec<Bound<'py, PyAny>> = messages.iter().collect();
+    let mut slices = Vec::with_capacity(items.len());
+    for (i, it) in items.iter().enumerate() {
+        if it.is_none() {
+            slices.push(None);
+        } else if let Ok(b) = it.cast::<PyBytes>() {
+            slices.push(Some(b.as_bytes()));
+        } else if let Ok(s) = it.cast::<PyString>() {
+            slices.push(Some(s.to_str()?.as_bytes()));
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "messages[{i}] must be bytes, str or None, got {}",
+                it.get_type().name()?
+            )));
+        }
+    }
+    let src = Borrowed(slices);
+    let cols = py.detach(|| crate::envelope::decode_uplinks(fmt, &src));
+    convert::uplink_columns(py, cols)
+}
+
 /// Fill ratio per reading from distance and container geometry (NaN where unknown).
 #[pyfunction]
 fn fill_ratio<'py>(
@@ -353,6 +401,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(error_kinds, m)?)?;
     m.add_function(wrap_pyfunction!(fill_ratio, m)?)?;
     m.add_function(wrap_pyfunction!(decode_uplinks_buffers, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_uplinks_list, m)?)?;
     m.add_function(wrap_pyfunction!(alarm_flags, m)?)?;
     sim::register(m)?;
     forecast::register(m)?;

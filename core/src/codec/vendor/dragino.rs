@@ -3,9 +3,9 @@
 
 use crate::codec::bytes::{u16_be, u8_at};
 use crate::codec::layout::LayoutCodec;
-use crate::codec::{check_fport, Codec, EncodeError, ModelInfo};
+use crate::codec::{check_fport, Codec, EncodeError, FportSource, ModelInfo, PayloadSource};
 use crate::error::{DecodeError, DecodeResult, ErrorKind};
-use crate::reading::{alarm, Fields, Reading};
+use crate::reading::{alarm, Fields, Reading, ReadingColumns};
 use crate::value::Value;
 
 /// LDDS75 / LDDS20 / LDDS45: frames longer than 5 bytes (firmware v1.1.4+, 8 bytes)
@@ -91,6 +91,10 @@ impl Codec for Ldds75 {
     fn encode(&self, r: &Reading, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         self.v114.encode(r, out)
     }
+    fn decode_batch(&self, batch: &dyn PayloadSource, fports: &FportSource) -> ReadingColumns {
+        // Frames longer than 5 bytes are the v1.1.4 layout's (its shape needs 8).
+        self.v114.decode_batch_with(self, &self.info, batch, fports, |p| p.len() > 5)
+    }
 }
 
 /// A layout behind the TTN decoders' "unknown message" guard, which returns no data
@@ -145,5 +149,9 @@ impl Codec for Guarded {
     }
     fn encode(&self, r: &Reading, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         self.inner.encode(r, out)
+    }
+    fn decode_batch(&self, batch: &dyn PayloadSource, fports: &FportSource) -> ReadingColumns {
+        let skip = self.skip;
+        self.inner.decode_batch_with(self, self.inner.info(), batch, fports, |p| !skip(p))
     }
 }

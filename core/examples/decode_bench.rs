@@ -1,0 +1,59 @@
+//! Rust-only timing of `decode_batch` over flat Arrow-like buffers (diagnostic):
+//! `cargo run --release -p tidstream-core --example decode_bench [frames] [repeats] [model]`.
+use _core::codec::{FlatPayloads, FportSource, Registry};
+use _core::reading::Reading;
+use std::time::Instant;
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000_000);
+    let only = std::env::args().nth(3).unwrap_or_default();
+    for model in ["milesight-em310-udl", "dragino-ldds75", "tid1"] {
+        if !only.is_empty() && only != model {
+            continue;
+        }
+        let c = Registry::global().get(model).unwrap();
+        let mut data = Vec::new();
+        let mut offsets = vec![0i32];
+        let mut x = 12345u64;
+        for i in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let r = Reading {
+                distance_mm: Some((x % 4000) as f64 + 25.0),
+                battery_pct: Some((x % 101) as f64),
+                battery_v: Some(2.5 + (x % 1000) as f64 / 1000.0),
+                temperature_c: Some((x % 900) as f64 / 10.0 - 40.0),
+                tilt: Some(x % 20 == 0),
+                fire_alarm: Some(false),
+                measured_at_ms: Some(1_700_000_000_000 + i as i64 * 1000),
+                ..Reading::default()
+            };
+            c.encode(&r, &mut data).unwrap();
+            offsets.push(data.len() as i32);
+        }
+        let src = FlatPayloads {
+            data: &data,
+            offsets: &offsets,
+            validity: None,
+            validity_bit_offset: 0,
+        };
+        let mut best = f64::MAX;
+        let reps: usize = std::env::args()
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(15);
+        for _ in 0..reps {
+            let t = Instant::now();
+            let cols = c.decode_batch(&src, &FportSource::None);
+            let dt = t.elapsed().as_secs_f64();
+            assert_eq!(cols.error_count, 0);
+            std::hint::black_box(cols);
+            best = best.min(dt);
+        }
+        println!("{model:22} {:6.2} ns/frame", best / n as f64 * 1e9);
+    }
+}
