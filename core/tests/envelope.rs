@@ -783,7 +783,7 @@ proptest! {
 /// and minified, 1.5 KB), of a synthetic compact ~1.1 KB TTN uplink and of the
 /// ChirpStack example. Release mode only; prints messages/s (best of 5).
 #[test]
-#[ignore]
+#[ignore = "benchmark, not a test: cargo test --release --test envelope bench_ttn_throughput -- --ignored --nocapture"]
 fn bench_ttn_throughput() {
     use std::time::Instant;
     let compact: String = {

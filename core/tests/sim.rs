@@ -299,7 +299,7 @@ fn raw_mode_has_no_envelopes() {
 
 /// Throughput check (run with `cargo test --release --test sim -- --ignored --nocapture`).
 #[test]
-#[ignore]
+#[ignore = "benchmark, not a test: cargo test --release --test sim bench_generation -- --ignored --nocapture"]
 fn bench_generation() {
     for (mode, rows) in [
         (EnvelopeMode::Raw, 262_144),
