@@ -205,3 +205,29 @@ class ForecasterCore:
     @staticmethod
     def from_bytes(data: bytes) -> ForecasterCore:
         """Rebuild from `to_bytes()` output."""
+
+# -- route costs (core/src/routes, bindings in core/src/py/routes.rs) -------------------
+
+EARTH_RADIUS_M: float
+
+def haversine_m(lat1_deg: float, lon1_deg: float, lat2_deg: float, lon2_deg: float) -> float:
+    """Haversine great-circle distance in metres between two points in degrees."""
+
+def distance_matrix(
+    lat_deg: npt.NDArray[np.float64], lon_deg: npt.NDArray[np.float64], circuity: float = 1.0
+) -> npt.NDArray[np.float64]:
+    """(n, n) great-circle distances in metres times circuity (GIL released)."""
+
+def distance_matrix_between(
+    lat_from: npt.NDArray[np.float64],
+    lon_from: npt.NDArray[np.float64],
+    lat_to: npt.NDArray[np.float64],
+    lon_to: npt.NDArray[np.float64],
+    circuity: float = 1.0,
+) -> npt.NDArray[np.float64]:
+    """(m, n) great-circle distances in metres from m origins to n destinations (GIL released)."""
+
+def duration_matrix(
+    distance_m: npt.NDArray[np.float64], bands: list[tuple[float, float]]
+) -> npt.NDArray[np.float64]:
+    """Durations in seconds of a (m, n) distance matrix in metres with a speed profile."""
