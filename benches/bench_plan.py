@@ -28,7 +28,9 @@ import pytest
 CVRPLIB = ["P-n16-k8", "A-n32-k5", "F-n72-k4", "M-n101-k10", "X-n101-k25", "X-n120-k6", "X-n1001-k43"]
 
 
-def cvrplib_rows(time_limits: tuple[float, ...] = (2.0, 10.0, 60.0), names: list[str] = CVRPLIB) -> list[dict[str, Any]]:
+def cvrplib_rows(
+    time_limits: tuple[float, ...] = (2.0, 10.0, 60.0), names: list[str] = CVRPLIB
+) -> list[dict[str, Any]]:
     """Gap to the best-known cost of each instance at each time limit (seed 1)."""
     from tidstream.plan import cvrplib_gap
 
@@ -37,7 +39,9 @@ def cvrplib_rows(time_limits: tuple[float, ...] = (2.0, 10.0, 60.0), names: list
         for tl in time_limits:
             g = cvrplib_gap(name, time_limit_s=tl, seed=1)
             rows.append(g.to_dict())
-            print(f"  {name:12s} {tl:5.0f} s  cost {g.cost:>7d}  BKS {g.bks:>7d}  gap {g.gap:+.2%}", flush=True)
+            print(
+                f"  {name:12s} {tl:5.0f} s  cost {g.cost:>7d}  BKS {g.bks:>7d}  gap {g.gap:+.2%}", flush=True
+            )
     return rows
 
 
@@ -55,7 +59,9 @@ def territory_day(
     out: dict[str, Any] = {"day": day, "solves": []}
     for fixed in (False, True):
         t0 = time.perf_counter()
-        plan, cont = plan_cli.plan_simulated_day(dt.date.fromisoformat(day), settings=s, scale=scale, fixed=fixed)
+        plan, cont = plan_cli.plan_simulated_day(
+            dt.date.fromisoformat(day), settings=s, scale=scale, fixed=fixed
+        )
         prob = plan.problem
         assert prob is not None
         # the build alone (distance matrix and model), without the simulation: solve with a tiny limit

@@ -142,8 +142,8 @@ class TruckSettings:
 
 def _default_fleet() -> list[TruckSettings]:
     return [
-        TruckSettings("crane", ["glass", "paper", "packaging"], 30_000.0, 4),
-        TruckSettings("rear-loader", ["residual"], 45_000.0, 2),
+        TruckSettings("crane", ["glass", "paper", "packaging"], 30_000.0, 6),
+        TruckSettings("rear-loader", ["residual"], 45_000.0, 3),
     ]
 
 
@@ -157,8 +157,10 @@ class PlanSettings:
     #: Overtime allowed beyond the shift (hours) and its cost (metres-equivalent per hour).
     max_overtime_h: float = 1.0
     overtime_cost_m_per_h: float = 20_000.0
-    #: Average driving speed between stops (km/h) and road circuity over the great-circle distance.
-    speed_kmh: float = 25.0
+    #: Driving speed between stops: a constant in km/h, or ``[[up_to_m, km/h], ...]`` bands of
+    #: leg length; unset: the distance layer's default profile (``tidstream.routes``).
+    speed_kmh: float | list[list[float]] | None = None
+    #: Road distance over great-circle distance (``tidstream.routes.DEFAULT_CIRCUITY``).
     circuity: float = 1.3
     #: Service time per container kind (seconds at the container); other kinds: ``service_s_default``.
     service_s: dict[str, float] = field(
@@ -200,8 +202,10 @@ class PlanSettings:
     prize_risk_m: float = 6_000.0
     #: Fixed cost of using a truck (metres-equivalent): fewer, fuller trucks.
     truck_cost_m: float = 5_000.0
-    #: PyVRP time limit per plan (seconds) and seed.
-    time_limit_s: float = 10.0
+    #: PyVRP time limit per plan (seconds): at least ``time_limit_s``, and ``time_per_client_s``
+    #: per candidate container (bigger days get more time); and its seed.
+    time_limit_s: float = 5.0
+    time_per_client_s: float = 0.05
     seed: int = 0
     #: The fleet (``[[plan.fleet]]`` tables).
     fleet: list[TruckSettings] = field(default_factory=_default_fleet)
@@ -398,10 +402,12 @@ def _validate(s: Settings) -> None:
     except TypeError as e:
         raise ConfigError(f"[alerts]: {e}") from None
     p = s.plan
-    if not (0 < p.shift_h <= 24 and p.speed_kmh > 0 and p.circuity >= 1.0 and 0 < p.full_level <= 1.5):
-        raise ConfigError(
-            "[plan]: shift_h must be in (0, 24], speed_kmh > 0, circuity >= 1, full_level in (0, 1.5]"
-        )
+    if isinstance(p.speed_kmh, str):  # from the environment
+        p.speed_kmh = _coerce(p.speed_kmh, float, "TIDSTREAM_PLAN_SPEED_KMH")
+    if isinstance(p.speed_kmh, (int, float)) and p.speed_kmh <= 0:
+        raise ConfigError("[plan] speed_kmh must be > 0")
+    if not (0 < p.shift_h <= 24 and p.circuity >= 1.0 and 0 < p.full_level <= 1.5):
+        raise ConfigError("[plan]: shift_h must be in (0, 24], circuity >= 1, full_level in (0, 1.5]")
     if not p.fleet or any(t.count < 1 or t.capacity_l <= 0 or not t.streams for t in p.fleet):
         raise ConfigError("[plan] fleet: every truck kind needs count >= 1, capacity_l > 0 and streams")
     if s.batch_size < 1 or s.export_block_size < 1 or s.snapshot_interval_s < 1:

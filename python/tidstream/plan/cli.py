@@ -20,6 +20,7 @@ def _settings(args: argparse.Namespace) -> Any:
     s = load_settings(getattr(args, "config", None)).plan
     if getattr(args, "time_limit", None) is not None:
         s.time_limit_s = float(args.time_limit)
+        s.time_per_client_s = 0.0
     return s
 
 
@@ -215,7 +216,7 @@ def add_parser(subparsers: Any) -> None:
         "--time-limit",
         type=float,
         default=None,
-        help="PyVRP time limit, seconds (default [plan] time_limit_s)",
+        help="PyVRP time limit, seconds (default: [plan] time_limit_s, at least time_per_client_s per container)",
     )
     p.add_argument("--out", default="out/plan", help="output folder (default out/plan)")
     p.add_argument(

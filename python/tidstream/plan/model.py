@@ -167,14 +167,13 @@ def assign_trucks(
 
 
 def _matrices(lat: np.ndarray, lon: np.ndarray, s: PlanSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Road distances (m) and driving times (s) between every pair of points."""
-    from ..routes import distance_matrix
+    """Road distances (m: great circle x ``s.circuity``) and driving times (s: ``s.speed_kmh``,
+    or the distance layer's default speed profile) between every pair of points."""
+    from .. import routes
 
-    d = np.asarray(
-        distance_matrix(np.asarray(lat, np.float64), np.asarray(lon, np.float64), circuity=s.circuity)
-    )
-    dur = d / (s.speed_kmh / 3.6)
-    return d, dur
+    d = routes.distance_matrix(np.asarray(lat, np.float64), np.asarray(lon, np.float64), circuity=s.circuity)
+    speed = routes.DEFAULT_SPEED_PROFILE if s.speed_kmh is None else s.speed_kmh
+    return d, routes.duration_matrix(d, speed_kmh=speed)
 
 
 def solve_day(p: PlanProblem, *, time_limit_s: float | None = None, seed: int | None = None) -> DayPlan:
@@ -191,6 +190,7 @@ def solve_day(p: PlanProblem, *, time_limit_s: float | None = None, seed: int | 
 
     s = p.settings
     limit = s.time_limit_s if time_limit_s is None else time_limit_s
+    limit = max(limit, s.time_per_client_s * len(p)) if time_limit_s is None else limit
     seed = s.seed if seed is None else seed
     t0 = time.perf_counter()
     n = len(p)
@@ -339,7 +339,9 @@ def solve_day(p: PlanProblem, *, time_limit_s: float | None = None, seed: int | 
             rows["fill_forecast"].append(float(p.fill_forecast[ci]) if c else None)
             rows["required"].append(bool(p.required[ci]) if c else None)
             rows["prize"].append(float(p.prize[ci]) if c else None)
-        hours += (back_t - stops[0][2]) / 3600.0
+        # PyVRP's route duration (travel, service, waiting; not the end depot's service),
+        # plus the final unload and the drive back
+        hours += (route.duration() + unload + int(dur[fac, 0])) / 3600.0
         trips += route.num_trips()
     for k in ("arrival", "departure"):  # UTC seconds -> timestamp[ms, UTC]
         rows[k] = pa.array(np.asarray(rows[k], np.int64) * 1000, pa.int64()).cast(pa.timestamp("ms", "UTC"))
