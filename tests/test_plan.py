@@ -11,7 +11,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from tidstream.config import PlanSettings, TruckSettings, load_settings
 from tidstream.exceptions import TidstreamError
 from tidstream.plan import (
@@ -139,7 +138,9 @@ def test_shift_limits_how_much_is_collected() -> None:
     assert plan.summary["stops"] < len(p)
     for truck in ("rl-1", "cr-1"):
         mine = [x for x in plan.routes.to_pylist() if x["truck"] == truck]
-        assert (max(x["arrival"] for x in mine) - min(x["departure"] for x in mine)).total_seconds() <= 1.5 * 3600 + 1
+        assert (
+            max(x["arrival"] for x in mine) - min(x["departure"] for x in mine)
+        ).total_seconds() <= 1.5 * 3600 + 1
 
 
 def test_assign_trucks_one_stream_per_truck() -> None:
@@ -203,7 +204,9 @@ def test_demand_reconstruction_uncaps_and_crosses_emptyings() -> None:
 def test_ledger_small_bookkeeping(tmp_path: Path) -> None:
     s = PlanSettings(time_limit_s=0.3, time_per_client_s=0.0)
     # July (park bins overflow), Friday 11 to Monday 14 (a public holiday): 4 fixed-schedule overflows
-    res = run_ledger(scale=0.05, days=4, warmup_days=10, start="2025-07-01", seed=1, settings=s, keep_plans=True)
+    res = run_ledger(
+        scale=0.05, days=4, warmup_days=10, start="2025-07-01", seed=1, settings=s, keep_plans=True
+    )
     # the replay of the fixed schedule reproduces the simulator's ground truth
     c = res.checks
     assert c["replayed_fixed_emptyings"] == c["sim_emptyings_in_period"] > 0
