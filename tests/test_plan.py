@@ -267,7 +267,16 @@ count = 2
     assert s.plan.speed_kmh == 30 and s.plan.circuity == 1.25 and s.plan.shift_h == 6.5
     assert s.plan.service_s["park_bin"] == 45 and s.plan.service_s["glass_bank"] == 240.0
     assert s.plan.fleet == [TruckSettings("mini", ["residual", "glass"], 8000, 2)]
-    assert load_settings(env={}).plan.circuity == 1.3
+    from tidstream import routes
+
+    assert load_settings(env={}).plan.circuity == routes.DEFAULT_CIRCUITY
+    # the example of docs/CONFIG.md loads, and its speed bands are what the distance layer takes
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "CONFIG.md").read_text()
+    example = doc.split("## `[plan]`", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    (tmp_path / "doc.toml").write_text(example)
+    p = load_settings(tmp_path / "doc.toml", env={}).plan
+    assert p.shift_h == 7.5 and p.fleet[0].count == 6
+    assert routes.speed_bands(p.speed_kmh)[-1] == (math.inf, 45.0)
 
 
 def test_cli_plan_and_ledger(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

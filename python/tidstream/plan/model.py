@@ -339,9 +339,10 @@ def solve_day(p: PlanProblem, *, time_limit_s: float | None = None, seed: int | 
             rows["fill_forecast"].append(float(p.fill_forecast[ci]) if c else None)
             rows["required"].append(bool(p.required[ci]) if c else None)
             rows["prize"].append(float(p.prize[ci]) if c else None)
-        # PyVRP's route duration (travel, service, waiting; not the end depot's service),
-        # plus the final unload and the drive back
-        hours += (route.duration() + unload + int(dur[fac, 0])) / 3600.0
+        # travel, service and waiting in PyVRP's route (not the end depot's service; time
+        # warp of an infeasible route left out), plus the final unload and the drive back
+        busy = route.travel_duration() + route.service_duration() + route.wait_duration()
+        hours += (busy + unload + int(dur[fac, 0])) / 3600.0
         trips += route.num_trips()
     for k in ("arrival", "departure"):  # UTC seconds -> timestamp[ms, UTC]
         rows[k] = pa.array(np.asarray(rows[k], np.int64) * 1000, pa.int64()).cast(pa.timestamp("ms", "UTC"))
