@@ -949,6 +949,16 @@ def splice_sections(sections: list[Section], args: argparse.Namespace, started: 
         return out
 
     new_blocks = dict(blocks(fresh))
+    argv = " ".join(shlex.quote(a) for a in sys.argv[1:])
+    for t in {s.title for s in sections}:
+        head, *rest = new_blocks[t]
+        new_blocks[t] = [
+            head,
+            "",
+            f"_This section alone was regenerated on {started:%Y-%m-%d %H:%M} UTC by "
+            f"`.venv/bin/python benches/run.py {argv}` ({platform.platform()}, {os.cpu_count()} cores)._",
+            *rest,
+        ]
     titles = {s.title for s in sections}
     goal_texts = {g.text for s in sections for g in s.goals}
     out: list[str] = []
