@@ -1004,7 +1004,7 @@ def main() -> int:
         help="e2e: long-run fleet and uplinks x this (default $TIDSTREAM_E2E_LONG_FACTOR or 4; 0 = none)",
     )
     p.add_argument("--e2e-repeats", type=int, default=None, help="e2e: ceiling repeats (default 3)")
-    p.add_argument("--plan-cvrplib-limits", default="2,10,60", help="plan: PyVRP time limits on CVRPLIB (s)")
+    p.add_argument("--plan-cvrplib-limits", default="2,10,30", help="plan: PyVRP time limits on CVRPLIB (s)")
     p.add_argument(
         "--plan-territory-limits", default="5,20,60", help="plan: time limits of the territory day (s)"
     )

@@ -275,7 +275,7 @@ count = 2
     example = doc.split("## `[plan]`", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
     (tmp_path / "doc.toml").write_text(example)
     p = load_settings(tmp_path / "doc.toml", env={}).plan
-    assert p.shift_h == 7.5 and p.fleet[0].count == 6
+    assert p.shift_h == 7.5 and p.fleet[0].count == 7
     assert routes.speed_bands(p.speed_kmh)[-1] == (math.inf, 45.0)
 
 

@@ -142,7 +142,7 @@ class TruckSettings:
 
 def _default_fleet() -> list[TruckSettings]:
     return [
-        TruckSettings("crane", ["glass", "paper", "packaging"], 30_000.0, 6),
+        TruckSettings("crane", ["glass", "paper", "packaging"], 30_000.0, 7),
         TruckSettings("rear-loader", ["residual"], 45_000.0, 3),
     ]
 
@@ -190,16 +190,16 @@ class PlanSettings:
     #: Working days (Monday = 0): no collection on the others.
     working_days: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4, 5])
     #: Fill level treated as "full" by the forecasts (the forecaster's threshold).
-    full_level: float = 0.9
+    full_level: float = 0.95
     #: A container is required today when P(fill >= full_level before the end of the next
     #: working shift) is at least this.
-    required_p: float = 0.25
+    required_p: float = 0.35
     #: Optional containers: offered when their forecast fill at the end of today's shift is at least this.
-    optional_min_fill: float = 0.5
+    optional_min_fill: float = 0.7
     #: Prize of an optional container (metres of driving it is worth): ``prize_fill_m * fill**2 +
     #: prize_risk_m * P(full before the end of the second working shift)``.
-    prize_fill_m: float = 2_000.0
-    prize_risk_m: float = 6_000.0
+    prize_fill_m: float = 800.0
+    prize_risk_m: float = 1_500.0
     #: Fixed cost of using a truck (metres-equivalent): fewer, fuller trucks.
     truck_cost_m: float = 5_000.0
     #: PyVRP time limit per plan (seconds): at least ``time_limit_s``, and ``time_per_client_s``
