@@ -219,9 +219,10 @@ def test_ledger_small_bookkeeping(tmp_path: Path) -> None:
     rows = res.table.to_pylist()
     days = [r for r in rows if r["date"] is not None]
     assert len(days) == 2 * 4
-    # no planned collection on Sunday 13 July
-    sunday = next(r for r in days if r["policy"] == "planned" and r["date"] == dt.date(2025, 7, 13))
-    assert sunday["stops"] == 0 and sunday["km"] == 0.0
+    # no planned collection on Sunday 13 July nor on Monday 14 July (public holiday)
+    for d in (13, 14):
+        off = next(r for r in days if r["policy"] == "planned" and r["date"] == dt.date(2025, 7, d))
+        assert off["stops"] == 0 and off["km"] == 0.0
     for r in days:
         # every visit either emptied its container or was missed
         assert r["emptyings"] + r["missed"] == r["stops"], r

@@ -189,6 +189,8 @@ class PlanSettings:
     co2_kg_per_km: float = 1.8
     #: Working days (Monday = 0): no collection on the others.
     working_days: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4, 5])
+    #: No collection on French public holidays either (the simulator's calendar).
+    skip_public_holidays: bool = True
     #: Fill level treated as "full" by the forecasts (the forecaster's threshold).
     full_level: float = 0.95
     #: A container is required today when P(fill >= full_level before the end of the next

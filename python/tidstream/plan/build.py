@@ -11,6 +11,7 @@ the chance of being full before the end of the second working shift.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +28,7 @@ __all__ = [
     "facilities_for",
     "fixed_problem",
     "forecast_problem",
+    "is_working_day",
     "next_working_days",
     "shift_start",
 ]
@@ -76,13 +78,28 @@ def shift_start(day: dt.date, s: PlanSettings) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, h, m, tzinfo=TZ).astimezone(dt.timezone.utc)
 
 
+@functools.lru_cache(maxsize=64)
+def _holidays(year: int) -> frozenset[tuple[int, int]]:
+    from .. import _core
+
+    return frozenset((int(m), int(d)) for m, d in _core.sim_french_holidays(year))
+
+
+def is_working_day(day: dt.date, s: PlanSettings) -> bool:
+    """A day of ``s.working_days``, and not a French public holiday when
+    ``s.skip_public_holidays`` (the simulator's calendar)."""
+    if day.weekday() not in s.working_days:
+        return False
+    return not (s.skip_public_holidays and (day.month, day.day) in _holidays(day.year))
+
+
 def next_working_days(day: dt.date, s: PlanSettings, n: int = 2) -> list[dt.date]:
     """The ``n`` working days after ``day``."""
     out: list[dt.date] = []
     d = day
     while len(out) < n:
         d += dt.timedelta(days=1)
-        if d.weekday() in s.working_days:
+        if is_working_day(d, s):
             out.append(d)
     return out
 

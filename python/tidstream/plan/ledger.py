@@ -43,7 +43,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..config import PlanSettings
-from .build import TZ, Containers, fixed_problem, forecast_problem, shift_start
+from .build import TZ, Containers, fixed_problem, forecast_problem, is_working_day, shift_start
 from .model import DayPlan, solve_day
 
 __all__ = ["HEAP_MAX", "LEDGER_SCHEMA", "Demand", "LedgerResult", "demand_from_truth", "run_ledger"]
@@ -616,7 +616,7 @@ def run_ledger(
             }
         )
         # planned policy
-        if day.weekday() not in s.working_days:
+        if not is_working_day(day, s):
             planned_days[day] = {
                 "km": 0.0,
                 "truck_hours": 0.0,
