@@ -761,14 +761,14 @@ def family_plan(args: argparse.Namespace) -> Section:
         f"overflows ({res.checks['replayed_fixed_overflows']} replayed) and "
         f"{res.checks['sim_emptyings_in_period']:,} emptyings. Wall time {res.elapsed_s:.0f} s.",
         "",
-        "| policy | km | truck-hours | trucks (sum of days) | stops | emptyings | mean fill at emptying | overflows | overflow-hours | CO2 kg |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| policy | km | truck-hours | trucks (sum of days) | stops | emptyings | mean fill at emptying | overflows | overflow-hours | CO2 kg | every day feasible |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for pol, t in (("fixed", tot_f), ("planned", tot_p)):
         sec.intro.append(
             f"| {pol} | {t['km']:,.0f} | {t['truck_hours']:,.0f} | {int(t['trucks'])} | {int(t['stops']):,} | "
             f"{int(t['emptyings']):,} | {t['mean_fill_at_emptying']:.3f} | {int(t['overflows'])} | "
-            f"{t['overflow_hours']:,.0f} | {t['co2_kg']:,.0f} |"
+            f"{t['overflow_hours']:,.0f} | {t['co2_kg']:,.0f} | {t['feasible']} |"
         )
     g = res.goals()
     sec.goals.append(

@@ -309,9 +309,9 @@ class LedgerResult:
         km_change = p["km"] / f["km"] - 1.0 if f["km"] else float("nan")
         lines.append("")
         lines.append(
-            f"km {km_change:+.1%} (goal -30 %), overflows {p['overflows']} vs {f['overflows']} "
+            f"km {km_change:+.1%} (goal -30 %), overflows {int(p['overflows'])} vs {int(f['overflows'])} "
             f"(goal: no more), truck-hours {p['truck_hours'] / f['truck_hours'] - 1.0 if f['truck_hours'] else 0:+.1%}, "
-            f"emptyings {p['emptyings']} vs {f['emptyings']}."
+            f"emptyings {int(p['emptyings'])} vs {int(f['emptyings'])}."
         )
         return "\n".join(lines)
 
@@ -339,7 +339,7 @@ class LedgerResult:
             "km_reduction": {"goal": "<= -30 %", "measured": round(km, 4), "met": bool(km <= -0.30)},
             "overflows": {
                 "goal": "planned <= fixed",
-                "measured": f"{p['overflows']} vs {f['overflows']}",
+                "measured": f"{int(p['overflows'])} vs {int(f['overflows'])}",
                 "met": bool(p["overflows"] <= f["overflows"]),
             },
         }
