@@ -704,7 +704,7 @@ def run_ledger(
         e_day = _local_date(emp.t[real]) if real.any() else np.zeros(0, "datetime64[D]")
         e_fill = np.minimum(emp.fill_before[real], cap[emp.dev[real]])
         e_lit = e_fill * cont.volume_l[emp.dev[real]]
-        tot = {
+        tot: dict[str, Any] = {
             k: 0.0
             for k in (
                 "km",
@@ -728,7 +728,7 @@ def run_ledger(
             dm = e_day == np.datetime64(day)
             om = ov_day == np.datetime64(day)
             ohours = _overlap_hours(ov_start, ov_end, day)
-            row = {
+            row: dict[str, Any] = {
                 "date": day,
                 "policy": pol,
                 "km": float(inf["km"]),

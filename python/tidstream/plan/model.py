@@ -172,7 +172,7 @@ def _matrices(lat: np.ndarray, lon: np.ndarray, s: PlanSettings) -> tuple[np.nda
     from .. import routes
 
     d = routes.distance_matrix(np.asarray(lat, np.float64), np.asarray(lon, np.float64), circuity=s.circuity)
-    speed = routes.DEFAULT_SPEED_PROFILE if s.speed_kmh is None else s.speed_kmh
+    speed: Any = routes.DEFAULT_SPEED_PROFILE if s.speed_kmh is None else s.speed_kmh
     return d, routes.duration_matrix(d, speed_kmh=speed)
 
 
@@ -344,8 +344,10 @@ def solve_day(p: PlanProblem, *, time_limit_s: float | None = None, seed: int | 
         busy = route.travel_duration() + route.service_duration() + route.wait_duration()
         hours += (busy + unload + int(dur[fac, 0])) / 3600.0
         trips += route.num_trips()
-    for k in ("arrival", "departure"):  # UTC seconds -> timestamp[ms, UTC]
-        rows[k] = pa.array(np.asarray(rows[k], np.int64) * 1000, pa.int64()).cast(pa.timestamp("ms", "UTC"))
+    for col in ("arrival", "departure"):  # UTC seconds -> timestamp[ms, UTC]
+        rows[col] = pa.array(np.asarray(rows[col], np.int64) * 1000, pa.int64()).cast(
+            pa.timestamp("ms", "UTC")
+        )
     table = pa.Table.from_pydict(rows, schema=ROUTES_SCHEMA)
     vis = np.array(visited, np.int64)
     missed_req = np.flatnonzero(p.required & ~np.isin(np.arange(n), vis))
