@@ -1,7 +1,8 @@
 """The ``tidstream`` command.
 
 Subcommands: ``nats init|server``, ``run ingest|export|replay``, ``devices validate``,
-``demo``, ``simulate``, ``plot``, ``decode``, ``models``, ``config show``. Every option is
+``demo``, ``simulate``, ``plot``, ``decode``, ``models``, ``config show``, ``backtest``,
+``plan``, ``ledger``. Every option is
 explained by ``--help``; configuration comes from ``--config FILE`` (TOML) and
 ``TIDSTREAM_*`` environment variables (docs/CONFIG.md).
 """
@@ -318,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import backtest
 
     backtest.add_parser(sub)
+    from .plan import cli as plan_cli
+
+    plan_cli.add_parser(sub)
     return p
 
 

@@ -27,7 +27,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["IngestInput", "NatsSettings", "Settings", "StreamSettings", "load_settings"]
+__all__ = [
+    "IngestInput",
+    "NatsSettings",
+    "PlanSettings",
+    "Settings",
+    "StreamSettings",
+    "TruckSettings",
+    "load_settings",
+]
 
 
 @dataclass
@@ -127,6 +135,93 @@ class StreamSettings:
 
 
 @dataclass
+class TruckSettings:
+    """One kind of truck of the collection fleet (``[[plan.fleet]]``)."""
+
+    #: Name, also the prefix of each truck's id (``crane-1``, ``crane-2``...).
+    name: str = "truck"
+    #: Streams it may collect (one stream per truck and day: one body, no compartments).
+    streams: list[str] = field(default_factory=lambda: ["residual"])
+    #: Body capacity in litres of container volume collected (loose, as the containers hold it).
+    capacity_l: float = 40_000.0
+    #: How many trucks of this kind.
+    count: int = 1
+
+
+def _default_fleet() -> list[TruckSettings]:
+    return [
+        TruckSettings("crane", ["glass", "paper", "packaging"], 30_000.0, 7),
+        TruckSettings("rear-loader", ["residual"], 45_000.0, 3),
+    ]
+
+
+@dataclass
+class PlanSettings:
+    """Collection planning and the savings ledger (``[plan]``, docs/PLANNING.md)."""
+
+    #: Shift start, local hour (Europe/Paris), and length in hours (drive back included).
+    shift_start_h: float = 6.0
+    shift_h: float = 7.0
+    #: Overtime allowed beyond the shift (hours) and its cost (metres-equivalent per hour).
+    max_overtime_h: float = 1.0
+    overtime_cost_m_per_h: float = 20_000.0
+    #: Driving speed between stops: a constant in km/h, or ``[[up_to_m, km/h], ...]`` bands of
+    #: leg length; unset: the distance layer's default profile (``tidstream.routes``).
+    speed_kmh: float | list[list[float]] | None = None
+    #: Road distance over great-circle distance (``tidstream.routes.DEFAULT_CIRCUITY``).
+    circuity: float = 1.3
+    #: Service time per container kind (seconds at the container); other kinds: ``service_s_default``.
+    service_s: dict[str, float] = field(
+        default_factory=lambda: {
+            "glass_bank": 240.0,
+            "paper_bank": 240.0,
+            "packaging_bank": 240.0,
+            "grouping_point": 90.0,
+            "park_bin": 60.0,
+        }
+    )
+    service_s_default: float = 120.0
+    #: Unloading time at a facility (seconds).
+    unload_s: float = 900.0
+    #: Facility kind (``facilities.csv``) where each stream is unloaded, and the trucks' depot kind.
+    unload_kind: dict[str, str] = field(
+        default_factory=lambda: {
+            "glass": "sorting_centre",
+            "paper": "sorting_centre",
+            "packaging": "sorting_centre",
+            "residual": "incinerator",
+        }
+    )
+    depot_kind: str = "depot"
+    #: CO2 of a diesel refuse truck, kg CO2e per km (about 4 mpg, stop-and-go; docs/PLANNING.md).
+    co2_kg_per_km: float = 1.8
+    #: Working days (Monday = 0): no collection on the others.
+    working_days: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4, 5])
+    #: No collection on French public holidays either (the simulator's calendar).
+    skip_public_holidays: bool = True
+    #: Fill level treated as "full" by the forecasts (the forecaster's threshold).
+    full_level: float = 0.95
+    #: A container is required today when P(fill >= full_level before the end of the next
+    #: working shift) is at least this.
+    required_p: float = 0.35
+    #: Optional containers: offered when their forecast fill at the end of today's shift is at least this.
+    optional_min_fill: float = 0.7
+    #: Prize of an optional container (metres of driving it is worth): ``prize_fill_m * fill**2 +
+    #: prize_risk_m * P(full before the end of the second working shift)``.
+    prize_fill_m: float = 800.0
+    prize_risk_m: float = 1_500.0
+    #: Fixed cost of using a truck (metres-equivalent): fewer, fuller trucks.
+    truck_cost_m: float = 5_000.0
+    #: PyVRP time limit per plan (seconds): at least ``time_limit_s``, and ``time_per_client_s``
+    #: per candidate container (bigger days get more time); and its seed.
+    time_limit_s: float = 5.0
+    time_per_client_s: float = 0.05
+    seed: int = 0
+    #: The fleet (``[[plan.fleet]]`` tables).
+    fleet: list[TruckSettings] = field(default_factory=_default_fleet)
+
+
+@dataclass
 class Settings:
     """The whole configuration."""
 
@@ -158,6 +253,8 @@ class Settings:
     #: Seconds between two twin snapshots while entries change (also written at the
     #: end of the input).
     twin_snapshot_interval_s: float = 60.0
+    #: Collection planning and the savings ledger (docs/PLANNING.md).
+    plan: PlanSettings = field(default_factory=PlanSettings)
 
     def alert_thresholds(self) -> tuple[Any, dict[str, dict[str, float]]]:
         """(defaults, per-container-kind overrides) for the alert rules."""
@@ -267,6 +364,15 @@ def _apply(obj: Any, data: Mapping[str, Any], where: str) -> None:
                 setattr(obj, k, [IngestInput(**i) for i in v])
             except TypeError as e:
                 raise ConfigError(f"{where}.inputs: {e}") from None
+        elif k == "fleet":
+            try:
+                setattr(obj, k, [TruckSettings(**i) for i in v])
+            except TypeError as e:
+                raise ConfigError(f"{where}.fleet: {e}") from None
+        elif isinstance(current, dict) and k != "alerts":
+            if not isinstance(v, Mapping):
+                raise ConfigError(f"{where}.{k} must be a table")
+            setattr(obj, k, {**current, **v})
         else:
             setattr(obj, k, v)
 
@@ -296,7 +402,7 @@ def load_settings(
             continue
         rest = key[len("TIDSTREAM_") :].lower()
         section, _, name = rest.partition("_")
-        if section in ("nats", "streams") and name:
+        if section in ("nats", "streams", "plan") and name:
             target = getattr(s, section)
         else:
             target, name = s, rest
@@ -332,5 +438,14 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"[alerts]: {e}") from None
     if s.twin_snapshot_interval_s <= 0:
         raise ConfigError("twin_snapshot_interval_s must be > 0")
+    p = s.plan
+    if isinstance(p.speed_kmh, str):  # from the environment
+        p.speed_kmh = _coerce(p.speed_kmh, float, "TIDSTREAM_PLAN_SPEED_KMH")
+    if isinstance(p.speed_kmh, (int, float)) and p.speed_kmh <= 0:
+        raise ConfigError("[plan] speed_kmh must be > 0")
+    if not (0 < p.shift_h <= 24 and p.circuity >= 1.0 and 0 < p.full_level <= 1.5):
+        raise ConfigError("[plan]: shift_h must be in (0, 24], circuity >= 1, full_level in (0, 1.5]")
+    if not p.fleet or any(t.count < 1 or t.capacity_l <= 0 or not t.streams for t in p.fleet):
+        raise ConfigError("[plan] fleet: every truck kind needs count >= 1, capacity_l > 0 and streams")
     if s.batch_size < 1 or s.export_block_size < 1 or s.snapshot_interval_s < 1:
         raise ConfigError("batch_size, export_block_size and snapshot_interval_s must be >= 1")
