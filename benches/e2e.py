@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import resource
@@ -212,6 +213,62 @@ async def _consume_push(settings: Any, stream: str, subject: str, n: int, timeou
         await nc.close()
 
 
+async def _consume_raw_pull(
+    settings: Any, stream: str, subject: str, n: int, timeout: float, batch: int = 1000
+) -> float:
+    """Seconds for a pull consumer (no acks) driven by hand to deliver ``n``: pull
+    requests (``$JS.API.CONSUMER.MSG.NEXT``, ``batch`` messages each, two in flight)
+    answered on one inbox subscription with a callback that drops every message. No
+    per-message task, future or ordered-consumer bookkeeping: the cheapest way nats-py
+    lets Python receive a stream."""
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+    from tidstream.nats.connect import connect
+
+    nc = await connect(settings.nats)
+    try:
+        js = nc.jetstream()
+        t0 = time.perf_counter()
+        ci = await js.add_consumer(
+            stream,
+            ConsumerConfig(
+                ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, filter_subject=subject,
+                inactive_threshold=30.0, max_waiting=8,
+            ),
+        )  # fmt: skip
+        inbox = nc.new_inbox()
+        api = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{ci.name}"
+        req = json.dumps({"batch": batch, "expires": 5_000_000_000}).encode()
+        done = asyncio.Event()
+        count = 0
+        asked = 0
+
+        async def cb(msg: Any) -> None:
+            nonlocal count, asked
+            if not msg.reply:  # status (408 request expired, 404 no messages): ask again
+                if count < n and not msg.data:
+                    asked += batch
+                    await nc.publish(api, req, reply=inbox)
+                return
+            count += 1
+            if count >= n:
+                done.set()
+            elif count % batch == 0:
+                asked += batch
+                await nc.publish(api, req, reply=inbox)
+
+        sub = await nc.subscribe(inbox, cb=cb, pending_msgs_limit=0, pending_bytes_limit=256 * 1024 * 1024)
+        for _ in range(2):
+            asked += batch
+            await nc.publish(api, req, reply=inbox)
+        await asyncio.wait_for(done.wait(), timeout)
+        t1 = time.perf_counter()
+        await sub.unsubscribe()
+        await js.delete_consumer(stream, ci.name)
+        return t1 - t0
+    finally:
+        await nc.close()
+
+
 async def _consume_fetch(
     settings: Any, stream: str, subject: str, n: int, timeout: float, batch: int = 1000
 ) -> float:
@@ -248,7 +305,7 @@ def consume_ceiling(settings: Any, n: int, repeats: int, kind: str) -> list[floa
     """Seconds per repeat to consume the whole raw stream (``n`` messages)."""
     stream = settings.streams.raw
     subject = f"{settings.streams.prefix}.raw.>"
-    fn = _consume_push if kind == "push" else _consume_fetch
+    fn = {"push": _consume_push, "pull": _consume_raw_pull, "fetch": _consume_fetch}[kind]
     timeout = max(60.0, n / 5_000)
     return [asyncio.run(fn(settings, stream, subject, n, timeout)) for _ in range(repeats)]
 

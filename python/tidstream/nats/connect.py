@@ -4,10 +4,11 @@ lets synchronous code (Bytewax operators, the CLI) drive nats-py."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
 import threading
 from collections.abc import Awaitable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import nats
 from nats.aio.client import Client
@@ -15,7 +16,7 @@ from nats.aio.client import Client
 from ..config import NatsSettings
 from ..exceptions import ConnectorError
 
-__all__ = ["LoopThread", "connect", "connect_options"]
+__all__ = ["LoopThread", "SharedConnection", "connect", "connect_options"]
 
 T = TypeVar("T")
 
@@ -112,3 +113,57 @@ class LoopThread:
             self._thread.join(5)
         if not self.loop.is_running() and not self.loop.is_closed():
             self.loop.close()
+
+
+class SharedConnection:
+    """One NATS connection and one event-loop thread per process and settings, shared by
+    every source partition and sink partition of the process (reference-counted).
+
+    A Bytewax worker runs all its partitions on one thread that holds the GIL; one loop
+    thread (instead of one per partition) and one socket cut the thread switches and the
+    per-connection protocol work. Use :meth:`acquire` / :meth:`release` in pairs; the
+    connection closes when the last user releases it.
+    """
+
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _shared: ClassVar[dict[str, SharedConnection]] = {}
+
+    def __init__(self, key: str, cfg: NatsSettings) -> None:
+        self.key = key
+        self.users = 0
+        self.loop = LoopThread("tidstream-nats-shared")
+        try:
+            self.nc: Client = self.loop.run(connect(cfg), timeout=max(60.0, cfg.connect_retry_s + 5))
+        except BaseException:
+            self.loop.stop()
+            raise
+
+    @classmethod
+    def acquire(cls, cfg: NatsSettings) -> SharedConnection:
+        """The process's connection for ``cfg`` (connects on first use)."""
+        key = repr(sorted(dataclasses.asdict(cfg).items()))
+        with cls._lock:
+            sc = cls._shared.get(key)
+            if sc is None or sc.nc.is_closed or not sc.loop.loop.is_running():
+                sc = cls(key, cfg)
+                cls._shared[key] = sc
+            sc.users += 1
+            return sc
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the shared loop and wait for its result."""
+        return self.loop.run(coro, timeout)
+
+    def release(self) -> None:
+        """Drop one user; the last one drains and closes the connection and stops the loop."""
+        with SharedConnection._lock:
+            self.users -= 1
+            if self.users > 0:
+                return
+            if SharedConnection._shared.get(self.key) is self:
+                del SharedConnection._shared[self.key]
+        try:
+            self.loop.run(self.nc.drain(), timeout=10)
+        except Exception:
+            pass
+        self.loop.stop()
