@@ -4,6 +4,7 @@
 mod convert;
 mod errors;
 mod forecast;
+mod json_rows;
 mod sim;
 
 use std::sync::Arc;
@@ -355,5 +356,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(alarm_flags, m)?)?;
     sim::register(m)?;
     forecast::register(m)?;
+    json_rows::register(m)?;
     Ok(())
 }

@@ -27,6 +27,7 @@ __all__ = ["BatchOutcome", "BatchPublisher"]
 # A subject token must not hold whitespace (it would break the protocol line) and must
 # not be empty; wildcards are not publishable.
 _BAD_SUBJECT = re.compile(r"[\s*>]|^\.|\.$|\.\.|^$")
+_DUPLICATE = re.compile(rb'"duplicate"\s*:\s*true')
 _HEADER_VALUE_BAD = str.maketrans({"\r": " ", "\n": " "})
 
 
@@ -149,6 +150,6 @@ class BatchPublisher:
                     out.errors.append(
                         f"no responders / status {status}" if status else d.decode(errors="replace")
                     )
-            elif b'"duplicate":true' in d:
+            elif b'"duplicate"' in d and _DUPLICATE.search(d):
                 out.duplicates += 1
         return out
