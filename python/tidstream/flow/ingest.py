@@ -105,6 +105,7 @@ class Ingestor:
         }
         self._reg_json_cols = {c: _core.JsonStrings(v) for c, v in strings.items()}
         self._reg_commune_insee = strings["commune_insee"]
+        self._reg_model = t.column("model").cast(pa.string()).to_pylist()
         self._reg_lat = t.column("lat").cast(pa.float64()).to_numpy(zero_copy_only=False)
         self._reg_lon = t.column("lon").cast(pa.float64()).to_numpy(zero_copy_only=False)
 
@@ -204,47 +205,36 @@ class Ingestor:
             rb = envelopes.decode_uplinks(
                 "ttn-v3" if fmt == "ttn" else "chirpstack-v4", [m.data for m in msgs]
             )
-            c = {
-                name: rb.column(name).to_pylist()
-                for name in (
-                    "ok",
-                    "dev_eui",
-                    "fport",
-                    "fcnt",
-                    "payload",
-                    "rssi",
-                    "snr",
-                    "error",
-                    "error_kind",
-                    "error_offset",
-                )
-            }
+
+            def col(name: str, rb: Any = rb) -> list[Any]:
+                return rb.column(name).to_pylist()
+
+            ok_l = col("ok")
+            if not all(ok_l):
+                err, kind, off = col("error"), col("error_kind"), col("error_offset")
+                for i, m in enumerate(msgs):
+                    if not ok_l[i]:
+                        self._dead(out, m, DeadLetter(kind[i], err[i], "envelope", off[i]))
             recv = rb.column("received_at").cast("int64").to_pylist()
-            for i, m in enumerate(msgs):
-                if not c["ok"][i]:
-                    self._dead(
-                        out,
-                        m,
-                        DeadLetter(c["error_kind"][i], c["error"][i], "envelope", c["error_offset"][i]),
-                    )
-                    continue
-                ups.append(
-                    (
-                        m,
-                        c["dev_eui"][i],
-                        recv[i] or m.stored_ns,
-                        c["fport"][i],
-                        c["fcnt"][i],
-                        c["payload"][i],
-                        c["rssi"][i],
-                        c["snr"][i],
-                    )
-                )
+            for m, ok, dev, t, fport, fcnt, payload, rssi, snr in zip(
+                msgs,
+                ok_l,
+                col("dev_eui"),
+                recv,
+                col("fport"),
+                col("fcnt"),
+                col("payload"),
+                col("rssi"),
+                col("snr"),
+            ):
+                if ok:
+                    ups.append((m, dev, t or m.stored_ns, fport, fcnt, payload, rssi, snr))
 
         # 2. registry join -----------------------------------------------------------------
         rows = self.registry.lookup([u[1] for u in ups])
         by_model: dict[str, list[int]] = defaultdict(list)
-        for j, r in enumerate(rows):
+        reg_model = self._reg_model
+        for j, r in enumerate(rows.tolist()):
             if r < 0:
                 u = ups[j]
                 self._dead(
@@ -255,13 +245,15 @@ class Ingestor:
                     ),
                 )
             else:
-                by_model[self.registry.row(int(r))[1]].append(j)
+                by_model[reg_model[r]].append(j)
 
         # 3. frame decode, per model, fill ratio, reading JSON (Rust, one call each) ----------
         for model, idx in by_model.items():
             batch_rb = codecs.decode_batch(model, [ups[j][5] for j in idx], fports=[ups[j][3] for j in idx])
             ok = batch_rb.column("ok").to_numpy(zero_copy_only=False)
             sel = np.flatnonzero(ok)
+            ok_l = ok.tolist()
+            reg_of = rows[idx].tolist()
             json_rows = self._reading_rows(model, batch_rb, sel, [ups[idx[k]] for k in sel], rows[idx][sel])
             stored_col = batch_rb.column("stored_readings")
             has_stored = (
@@ -270,9 +262,11 @@ class Ingestor:
                 else set()
             )
             r = 0  # next row of json_rows (the ok frames, in order)
+            communes = self._reg_commune_insee
+            reading_subject = self.subjects.reading
             for k, j in enumerate(idx):
                 m, dev = ups[j][0], ups[j][1]
-                if not ok[k]:
+                if not ok_l[k]:
                     self._dead(
                         out,
                         m,
@@ -285,13 +279,13 @@ class Ingestor:
                         ),
                     )
                     continue
-                commune = self._reg_commune_insee[rows[j]]
+                commune = communes[reg_of[k]]
                 data = json_rows[r]
                 r += 1
-                self.stats.readings_out += 1
-                out.append((m.part, Publish(self.subjects.reading(commune, dev), data, f"r:{m.seq}:0")))
+                out.append((m.part, Publish(reading_subject(commune, dev), data, f"r:{m.seq}:0")))
                 if k in has_stored:
-                    self._emit_stored(out, m, dev, commune, int(rows[j]), orjson.loads(data), stored_col[k])
+                    self._emit_stored(out, m, dev, commune, reg_of[k], orjson.loads(data), stored_col[k])
+            self.stats.readings_out += len(sel)
         return out
 
     def _reading_rows(
