@@ -105,20 +105,25 @@ def test_sink_raises_after_retries_and_rejects_bad_subjects(nats_server) -> None
 
 
 @pytest.mark.nats
-def test_shared_connection_is_reference_counted(nats_server) -> None:
+def test_shared_connections_are_reference_counted_on_one_loop(nats_server) -> None:
     cfg = NatsSettings(url=nats_server.url)
-    a = SharedConnection.acquire(cfg)
-    b = SharedConnection.acquire(cfg)
+    a = SharedConnection.acquire(cfg, "sink")
+    b = SharedConnection.acquire(cfg, "sink")
     assert a is b and a.users == 2
-    other = SharedConnection.acquire(NatsSettings(url=nats_server.url, name="other"))
-    assert other is not a
+    # Another channel (a source partition): its own socket, the same loop thread.
+    src = SharedConnection.acquire(cfg, "source-RAW-0")
+    assert src is not a and src.nc is not a.nc and src.loop is a.loop
+    other = SharedConnection.acquire(NatsSettings(url=nats_server.url, name="other"), "sink")
+    assert other is not a and other.loop is a.loop
     a.release()
     assert not a.nc.is_closed and a.users == 1
     b.release()
+    assert a.nc.is_closed and not src.nc.is_closed and a.loop.loop.is_running()
+    src.release()
     other.release()
-    assert a.nc.is_closed and other.nc.is_closed
-    c = SharedConnection.acquire(cfg)  # a fresh one after the last release
-    assert c is not a and c.nc.is_connected
+    assert src.nc.is_closed and other.nc.is_closed and not a.loop.loop.is_running()
+    c = SharedConnection.acquire(cfg, "sink")  # a fresh connection and loop after the last release
+    assert c is not a and c.nc.is_connected and c.loop is not a.loop
     c.release()
 
 

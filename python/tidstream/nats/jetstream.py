@@ -102,7 +102,7 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
         self._q: collections.deque[RawMsg] = collections.deque()
         self._at_end = False
         self._error: BaseException | None = None
-        self._conn = SharedConnection.acquire(cfg)
+        self._conn = SharedConnection.acquire(cfg, f"source-{stream}-{part}")
         try:
             self._sub, empty = self._conn.run(self._start(stream, filter_subject, resume_seq), timeout=60)
         except BaseException:
@@ -228,7 +228,7 @@ class _SinkPartition(StatefulSinkPartition[Publish, None]):
     def __init__(self, cfg: NatsSettings, part: str, ack_timeout: float, retries: int) -> None:
         self._timeout = ack_timeout
         self._retries = retries
-        self._conn = SharedConnection.acquire(cfg)
+        self._conn = SharedConnection.acquire(cfg, "sink")
         try:
             self._pub = self._conn.run(self._start(), timeout=60)
         except BaseException:
