@@ -570,7 +570,12 @@ def e2e_section(r: Any) -> Section:
             "| --- | ---: | ---: |",
         ]
         tot = per(total_parts)
-        lines = [("source (nats-py push consumer callbacks, RawMsg, 1 shared connection)", per(c.source_s))]
+        lines = [
+            (
+                "source (nats-py push consumer callbacks, RawMsg; a connection per partition, one loop thread)",
+                per(c.source_s),
+            )
+        ]
         lines += [("step: " + name, per(est)) for name, est, _ in c.step_profile]
         lines += [
             ("sink (HPUB commands of the batch, one write, PubAcks on one inbox, waiting)", per(c.sink_s)),
