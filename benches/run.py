@@ -572,7 +572,7 @@ def e2e_section(r: Any) -> Section:
         tot = per(total_parts)
         lines = [
             (
-                "source (nats-py push consumer callbacks, RawMsg; a connection per partition, one loop thread)",
+                "source (nats-py push consumer callbacks, RawMsg; a connection and loop thread per partition)",
                 per(c.source_s),
             )
         ]
@@ -791,6 +791,18 @@ def yes_no(m: bool | None) -> str:
     return "not measured" if m is None else ("**met**" if m else "**NOT met**")
 
 
+def load_note() -> str:
+    """The machine's load averages when the figures were taken (other jobs share the cores)."""
+    if not hasattr(os, "getloadavg"):
+        return ""
+    a, b, c = os.getloadavg()
+    return (
+        f" Load average at the end of the run: {a:.1f} / {b:.1f} / {c:.1f} (1 / 5 / 15 min) on "
+        f"{os.cpu_count()} cores: other jobs ran beside the benchmark, so compare figures of the "
+        "same run (ratios, CPU per message), not absolute rates across runs."
+    )
+
+
 def update(text: str, sections: list[Section], started: dt.datetime) -> str:
     """``text`` (a RESULTS.md) with the given sections and their goal rows replaced by
     new ones (same titles; goal rows matched by their goal text), everything else kept,
@@ -820,6 +832,7 @@ def update(text: str, sections: list[Section], started: dt.datetime) -> str:
         f"- Re-measured {started:%Y-%m-%d %H:%M:%S} UTC: "
         + ", ".join(f'"{s.title}"' for s in sections)
         + f" (`.venv/bin/python benches/run.py {argv}`); the other sections are from the date above."
+        + load_note()
     )
     lines.insert(end - 1 if lines[end - 1] == "" else end, note)
     return "\n".join(lines)
@@ -841,7 +854,7 @@ def render(sections: list[Section], args: argparse.Namespace, started: dt.dateti
         "- Command: `make bench` (release build via `make install`, then "
         f"`.venv/bin/python benches/run.py{(' ' + argv) if argv else ''}`)",
         f"- Machine: {platform.platform()}; CPU: {cpu_model()} ({cpu_flags()}); "
-        f"{cores} cores ({affinity} usable by this process)",
+        f"{cores} cores ({affinity} usable by this process).{load_note()}",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions()),
         f"- Method: one thread; best of {args.repeats} runs ({args.py_repeats} for the pure "
         "Python baselines) with `time.perf_counter`, garbage collector disabled during each "

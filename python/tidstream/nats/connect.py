@@ -118,16 +118,14 @@ class LoopThread:
 class SharedConnection:
     """NATS connections of one process on **one event-loop thread**, reference-counted.
 
-    A Bytewax worker runs all its partitions on one thread that holds the GIL; one loop
-    thread for every connection of the process (instead of one per partition) cuts the
-    thread switches. Connections are shared by *channel*: the sink partitions of a
-    process share one (``"sink"``: publishes and PubAcks only), while each source
-    partition takes its own channel, so that the messages pushed to one partition never
-    queue ahead of another partition's JetStream API replies or of the PubAcks on the
-    same socket (one socket for everything stalled consumer creation behind megabytes of
-    pushed messages in a 400,000-message benchmark). Use :meth:`acquire` /
-    :meth:`release` in pairs; a connection closes when its last user releases it, the
-    loop thread stops when the last connection is closed.
+    The sink partitions of a process share the ``"sink"`` channel: one connection (each
+    partition has its own reply inbox on it) and one loop thread instead of one each,
+    which saves thread switches under the GIL. Other channels get their own connection
+    on the same loop thread. (Source partitions do not use this: each keeps its own
+    connection and loop, so that messages pushed to one partition never queue ahead of
+    another's JetStream API replies.) Use :meth:`acquire` / :meth:`release` in pairs; a
+    connection closes when its last user releases it, the loop thread stops when the
+    last connection is closed.
     """
 
     _lock: ClassVar[threading.Lock] = threading.Lock()

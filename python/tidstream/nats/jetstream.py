@@ -30,7 +30,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from ..config import NatsSettings
 from ..exceptions import ConnectorError
 from .batch import BatchPublisher
-from .connect import SharedConnection
+from .connect import LoopThread, SharedConnection, connect
 
 __all__ = ["JetStreamSink", "JetStreamSource", "Publish", "RawMsg"]
 
@@ -102,17 +102,21 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
         self._q: collections.deque[RawMsg] = collections.deque()
         self._at_end = False
         self._error: BaseException | None = None
-        self._conn = SharedConnection.acquire(cfg, f"source-{stream}-{part}")
+        # Its own loop thread and connection (the sinks share one; see SharedConnection).
+        self._loop = LoopThread(f"tidstream-src-{part}")
         try:
-            self._sub, empty = self._conn.run(self._start(stream, filter_subject, resume_seq), timeout=60)
+            self._nc, self._sub, empty = self._loop.run(
+                self._start(cfg, stream, filter_subject, resume_seq), timeout=60
+            )
         except BaseException:
-            self._conn.release()
+            self._loop.stop()
             raise
         # The callback may already have seen the last message (num_pending == 0).
         self._at_end = self._at_end or empty
 
-    async def _start(self, stream: str, subj: str, resume: int | None) -> Any:
-        js = self._conn.nc.jetstream()
+    async def _start(self, cfg: NatsSettings, stream: str, subj: str, resume: int | None) -> Any:
+        nc = await connect(cfg)
+        js = nc.jetstream()
         if resume:
             cc = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=resume + 1)
         elif self._start_ns is not None:
@@ -143,11 +147,18 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
             ordered_consumer=True,
             config=cc,
             cb=on_msg,
-            pending_msgs_limit=4 * self._high,
+            # No count limit: while the callback is held the server keeps pushing until
+            # its flow-control window (32 MiB per consumer on nats-server 2.14+) is full,
+            # i.e. ~27,000 raw uplinks or ~48,000 readings; a count limit below that made
+            # nats-py drop messages as a slow consumer (the ordered consumer resets only
+            # when a later message shows the gap: a partition could stall at its end).
+            # The byte limit stays far above the window; memory per partition is bounded
+            # by the window plus ``high_water`` messages.
+            pending_msgs_limit=0,
             pending_bytes_limit=256 * 1024 * 1024,
         )
         info = await sub.consumer_info()
-        return sub, info.num_pending == 0
+        return nc, sub, info.num_pending == 0
 
     def next_batch(self) -> Iterable[RawMsg]:
         out: list[RawMsg] = []
@@ -172,10 +183,10 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
 
     def close(self) -> None:
         try:
-            self._conn.run(self._sub.unsubscribe(), timeout=10)
+            self._loop.run(self._nc.close(), timeout=10)
         except Exception:
             pass
-        self._conn.release()
+        self._loop.stop()
 
 
 @dataclass
