@@ -595,7 +595,7 @@ def e2e_section(r: Any) -> Section:
             "the 10 µs budget is spent before any decoding.",
             "",
             f"Step split from one cProfile pass ({c.step_profiled_s:.2f} s profiled vs "
-            f"{c.step_s:.2f} s unprofiled): the two Rust calls (with their Python wrappers) "
+            f"{c.step_s:.2f} s unprofiled): the Rust calls (with their Python wrappers) "
             "at their profiled time; the Python categories share the rest of the unprofiled "
             "step time in proportion to their profiled times (cProfile inflates many small "
             "calls). pyarrow's `to_pylist` is invisible to cProfile: the comprehensions that "
