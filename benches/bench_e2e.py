@@ -51,7 +51,8 @@ def test_e2e_small_fleet_accounts_for_every_uplink(tmp_path: Path) -> None:
     assert r.ingest_startup_s > 0 and r.ingest_total_s > 0 and r.export.exit_s > 0
     assert r.main.run.peak_rss_mib > 50 and r.export.peak_rss_mib > 50
     assert r.main.run.complete_s <= r.main.run.exit_s
-    assert min(r.ceiling_push_s) > 0 and min(r.ceiling_fetch_s) > 0
+    assert min(r.ceiling_push_s) > 0 and min(r.ceiling_pull_s) > 0 and min(r.ceiling_fetch_s) > 0
+    assert r.ceiling_rate == max(r.ceiling_push_rate, r.ceiling_pull_rate)
     c = r.components
     assert c is not None and c.frames == UPLINKS and c.items_out == acc.readings + acc.dead_letters
     assert {name for name, _, _ in c.step_profile} == set(e2e.STEP_CATEGORIES)
@@ -68,11 +69,17 @@ def test_e2e_small_fleet_accounts_for_every_uplink(tmp_path: Path) -> None:
     assert "e2e: ingest flow at least 100,000 frames/s per process" in text
     assert "Long run" in text and "Where the ingest time goes" in text
     assert len(sec.goals) == 3 and all(g.met is not None for g in sec.goals)
+    # `run.py --only e2e --update` splices the section into an existing RESULTS.md.
+    old = (Path(run.__file__).parent / "RESULTS.md").read_text(encoding="utf-8")
+    new = run.update(old, [sec], dt.datetime.now(dt.timezone.utc))
+    assert new.count(f"## {sec.title}") == 1 and new.count("## Codecs") == old.count("## Codecs")
+    assert all(new.count(f"| {g.text} | {g.measured} |") == 1 for g in sec.goals)
+    assert "Re-measured" in new and f"{r.ceiling_rate:,.0f} msg/s" in new
 
     print(
         f"\ne2e smoke ({UPLINKS:,} uplinks): ingest {r.ingest_rate:,.0f} frames/s "
         f"({r.ingest_net_rate:,.0f} excluding {r.ingest_startup_s:.2f} s start-up), raw consume "
-        f"ceiling {r.ceiling_push_rate:,.0f} msg/s, export {r.export_rows / r.export.exit_s:,.0f} "
+        f"ceiling {r.ceiling_rate:,.0f} msg/s ({r.ceiling_kind}), export {r.export_rows / r.export.exit_s:,.0f} "
         f"readings/s; peak RSS ingest {r.main.run.peak_rss_mib:.0f} MiB, export "
         f"{r.export.peak_rss_mib:.0f} MiB; {acc.frames_in:,} in = {acc.frames_with_readings:,} with "
         f"readings + {acc.dead_letters:,} dead letters; wall {r.wall_s:.1f} s"

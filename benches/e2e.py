@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import resource
@@ -212,6 +213,62 @@ async def _consume_push(settings: Any, stream: str, subject: str, n: int, timeou
         await nc.close()
 
 
+async def _consume_raw_pull(
+    settings: Any, stream: str, subject: str, n: int, timeout: float, batch: int = 1000
+) -> float:
+    """Seconds for a pull consumer (no acks) driven by hand to deliver ``n``: pull
+    requests (``$JS.API.CONSUMER.MSG.NEXT``, ``batch`` messages each, two in flight)
+    answered on one inbox subscription with a callback that drops every message. No
+    per-message task, future or ordered-consumer bookkeeping: the cheapest way nats-py
+    lets Python receive a stream."""
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+    from tidstream.nats.connect import connect
+
+    nc = await connect(settings.nats)
+    try:
+        js = nc.jetstream()
+        t0 = time.perf_counter()
+        ci = await js.add_consumer(
+            stream,
+            ConsumerConfig(
+                ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, filter_subject=subject,
+                inactive_threshold=30.0, max_waiting=8,
+            ),
+        )  # fmt: skip
+        inbox = nc.new_inbox()
+        api = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{ci.name}"
+        req = json.dumps({"batch": batch, "expires": 5_000_000_000}).encode()
+        done = asyncio.Event()
+        count = 0
+        asked = 0
+
+        async def cb(msg: Any) -> None:
+            nonlocal count, asked
+            if not msg.reply:  # status (408 request expired, 404 no messages): ask again
+                if count < n and not msg.data:
+                    asked += batch
+                    await nc.publish(api, req, reply=inbox)
+                return
+            count += 1
+            if count >= n:
+                done.set()
+            elif count % batch == 0:
+                asked += batch
+                await nc.publish(api, req, reply=inbox)
+
+        sub = await nc.subscribe(inbox, cb=cb, pending_msgs_limit=0, pending_bytes_limit=256 * 1024 * 1024)
+        for _ in range(2):
+            asked += batch
+            await nc.publish(api, req, reply=inbox)
+        await asyncio.wait_for(done.wait(), timeout)
+        t1 = time.perf_counter()
+        await sub.unsubscribe()
+        await js.delete_consumer(stream, ci.name)
+        return t1 - t0
+    finally:
+        await nc.close()
+
+
 async def _consume_fetch(
     settings: Any, stream: str, subject: str, n: int, timeout: float, batch: int = 1000
 ) -> float:
@@ -248,7 +305,7 @@ def consume_ceiling(settings: Any, n: int, repeats: int, kind: str) -> list[floa
     """Seconds per repeat to consume the whole raw stream (``n`` messages)."""
     stream = settings.streams.raw
     subject = f"{settings.streams.prefix}.raw.>"
-    fn = _consume_push if kind == "push" else _consume_fetch
+    fn = {"push": _consume_push, "pull": _consume_raw_pull, "fetch": _consume_fetch}[kind]
     timeout = max(60.0, n / 5_000)
     return [asyncio.run(fn(settings, stream, subject, n, timeout)) for _ in range(repeats)]
 
@@ -595,13 +652,16 @@ def _raw_seq_of(msg_id: str) -> int:
 STEP_CATEGORIES = (
     "envelope parse (Rust `decode_uplinks`, one call per format per batch)",
     "codec decode (Rust `decode_batch`, one call per model per batch)",
-    "Arrow columns to Python lists (`to_pylist`, `cast`)",
+    "reading JSON (Rust `json_rows`, one call per model per batch)",
+    "Arrow columns to Python lists (envelope fields: `to_pylist`, `cast`)",
     "registry join + fill ratio (`lookup`, `row`, `fill_ratio`)",
-    "JSON building: `orjson.dumps` of the reading dicts",
-    "JSON building: timestamps (`rfc3339_us`, 2 per reading)",
-    "JSON building: per-reading dicts, loops, subjects, `Publish` tuples (step's own Python)",
+    "columns for `json_rows` (numpy / pyarrow per batch, uplink fields per frame)",
+    "step's own Python (per-frame loops, subjects, ids, `Publish` tuples)",
+    "stored readings sent late (`_emit_stored`: dicts, orjson)",
     "dead letters (`_dead`: dict, base64, orjson)",
 )
+#: the categories that are Rust calls (taken at their profiled time)
+RUST_CATEGORIES = STEP_CATEGORIES[:3]
 
 
 def profile_step(
@@ -610,8 +670,8 @@ def profile_step(
     """cProfile one pass of the step and split its time into :data:`STEP_CATEGORIES`.
 
     Each category is the time of the calls made from the step's own frames (``__call__``,
-    its comprehensions, ``_emit``): Rust entry points with their callees, Python helpers
-    with theirs, and the step's own time for the last JSON category. The Rust calls (few
+    its comprehensions, ``_emit``, ``_reading_rows``): Rust entry points with their
+    callees, Python helpers with theirs, and the step's own time. The Rust calls (few
     per batch) are taken at their profiled time; cProfile inflates the Python categories
     (many small calls), so those share the rest of the unprofiled step time in proportion
     to their profiled times. Returns [(category, estimated s, profiled s)], profiled total.
@@ -628,12 +688,16 @@ def profile_step(
     pr.disable()
     profiled = time.perf_counter() - t0
     st = pstats.Stats(pr).stats  # type: ignore[attr-defined]
+    c_env, c_dec, c_json, c_arrow, c_reg, c_cols, c_own, c_stored, c_dead = STEP_CATEGORIES
+
+    def in_ingest(key: tuple[str, int, str]) -> bool:
+        return key[0].endswith(("flow/ingest.py", "flow\\ingest.py"))
 
     def is_step_frame(key: tuple[str, int, str]) -> bool:
-        f, _, name = key
-        return f.endswith(("flow/ingest.py", "flow\\ingest.py")) and (
-            name in ("__call__", "_emit") or name.startswith("<")
-        )
+        return in_ingest(key) and (key[2] in ("__call__", "_emit") or key[2].startswith("<"))
+
+    def is_cols_frame(key: tuple[str, int, str]) -> bool:
+        return in_ingest(key) and key[2] in ("_reading_rows", "f64", "tri", "opt_int", "opt_f64")
 
     def converts_columns(key: tuple[str, int, str]) -> bool:
         # pyarrow's to_pylist is Cython, invisible to cProfile: the comprehensions that
@@ -642,47 +706,53 @@ def profile_step(
         return key[2].startswith("<") and "to_pylist" in src
 
     cat = dict.fromkeys(STEP_CATEGORIES, 0.0)
-    own = 0.0
     for key, (_cc, _nc, tt, _ct, callers) in st.items():
-        if is_step_frame(key):
-            if converts_columns(key):
-                cat[STEP_CATEGORIES[2]] += tt
-            else:
-                own += tt
         name = key[2]
+        if is_step_frame(key):
+            cat[c_arrow if converts_columns(key) else c_own] += tt
+        elif is_cols_frame(key):
+            cat[c_cols] += tt
         for ck, edge in callers.items():
-            if not is_step_frame(ck) or is_step_frame(key):
-                continue
             ect = edge[3]
+            if is_cols_frame(ck) and not is_cols_frame(key):
+                if "json_rows" in name:
+                    cat[c_json] += ect
+                elif name == "fill_ratio":
+                    cat[c_reg] += ect
+                else:  # numpy, pyarrow compute, generator expressions
+                    cat[c_cols] += ect
+                continue
+            if not is_step_frame(ck) or is_step_frame(key) or is_cols_frame(key):
+                continue
             if name == "decode_uplinks":
-                cat[STEP_CATEGORIES[0]] += ect
+                cat[c_env] += ect
             elif name == "decode_batch":
-                cat[STEP_CATEGORIES[1]] += ect
-            elif "to_pylist" in name or name in (
-                "cast",
-                "column",
-                "<method 'column' of 'pyarrow.lib.RecordBatch' objects>",
+                cat[c_dec] += ect
+            elif (
+                "to_pylist" in name
+                or name
+                in (
+                    "cast",
+                    "column",
+                    "<method 'column' of 'pyarrow.lib.RecordBatch' objects>",
+                )
+                or ("column" in name and "pyarrow" in name)
             ):
-                cat[STEP_CATEGORIES[2]] += ect
+                cat[c_arrow] += ect
             elif name in ("lookup", "row", "fill_ratio"):
-                cat[STEP_CATEGORIES[3]] += ect
-            elif "dumps" in name:
-                cat[STEP_CATEGORIES[4]] += ect
-            elif name == "rfc3339_us":
-                cat[STEP_CATEGORIES[5]] += ect
+                cat[c_reg] += ect
+            elif name == "_emit_stored":
+                cat[c_stored] += ect
             elif name == "_dead":
-                cat[STEP_CATEGORIES[7]] += ect
-            elif "column" in name and "pyarrow" in name:
-                cat[STEP_CATEGORIES[2]] += ect
-            else:  # numpy, subject formatting, Publish, list appends, ...
-                cat[STEP_CATEGORIES[6]] += ect
-    cat[STEP_CATEGORIES[6]] += own
-    rust = cat[STEP_CATEGORIES[0]] + cat[STEP_CATEGORIES[1]]
+                cat[c_dead] += ect
+            else:  # subject formatting, Publish, list appends, numpy, ...
+                cat[c_own] += ect
+    rust = sum(cat[c] for c in RUST_CATEGORIES)
     py_prof = sum(cat.values()) - rust
     py_real = max(0.0, unprofiled_s - rust)
     out = []
     for c in STEP_CATEGORIES:
-        est = cat[c] if c in STEP_CATEGORIES[:2] else (cat[c] / py_prof * py_real if py_prof else 0.0)
+        est = cat[c] if c in RUST_CATEGORIES else (cat[c] / py_prof * py_real if py_prof else 0.0)
         out.append((c, est, cat[c]))
     return out, profiled
 
@@ -889,6 +959,7 @@ class E2EResult:
     config: E2EConfig
     settings: Any
     ceiling_push_s: list[float]
+    ceiling_pull_s: list[float]
     ceiling_fetch_s: list[float]
     ingest_startup: list[FlowRun]
     export_startup: list[FlowRun]
@@ -917,6 +988,23 @@ class E2EResult:
         return self.n / min(self.ceiling_push_s)
 
     @property
+    def ceiling_pull_rate(self) -> float:
+        return self.n / min(self.ceiling_pull_s)
+
+    @property
+    def ceiling_rate(self) -> float:
+        """The raw consume ceiling: the faster of the two callback consumers."""
+        return max(self.ceiling_push_rate, self.ceiling_pull_rate)
+
+    @property
+    def ceiling_kind(self) -> str:
+        return (
+            "ordered push + callback"
+            if self.ceiling_push_rate >= self.ceiling_pull_rate
+            else "raw pull + callback"
+        )
+
+    @property
     def ceiling_fetch_rate(self) -> float:
         return self.n / min(self.ceiling_fetch_s)
 
@@ -938,7 +1026,7 @@ class E2EResult:
 
     @property
     def ratio_to_ceiling(self) -> float:
-        return self.ingest_net_rate / self.ceiling_push_rate
+        return self.ingest_net_rate / self.ceiling_rate
 
     @property
     def export_rows(self) -> int:
@@ -1127,6 +1215,16 @@ def run_e2e(cfg: E2EConfig) -> E2EResult:
                 f"({', '.join(f'{x:.2f}' for x in push)} s)"
             )
             c0, s0 = time.process_time(), proc_cpu_s(srv.pid)
+            pull = consume_ceiling(settings, n, cfg.repeats, "pull")
+            cpu.append(
+                CpuUse("raw consume ceiling: raw pull requests + inbox callback (all repeats)", n * len(pull),
+                       sum(pull), time.process_time() - c0, proc_cpu_s(srv.pid) - s0)
+            )  # fmt: skip
+            say(
+                f"  raw consume ceiling, raw pull + callback: best {fleet.uplinks / min(pull):,.0f} msg/s "
+                f"({', '.join(f'{x:.2f}' for x in pull)} s)"
+            )
+            c0, s0 = time.process_time(), proc_cpu_s(srv.pid)
             fetch = consume_ceiling(settings, n, max(1, cfg.repeats - 1), "fetch")
             cpu.append(
                 CpuUse("raw consume: pull `fetch(1000)` (all repeats)", n * len(fetch), sum(fetch),
@@ -1206,7 +1304,7 @@ def run_e2e(cfg: E2EConfig) -> E2EResult:
                 srv.stop()
             shutil.rmtree(work / "nats-long", ignore_errors=True)
         return E2EResult(
-            cfg, settings, push, fetch, ingest_startup, export_startup, main, exp, comps, long,
+            cfg, settings, push, pull, fetch, ingest_startup, export_startup, main, exp, comps, long,
             cpu, time.perf_counter() - t_wall,
         )  # fmt: skip
     finally:
@@ -1228,7 +1326,8 @@ def main() -> int:
     r = run_e2e(cfg)
     print(
         f"\ningest {r.ingest_rate:,.0f} frames/s ({r.ingest_net_rate:,.0f} excluding {r.ingest_startup_s:.2f} s "
-        f"start-up); ceiling {r.ceiling_push_rate:,.0f} msg/s (fetch {r.ceiling_fetch_rate:,.0f}); "
+        f"start-up); ceiling {r.ceiling_rate:,.0f} msg/s ({r.ceiling_kind}; push {r.ceiling_push_rate:,.0f}, "
+        f"pull {r.ceiling_pull_rate:,.0f}, fetch {r.ceiling_fetch_rate:,.0f}); "
         f"ratio {r.ratio_to_ceiling:.1%}; export {r.export_rows / r.export.exit_s:,.0f} readings/s "
         f"({r.export_rows / r.export_net_s:,.0f} excluding start-up); wall {r.wall_s:.0f} s"
     )

@@ -19,6 +19,7 @@ pub mod envelope;
 pub mod error;
 pub mod fill;
 pub mod forecast;
+pub mod json_rows;
 pub mod reading;
 pub mod routes;
 pub mod sim;

@@ -83,6 +83,26 @@ def fill_ratio(
 ) -> npt.NDArray[np.float64]:
     """Fill ratio per reading (0..1.5), NaN where unknown. Releases the GIL."""
 
+@final
+class JsonStrings:
+    """A string table for ``"dict"`` columns of :func:`json_rows`, converted once and reused."""
+
+    def __new__(cls, values: list[str | None]) -> JsonStrings: ...
+    def __len__(self) -> int: ...
+
+def json_rows(n: int, columns: list[tuple[str, str, Any, Any]]) -> list[bytes]:
+    """``n`` compact JSON objects (bytes), one per row, keys in the order of ``columns``.
+
+    Each column is ``(key, kind, a, b)``: ``("f64", float64 array, None)`` (NaN and
+    infinities are null); ``("i64", int64 array, bool mask or None)``; ``("bool", int8
+    array, None)`` (-1 null, 0 false, 1 true); ``("ts_ns", int64 ns array, bool mask or
+    None)`` (RFC 3339 UTC strings with microseconds and ``Z``); ``("dict", int64 indices,
+    list[str | None] or JsonStrings)`` (negative index = null); ``("intstr", int64 array, (prefix,
+    suffix))``; ``("literal", json_text, None)``. Floats are written as orjson writes them.
+    Arrays must be contiguous. Raises ValueError for a short column or an unknown kind,
+    TypeError for a wrong array type. Releases the GIL while writing.
+    """
+
 def load_layout(text: str) -> str:
     """Compile and register a layout; returns the model name; raises LayoutError."""
 

@@ -5,6 +5,7 @@ mod convert;
 mod errors;
 mod forecast;
 mod routes;
+mod json_rows;
 mod sim;
 
 use std::sync::Arc;
@@ -406,5 +407,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     sim::register(m)?;
     forecast::register(m)?;
     routes::register(m)?;
+    json_rows::register(m)?;
     Ok(())
 }

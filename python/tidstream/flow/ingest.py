@@ -21,8 +21,10 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from .. import codecs, envelopes
+from .. import _core, codecs, envelopes
 from ..codecs import alarm_flag_names
 from ..config import Subjects
 from ..nats.jetstream import Publish, RawMsg
@@ -39,14 +41,6 @@ def rfc3339_us(ns: int) -> str:
     """UTC RFC 3339 with microseconds and ``Z``."""
     s, rem = divmod(int(ns), 1_000_000_000)
     return datetime.fromtimestamp(s, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{rem // 1000:06d}Z"
-
-
-def rfc3339_us_many(ns: list[int]) -> list[str]:
-    """Vectorised :func:`rfc3339_us` (one numpy call per batch)."""
-    if not ns:
-        return []
-    a = np.asarray(ns, dtype=np.int64).astype("datetime64[ns]").astype("datetime64[us]")
-    return [t + "Z" for t in np.datetime_as_string(a, unit="us").tolist()]
 
 
 def _parse_time_ns(text: str | None) -> int | None:
@@ -110,6 +104,17 @@ class Ingestor:
         self.fcnt = fcnt_guard if fcnt_guard is not None else FcntGuard()
         self.times = time_window or TimeWindow()
         self._raw_prefix_tokens = len(subjects.raw_partition(0).split(".")) - 1  # tid.raw.<p>
+        # Registry columns as the JSON writer takes them (string tables, float arrays).
+        t = registry.table
+        strings = {
+            c: t.column(c).cast(pa.string()).to_pylist()
+            for c in ("device_id", "container_id", "container_kind", "stream", "commune_insee", "commune")
+        }
+        self._reg_json_cols = {c: _core.JsonStrings(v) for c, v in strings.items()}
+        self._reg_commune_insee = strings["commune_insee"]
+        self._reg_model = t.column("model").cast(pa.string()).to_pylist()
+        self._reg_lat = t.column("lat").cast(pa.float64()).to_numpy(zero_copy_only=False)
+        self._reg_lon = t.column("lon").cast(pa.float64()).to_numpy(zero_copy_only=False)
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -211,47 +216,36 @@ class Ingestor:
             rb = envelopes.decode_uplinks(
                 "ttn-v3" if fmt == "ttn" else "chirpstack-v4", [m.data for m in msgs]
             )
-            c = {
-                name: rb.column(name).to_pylist()
-                for name in (
-                    "ok",
-                    "dev_eui",
-                    "fport",
-                    "fcnt",
-                    "payload",
-                    "rssi",
-                    "snr",
-                    "error",
-                    "error_kind",
-                    "error_offset",
-                )
-            }
+
+            def col(name: str, rb: Any = rb) -> list[Any]:
+                return rb.column(name).to_pylist()
+
+            ok_l = col("ok")
+            if not all(ok_l):
+                err, kind, off = col("error"), col("error_kind"), col("error_offset")
+                for i, m in enumerate(msgs):
+                    if not ok_l[i]:
+                        self._dead(out, m, DeadLetter(kind[i], err[i], "envelope", off[i]))
             recv = rb.column("received_at").cast("int64").to_pylist()
-            for i, m in enumerate(msgs):
-                if not c["ok"][i]:
-                    self._dead(
-                        out,
-                        m,
-                        DeadLetter(c["error_kind"][i], c["error"][i], "envelope", c["error_offset"][i]),
-                    )
-                    continue
-                ups.append(
-                    (
-                        m,
-                        c["dev_eui"][i],
-                        recv[i] or m.stored_ns,
-                        c["fport"][i],
-                        c["fcnt"][i],
-                        c["payload"][i],
-                        c["rssi"][i],
-                        c["snr"][i],
-                    )
-                )
+            for m, ok, dev, t, fport, fcnt, payload, rssi, snr in zip(
+                msgs,
+                ok_l,
+                col("dev_eui"),
+                recv,
+                col("fport"),
+                col("fcnt"),
+                col("payload"),
+                col("rssi"),
+                col("snr"),
+            ):
+                if ok:
+                    ups.append((m, dev, t or m.stored_ns, fport, fcnt, payload, rssi, snr))
 
         # 2. registry join -----------------------------------------------------------------
         rows = self.registry.lookup([u[1] for u in ups])
         by_model: dict[str, list[int]] = defaultdict(list)
-        for j, r in enumerate(rows):
+        reg_model = self._reg_model
+        for j, r in enumerate(rows.tolist()):
             if r < 0:
                 u = ups[j]
                 self._dead(
@@ -271,107 +265,160 @@ class Ingestor:
                 if why:
                     self._dead(out, u[0], DeadLetter("fcnt_regression", why, "envelope", device_id=u[1]))
                     continue
-                by_model[self.registry.row(int(r))[1]].append(j)
+                by_model[reg_model[r]].append(j)
 
-        # 3. frame decode, per model, and fill ratio ---------------------------------------
+        # 3. frame decode, per model, fill ratio, reading JSON (Rust, one call each) ----------
         for model, idx in by_model.items():
             batch_rb = codecs.decode_batch(model, [ups[j][5] for j in idx], fports=[ups[j][3] for j in idx])
-            cols = {
-                name: batch_rb.column(name).to_pylist()
-                for name in batch_rb.schema.names
-                if name != "measured_at"
-            }
-            measured = batch_rb.column("measured_at").cast("int64").to_pylist()
-            ok_rows = [k for k, ok in enumerate(cols["ok"]) if ok]
-            reg_rows = np.array([rows[idx[k]] for k in ok_rows], dtype=np.int64)
-            dist = np.array(
-                [np.nan if cols["distance_mm"][k] is None else cols["distance_mm"][k] for k in ok_rows],
-                dtype=np.float64,
+            ok = batch_rb.column("ok").to_numpy(zero_copy_only=False)
+            sel = np.flatnonzero(ok)
+            ok_l = ok.tolist()
+            reg_of = rows[idx].tolist()
+            json_rows = self._reading_rows(model, batch_rb, sel, [ups[idx[k]] for k in sel], rows[idx][sel])
+            stored_col = batch_rb.column("stored_readings")
+            has_stored = (
+                set(np.flatnonzero(pc.fill_null(pc.list_value_length(stored_col), 0).to_numpy()).tolist())
+                if stored_col.null_count < len(stored_col)
+                else set()
             )
-            fill = self.registry.fill_ratio(reg_rows, dist) if ok_rows else np.empty(0)
-            fill_of = dict(zip(ok_rows, fill.tolist()))
-            recv_all = [ups[j][2] for j in idx]
-            recv_txt = rfc3339_us_many(recv_all)
-            meas_txt = rfc3339_us_many(
-                [measured[k] * 1_000_000 if measured[k] is not None else recv_all[k] for k in range(len(idx))]
-            )
+            r = 0  # next row of json_rows (the ok frames, in order)
+            dropped = 0  # ok frames dead-lettered for their device-side time
+            measured_ms = batch_rb.column("measured_at").cast("int64").to_pylist()
+            communes = self._reg_commune_insee
+            reading_subject = self.subjects.reading
             for k, j in enumerate(idx):
-                m, dev, _recv, fport, fcnt, _payload, rssi, snr = ups[j]
-                if not cols["ok"][k]:
+                m, dev = ups[j][0], ups[j][1]
+                if not ok_l[k]:
                     self._dead(
                         out,
                         m,
                         DeadLetter(
-                            cols["error_kind"][k], cols["error"][k], "frame", cols["error_offset"][k], dev
+                            batch_rb.column("error_kind")[k].as_py(),
+                            batch_rb.column("error")[k].as_py(),
+                            "frame",
+                            batch_rb.column("error_offset")[k].as_py(),
+                            dev,
                         ),
                     )
                     continue
-                times = [None if measured[k] is None else measured[k] * 1_000_000]
-                times += [int(x["measured_at"].timestamp() * 1e9) for x in cols["stored_readings"][k] or ()]
-                why = self.times.problem(_recv, m.stored_ns, times)
+                data = json_rows[r]
+                r += 1
+                # device-side times (the frame's and its stored readings') inside the window
+                times = [None if measured_ms[k] is None else measured_ms[k] * 1_000_000]
+                if k in has_stored:
+                    times += [int(x["measured_at"].timestamp() * 1e9) for x in stored_col[k].as_py() or ()]
+                why = self.times.problem(ups[j][2], m.stored_ns, times)
                 if why:
                     self._dead(out, m, DeadLetter("implausible_time", why, "frame", device_id=dev))
+                    dropped += 1
                     continue
-                reg = self.registry.row(int(rows[j]))
-                f = fill_of[k]
-                base = {
-                    "device_id": dev,
-                    "model": model,
-                    "container_id": reg[2],
-                    "container_kind": reg[3],
-                    "stream": reg[4],
-                    "commune_insee": reg[5],
-                    "commune": reg[6],
-                    "lat": reg[7],
-                    "lon": reg[8],
-                    "received_at": recv_txt[k],
-                }
-                flags = cols["alarm_flags"][k] or 0
-                main = {
-                    "reading_id": f"r:{m.seq}:0",
-                    **base,
-                    "measured_at": meas_txt[k],
-                    "stored": False,
-                    "distance_mm": cols["distance_mm"][k],
-                    "fill_ratio": None if f != f else f,  # NaN -> null
-                    "fill_pct_reported": cols["fill_pct_reported"][k],
-                    "temperature_c": cols["temperature_c"][k],
-                    "battery_pct": cols["battery_pct"][k],
-                    "battery_v": cols["battery_v"][k],
-                    "tilt": cols["tilt"][k],
-                    "fire_alarm": cols["fire_alarm"][k],
-                    "alarm_flags": flags,
-                    "fport": fport,
-                    "fcnt": fcnt,
-                    "rssi": rssi,
-                    "snr": snr,
-                    "gps_lat": cols["latitude"][k],
-                    "gps_lon": cols["longitude"][k],
-                    "raw_seq": m.seq,
-                }
-                self._emit(out, m, dev, reg[5], main)
-                for n, s in enumerate(cols["stored_readings"][k] or (), start=1):
-                    sd = s["distance_mm"]
-                    sf = None
-                    if sd is not None:
-                        sf = float(
-                            self.registry.fill_ratio(np.array([rows[j]]), np.array([sd], dtype=np.float64))[0]
-                        )
-                    t = s["measured_at"]
-                    stored = {
-                        **main,
-                        "reading_id": f"r:{m.seq}:{n}",
-                        "measured_at": rfc3339_us(int(t.timestamp() * 1e6) * 1000),
-                        "stored": True,
-                        "distance_mm": sd,
-                        "fill_ratio": sf,
-                        "temperature_c": s["temperature_c"],
-                        "alarm_flags": 0,
-                        "tilt": None,
-                        "fire_alarm": None,
-                    }
-                    self._emit(out, m, dev, reg[5], stored)
+                commune = communes[reg_of[k]]
+                out.append((m.part, Publish(reading_subject(commune, dev), data, f"r:{m.seq}:0")))
+                if k in has_stored:
+                    self._emit_stored(out, m, dev, commune, reg_of[k], orjson.loads(data), stored_col[k])
+            self.stats.readings_out += len(sel) - dropped
         return out
+
+    def _reading_rows(
+        self, model: str, rb: Any, sel: np.ndarray, ups: list[tuple[Any, ...]], reg: np.ndarray
+    ) -> list[bytes]:
+        """The JSON of the readings of the decoded frames ``sel`` of ``rb`` (one Rust call):
+        ``ups`` their uplink tuples, ``reg`` their registry rows."""
+        n = len(sel)
+        if n == 0:
+            return []
+
+        def f64(name: str) -> np.ndarray:
+            return np.ascontiguousarray(rb.column(name).to_numpy(zero_copy_only=False)[sel], dtype=np.float64)
+
+        def tri(name: str) -> np.ndarray:  # bool with nulls -> int8 -1 / 0 / 1
+            c = pc.fill_null(rb.column(name).cast(pa.int8()), -1)
+            return np.ascontiguousarray(c.to_numpy(zero_copy_only=False)[sel], dtype=np.int8)
+
+        def opt_int(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+            return (
+                np.fromiter((0 if v is None else v for v in values), dtype=np.int64, count=n),
+                np.fromiter((v is not None for v in values), dtype=np.bool_, count=n),
+            )
+
+        def opt_f64(values: list[Any]) -> np.ndarray:
+            return np.fromiter((np.nan if v is None else v for v in values), dtype=np.float64, count=n)
+
+        seq = np.fromiter((u[0].seq for u in ups), dtype=np.int64, count=n)
+        recv = np.fromiter((u[2] for u in ups), dtype=np.int64, count=n)
+        meas_col = rb.column("measured_at")
+        meas_ok = meas_col.is_valid().to_numpy(zero_copy_only=False)[sel]
+        meas_ms = pc.fill_null(meas_col.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)[sel]
+        measured = np.where(meas_ok, meas_ms * 1_000_000, recv)
+        dist = f64("distance_mm")
+        fill = self.registry.fill_ratio(reg, dist)
+        flags = np.ascontiguousarray(
+            pc.fill_null(rb.column("alarm_flags").cast(pa.int64()), 0).to_numpy(zero_copy_only=False)[sel]
+        )
+        fport, fport_ok = opt_int([u[3] for u in ups])
+        fcnt, fcnt_ok = opt_int([u[4] for u in ups])
+        reg = np.ascontiguousarray(reg, dtype=np.int64)
+        cols = self._reg_json_cols
+        return _core.json_rows(
+            n,
+            [
+                ("reading_id", "intstr", seq, ("r:", ":0")),
+                ("device_id", "dict", reg, cols["device_id"]),
+                ("model", "literal", orjson.dumps(model).decode(), None),
+                ("container_id", "dict", reg, cols["container_id"]),
+                ("container_kind", "dict", reg, cols["container_kind"]),
+                ("stream", "dict", reg, cols["stream"]),
+                ("commune_insee", "dict", reg, cols["commune_insee"]),
+                ("commune", "dict", reg, cols["commune"]),
+                ("lat", "f64", np.ascontiguousarray(self._reg_lat[reg]), None),
+                ("lon", "f64", np.ascontiguousarray(self._reg_lon[reg]), None),
+                ("received_at", "ts_ns", recv, None),
+                ("measured_at", "ts_ns", np.ascontiguousarray(measured, dtype=np.int64), None),
+                ("stored", "literal", "false", None),
+                ("distance_mm", "f64", dist, None),
+                ("fill_ratio", "f64", np.ascontiguousarray(fill, dtype=np.float64), None),
+                ("fill_pct_reported", "f64", f64("fill_pct_reported"), None),
+                ("temperature_c", "f64", f64("temperature_c"), None),
+                ("battery_pct", "f64", f64("battery_pct"), None),
+                ("battery_v", "f64", f64("battery_v"), None),
+                ("tilt", "bool", tri("tilt"), None),
+                ("fire_alarm", "bool", tri("fire_alarm"), None),
+                ("alarm_flags", "i64", flags, None),
+                ("fport", "i64", fport, fport_ok),
+                ("fcnt", "i64", fcnt, fcnt_ok),
+                ("rssi", "f64", opt_f64([u[6] for u in ups]), None),
+                ("snr", "f64", opt_f64([u[7] for u in ups]), None),
+                ("gps_lat", "f64", f64("latitude"), None),
+                ("gps_lon", "f64", f64("longitude"), None),
+                ("raw_seq", "i64", seq, None),
+            ],
+        )
+
+    def _emit_stored(
+        self, out: list, m: RawMsg, dev: str, commune: str, reg_row: int, main: dict[str, Any], stored: Any
+    ) -> None:
+        """The stored readings of one frame (sent late after an outage; rare): the frame's
+        reading with the stored values, ids ``r:<seq>:<n>``."""
+        for n, s in enumerate(stored.as_py() or (), start=1):
+            sd = s["distance_mm"]
+            sf = None
+            if sd is not None:
+                sf = float(self.registry.fill_ratio(np.array([reg_row]), np.array([sd], dtype=np.float64))[0])
+                sf = None if sf != sf else sf
+            t = s["measured_at"]
+            rec = {
+                **main,
+                "reading_id": f"r:{m.seq}:{n}",
+                "measured_at": rfc3339_us(int(t.timestamp() * 1e6) * 1000),
+                "stored": True,
+                "distance_mm": sd,
+                "fill_ratio": sf,
+                "temperature_c": s["temperature_c"],
+                "alarm_flags": 0,
+                "tilt": None,
+                "fire_alarm": None,
+            }
+            self._emit(out, m, dev, commune, rec)
 
     def _emit(self, out: list, m: RawMsg, dev: str, commune: str, rec: dict[str, Any]) -> None:
         self.stats.readings_out += 1

@@ -4,10 +4,11 @@ lets synchronous code (Bytewax operators, the CLI) drive nats-py."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
 import threading
 from collections.abc import Awaitable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import nats
 from nats.aio.client import Client
@@ -15,7 +16,7 @@ from nats.aio.client import Client
 from ..config import NatsSettings
 from ..exceptions import ConnectorError
 
-__all__ = ["LoopThread", "connect", "connect_options", "mask_secrets"]
+__all__ = ["LoopThread", "SharedConnection", "connect", "connect_options", "mask_secrets"]
 
 T = TypeVar("T")
 
@@ -127,3 +128,89 @@ class LoopThread:
             self._thread.join(5)
         if not self.loop.is_running() and not self.loop.is_closed():
             self.loop.close()
+
+
+class SharedConnection:
+    """NATS connections of one process on **one event-loop thread**, reference-counted.
+
+    The sink partitions of a process share the ``"sink"`` channel: one connection (each
+    partition has its own reply inbox on it) and one loop thread instead of one each,
+    which saves thread switches under the GIL. Other channels get their own connection
+    on the same loop thread. (Source partitions do not use this: each keeps its own
+    connection and loop, so that messages pushed to one partition never queue ahead of
+    another's JetStream API replies.) Use :meth:`acquire` / :meth:`release` in pairs; a
+    connection closes when its last user releases it, the loop thread stops when the
+    last connection is closed.
+    """
+
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _shared: ClassVar[dict[str, SharedConnection]] = {}
+    _loop: ClassVar[LoopThread | None] = None
+    _loop_users: ClassVar[int] = 0
+
+    def __init__(self, key: str, loop: LoopThread, nc: Client) -> None:
+        self.key = key
+        self.users = 0
+        self.loop = loop
+        self.nc = nc
+
+    @classmethod
+    def acquire(cls, cfg: NatsSettings, channel: str = "default") -> SharedConnection:
+        """The process's connection for ``cfg`` and ``channel`` (connects on first use)."""
+        key = repr(sorted(dataclasses.asdict(cfg).items())) + "|" + channel
+        with cls._lock:
+            sc = cls._shared.get(key)
+            if sc is not None and not sc.nc.is_closed and sc.loop.loop.is_running():
+                sc.users += 1
+                return sc
+            if cls._loop is None or not cls._loop.loop.is_running():
+                cls._loop = LoopThread("tidstream-nats")
+                cls._loop_users = 0
+            loop = cls._loop
+            cls._loop_users += 1
+        try:
+            nc = loop.run(connect(cfg), timeout=max(60.0, cfg.connect_retry_s + 5))
+        except BaseException:
+            cls._release_loop(loop)
+            raise
+        with cls._lock:
+            sc = cls._shared.get(key)
+            if sc is not None and not sc.nc.is_closed:  # another thread connected meanwhile
+                extra = nc
+            else:
+                sc, extra = cls(key, loop, nc), None
+                cls._shared[key] = sc
+            sc.users += 1
+        if extra is not None:
+            loop.run(extra.close(), timeout=10)
+            cls._release_loop(loop)
+        return sc
+
+    @classmethod
+    def _release_loop(cls, loop: LoopThread) -> None:
+        with cls._lock:
+            if cls._loop is loop:
+                cls._loop_users -= 1
+                if cls._loop_users > 0:
+                    return
+                cls._loop = None
+        loop.stop()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the shared loop and wait for its result."""
+        return self.loop.run(coro, timeout)
+
+    def release(self) -> None:
+        """Drop one user; the last one drains and closes the connection (and the last
+        connection of the process stops the loop thread)."""
+        with SharedConnection._lock:
+            self.users -= 1
+            if self.users > 0:
+                return
+            if SharedConnection._shared.get(self.key) is self:
+                del SharedConnection._shared[self.key]
+        try:
+            self.loop.run(self.nc.drain(), timeout=10)
+        except Exception:
+            pass
+        SharedConnection._release_loop(self.loop)

@@ -29,7 +29,8 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from ..config import NatsSettings
 from ..exceptions import ConnectorError
-from .connect import LoopThread, connect
+from .batch import BatchPublisher
+from .connect import LoopThread, SharedConnection, connect
 
 __all__ = ["JetStreamSink", "JetStreamSource", "Publish", "RawMsg"]
 
@@ -101,6 +102,7 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
         self._q: collections.deque[RawMsg] = collections.deque()
         self._at_end = False
         self._error: BaseException | None = None
+        # Its own loop thread and connection (the sinks share one; see SharedConnection).
         self._loop = LoopThread(f"tidstream-src-{part}")
         try:
             self._nc, self._sub, empty = self._loop.run(
@@ -145,7 +147,14 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
             ordered_consumer=True,
             config=cc,
             cb=on_msg,
-            pending_msgs_limit=4 * self._high,
+            # No count limit: while the callback is held the server keeps pushing until
+            # its flow-control window (32 MiB per consumer on nats-server 2.14+) is full,
+            # i.e. ~27,000 raw uplinks or ~48,000 readings; a count limit below that made
+            # nats-py drop messages as a slow consumer (the ordered consumer resets only
+            # when a later message shows the gap: a partition could stall at its end).
+            # The byte limit stays far above the window; memory per partition is bounded
+            # by the window plus ``high_water`` messages.
+            pending_msgs_limit=0,
             pending_bytes_limit=256 * 1024 * 1024,
         )
         info = await sub.consumer_info()
@@ -228,59 +237,45 @@ class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
 
 class _SinkPartition(StatefulSinkPartition[Publish, None]):
     def __init__(self, cfg: NatsSettings, part: str, ack_timeout: float, retries: int) -> None:
-        self._loop = LoopThread(f"tidstream-sink-{part}")
         self._timeout = ack_timeout
         self._retries = retries
+        self._conn = SharedConnection.acquire(cfg, "sink")
         try:
-            self._nc = self._loop.run(connect(cfg), timeout=60)
+            self._pub = self._conn.run(self._start(), timeout=60)
         except BaseException:
-            self._loop.stop()
+            self._conn.release()
             raise
-        self._js = self._nc.jetstream(publish_async_max_pending=8000)
         self.published = 0
         self.duplicates = 0
 
+    async def _start(self) -> BatchPublisher:
+        pub = BatchPublisher(self._conn.nc)
+        await pub.start()
+        return pub
+
     async def _publish_all(self, items: list[Publish]) -> tuple[int, int]:
-        pending = items
+        pending: list[Publish] = items
         dup = 0
         for attempt in range(self._retries + 1):
-            futs = []
-            for p in pending:
-                hdr = {"Nats-Msg-Id": p.msg_id}
-                if p.headers:
-                    hdr.update(p.headers)
-                futs.append(await self._js.publish_async(p.subject, p.data, headers=hdr))
-            _done, not_done = await asyncio.wait(futs, timeout=self._timeout)
-            failed: list[Publish] = []
-            errors: list[str] = []
-            for p, f in zip(pending, futs):
-                if f in not_done:
-                    f.cancel()
-                    failed.append(p)
-                    continue
-                exc = f.exception()
-                if exc is not None:
-                    failed.append(p)
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                elif getattr(f.result(), "duplicate", False):
-                    dup += 1
-            if not failed:
+            res = await self._pub.publish(pending, self._timeout)
+            dup += res.duplicates
+            if not res.failed:
                 return len(items), dup
             if attempt == self._retries:
-                detail = errors[0] if errors else f"no PubAck within {self._timeout:.0f} s"
+                detail = res.errors[0] if res.errors else f"no PubAck within {self._timeout:.0f} s"
                 raise ConnectorError(
-                    f"{len(failed)} of {len(items)} messages not acknowledged by JetStream "
+                    f"{len(res.failed)} of {len(items)} messages not acknowledged by JetStream "
                     f"after {self._retries + 1} attempts ({detail}); stopping so that "
                     "recovery replays them"
                 )
-            pending = failed  # same Nats-Msg-Id: a retry can never duplicate
+            pending = [pending[i] for i in res.failed]  # same Nats-Msg-Id: a retry can never duplicate
             await asyncio.sleep(min(2.0**attempt, 10.0))
         return len(items), dup
 
     def write_batch(self, items: list[Publish]) -> None:
         if not items:
             return
-        n, dup = self._loop.run(self._publish_all(items))
+        n, dup = self._conn.run(self._publish_all(items))
         self.published += n
         self.duplicates += dup
 
@@ -289,10 +284,10 @@ class _SinkPartition(StatefulSinkPartition[Publish, None]):
 
     def close(self) -> None:
         try:
-            self._loop.run(self._nc.drain(), timeout=10)
+            self._conn.run(self._pub.stop(), timeout=10)
         except Exception:
             pass
-        self._loop.stop()
+        self._conn.release()
 
 
 @dataclass

@@ -1,0 +1,194 @@
+"""The ingest hot path's building blocks: `BatchPublisher` (whole-batch acked JetStream
+publishing on one reply inbox) against a real nats-server, the shared per-process NATS
+connection, and `_core.json_rows` (reading JSON written in Rust) against orjson."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import nats
+import numpy as np
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from nats.js.api import StreamConfig
+from tidstream import _core
+from tidstream.config import NatsSettings
+from tidstream.exceptions import ConnectorError
+from tidstream.nats.batch import BatchPublisher
+from tidstream.nats.connect import SharedConnection
+from tidstream.nats.jetstream import JetStreamSink, Publish
+
+
+async def _stream(url: str, name: str, subjects: list[str]) -> None:
+    nc = await nats.connect(url)
+    try:
+        await nc.jetstream().add_stream(StreamConfig(name=name, subjects=subjects, duplicate_window=600))
+    finally:
+        await nc.close()
+
+
+async def _messages(url: str, stream: str) -> list[tuple[str, bytes, str | None]]:
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        n = (await js.stream_info(stream)).state.messages
+        sub = await js.subscribe(">", stream=stream, ordered_consumer=True)
+        out = []
+        for _ in range(n):
+            m = await sub.next_msg(timeout=5)
+            out.append((m.subject, m.data, (m.headers or {}).get("Nats-Msg-Id")))
+        return out
+    finally:
+        await nc.close()
+
+
+@pytest.mark.nats
+def test_batch_publisher_acks_dedupes_and_reports_failures(nats_server) -> None:
+    url = nats_server.url
+    asyncio.run(_stream(url, "OUT", ["out.>"]))
+    items = [
+        Publish(f"out.{i % 7}", orjson.dumps({"i": i}), f"id:{i}", {"Tid-N": str(i)} if i % 2 else None)
+        for i in range(1500)
+    ]
+
+    async def go() -> tuple:
+        nc = await nats.connect(url)
+        try:
+            pub = BatchPublisher(nc)
+            await pub.start()
+            first = await pub.publish(items, timeout=30)
+            again = await pub.publish(items[:400], timeout=30)  # same ids: all duplicates
+            # No stream captures "nowhere.*": JetStream never acks; the server answers
+            # "no responders" (503) to the reply inbox at once.
+            lost = [Publish("nowhere.a", b"x", "n:1"), items[0], Publish("nowhere.b", b"y", "n:2")]
+            mixed = await pub.publish(lost, timeout=10)
+            await pub.stop()
+            return first, again, mixed
+        finally:
+            await nc.close()
+
+    first, again, mixed = asyncio.run(go())
+    assert first.failed == [] and first.duplicates == 0
+    assert again.failed == [] and again.duplicates == 400
+    assert mixed.failed == [0, 2] and mixed.duplicates == 1
+    assert "503" in mixed.errors[0]
+    stored = asyncio.run(_messages(url, "OUT"))
+    assert len(stored) == 1500
+    assert sorted(orjson.loads(d)["i"] for _, d, _ in stored) == list(range(1500))
+    assert {s for s, _, _ in stored} == {f"out.{k}" for k in range(7)}
+    assert all(mid == f"id:{orjson.loads(d)['i']}" for _, d, mid in stored)
+
+
+@pytest.mark.nats
+def test_sink_raises_after_retries_and_rejects_bad_subjects(nats_server) -> None:
+    cfg = NatsSettings(url=nats_server.url)
+    asyncio.run(_stream(nats_server.url, "OUT", ["out.>"]))
+    part = JetStreamSink(cfg, ["0"], ack_timeout=2.0, retries=1).build_part("s", "0", None)
+    try:
+        part.write_batch([Publish("out.a", b"1", "a:1"), Publish("out.b", b"2", "a:2")])
+        assert part.published == 2 and part.duplicates == 0
+        part.write_batch([Publish("out.a", b"1", "a:1")])
+        assert part.duplicates == 1
+        with pytest.raises(ConnectorError, match="1 of 1 messages not acknowledged"):
+            part.write_batch([Publish("nowhere.x", b"1", "z:1")])
+        with pytest.raises(ConnectorError, match="cannot publish to subject"):
+            part.write_batch([Publish("out.has space", b"1", "z:2")])
+        # The connection survives a refused batch.
+        part.write_batch([Publish("out.c", b"3", "a:3")])
+        assert part.published == 4
+    finally:
+        part.close()
+    assert len(asyncio.run(_messages(nats_server.url, "OUT"))) == 3
+
+
+@pytest.mark.nats
+def test_shared_connections_are_reference_counted_on_one_loop(nats_server) -> None:
+    cfg = NatsSettings(url=nats_server.url)
+    a = SharedConnection.acquire(cfg, "sink")
+    b = SharedConnection.acquire(cfg, "sink")
+    assert a is b and a.users == 2
+    # Another channel (a source partition): its own socket, the same loop thread.
+    src = SharedConnection.acquire(cfg, "source-RAW-0")
+    assert src is not a and src.nc is not a.nc and src.loop is a.loop
+    other = SharedConnection.acquire(NatsSettings(url=nats_server.url, name="other"), "sink")
+    assert other is not a and other.loop is a.loop
+    a.release()
+    assert not a.nc.is_closed and a.users == 1
+    b.release()
+    assert a.nc.is_closed and not src.nc.is_closed and a.loop.loop.is_running()
+    src.release()
+    other.release()
+    assert src.nc.is_closed and other.nc.is_closed and not a.loop.loop.is_running()
+    c = SharedConnection.acquire(cfg, "sink")  # a fresh connection and loop after the last release
+    assert c is not a and c.nc.is_connected and c.loop is not a.loop
+    c.release()
+
+
+# -- json_rows --------------------------------------------------------------------------
+
+_floats = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 1e-5, 9.99e-6, 1e16, 9_999_999_999_999_998.0, 3.0, -87.5, 0.1]),
+)
+_texts = st.one_of(st.none(), st.text(max_size=12))
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            _floats,
+            st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+            st.one_of(st.none(), st.booleans()),
+            st.integers(-(2**62), 2**62),
+            _texts,
+        ),
+        max_size=30,
+    )
+)
+def test_json_rows_match_orjson(rows) -> None:
+    n = len(rows)
+    f = np.array([r[0] for r in rows], dtype=np.float64)
+    ints = np.array([r[1] or 0 for r in rows], dtype=np.int64)
+    valid = np.array([r[1] is not None for r in rows], dtype=np.bool_)
+    b = np.array([-1 if r[2] is None else int(r[2]) for r in rows], dtype=np.int8)
+    ts = np.array([r[3] for r in rows], dtype=np.int64)
+    table = _core.JsonStrings([r[4] for r in rows])
+    got = _core.json_rows(
+        n,
+        [
+            ("id", "intstr", ts, ("r:", ":0")),
+            ("f", "f64", f, None),
+            ("i", "i64", ints, valid),
+            ("b", "bool", b, None),
+            ("t", "ts_ns", ts, None),
+            ("s", "dict", np.arange(n, dtype=np.int64), table),
+            ("s2", "dict", np.full(n, -1, dtype=np.int64), ["unused"]),
+            ("lit", "literal", "false", None),
+        ],
+    )
+    assert len(got) == n
+    for k, (fv, iv, bv, tv, sv) in enumerate(rows):
+        want = {
+            "id": f"r:{tv}:0",
+            "f": fv if math.isfinite(fv) else None,
+            "i": iv,
+            "b": bv,
+            "t": np.datetime_as_string(np.datetime64(tv, "ns").astype("datetime64[us]"), unit="us") + "Z",
+            "s": sv,
+            "s2": None,
+            "lit": False,
+        }
+        assert got[k] == orjson.dumps(want)
+
+
+def test_json_rows_rejects_bad_columns() -> None:
+    with pytest.raises(ValueError, match="fewer values than rows"):
+        _core.json_rows(3, [("x", "f64", np.zeros(2), None)])
+    with pytest.raises(ValueError, match="unknown kind"):
+        _core.json_rows(1, [("x", "f32", np.zeros(1), None)])
+    with pytest.raises(TypeError):
+        _core.json_rows(1, [("x", "f64", np.zeros(1, dtype=np.int64), None)])
+    assert _core.json_rows(0, []) == []
