@@ -69,12 +69,12 @@ def test_e2e_small_fleet_accounts_for_every_uplink(tmp_path: Path) -> None:
     assert "e2e: ingest flow at least 100,000 frames/s per process" in text
     assert "Long run" in text and "Where the ingest time goes" in text
     assert len(sec.goals) == 3 and all(g.met is not None for g in sec.goals)
-    # `run.py --only e2e --update` splices the section into an existing RESULTS.md.
+    # `run.py --only e2e --merge` splices the section into an existing RESULTS.md.
     old = (Path(run.__file__).parent / "RESULTS.md").read_text(encoding="utf-8")
-    new = run.update(old, [sec], dt.datetime.now(dt.timezone.utc))
+    new = run.merge_results(old, text, [sec], dt.datetime.now(dt.timezone.utc))
     assert new.count(f"## {sec.title}") == 1 and new.count("## Codecs") == old.count("## Codecs")
     assert all(new.count(f"| {g.text} | {g.measured} |") == 1 for g in sec.goals)
-    assert "Re-measured" in new and f"{r.ceiling_rate:,.0f} msg/s" in new
+    assert "merged into this file" in new and f"{r.ceiling_rate:,.0f} msg/s" in new
 
     print(
         f"\ne2e smoke ({UPLINKS:,} uplinks): ingest {r.ingest_rate:,.0f} frames/s "
