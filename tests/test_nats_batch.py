@@ -192,3 +192,21 @@ def test_json_rows_rejects_bad_columns() -> None:
     with pytest.raises(TypeError):
         _core.json_rows(1, [("x", "f64", np.zeros(1, dtype=np.int64), None)])
     assert _core.json_rows(0, []) == []
+
+
+def test_retry_keeps_order_and_skips_superseded_kv_puts() -> None:
+    """A failed KV put whose key got a later acknowledged value in the same attempt is not
+    retried (it would roll the key back); stream messages and unsuperseded puts are."""
+    from tidstream.nats.jetstream import Publish, _retry_list
+
+    sent = [
+        Publish("$KV.tid_twin.a", b"1", "t:a:1", None),  # 0 failed, superseded by 2
+        Publish("tid.alerts.full.x.a", b"x", "a:1", None),  # 1 failed: stream, retried
+        Publish("$KV.tid_twin.a", b"2", "t:a:2", None),  # 2 acked
+        Publish("$KV.tid_twin.b", b"1", "t:b:1", None),  # 3 failed, 4 failed too: both retried
+        Publish("$KV.tid_twin.b", b"2", "t:b:2", None),  # 4
+        Publish("$KV.tid_twin.c", b"1", "t:c:1", None),  # 5 acked
+        Publish("$KV.tid_twin.c", b"2", "t:c:2", None),  # 6 failed after the acked one: retried
+    ]
+    got = _retry_list(sent, [6, 0, 1, 3, 4])
+    assert [p.msg_id for p in got] == ["a:1", "t:b:1", "t:b:2", "t:c:2"]

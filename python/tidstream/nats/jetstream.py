@@ -235,6 +235,17 @@ class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
         )
 
 
+def _retry_list(sent: list[Publish], failed: list[int]) -> list[Publish]:
+    """The messages of ``sent`` to publish again: the ``failed`` ones, in order, except KV
+    puts (``$KV.`` subjects) superseded by a later acknowledged put of the same key."""
+    bad = set(failed)
+    acked_after: dict[str, int] = {}  # subject -> index of its last acknowledged KV put
+    for i, p in enumerate(sent):
+        if i not in bad and p.subject.startswith("$KV."):
+            acked_after[p.subject] = i
+    return [sent[i] for i in sorted(bad) if acked_after.get(sent[i].subject, -1) < i]
+
+
 class _SinkPartition(StatefulSinkPartition[Publish, None]):
     def __init__(self, cfg: NatsSettings, part: str, ack_timeout: float, retries: int) -> None:
         self._timeout = ack_timeout
@@ -268,7 +279,10 @@ class _SinkPartition(StatefulSinkPartition[Publish, None]):
                     f"after {self._retries + 1} attempts ({detail}); stopping so that "
                     "recovery replays them"
                 )
-            pending = [pending[i] for i in res.failed]  # same Nats-Msg-Id: a retry can never duplicate
+            # Same Nats-Msg-Id: a retry can never duplicate. A KV put (last value wins)
+            # whose key got a later value acknowledged in this attempt is superseded:
+            # retrying it after that value would roll the key back.
+            pending = _retry_list(pending, res.failed)
             await asyncio.sleep(min(2.0**attempt, 10.0))
         return len(items), dup
 
