@@ -34,7 +34,12 @@ pub fn distance_for_fill(fill: f64, depth_mm: f64, offset_mm: f64) -> f64 {
 
 /// Batch version: `out[i] = fill_ratio(distance[i], depth[i], offset[i])`, NaN where
 /// the input is missing (NaN) or the geometry unusable.
-pub fn fill_ratio_batch(distance_mm: &[f64], depth_mm: &[f64], offset_mm: &[f64], out: &mut Vec<f64>) {
+pub fn fill_ratio_batch(
+    distance_mm: &[f64],
+    depth_mm: &[f64],
+    offset_mm: &[f64],
+    out: &mut Vec<f64>,
+) {
     out.clear();
     out.extend(
         distance_mm
@@ -60,7 +65,12 @@ mod tests {
         assert_eq!(fill_ratio(700.0, 0.0, 200.0), None);
         assert_eq!(distance_for_fill(0.5, 1000.0, 200.0), 700.0);
         let mut out = Vec::new();
-        fill_ratio_batch(&[700.0, f64::NAN], &[1000.0, 1000.0], &[200.0, 200.0], &mut out);
+        fill_ratio_batch(
+            &[700.0, f64::NAN],
+            &[1000.0, 1000.0],
+            &[200.0, 200.0],
+            &mut out,
+        );
         assert_eq!(out[0], 0.5);
         assert!(out[1].is_nan());
     }

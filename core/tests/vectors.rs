@@ -49,7 +49,9 @@ fn same(a: &J, b: &J) -> bool {
         (J::Object(x), J::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
         }
-        (J::Array(x), J::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w)),
+        (J::Array(x), J::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w))
+        }
         _ => a == b,
     }
 }
@@ -65,13 +67,18 @@ fn hex(s: &str) -> Vec<u8> {
 fn vendor_vectors() {
     let dir = vectors_dir();
     if !dir.exists() {
-        panic!("vendor vectors not found at {}: the shared/ folder must sit beside the project", dir.display());
+        panic!(
+            "vendor vectors not found at {}: the shared/ folder must sit beside the project",
+            dir.display()
+        );
     }
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let stem = path.file_stem().unwrap().to_string_lossy().to_string();
-        let Some(model) = model_for_file(&stem) else { continue };
+        let Some(model) = model_for_file(&stem) else {
+            continue;
+        };
         let codec = Registry::global().get(model).unwrap();
         let list: Vec<J> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         for v in list {
@@ -88,10 +95,19 @@ fn vendor_vectors() {
             if let Some(errs) = v.get("expected_errors") {
                 let e = got.expect_err(&format!("{stem} {}: expected an error", v["hex"]));
                 let want = errs[0].as_str().unwrap();
-                assert!(e.to_string().contains(want), "{stem}: `{e}` should say `{want}`");
+                assert!(
+                    e.to_string().contains(want),
+                    "{stem}: `{e}` should say `{want}`"
+                );
             } else {
                 let got = got.unwrap_or_else(|e| panic!("{stem} {}: {e}", v["hex"]));
-                assert!(same(&to_json(&got), &v["expected"]), "{stem} {}:\n got {}\nwant {}", v["hex"], got.to_json(), v["expected"]);
+                assert!(
+                    same(&to_json(&got), &v["expected"]),
+                    "{stem} {}:\n got {}\nwant {}",
+                    v["hex"],
+                    got.to_json(),
+                    v["expected"]
+                );
             }
             checked += 1;
         }

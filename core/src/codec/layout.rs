@@ -569,7 +569,10 @@ fn parse_order(s: &str, path: &str) -> Result<Order, LayoutError> {
     }
 }
 
-fn parse_keyed(map: &BTreeMap<String, String>, path: &str) -> Result<Vec<(i64, String)>, LayoutError> {
+fn parse_keyed(
+    map: &BTreeMap<String, String>,
+    path: &str,
+) -> Result<Vec<(i64, String)>, LayoutError> {
     map.iter()
         .map(|(k, v)| {
             let key = if let Some(h) = k.strip_prefix("0x") {
@@ -578,7 +581,10 @@ fn parse_keyed(map: &BTreeMap<String, String>, path: &str) -> Result<Vec<(i64, S
                 k.parse::<i64>()
             };
             key.map(|k| (k, v.clone())).map_err(|_| {
-                err(path, format!("key `{k}` is not an integer (decimal or 0x-hex)"))
+                err(
+                    path,
+                    format!("key `{k}` is not an integer (decimal or 0x-hex)"),
+                )
             })
         })
         .collect()
@@ -588,7 +594,10 @@ fn compile_field(f: &FieldSpec, default_order: Order, path: &str) -> Result<Fiel
     let need_len = |what: &str| -> Result<usize, LayoutError> {
         match f.len {
             Some(n) if n > 0 => Ok(n),
-            _ => Err(err(format!("{path}.len"), format!("type `{what}` needs `len` (bytes, > 0)"))),
+            _ => Err(err(
+                format!("{path}.len"),
+                format!("type `{what}` needs `len` (bytes, > 0)"),
+            )),
         }
     };
     let ty = match f.ty.as_str() {
@@ -635,29 +644,46 @@ fn compile_field(f: &FieldSpec, default_order: Order, path: &str) -> Result<Fiel
         Some(other) => {
             return Err(err(
                 format!("{path}.render"),
-                format!("unknown render `{other}`; use number, fixed, enum, bool, string, hex or version:*"),
+                format!(
+                "unknown render `{other}`; use number, fixed, enum, bool, string, hex or version:*"
+            ),
             ))
         }
     };
     if render == Render::Enum && f.enum_map.is_none() {
-        return Err(err(format!("{path}.enum"), "render = \"enum\" needs an `enum` table"));
+        return Err(err(
+            format!("{path}.enum"),
+            "render = \"enum\" needs an `enum` table",
+        ));
     }
     if ty == Ty::Const && f.value.is_none() {
-        return Err(err(format!("{path}.value"), "type = \"const\" needs a `value`"));
+        return Err(err(
+            format!("{path}.value"),
+            "type = \"const\" needs a `value`",
+        ));
     }
     if matches!(ty, Ty::Sint(_) | Ty::F32) && (f.mask.is_some() || f.shift.is_some()) {
-        return Err(err(format!("{path}.mask"), "mask/shift apply to unsigned types only"));
+        return Err(err(
+            format!("{path}.mask"),
+            "mask/shift apply to unsigned types only",
+        ));
     }
     if let Some(d) = f.div {
         if d == 0.0 || !d.is_finite() {
-            return Err(err(format!("{path}.div"), "div must be a finite non-zero number"));
+            return Err(err(
+                format!("{path}.div"),
+                "div must be a finite non-zero number",
+            ));
         }
     }
     let template = match &f.template {
         None => None,
         Some(t) => {
             let (a, b) = t.split_once("{}").ok_or_else(|| {
-                err(format!("{path}.template"), "template must contain `{}` where the value goes")
+                err(
+                    format!("{path}.template"),
+                    "template must contain `{}` where the value goes",
+                )
             })?;
             Some((a.to_string(), b.to_string()))
         }
@@ -682,7 +708,10 @@ fn compile_field(f: &FieldSpec, default_order: Order, path: &str) -> Result<Fiel
         return Err(err(format!("{path}.name"), "empty key in dotted name"));
     }
     if path_keys.is_empty() && target.is_none() {
-        return Err(err(path, "a field needs a `name`, a `normalized` target, or both"));
+        return Err(err(
+            path,
+            "a field needs a `name`, a `normalized` target, or both",
+        ));
     }
     Ok(Field {
         path: path_keys,
@@ -747,14 +776,18 @@ impl LayoutCodec {
     }
 
     fn compile(text: &str) -> Result<Self, LayoutError> {
-        let spec: Spec = toml::from_str(text).map_err(|e| err("", e.to_string().trim().to_string()))?;
+        let spec: Spec =
+            toml::from_str(text).map_err(|e| err("", e.to_string().trim().to_string()))?;
         if spec.model.trim().is_empty()
             || !spec
                 .model
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
         {
-            return Err(err("model", "model name must be non-empty and use only letters, digits, '-', '_' or '.'"));
+            return Err(err(
+                "model",
+                "model name must be non-empty and use only letters, digits, '-', '_' or '.'",
+            ));
         }
         let order = match &spec.byte_order {
             Some(o) => parse_order(o, "byte_order")?,
@@ -764,17 +797,30 @@ impl LayoutCodec {
         let body = match spec.format.as_str() {
             "fixed" => {
                 if spec.tlv.is_some() || !spec.records.is_empty() {
-                    return Err(err("format", "a fixed layout takes `fields`, not `tlv`/`records`"));
+                    return Err(err(
+                        "format",
+                        "a fixed layout takes `fields`, not `tlv`/`records`",
+                    ));
                 }
                 if spec.fields.is_empty() {
-                    return Err(err("fields", "a fixed layout needs at least one [[fields]] entry"));
+                    return Err(err(
+                        "fields",
+                        "a fixed layout needs at least one [[fields]] entry",
+                    ));
                 }
                 let (fields, norm, bits) = compile_fields(&spec.fields, order, "")?;
                 fields_bits |= bits.0;
-                let span = fields.iter().map(|f| f.at + f.ty.width()).max().unwrap_or(0);
+                let span = fields
+                    .iter()
+                    .map(|f| f.at + f.ty.width())
+                    .max()
+                    .unwrap_or(0);
                 if let Some(l) = spec.length {
                     if l < span {
-                        return Err(err("length", format!("length {l} is shorter than the fields ({span} bytes)")));
+                        return Err(err(
+                            "length",
+                            format!("length {l} is shorter than the fields ({span} bytes)"),
+                        ));
                     }
                 }
                 Body::Fixed {
@@ -785,9 +831,15 @@ impl LayoutCodec {
                 }
             }
             "tlv" => {
-                let t = spec.tlv.as_ref().ok_or_else(|| err("tlv", "a tlv layout needs a [tlv] table"))?;
+                let t = spec
+                    .tlv
+                    .as_ref()
+                    .ok_or_else(|| err("tlv", "a tlv layout needs a [tlv] table"))?;
                 if !spec.fields.is_empty() {
-                    return Err(err("fields", "a tlv layout takes [[records]], not [[fields]]"));
+                    return Err(err(
+                        "fields",
+                        "a tlv layout takes [[records]], not [[fields]]",
+                    ));
                 }
                 let tag_size = match t.tag_size {
                     1 | 2 => usize::from(t.tag_size),
@@ -796,28 +848,48 @@ impl LayoutCodec {
                 let framing = match t.length.as_str() {
                     "implied" => Framing::Implied,
                     "prefix" => Framing::Prefix,
-                    o => return Err(err("tlv.length", format!("`{o}` is not \"implied\" or \"prefix\""))),
+                    o => {
+                        return Err(err(
+                            "tlv.length",
+                            format!("`{o}` is not \"implied\" or \"prefix\""),
+                        ))
+                    }
                 };
                 let on_unknown = match t.on_unknown.as_str() {
                     "stop" => OnUnknown::Stop,
                     "skip" if framing == Framing::Prefix => OnUnknown::Skip,
-                    "skip" => {
-                        return Err(err("tlv.on_unknown", "\"skip\" needs length = \"prefix\" (an implied record cannot be skipped)"))
-                    }
+                    "skip" => return Err(err(
+                        "tlv.on_unknown",
+                        "\"skip\" needs length = \"prefix\" (an implied record cannot be skipped)",
+                    )),
                     "error" => OnUnknown::Error,
-                    o => return Err(err("tlv.on_unknown", format!("`{o}` is not stop, skip or error"))),
+                    o => {
+                        return Err(err(
+                            "tlv.on_unknown",
+                            format!("`{o}` is not stop, skip or error"),
+                        ))
+                    }
                 };
                 if spec.records.is_empty() {
-                    return Err(err("records", "a tlv layout needs at least one [[records]] entry"));
+                    return Err(err(
+                        "records",
+                        "a tlv layout needs at least one [[records]] entry",
+                    ));
                 }
                 let mut records = Vec::new();
                 for (ri, r) in spec.records.iter().enumerate() {
                     let p = format!("records[{ri}].");
                     if tag_size == 1 && r.tag > 0xFF || r.tag > 0xFFFF {
-                        return Err(err(format!("{p}tag"), format!("tag 0x{:x} does not fit in {tag_size} byte(s)", r.tag)));
+                        return Err(err(
+                            format!("{p}tag"),
+                            format!("tag 0x{:x} does not fit in {tag_size} byte(s)", r.tag),
+                        ));
                     }
                     if records.iter().any(|x: &Record| x.tag == r.tag) {
-                        return Err(err(format!("{p}tag"), format!("tag 0x{:x} is defined twice", r.tag)));
+                        return Err(err(
+                            format!("{p}tag"),
+                            format!("tag 0x{:x} is defined twice", r.tag),
+                        ));
                     }
                     let (fields, norm, bits) = compile_fields(&r.fields, order, &p)?;
                     if r.history.is_some() {
@@ -826,10 +898,17 @@ impl LayoutCodec {
                     } else {
                         fields_bits |= bits.0;
                     }
-                    let span = fields.iter().map(|f| f.at + f.ty.width()).max().unwrap_or(0);
+                    let span = fields
+                        .iter()
+                        .map(|f| f.at + f.ty.width())
+                        .max()
+                        .unwrap_or(0);
                     let size = r.size.unwrap_or(span);
                     if size < span {
-                        return Err(err(format!("{p}size"), format!("size {size} is shorter than the fields ({span} bytes)")));
+                        return Err(err(
+                            format!("{p}size"),
+                            format!("size {size} is shorter than the fields ({span} bytes)"),
+                        ));
                     }
                     records.push(Record {
                         tag: r.tag,
@@ -840,7 +919,10 @@ impl LayoutCodec {
                         encode: r.encode,
                     });
                 }
-                let msg = t.unknown_error_message.clone().unwrap_or_else(|| "unknown record".into());
+                let msg = t
+                    .unknown_error_message
+                    .clone()
+                    .unwrap_or_else(|| "unknown record".into());
                 Body::Tlv(Tlv {
                     tag_size,
                     framing,
@@ -852,7 +934,12 @@ impl LayoutCodec {
                     records,
                 })
             }
-            other => return Err(err("format", format!("`{other}` is not \"fixed\" or \"tlv\""))),
+            other => {
+                return Err(err(
+                    "format",
+                    format!("`{other}` is not \"fixed\" or \"tlv\""),
+                ))
+            }
         };
         let can_encode = match &body {
             Body::Fixed { .. } => true,
@@ -877,7 +964,7 @@ impl LayoutCodec {
         })
     }
 
-    fn find<'a>(t: &'a Tlv, tag: u32) -> Option<&'a Record> {
+    fn find(t: &Tlv, tag: u32) -> Option<&Record> {
         t.records.iter().find(|r| r.tag == tag)
     }
 
@@ -885,7 +972,12 @@ impl LayoutCodec {
     pub fn vendor_object(&self, p: &[u8]) -> DecodeResult<Value> {
         let mut obj = Value::Obj(Vec::new());
         match &self.body {
-            Body::Fixed { fields, span, length, .. } => {
+            Body::Fixed {
+                fields,
+                span,
+                length,
+                ..
+            } => {
                 check_fixed_len(p, fields, *span, *length)?;
                 for f in fields {
                     if !f.path.is_empty() {
@@ -898,15 +990,14 @@ impl LayoutCodec {
                 let mut i = 0;
                 while i < p.len() {
                     let start = i;
-                    let (tag, data_at, data_len, next) = match read_tlv_head(t, p, i) {
-                        Ok(x) => x,
-                        Err(e) => return Err(e),
-                    };
+                    let (tag, data_at, data_len, next) = read_tlv_head(t, p, i)?;
                     let Some(rec) = Self::find(t, tag) else {
                         let first = (tag >> (8 * (t.tag_size - 1))) as u8;
                         if t.on_unknown == OnUnknown::Error || t.error_first.contains(&first) {
                             return Err(DecodeError::new(
-                                ErrorKind::VendorError { message: t.error_message },
+                                ErrorKind::VendorError {
+                                    message: t.error_message,
+                                },
                                 start,
                             ));
                         }
@@ -916,7 +1007,11 @@ impl LayoutCodec {
                         }
                         break;
                     };
-                    let size = if t.framing == Framing::Implied { rec.size } else { data_len };
+                    let size = if t.framing == Framing::Implied {
+                        rec.size
+                    } else {
+                        data_len
+                    };
                     bytes::take(p, data_at, size).map_err(|_| {
                         DecodeError::truncated(start, data_at - start + size, p.len() - start)
                     })?;
@@ -941,7 +1036,11 @@ impl LayoutCodec {
                             push_history(&mut obj, h, item);
                         }
                     }
-                    i = if t.framing == Framing::Implied { data_at + size } else { next };
+                    i = if t.framing == Framing::Implied {
+                        data_at + size
+                    } else {
+                        next
+                    };
                 }
             }
         }
@@ -958,7 +1057,12 @@ impl LayoutCodec {
             return Err(DecodeError::new(ErrorKind::EmptyPayload, 0));
         }
         match &self.body {
-            Body::Fixed { fields, norm, span, length } => {
+            Body::Fixed {
+                fields,
+                norm,
+                span,
+                length,
+            } => {
                 check_fixed_len(p, fields, *span, *length)?;
                 for &i in norm {
                     fields[i].normalize(p, 0, out)?;
@@ -977,9 +1081,17 @@ impl LayoutCodec {
                         }
                         return Err(DecodeError::new(ErrorKind::UnknownRecord { tag }, start));
                     };
-                    let size = if t.framing == Framing::Implied { rec.size } else { data_len };
+                    let size = if t.framing == Framing::Implied {
+                        rec.size
+                    } else {
+                        data_len
+                    };
                     if p.len() < data_at + size {
-                        return Err(DecodeError::truncated(start, data_at - start + size, p.len() - start));
+                        return Err(DecodeError::truncated(
+                            start,
+                            data_at - start + size,
+                            p.len() - start,
+                        ));
                     }
                     let data = &p[data_at..data_at + size];
                     if rec.history.is_some() {
@@ -998,7 +1110,11 @@ impl LayoutCodec {
                             rec.fields[fi].normalize(data, 0, out)?;
                         }
                     }
-                    i = if t.framing == Framing::Implied { data_at + size } else { next };
+                    i = if t.framing == Framing::Implied {
+                        data_at + size
+                    } else {
+                        next
+                    };
                 }
                 Ok(())
             }
@@ -1009,7 +1125,12 @@ impl LayoutCodec {
     /// marked `encode = true` whose targets the reading has).
     pub fn encode_body(&self, r: &Reading, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         match &self.body {
-            Body::Fixed { fields, span, length, .. } => {
+            Body::Fixed {
+                fields,
+                span,
+                length,
+                ..
+            } => {
                 let start = out.len();
                 out.resize(start + length.unwrap_or(*span), 0);
                 for f in fields {
@@ -1022,12 +1143,11 @@ impl LayoutCodec {
             }
             Body::Tlv(t) if t.framing == Framing::Implied => {
                 for rec in t.records.iter().filter(|r| r.encode) {
-                    let raws: Vec<Option<i64>> = rec.fields.iter().map(|f| f.encode_raw(r)).collect();
-                    let has_all = rec
-                        .fields
-                        .iter()
-                        .zip(&raws)
-                        .all(|(f, v)| f.target.is_none() || v.is_some() || f.encode_default.is_some());
+                    let raws: Vec<Option<i64>> =
+                        rec.fields.iter().map(|f| f.encode_raw(r)).collect();
+                    let has_all = rec.fields.iter().zip(&raws).all(|(f, v)| {
+                        f.target.is_none() || v.is_some() || f.encode_default.is_some()
+                    });
                     let has_any = rec.fields.iter().zip(&raws).any(|(f, v)| {
                         f.target.is_some() && v.is_some() && f.special.is_empty()
                             || matches!(f.target, Some(Target::Tilt | Target::Fire)) && v.is_some()
@@ -1069,7 +1189,9 @@ fn write_field(buf: &mut [u8], f: &Field, base: usize, raw: i64) -> Result<(), E
     let (lo, hi) = match f.ty {
         Ty::Sint(_) => (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1),
         _ => {
-            let width = f.mask.map_or(bits, |m| (m >> f.shift).count_ones().min(bits));
+            let width = f
+                .mask
+                .map_or(bits, |m| (m >> f.shift).count_ones().min(bits));
             (0, ((1u128 << width) - 1) as i64)
         }
     };
@@ -1078,28 +1200,44 @@ fn write_field(buf: &mut [u8], f: &Field, base: usize, raw: i64) -> Result<(), E
             "value {raw} does not fit field at byte {at} (range {lo}..={hi})"
         )));
     }
-    let mask = f.mask.unwrap_or(if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 });
+    let mask = f.mask.unwrap_or(if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    });
     let word = ((raw as u64) << f.shift) & mask;
     put_uint(buf, at, n, f.order, word, mask)
 }
 
-fn put_uint(buf: &mut [u8], at: usize, n: usize, order: Order, word: u64, mask: u64) -> Result<(), EncodeError> {
+fn put_uint(
+    buf: &mut [u8],
+    at: usize,
+    n: usize,
+    order: Order,
+    word: u64,
+    mask: u64,
+) -> Result<(), EncodeError> {
     let dst = buf
         .get_mut(at..at + n)
         .ok_or_else(|| EncodeError(format!("field at byte {at} is outside the frame")))?;
-    for k in 0..n {
+    for (k, d) in dst.iter_mut().enumerate() {
         let shift = match order {
             Order::Big => 8 * (n - 1 - k),
             Order::Little => 8 * k,
         };
         let m = ((mask >> shift) & 0xFF) as u8;
         let b = ((word >> shift) & 0xFF) as u8;
-        dst[k] = (dst[k] & !m) | (b & m);
+        *d = (*d & !m) | (b & m);
     }
     Ok(())
 }
 
-fn check_fixed_len(p: &[u8], fields: &[Field], span: usize, length: Option<usize>) -> DecodeResult<()> {
+fn check_fixed_len(
+    p: &[u8],
+    fields: &[Field],
+    span: usize,
+    length: Option<usize>,
+) -> DecodeResult<()> {
     if p.is_empty() {
         return Err(DecodeError::new(ErrorKind::EmptyPayload, 0));
     }
@@ -1110,13 +1248,20 @@ fn check_fixed_len(p: &[u8], fields: &[Field], span: usize, length: Option<usize
             .filter(|f| f.at + f.ty.width() > p.len())
             .min_by_key(|f| f.at);
         if let Some(f) = f {
-            return Err(DecodeError::truncated(f.at, f.ty.width(), p.len().saturating_sub(f.at)));
+            return Err(DecodeError::truncated(
+                f.at,
+                f.ty.width(),
+                p.len().saturating_sub(f.at),
+            ));
         }
     }
     if let Some(l) = length {
         if p.len() > l {
             return Err(DecodeError::new(
-                ErrorKind::LengthMismatch { expected: l, actual: p.len() },
+                ErrorKind::LengthMismatch {
+                    expected: l,
+                    actual: p.len(),
+                },
                 l,
             ));
         }
@@ -1133,14 +1278,17 @@ fn read_tlv_head(t: &Tlv, p: &[u8], i: usize) -> DecodeResult<(u32, usize, usize
     match t.framing {
         Framing::Implied => {
             let tag = bytes::uint(p, i, t.tag_size, Order::Big)
-                .map_err(|_| DecodeError::truncated(i, t.tag_size, p.len() - i))? as u32;
+                .map_err(|_| DecodeError::truncated(i, t.tag_size, p.len() - i))?
+                as u32;
             Ok((tag, i + t.tag_size, 0, 0))
         }
         Framing::Prefix => {
             let len = usize::from(bytes::u8_at(p, i)?);
             if len < t.tag_size {
                 return Err(DecodeError::new(
-                    ErrorKind::InvalidValue { what: "TLV length shorter than its tag" },
+                    ErrorKind::InvalidValue {
+                        what: "TLV length shorter than its tag",
+                    },
                     i,
                 ));
             }

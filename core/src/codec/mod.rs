@@ -287,7 +287,12 @@ impl FportSource<'_> {
             FportSource::PerRow(v) => match v.get(i) {
                 None | Some(-1) => Ok(None),
                 Some(&x) => u8::try_from(x).map(Some).map_err(|_| {
-                    DecodeError::new(ErrorKind::UnknownFport { fport: i64::from(x) }, 0)
+                    DecodeError::new(
+                        ErrorKind::UnknownFport {
+                            fport: i64::from(x),
+                        },
+                        0,
+                    )
                 }),
             },
         }
@@ -353,7 +358,9 @@ impl Registry {
             if existing.info().engine != "runtime-layout" {
                 return Err(LayoutError {
                     path: "model".into(),
-                    message: format!("`{name}` is a built-in model and cannot be replaced; pick another name"),
+                    message: format!(
+                        "`{name}` is a built-in model and cannot be replaced; pick another name"
+                    ),
                 });
             }
         }
@@ -364,17 +371,50 @@ impl Registry {
 
 /// Built-in layouts, compiled into the binary.
 pub const BUILTIN_LAYOUTS: &[(&str, &str)] = &[
-    ("milesight-em310-udl", include_str!("../../layouts/milesight-em310-udl.toml")),
-    ("milesight-em400-udl", include_str!("../../layouts/milesight-em400-udl.toml")),
-    ("milesight-em400-tld", include_str!("../../layouts/milesight-em400-tld.toml")),
-    ("milesight-em400-mud", include_str!("../../layouts/milesight-em400-mud.toml")),
-    ("milesight-em500-udl", include_str!("../../layouts/milesight-em500-udl.toml")),
-    ("milesight-ws201", include_str!("../../layouts/milesight-ws201.toml")),
-    ("dragino-ldds45", include_str!("../../layouts/dragino-ldds45.toml")),
-    ("dragino-ldds20", include_str!("../../layouts/dragino-ldds20.toml")),
-    ("dragino-ldds04", include_str!("../../layouts/dragino-ldds04.toml")),
-    ("dragino-llds12", include_str!("../../layouts/dragino-llds12.toml")),
-    ("elsys-elt-ultrasonic", include_str!("../../layouts/elsys-elt-ultrasonic.toml")),
+    (
+        "milesight-em310-udl",
+        include_str!("../../layouts/milesight-em310-udl.toml"),
+    ),
+    (
+        "milesight-em400-udl",
+        include_str!("../../layouts/milesight-em400-udl.toml"),
+    ),
+    (
+        "milesight-em400-tld",
+        include_str!("../../layouts/milesight-em400-tld.toml"),
+    ),
+    (
+        "milesight-em400-mud",
+        include_str!("../../layouts/milesight-em400-mud.toml"),
+    ),
+    (
+        "milesight-em500-udl",
+        include_str!("../../layouts/milesight-em500-udl.toml"),
+    ),
+    (
+        "milesight-ws201",
+        include_str!("../../layouts/milesight-ws201.toml"),
+    ),
+    (
+        "dragino-ldds45",
+        include_str!("../../layouts/dragino-ldds45.toml"),
+    ),
+    (
+        "dragino-ldds20",
+        include_str!("../../layouts/dragino-ldds20.toml"),
+    ),
+    (
+        "dragino-ldds04",
+        include_str!("../../layouts/dragino-ldds04.toml"),
+    ),
+    (
+        "dragino-llds12",
+        include_str!("../../layouts/dragino-llds12.toml"),
+    ),
+    (
+        "elsys-elt-ultrasonic",
+        include_str!("../../layouts/elsys-elt-ultrasonic.toml"),
+    ),
     (
         "pepperl-fuchs-wilsen-sonic-level",
         include_str!("../../layouts/pepperl-fuchs-wilsen-sonic-level.toml"),
@@ -404,11 +444,22 @@ fn builtin_codecs() -> Vec<Arc<dyn Codec>> {
         }
     }
     for name in ["dragino-ldds75", "dragino-ldds20", "dragino-ldds45"] {
-        let layout = if name == "dragino-ldds45" { "dragino-ldds45" } else { "dragino-ldds20" };
-        v.push(Arc::new(vendor::dragino::Ldds75::new(name, builtin_layout(layout))));
+        let layout = if name == "dragino-ldds45" {
+            "dragino-ldds45"
+        } else {
+            "dragino-ldds20"
+        };
+        v.push(Arc::new(vendor::dragino::Ldds75::new(
+            name,
+            builtin_layout(layout),
+        )));
     }
-    v.push(Arc::new(vendor::dragino::Guarded::ldds04(builtin_layout("dragino-ldds04"))));
-    v.push(Arc::new(vendor::dragino::Guarded::llds12(builtin_layout("dragino-llds12"))));
+    v.push(Arc::new(vendor::dragino::Guarded::ldds04(builtin_layout(
+        "dragino-ldds04",
+    ))));
+    v.push(Arc::new(vendor::dragino::Guarded::llds12(builtin_layout(
+        "dragino-llds12",
+    ))));
     v.push(Arc::new(vendor::decentlab::Decentlab::mbx()));
     v.push(Arc::new(vendor::decentlab::Decentlab::lid()));
     v.push(Arc::new(vendor::dingtek::Dingtek::df702()));

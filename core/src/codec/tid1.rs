@@ -222,7 +222,8 @@ fn short_row(k: usize, p: &[u8; SHORT_LEN], c: &mut ChunkCols, w: &mut RowWords)
     let f = u16::from(flags);
     // tid1 flag bits -> alarm bits (TILT 0->2, FIRE 1->1, LOW_BATTERY 2->3,
     // LID_OPEN 3->8, INTERRUPT 4->6, NO_ECHO 5->7), as `decode` maps them.
-    c.alarm_flags[k] = (f & 1) << 2 | (f & 2) | (f & 4) << 1 | (f & 8) << 5 | (f & 16) << 2 | (f & 32) << 2;
+    c.alarm_flags[k] =
+        (f & 1) << 2 | (f & 2) | (f & 4) << 1 | (f & 8) << 5 | (f & 16) << 2 | (f & 32) << 2;
 }
 
 impl Tid1 {
@@ -381,13 +382,16 @@ impl Codec for Tid1 {
                         SHORT_LEN => flat.data.get(starts[k]..starts[k] + SHORT_LEN),
                         _ => None,
                     };
-                    let fast = frame.and_then(|p| <&[u8; SHORT_LEN]>::try_from(p).ok()).filter(|p| {
-                        p[0] == VERSION
-                            && p[12] == 0
-                            && p[1] & flag::RESERVED == 0
-                            && crc16_ccitt(&p[..HEADER_LEN]) == u16::from_le_bytes([p[13], p[14]])
-                            && (!per_row_fports || fports.get(r0 + k).is_ok())
-                    });
+                    let fast = frame
+                        .and_then(|p| <&[u8; SHORT_LEN]>::try_from(p).ok())
+                        .filter(|p| {
+                            p[0] == VERSION
+                                && p[12] == 0
+                                && p[1] & flag::RESERVED == 0
+                                && crc16_ccitt(&p[..HEADER_LEN])
+                                    == u16::from_le_bytes([p[13], p[14]])
+                                && (!per_row_fports || fports.get(r0 + k).is_ok())
+                        });
                     match fast {
                         Some(p) => short_row(k, p, &mut chunk, &mut w),
                         None => slow.push(r0 + k),

@@ -55,7 +55,10 @@ fn validity<'py>(py: Python<'py>, b: Bitmap, nulls: usize) -> Bound<'py, PyAny> 
 }
 
 /// `(values, validity | None, null_count)`.
-pub fn prim<'py, T: numpy::Element>(py: Python<'py>, c: PrimCol<T>) -> PyResult<Bound<'py, PyTuple>> {
+pub fn prim<'py, T: numpy::Element>(
+    py: Python<'py>,
+    c: PrimCol<T>,
+) -> PyResult<Bound<'py, PyTuple>> {
     let n = c.null_count;
     PyTuple::new(
         py,
@@ -72,7 +75,11 @@ pub fn boolean<'py>(py: Python<'py>, c: BoolCol) -> PyResult<Bound<'py, PyTuple>
     let n = c.null_count;
     PyTuple::new(
         py,
-        [bitmap(py, c.values), validity(py, c.validity, n), n.into_bound_py_any(py)?],
+        [
+            bitmap(py, c.values),
+            validity(py, c.validity, n),
+            n.into_bound_py_any(py)?,
+        ],
     )
 }
 
@@ -110,9 +117,17 @@ pub fn reading_columns<'py>(py: Python<'py>, c: ReadingColumns) -> PyResult<Boun
     put(&d, "battery_pct", f(c.battery_pct)?)?;
     put(&d, "battery_v", f(c.battery_v)?)?;
     put(&d, "tilt", c.tilt.map(|c| boolean(py, c)).transpose()?)?;
-    put(&d, "fire_alarm", c.fire_alarm.map(|c| boolean(py, c)).transpose()?)?;
+    put(
+        &d,
+        "fire_alarm",
+        c.fire_alarm.map(|c| boolean(py, c)).transpose()?,
+    )?;
     put(&d, "alarm_flags", Some(prim(py, c.alarm_flags)?))?;
-    put(&d, "measured_at", c.measured_at_ms.map(|c| prim(py, c)).transpose()?)?;
+    put(
+        &d,
+        "measured_at",
+        c.measured_at_ms.map(|c| prim(py, c)).transpose()?,
+    )?;
     put(&d, "latitude", f(c.latitude)?)?;
     put(&d, "longitude", f(c.longitude)?)?;
     match c.stored {
@@ -134,8 +149,16 @@ pub fn reading_columns<'py>(py: Python<'py>, c: ReadingColumns) -> PyResult<Boun
         None => d.set_item("stored_readings", py.None())?,
     }
     put(&d, "error", c.error.map(|c| string(py, c)).transpose()?)?;
-    put(&d, "error_kind", c.error_kind.map(|c| string(py, c)).transpose()?)?;
-    put(&d, "error_offset", c.error_offset.map(|c| prim(py, c)).transpose()?)?;
+    put(
+        &d,
+        "error_kind",
+        c.error_kind.map(|c| string(py, c)).transpose()?,
+    )?;
+    put(
+        &d,
+        "error_offset",
+        c.error_offset.map(|c| prim(py, c)).transpose()?,
+    )?;
     Ok(d)
 }
 

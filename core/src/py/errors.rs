@@ -12,7 +12,9 @@ mod exc {
     pyo3::import_exception!(tidstream.exceptions, LayoutError);
     pyo3::import_exception!(tidstream.exceptions, EncodeError);
 }
-use exc::{DecodeError as PyDecodeError, EncodeError as PyEncodeError, LayoutError as PyLayoutError};
+use exc::{
+    DecodeError as PyDecodeError, EncodeError as PyEncodeError, LayoutError as PyLayoutError,
+};
 
 /// `DecodeError(message, kind, offset, frame_index)`.
 pub fn decode_error(e: &DecodeError, frame_index: Option<usize>) -> PyErr {

@@ -4,8 +4,8 @@
 mod convert;
 mod errors;
 mod forecast;
-mod routes;
 mod json_rows;
+mod routes;
 mod sim;
 
 use std::sync::Arc;
@@ -51,7 +51,10 @@ fn model_info<'py>(py: Python<'py>, model: &str) -> PyResult<Bound<'py, PyDict>>
     d.set_item("name", &i.name)?;
     d.set_item("vendor", &i.vendor)?;
     d.set_item("description", &i.description)?;
-    d.set_item("fports", i.fports.iter().map(|&f| u32::from(f)).collect::<Vec<u32>>())?;
+    d.set_item(
+        "fports",
+        i.fports.iter().map(|&f| u32::from(f)).collect::<Vec<u32>>(),
+    )?;
     d.set_item("engine", i.engine)?;
     d.set_item("can_encode", i.can_encode)?;
     Ok(d)
@@ -94,28 +97,52 @@ fn decode_batch_buffers<'py>(
     fport: Option<i64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let c = codec(model)?;
-    let data = data.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let data = data
+        .as_slice()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let validity_arr = validity;
     let validity = match &validity_arr {
-        Some(v) => Some(v.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?),
+        Some(v) => Some(
+            v.as_slice()
+                .map_err(|e| PyValueError::new_err(e.to_string()))?,
+        ),
         None => None,
     };
     let fports_arr = fports;
     let fport_src = match (&fports_arr, fport) {
-        (Some(a), _) => FportSource::PerRow(a.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?),
+        (Some(a), _) => FportSource::PerRow(
+            a.as_slice()
+                .map_err(|e| PyValueError::new_err(e.to_string()))?,
+        ),
         (None, Some(f)) => FportSource::All(fport_u8(Some(f))?),
         (None, None) => FportSource::None,
     };
     let cols = if let Ok(o) = offsets.extract::<PyReadonlyArray1<'py, i32>>() {
-        let o = o.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let src = FlatPayloads { data, offsets: o, validity, validity_bit_offset: validity_offset };
+        let o = o
+            .as_slice()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let src = FlatPayloads {
+            data,
+            offsets: o,
+            validity,
+            validity_bit_offset: validity_offset,
+        };
         py.detach(|| c.decode_batch(&src, &fport_src))
     } else if let Ok(o) = offsets.extract::<PyReadonlyArray1<'py, i64>>() {
-        let o = o.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let src = FlatPayloads { data, offsets: o, validity, validity_bit_offset: validity_offset };
+        let o = o
+            .as_slice()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let src = FlatPayloads {
+            data,
+            offsets: o,
+            validity,
+            validity_bit_offset: validity_offset,
+        };
         py.detach(|| c.decode_batch(&src, &fport_src))
     } else {
-        return Err(PyTypeError::new_err("offsets must be a contiguous int32 or int64 numpy array"));
+        return Err(PyTypeError::new_err(
+            "offsets must be a contiguous int32 or int64 numpy array",
+        ));
     };
     convert::reading_columns(py, cols)
 }
@@ -162,13 +189,22 @@ fn encode_batch_buffers<'py>(
     columns: EncodeColumns<'py>,
 ) -> PyResult<BinaryBuffers<'py>> {
     let c = codec(model)?;
-    fn sl<'a, T: numpy::Element>(a: &'a Option<PyReadonlyArray1<'_, T>>, n: usize, name: &str) -> PyResult<Option<&'a [T]>> {
+    fn sl<'a, T: numpy::Element>(
+        a: &'a Option<PyReadonlyArray1<'_, T>>,
+        n: usize,
+        name: &str,
+    ) -> PyResult<Option<&'a [T]>> {
         match a {
             None => Ok(None),
             Some(a) => {
-                let s = a.as_slice().map_err(|e| PyValueError::new_err(format!("{name}: {e}")))?;
+                let s = a
+                    .as_slice()
+                    .map_err(|e| PyValueError::new_err(format!("{name}: {e}")))?;
                 if s.len() != n {
-                    return Err(PyValueError::new_err(format!("column {name} has {} rows, expected {n}", s.len())));
+                    return Err(PyValueError::new_err(format!(
+                        "column {name} has {} rows, expected {n}",
+                        s.len()
+                    )));
                 }
                 Ok(Some(s))
             }
@@ -186,8 +222,13 @@ fn encode_batch_buffers<'py>(
     let flags = sl(&columns.alarm_flags, n, "alarm_flags")?;
     let at = sl(&columns.measured_at, n, "measured_at")?;
     let result = py.detach(|| {
-        let f = |c: Option<&[f64]>, i: usize| c.and_then(|c| c.get(i).copied()).filter(|x| !x.is_nan());
-        let b = |c: Option<&[i8]>, i: usize| c.and_then(|c| c.get(i).copied()).filter(|x| *x >= 0).map(|x| x != 0);
+        let f =
+            |c: Option<&[f64]>, i: usize| c.and_then(|c| c.get(i).copied()).filter(|x| !x.is_nan());
+        let b = |c: Option<&[i8]>, i: usize| {
+            c.and_then(|c| c.get(i).copied())
+                .filter(|x| *x >= 0)
+                .map(|x| x != 0)
+        };
         let mut offsets = Vec::with_capacity(n + 1);
         let mut data = Vec::with_capacity(n * 16);
         offsets.push(0i32);
@@ -204,12 +245,17 @@ fn encode_batch_buffers<'py>(
             r.tilt = b(tilt, i);
             r.fire_alarm = b(fire, i);
             r.alarm_flags = flags.and_then(|c| c.get(i).copied()).unwrap_or(0);
-            r.measured_at_ms = at.and_then(|c| c.get(i).copied()).filter(|x| *x != i64::MIN);
+            r.measured_at_ms = at
+                .and_then(|c| c.get(i).copied())
+                .filter(|x| *x != i64::MIN);
             if let Err(e) = c.encode(&r, &mut data) {
                 return Err((e, i));
             }
             offsets.push(i32::try_from(data.len()).map_err(|_| {
-                (crate::codec::EncodeError("batch larger than 2 GiB: split it".into()), i)
+                (
+                    crate::codec::EncodeError("batch larger than 2 GiB: split it".into()),
+                    i,
+                )
             })?);
         }
         Ok((offsets, data))
@@ -256,18 +302,25 @@ fn encode<'py>(
         stored: stored
             .unwrap_or_default()
             .into_iter()
-            .map(|(t, d)| StoredReading { measured_at_ms: t, distance_mm: d, temperature_c: None })
+            .map(|(t, d)| StoredReading {
+                measured_at_ms: t,
+                distance_mm: d,
+                temperature_c: None,
+            })
             .collect(),
     };
     let mut out = Vec::new();
-    c.encode(&r, &mut out).map_err(|e| errors::encode_error(&e, None))?;
+    c.encode(&r, &mut out)
+        .map_err(|e| errors::encode_error(&e, None))?;
     Ok(PyBytes::new(py, &out))
 }
 
 /// Compile a layout (TOML text) and register it; returns the model name.
 #[pyfunction]
 fn load_layout(text: &str) -> PyResult<String> {
-    Registry::global().register_layout(text).map_err(|e| errors::layout_error(&e))
+    Registry::global()
+        .register_layout(text)
+        .map_err(|e| errors::layout_error(&e))
 }
 
 /// Parse a batch of uplink JSON envelopes given as Arrow binary buffers (GIL released).
@@ -286,22 +339,43 @@ fn decode_uplinks_buffers<'py>(
             "unknown envelope format {format:?}; use \"ttn-v3\", \"chirpstack-v4\" or \"raw\""
         ))
     })?;
-    let data = data.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let data = data
+        .as_slice()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let validity_arr = validity;
     let validity = match &validity_arr {
-        Some(v) => Some(v.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?),
+        Some(v) => Some(
+            v.as_slice()
+                .map_err(|e| PyValueError::new_err(e.to_string()))?,
+        ),
         None => None,
     };
     let cols = if let Ok(o) = offsets.extract::<PyReadonlyArray1<'py, i32>>() {
-        let o = o.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let src = FlatPayloads { data, offsets: o, validity, validity_bit_offset: validity_offset };
+        let o = o
+            .as_slice()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let src = FlatPayloads {
+            data,
+            offsets: o,
+            validity,
+            validity_bit_offset: validity_offset,
+        };
         py.detach(|| crate::envelope::decode_uplinks(fmt, &src))
     } else if let Ok(o) = offsets.extract::<PyReadonlyArray1<'py, i64>>() {
-        let o = o.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let src = FlatPayloads { data, offsets: o, validity, validity_bit_offset: validity_offset };
+        let o = o
+            .as_slice()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let src = FlatPayloads {
+            data,
+            offsets: o,
+            validity,
+            validity_bit_offset: validity_offset,
+        };
         py.detach(|| crate::envelope::decode_uplinks(fmt, &src))
     } else {
-        return Err(PyTypeError::new_err("offsets must be a contiguous int32 or int64 numpy array"));
+        return Err(PyTypeError::new_err(
+            "offsets must be a contiguous int32 or int64 numpy array",
+        ));
     };
     convert::uplink_columns(py, cols)
 }
@@ -362,11 +436,19 @@ fn fill_ratio<'py>(
     depth_mm: PyReadonlyArray1<'py, f64>,
     offset_mm: PyReadonlyArray1<'py, f64>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let d = distance_mm.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let h = depth_mm.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let o = offset_mm.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let d = distance_mm
+        .as_slice()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let h = depth_mm
+        .as_slice()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let o = offset_mm
+        .as_slice()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
     if d.len() != h.len() || d.len() != o.len() {
-        return Err(PyValueError::new_err("distance_mm, depth_mm and offset_mm must have the same length"));
+        return Err(PyValueError::new_err(
+            "distance_mm, depth_mm and offset_mm must have the same length",
+        ));
     }
     let mut out = Vec::new();
     py.detach(|| crate::fill::fill_ratio_batch(d, h, o, &mut out));
@@ -390,7 +472,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", crate::VERSION)?;
     m.add(
         "build_profile",
-        if cfg!(debug_assertions) { "debug" } else { "release" },
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
     )?;
     m.add_function(wrap_pyfunction!(models, m)?)?;
     m.add_function(wrap_pyfunction!(model_info, m)?)?;

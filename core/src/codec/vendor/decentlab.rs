@@ -31,13 +31,28 @@ const MBX: &[Group] = &[
     Group {
         words: 2,
         values: &[
-            Val { name: "distance", display: "Distance", conv: Conv::Word(0), unit: Some("mm") },
-            Val { name: "number_of_valid_samples", display: "Number of valid samples", conv: Conv::Word(1), unit: None },
+            Val {
+                name: "distance",
+                display: "Distance",
+                conv: Conv::Word(0),
+                unit: Some("mm"),
+            },
+            Val {
+                name: "number_of_valid_samples",
+                display: "Number of valid samples",
+                conv: Conv::Word(1),
+                unit: None,
+            },
         ],
     },
     Group {
         words: 1,
-        values: &[Val { name: "battery_voltage", display: "Battery voltage", conv: Conv::Div(0, 1000.0), unit: Some("V") }],
+        values: &[Val {
+            name: "battery_voltage",
+            display: "Battery voltage",
+            conv: Conv::Div(0, 1000.0),
+            unit: Some("V"),
+        }],
     },
 ];
 
@@ -45,22 +60,82 @@ const LID: &[Group] = &[
     Group {
         words: 11,
         values: &[
-            Val { name: "distance_average", display: "Distance: average", conv: Conv::Word(0), unit: Some("mm") },
-            Val { name: "distance_minimum", display: "Distance: minimum", conv: Conv::Word(1), unit: Some("mm") },
-            Val { name: "distance_maximum", display: "Distance: maximum", conv: Conv::Word(2), unit: Some("mm") },
-            Val { name: "distance_median", display: "Distance: median", conv: Conv::Word(3), unit: Some("mm") },
-            Val { name: "distance_10th_percentile", display: "Distance: 10th percentile", conv: Conv::Word(4), unit: Some("mm") },
-            Val { name: "distance_25th_percentile", display: "Distance: 25th percentile", conv: Conv::Word(5), unit: Some("mm") },
-            Val { name: "distance_75th_percentile", display: "Distance: 75th percentile", conv: Conv::Word(6), unit: Some("mm") },
-            Val { name: "distance_90th_percentile", display: "Distance: 90th percentile", conv: Conv::Word(7), unit: Some("mm") },
-            Val { name: "distance_most_frequent_value", display: "Distance: most frequent value", conv: Conv::Word(8), unit: Some("mm") },
-            Val { name: "number_of_samples", display: "Number of samples", conv: Conv::Word(9), unit: None },
-            Val { name: "total_acquisition_time", display: "Total acquisition time", conv: Conv::Div(10, 1.024), unit: Some("ms") },
+            Val {
+                name: "distance_average",
+                display: "Distance: average",
+                conv: Conv::Word(0),
+                unit: Some("mm"),
+            },
+            Val {
+                name: "distance_minimum",
+                display: "Distance: minimum",
+                conv: Conv::Word(1),
+                unit: Some("mm"),
+            },
+            Val {
+                name: "distance_maximum",
+                display: "Distance: maximum",
+                conv: Conv::Word(2),
+                unit: Some("mm"),
+            },
+            Val {
+                name: "distance_median",
+                display: "Distance: median",
+                conv: Conv::Word(3),
+                unit: Some("mm"),
+            },
+            Val {
+                name: "distance_10th_percentile",
+                display: "Distance: 10th percentile",
+                conv: Conv::Word(4),
+                unit: Some("mm"),
+            },
+            Val {
+                name: "distance_25th_percentile",
+                display: "Distance: 25th percentile",
+                conv: Conv::Word(5),
+                unit: Some("mm"),
+            },
+            Val {
+                name: "distance_75th_percentile",
+                display: "Distance: 75th percentile",
+                conv: Conv::Word(6),
+                unit: Some("mm"),
+            },
+            Val {
+                name: "distance_90th_percentile",
+                display: "Distance: 90th percentile",
+                conv: Conv::Word(7),
+                unit: Some("mm"),
+            },
+            Val {
+                name: "distance_most_frequent_value",
+                display: "Distance: most frequent value",
+                conv: Conv::Word(8),
+                unit: Some("mm"),
+            },
+            Val {
+                name: "number_of_samples",
+                display: "Number of samples",
+                conv: Conv::Word(9),
+                unit: None,
+            },
+            Val {
+                name: "total_acquisition_time",
+                display: "Total acquisition time",
+                conv: Conv::Div(10, 1.024),
+                unit: Some("ms"),
+            },
         ],
     },
     Group {
         words: 1,
-        values: &[Val { name: "battery_voltage", display: "Battery voltage", conv: Conv::Div(0, 1000.0), unit: Some("V") }],
+        values: &[Val {
+            name: "battery_voltage",
+            display: "Battery voltage",
+            conv: Conv::Div(0, 1000.0),
+            unit: Some("V"),
+        }],
     },
 ];
 
@@ -113,7 +188,10 @@ impl Decentlab {
         let version = u8_at(p, 0)?;
         if version != 2 {
             return Err(DecodeError::new(
-                ErrorKind::UnsupportedVersion { version: u32::from(version), expected: 2 },
+                ErrorKind::UnsupportedVersion {
+                    version: u32::from(version),
+                    expected: 2,
+                },
                 0,
             ));
         }
@@ -124,7 +202,11 @@ impl Decentlab {
             if flags & 1 == 1 {
                 let mut words = [0u16; 11];
                 if p.len() < pos + 2 * g.words {
-                    return Err(DecodeError::truncated(pos, 2 * g.words, p.len().saturating_sub(pos)));
+                    return Err(DecodeError::truncated(
+                        pos,
+                        2 * g.words,
+                        p.len().saturating_sub(pos),
+                    ));
                 }
                 for w in words.iter_mut().take(g.words) {
                     *w = u16_be(p, pos)?;
@@ -168,7 +250,10 @@ impl Codec for Decentlab {
             }
         })?;
         let mut out = vec![
-            ("protocol_version".to_string(), Value::Num(f64::from(version))),
+            (
+                "protocol_version".to_string(),
+                Value::Num(f64::from(version)),
+            ),
             ("device_id".to_string(), Value::Num(f64::from(device_id))),
         ];
         out.extend(values);
@@ -193,7 +278,10 @@ impl Codec for Decentlab {
     }
     fn encode(&self, r: &Reading, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         if !self.info.can_encode {
-            return Err(EncodeError(format!("model `{}` has no encoder", self.info.name)));
+            return Err(EncodeError(format!(
+                "model `{}` has no encoder",
+                self.info.name
+            )));
         }
         let word = |v: f64, what: &str| -> Result<u16, EncodeError> {
             let x = v.round();

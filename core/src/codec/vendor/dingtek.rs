@@ -68,10 +68,18 @@ impl Layout {
 
 impl Dingtek {
     pub fn df702() -> Self {
-        Self::new("dingtek-df702", "DF702 ultrasonic waste-bin sensor", Variant::Df702)
+        Self::new(
+            "dingtek-df702",
+            "DF702 ultrasonic waste-bin sensor",
+            Variant::Df702,
+        )
     }
     pub fn df703() -> Self {
-        Self::new("dingtek-df703", "DF703 ultrasonic waste-bin sensor", Variant::Df703)
+        Self::new(
+            "dingtek-df703",
+            "DF703 ultrasonic waste-bin sensor",
+            Variant::Df703,
+        )
     }
     fn new(name: &str, description: &str, variant: Variant) -> Self {
         Dingtek {
@@ -94,7 +102,12 @@ impl Dingtek {
         }
         let head = u8_at(p, 0)?;
         if head != 0x80 {
-            return Err(DecodeError::new(ErrorKind::BadHeader { found: u32::from(head) }, 0));
+            return Err(DecodeError::new(
+                ErrorKind::BadHeader {
+                    found: u32::from(head),
+                },
+                0,
+            ));
         }
         match p.len() {
             17 | 25 => {}
@@ -102,14 +115,22 @@ impl Dingtek {
             n if n < 25 => return Err(DecodeError::truncated(n, 25 - n, 0)),
             n => {
                 return Err(DecodeError::new(
-                    ErrorKind::LengthMismatch { expected: 25, actual: n },
+                    ErrorKind::LengthMismatch {
+                        expected: 25,
+                        actual: n,
+                    },
                     25,
                 ))
             }
         }
         let tail = p[p.len() - 1];
         if tail != 0x81 {
-            return Err(DecodeError::new(ErrorKind::BadHeader { found: u32::from(tail) }, p.len() - 1));
+            return Err(DecodeError::new(
+                ErrorKind::BadHeader {
+                    found: u32::from(tail),
+                },
+                p.len() - 1,
+            ));
         }
         Ok(())
     }
@@ -124,14 +145,21 @@ impl Codec for Dingtek {
         &self.info
     }
     fn fields(&self) -> Fields {
-        Fields(Fields::DISTANCE | Fields::TEMPERATURE | Fields::TILT | Fields::FIRE | Fields::LOCATION)
+        Fields(
+            Fields::DISTANCE | Fields::TEMPERATURE | Fields::TILT | Fields::FIRE | Fields::LOCATION,
+        )
     }
 
     fn decode_vendor(&self, p: &[u8], fport: Option<u8>) -> DecodeResult<Value> {
         check_fport(&self.info, fport)?;
         if p.len() != 17 && p.len() != 25 {
             // The vendor decoder answers "wrong length" for any other length.
-            return Err(DecodeError::new(ErrorKind::VendorError { message: "wrong length" }, 0));
+            return Err(DecodeError::new(
+                ErrorKind::VendorError {
+                    message: "wrong length",
+                },
+                0,
+            ));
         }
         let num = |x: u32| Value::Num(f64::from(x));
         let s = |x: String| Value::Str(x);
@@ -190,7 +218,10 @@ impl Codec for Dingtek {
         out.push((k_bat.into(), Value::Bool(a2 & 0x0F != 0)));
         match self.variant {
             Variant::Df702 => {
-                out.push(("angle".into(), s(format!("{} °", crate::value::js_number_to_string(angle)))));
+                out.push((
+                    "angle".into(),
+                    s(format!("{} °", crate::value::js_number_to_string(angle))),
+                ));
                 out.push(("temperature".into(), s(format!("{temp} ℃"))));
             }
             Variant::Df703 => {
@@ -207,14 +238,18 @@ impl Codec for Dingtek {
         self.check(p)?;
         if Self::is_params(p) {
             return Err(DecodeError::new(
-                ErrorKind::VendorError { message: "parameter packet, not a measurement" },
+                ErrorKind::VendorError {
+                    message: "parameter packet, not a measurement",
+                },
                 3,
             ));
         }
         let kind = p[3];
         if kind != 0x01 && kind != 0x02 {
             return Err(DecodeError::new(
-                ErrorKind::InvalidValue { what: "unknown data type (byte 3)" },
+                ErrorKind::InvalidValue {
+                    what: "unknown data type (byte 3)",
+                },
                 3,
             ));
         }
@@ -229,7 +264,12 @@ impl Codec for Dingtek {
         let low = a2 & 0x0F != 0;
         out.fire_alarm = Some(fire);
         out.tilt = Some(tilt);
-        for (on, bit) in [(full, alarm::FULL), (fire, alarm::FIRE), (tilt, alarm::TILT), (low, alarm::LOW_BATTERY)] {
+        for (on, bit) in [
+            (full, alarm::FULL),
+            (fire, alarm::FIRE),
+            (tilt, alarm::TILT),
+            (low, alarm::LOW_BATTERY),
+        ] {
             if on {
                 out.alarm_flags |= bit;
             }
@@ -251,7 +291,9 @@ impl Codec for Dingtek {
         }
         let temp = r.temperature_c.map_or(0.0, f64::round);
         if !(0.0..=255.0).contains(&temp) {
-            return Err(EncodeError(format!("temperature {temp} °C: DF703 sends 0..255 °C only")));
+            return Err(EncodeError(format!(
+                "temperature {temp} °C: DF703 sends 0..255 °C only"
+            )));
         }
         let gps = r.latitude.is_some() && r.longitude.is_some();
         let n: u8 = if gps { 25 } else { 17 };
@@ -290,6 +332,9 @@ mod tests {
         assert_eq!(js_to_fixed(vendor_hex2float(0x42E9_03CD), 6), "116.507430");
         assert_eq!(js_to_fixed(vendor_hex2float(0x4220_27EF), 6), "40.038999");
         // Correct IEEE-754 for the normalized output.
-        assert_eq!(js_to_fixed(f64::from(f32::from_bits(0x42E9_03CD)), 6), "116.507423");
+        assert_eq!(
+            js_to_fixed(f64::from(f32::from_bits(0x42E9_03CD)), 6),
+            "116.507423"
+        );
     }
 }

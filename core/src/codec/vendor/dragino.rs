@@ -93,7 +93,8 @@ impl Codec for Ldds75 {
     }
     fn decode_batch(&self, batch: &dyn PayloadSource, fports: &FportSource) -> ReadingColumns {
         // Frames longer than 5 bytes are the v1.1.4 layout's (its shape needs 8).
-        self.v114.decode_batch_with(self, &self.info, batch, fports, |p| p.len() > 5)
+        self.v114
+            .decode_batch_with(self, &self.info, batch, fports, |p| p.len() > 5)
     }
 }
 
@@ -152,6 +153,7 @@ impl Codec for Guarded {
     }
     fn decode_batch(&self, batch: &dyn PayloadSource, fports: &FportSource) -> ReadingColumns {
         let skip = self.skip;
-        self.inner.decode_batch_with(self, self.inner.info(), batch, fports, |p| !skip(p))
+        self.inner
+            .decode_batch_with(self, self.inner.info(), batch, fports, |p| !skip(p))
     }
 }
