@@ -158,3 +158,45 @@ def test_health_rule_idle_at_head_stalled_and_disconnected():
         metrics.unregister(source=key)
     ok, body = metrics.health()
     assert not ok and body["problems"][0].startswith("starting")
+
+
+@pytest.mark.nats
+def test_export_process_metrics_count_rows_and_files(nats_server, tmp_path):
+    from test_flows import readings, wait
+
+    url = nats_server.url
+    init(url)
+    reg = write_registry(tmp_path / "registry.csv", 20)
+    script = scripted(20, 300)
+    asyncio.run(publish(url, script.uplinks))
+    env = flow_env(url, reg, tmp_path)
+    wait(start_flow("ingest", env, tmp_path / "rec-ingest"))
+    n = len(readings(url))
+    assert n == script.expected_readings()
+    port = free_port()
+    proc = start_flow(
+        "export", dict(env, TIDSTREAM_METRICS_PORT=str(port)), tmp_path / "rec-export", once=False
+    )
+    try:
+        # a file is written at each snapshot (every second here): wait for rows and a file
+        m = poll(
+            lambda: (
+                lambda m: (
+                    m
+                    if total(m, "tidstream_export_rows_total") == n
+                    and total(m, "tidstream_export_files_written_total")
+                    else None
+                )
+            )(scrape(port))
+        )
+        assert m, "the export never reported its rows and a file"
+        assert total(m, "tidstream_export_rows_total") == n
+        assert total(m, "tidstream_source_messages_total", stream="TID_READINGS", partition="0") == n
+        assert m[("tidstream_source_lag_messages", (("partition", "0"), ("stream", "TID_READINGS")))] == 0
+        assert total(m, "tidstream_export_last_write_timestamp_seconds") > 1.7e9
+        assert total(m, "tidstream_export_rejected_total") == 0
+        assert total(m, "tidstream_build_info", flow="export") == 1
+        assert healthz(port)[0] == 200
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
