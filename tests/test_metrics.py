@@ -200,3 +200,40 @@ def test_export_process_metrics_count_rows_and_files(nats_server, tmp_path):
     finally:
         proc.kill()
         proc.communicate(timeout=30)
+
+
+def test_alert_logic_counts_alerts_by_kind_and_state():
+    from prometheus_client import REGISTRY
+    from test_alerts import TH, reading
+    from tidstream.flow.alerts import AlertLogic
+
+    def value(kind: str, state: str) -> float:
+        return REGISTRY.get_sample_value("tidstream_alerts_total", {"kind": kind, "state": state}) or 0.0
+
+    keys = [("full", "raised"), ("emptied", "event"), ("full", "resolved")]
+    before = {k: value(*k) for k in keys}
+    logic = AlertLogic(None, TH, {}, Settings().subjects)
+    published = []
+    for i, f in enumerate([0.5, 0.85, 0.92, 0.95, 0.88, 0.8, 0.91, 0.2, 0.3]):
+        out, _ = logic.on_item(
+            reading(i, fill_ratio=f, distance_mm=1000 + 50 * i, lat=47.5, lon=6.8, commune="X")
+        )
+        published += [p.subject for p in out if hasattr(p, "subject")]
+    assert {k: value(*k) - before[k] for k in keys} == {k: 1.0 for k in keys}
+    assert len([s for s in published if s.startswith("tid.alerts.")]) == 3
+
+
+def test_serve_answers_on_an_ephemeral_port_and_names_a_taken_one():
+    from tidstream.exceptions import ConfigError
+
+    srv = metrics.serve(0, flow="unit")
+    try:
+        port = srv.server_address[1]
+        m = scrape(port)
+        assert m[("tidstream_build_info", (("flow", "unit"), ("version", metrics.__version__)))] == 1
+        assert healthz(port)[0] == 503  # no source partition in this process
+        with pytest.raises(ConfigError, match=f"127.0.0.1:{port}"):
+            metrics.serve(port)
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -32,6 +32,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from . import __version__
+from .exceptions import ConfigError
 
 __all__ = [
     "ALERTS",
@@ -226,7 +227,13 @@ def serve(
     global _stall_s
     _stall_s = float(stall_s)
     BUILD.info({"version": __version__, "flow": flow})
-    srv = ThreadingHTTPServer((host, port), _Handler)
+    try:
+        srv = ThreadingHTTPServer((host, port), _Handler)
+    except OSError as e:
+        raise ConfigError(
+            f"metrics server cannot listen on {host}:{port} ({e.strerror}); another process holds the "
+            "port? (process k of a flow uses metrics_port + k: give each flow its own range)"
+        ) from None
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, name="tidstream-metrics", daemon=True).start()
     log.info(
