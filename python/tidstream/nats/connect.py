@@ -82,13 +82,17 @@ async def connect(cfg: NatsSettings) -> Client:
             )
 
     async def _disconnected() -> None:
-        log.warning("NATS disconnected from %s; reconnecting", where, extra={"nats": where})
+        if holder and holder[0].is_closed:  # our own close(): nats-py calls this callback too
+            log.debug("NATS connection to %s closed", where, extra={"nats": where})
+        else:
+            log.warning("NATS disconnected from %s; reconnecting", where, extra={"nats": where})
 
     async def _reconnected() -> None:
         log.info("NATS reconnected to %s", where, extra={"nats": where})
 
     where = cfg.redacted()["url"]
     connected = False
+    holder: list[Client] = []
     try:
         nc = await asyncio.wait_for(
             nats.connect(
@@ -100,6 +104,7 @@ async def connect(cfg: NatsSettings) -> Client:
             timeout=max(cfg.connect_retry_s, 0.1),
         )
         connected = True
+        holder.append(nc)
         return nc
     except asyncio.TimeoutError:
         seen = f" (last: {errors[-1]})" if errors else ""
