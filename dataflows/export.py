@@ -9,11 +9,13 @@ import os
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
+from tidstream import metrics
 from tidstream.config import load_settings
 from tidstream.flow.export import ParquetExportSink, from_raw
 from tidstream.nats.jetstream import JetStreamSource
 
 settings = load_settings()
+metrics.start_flow(settings, "export")  # logs as configured; /metrics + /healthz when metrics_port >= 0
 
 flow = Dataflow("tidstream-export")
 

@@ -10,6 +10,7 @@ import os
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
+from tidstream import metrics
 from tidstream.config import load_settings
 from tidstream.flow.guards import TimeWindow, load_fcnt_state
 from tidstream.flow.ingest import Ingestor
@@ -17,6 +18,7 @@ from tidstream.nats.jetstream import JetStreamSink, JetStreamSource
 from tidstream.registry import load_registry
 
 settings = load_settings()
+metrics.start_flow(settings, "ingest")  # logs as configured; /metrics + /healthz when metrics_port >= 0
 if not settings.registry:
     raise SystemExit("ingest needs a device registry: set [registry] in the config or TIDSTREAM_REGISTRY")
 parts = [str(p) for p in range(settings.streams.partitions)]

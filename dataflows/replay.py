@@ -12,6 +12,7 @@ import os
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
+from tidstream import metrics
 from tidstream.config import load_settings
 from tidstream.flow.export import ParquetExportSink
 from tidstream.flow.ingest import Ingestor
@@ -20,6 +21,7 @@ from tidstream.nats.jetstream import JetStreamSource
 from tidstream.registry import load_registry
 
 settings = load_settings()
+metrics.start_flow(settings, "replay")  # logs as configured; /metrics + /healthz when metrics_port >= 0
 parts = [str(p) for p in range(settings.streams.partitions)]
 
 flow = Dataflow("tidstream-replay")

@@ -255,6 +255,17 @@ class Settings:
     twin_snapshot_interval_s: float = 60.0
     #: Collection planning and the savings ledger (docs/PLANNING.md).
     plan: PlanSettings = field(default_factory=PlanSettings)
+    #: Port of each flow process's ``/metrics`` and ``/healthz`` (docs/OPERATIONS.md):
+    #: -1 = off, 0 = an ephemeral port; Bytewax process ``k`` (``-i k``) uses ``metrics_port + k``.
+    metrics_port: int = -1
+    #: Address the metrics server binds (``0.0.0.0`` to be scraped from other hosts).
+    metrics_host: str = "127.0.0.1"
+    #: ``/healthz`` fails when a partition with a backlog emitted nothing for this long (seconds).
+    health_stall_s: float = 60.0
+    #: Logs of the flow processes on stderr: ``"text"`` or ``"json"`` (one object per line).
+    log_format: str = "text"
+    #: Level of the ``tidstream`` loggers (DEBUG, INFO, WARNING, ERROR).
+    log_level: str = "INFO"
 
     def alert_thresholds(self) -> tuple[Any, dict[str, dict[str, float]]]:
         """(defaults, per-container-kind overrides) for the alert rules."""
@@ -447,5 +458,11 @@ def _validate(s: Settings) -> None:
         raise ConfigError("[plan]: shift_h must be in (0, 24], circuity >= 1, full_level in (0, 1.5]")
     if not p.fleet or any(t.count < 1 or t.capacity_l <= 0 or not t.streams for t in p.fleet):
         raise ConfigError("[plan] fleet: every truck kind needs count >= 1, capacity_l > 0 and streams")
+    if s.log_format not in ("text", "json"):
+        raise ConfigError('log_format must be "text" or "json"')
+    if s.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    if not -1 <= s.metrics_port <= 65535 or s.health_stall_s <= 0:
+        raise ConfigError("metrics_port must be -1 (off), 0 (ephemeral) or a port; health_stall_s > 0")
     if s.batch_size < 1 or s.export_block_size < 1 or s.snapshot_interval_s < 1:
         raise ConfigError("batch_size, export_block_size and snapshot_interval_s must be >= 1")

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import orjson
 from bytewax.operators import StatefulLogic
 
+from .. import metrics
 from ..alerts import Alert, AlertThresholds, DeviceAlerts, thresholds_for
 from ..config import Subjects
 from ..forecast import Forecaster
@@ -156,11 +157,16 @@ class AlertLogic(StatefulLogic[dict, "Publish | TwinUpdate", DeviceState]):
             self._th = thresholds_for(kind or "", self.defaults, self.by_kind)
         return self._th
 
+    def _alerts(self, alerts: list[Alert]) -> list[Publish | TwinUpdate]:
+        for a in alerts:  # alerts are rare: counted one by one
+            metrics.ALERTS.labels(a.kind, a.state).inc()
+        return [alert_publish(a, self.subjects) for a in alerts]
+
     def on_item(self, value: dict[str, Any]) -> tuple[Iterable[Publish | TwinUpdate], bool]:
         th = self._thresholds(value.get("container_kind"))
         self._wall_last = datetime.now(timezone.utc)
         alerts = self.state.on_reading(value, th, value.get("_hours_to_full"))
-        out: list[Publish | TwinUpdate] = [alert_publish(a, self.subjects) for a in alerts]
+        out: list[Publish | TwinUpdate] = self._alerts(alerts)
         if not value.get("stored"):  # stored readings are history, not the present
             self.twin = twin_entry(value, value.get("_forecast"), self.state, th, self.twin)
             out.append(TwinUpdate(self.twin, f"t:{value['device_id']}:{value['reading_id']}"))
@@ -169,7 +175,7 @@ class AlertLogic(StatefulLogic[dict, "Publish | TwinUpdate", DeviceState]):
     def on_notify(self) -> tuple[Iterable[Publish | TwinUpdate], bool]:
         th = self._thresholds(self.state.last_reading["container_kind"] if self.state.last_reading else None)
         alerts = self.state.on_silence(th)
-        out: list[Publish | TwinUpdate] = [alert_publish(a, self.subjects) for a in alerts]
+        out: list[Publish | TwinUpdate] = self._alerts(alerts)
         if alerts and self.twin is not None:
             self.twin = twin_silenced(self.twin, self.state)
             out.append(

@@ -13,6 +13,7 @@ memory only).
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -25,11 +26,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from .. import __version__
+from .. import __version__, metrics
 from ..exceptions import ConnectorError
 from ..names import safe_path_component
 from ..nats.jetstream import RawMsg
 from ..schema import READING_RECORD_SCHEMA
+
+_log = logging.getLogger("tidstream.export")
 
 __all__ = ["ExportItem", "ParquetExportSink", "block_file_name", "from_raw", "records_to_table"]
 
@@ -149,6 +152,7 @@ class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
                 self.rows[(int(q["order"][0]), int(q["order"][1]))] = base64.b64decode(q["original_base64"])
 
     def write_batch(self, items: list[ExportItem]) -> None:
+        metrics.EXPORT_ROWS.inc(len(items))
         for block_seq, order, data in items:
             b = (block_seq - 1) // self.block_size
             if self.block is None:
@@ -157,6 +161,7 @@ class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
                 self._flush()
                 self.rows.clear()
                 self.block = b
+                self.rejected = 0
             self.rows[order] = bytes(data)
 
     def _flush(self) -> None:
@@ -204,6 +209,11 @@ class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
                     "snapshot once the folder is writable again (no partial file is left)"
                 ) from e
             self.files_written += 1
+            metrics.EXPORT_FILES.inc()
+            metrics.EXPORT_LAST_WRITE.set_to_current_time()
+            _log.debug(
+                "wrote %s (%d rows)", final, part.num_rows, extra={"file": str(final), "rows": part.num_rows}
+            )
         self.rows_written = len(seqs)
 
     def _valid_records(self, name: str) -> tuple[list[tuple[int, int]], pa.Table]:
@@ -254,6 +264,15 @@ class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
                 for key, why in sorted(bad)
             )
             _atomic_write(rejected, lines)
+            if len(bad) > self.rejected:
+                metrics.EXPORT_REJECTED.inc(len(bad) - self.rejected)
+            _log.warning(
+                "%d readings of block %s quarantined in %s",
+                len(bad),
+                name,
+                rejected,
+                extra={"rejected": len(bad)},
+            )
             self.rejected = len(bad)
         return [k for k, _ in good], table
 

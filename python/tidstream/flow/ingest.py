@@ -13,7 +13,9 @@ republishes the same ids and JetStream drops the duplicates.
 from __future__ import annotations
 
 import base64
+import logging
 import re
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,7 +26,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import _core, codecs, envelopes
+from .. import _core, codecs, envelopes, metrics
 from ..codecs import alarm_flag_names
 from ..config import Subjects
 from ..nats.jetstream import Publish, RawMsg
@@ -33,6 +35,7 @@ from .guards import FcntGuard, TimeWindow
 
 __all__ = ["DeadLetter", "IngestStats", "Ingestor"]
 
+_log = logging.getLogger("tidstream.ingest")
 _EUI = re.compile(r"^[0-9a-fA-F]{16}$")
 _FLAG_NAMES = sorted(alarm_flag_names().items())
 
@@ -155,6 +158,27 @@ class Ingestor:
     # -- the step --------------------------------------------------------------------
 
     def __call__(self, batch: list[RawMsg]) -> list[tuple[str, Publish]]:
+        """The step, timed; the Prometheus counters advance by this batch's share of
+        ``self.stats`` (once per batch: docs/OPERATIONS.md)."""
+        st = self.stats
+        readings0, dead0 = st.readings_out, dict(st.dead_letters)
+        t0 = time.perf_counter()
+        out = self._step(batch)
+        metrics.DECODE_SECONDS.observe(time.perf_counter() - t0)
+        metrics.FRAMES_IN.inc(len(batch))
+        metrics.READINGS_OUT.inc(st.readings_out - readings0)
+        for reason, n in st.dead_letters.items():
+            if n != dead0.get(reason, 0):
+                metrics.DEAD_LETTERS.labels(reason).inc(n - dead0.get(reason, 0))
+                _log.debug(
+                    "%d dead letters: %s",
+                    n - dead0.get(reason, 0),
+                    reason,
+                    extra={"reason": reason, "count": n - dead0.get(reason, 0)},
+                )
+        return out
+
+    def _step(self, batch: list[RawMsg]) -> list[tuple[str, Publish]]:
         out: list[tuple[str, Publish]] = []
         self.stats.frames_in += len(batch)
         # 1. envelope stage, per format ------------------------------------------------

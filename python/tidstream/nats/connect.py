@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import ssl
 import threading
 from collections.abc import Awaitable, Coroutine
@@ -17,6 +18,8 @@ from ..config import NatsSettings
 from ..exceptions import ConnectorError
 
 __all__ = ["LoopThread", "SharedConnection", "connect", "connect_options", "mask_secrets"]
+
+log = logging.getLogger("tidstream.nats")
 
 T = TypeVar("T")
 
@@ -73,12 +76,36 @@ async def connect(cfg: NatsSettings) -> Client:
 
     async def _err(e: Exception) -> None:
         errors.append(type(e).__name__)
+        if connected:
+            log.warning(
+                "NATS error: %s", mask_secrets(f"{type(e).__name__}: {e}", cfg), extra={"nats": where}
+            )
+
+    async def _disconnected() -> None:
+        if holder and holder[0].is_closed:  # our own close(): nats-py calls this callback too
+            log.debug("NATS connection to %s closed", where, extra={"nats": where})
+        else:
+            log.warning("NATS disconnected from %s; reconnecting", where, extra={"nats": where})
+
+    async def _reconnected() -> None:
+        log.info("NATS reconnected to %s", where, extra={"nats": where})
 
     where = cfg.redacted()["url"]
+    connected = False
+    holder: list[Client] = []
     try:
-        return await asyncio.wait_for(
-            nats.connect(**connect_options(cfg), error_cb=_err), timeout=max(cfg.connect_retry_s, 0.1)
+        nc = await asyncio.wait_for(
+            nats.connect(
+                **connect_options(cfg),
+                error_cb=_err,
+                disconnected_cb=_disconnected,
+                reconnected_cb=_reconnected,
+            ),
+            timeout=max(cfg.connect_retry_s, 0.1),
         )
+        connected = True
+        holder.append(nc)
+        return nc
     except asyncio.TimeoutError:
         seen = f" (last: {errors[-1]})" if errors else ""
         raise ConnectorError(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,12 +28,15 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from .. import metrics
 from ..config import NatsSettings
 from ..exceptions import ConnectorError
 from .batch import BatchPublisher
 from .connect import LoopThread, SharedConnection, connect
 
 __all__ = ["JetStreamSink", "JetStreamSource", "Publish", "RawMsg"]
+
+log = logging.getLogger("tidstream.source")
 
 
 class RawMsg(NamedTuple):
@@ -93,6 +97,7 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
         end_ns: int | None = None,
     ) -> None:
         self._part = part
+        self._stream = stream
         self._start_ns = start_ns
         self._end_ns = end_ns
         self._last = resume_seq or 0
@@ -102,6 +107,12 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
         self._q: collections.deque[RawMsg] = collections.deque()
         self._at_end = False
         self._error: BaseException | None = None
+        # Server-side pending count of the last delivered message (lag behind the head).
+        self._pending = 0
+        self._progress = time.monotonic()
+        self._m_lag = metrics.SOURCE_LAG.labels(stream, part)
+        self._m_msgs = metrics.SOURCE_MESSAGES.labels(stream, part)
+        self._m_batch = metrics.BATCH_SIZE.labels(stream)
         # Its own loop thread and connection (the sinks share one; see SharedConnection).
         self._loop = LoopThread(f"tidstream-src-{part}")
         try:
@@ -113,6 +124,21 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
             raise
         # The callback may already have seen the last message (num_pending == 0).
         self._at_end = self._at_end or empty
+        metrics.register_source(stream, part, self._probe)
+        log.info(
+            "source partition %s/%s started (resume after seq %s, %d pending)",
+            stream,
+            part,
+            resume_seq or 0,
+            self._lag(),
+            extra={"stream": stream, "partition": part, "resume_seq": resume_seq or 0},
+        )
+
+    def _lag(self) -> int:
+        return self._pending + len(self._q)
+
+    def _probe(self) -> metrics.HealthProbe:
+        return metrics.HealthProbe(bool(self._nc.is_connected), self._lag(), self._progress)
 
     async def _start(self, cfg: NatsSettings, stream: str, subj: str, resume: int | None) -> Any:
         nc = await connect(cfg)
@@ -134,6 +160,7 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
                 self._at_end = True  # stored in order: nothing later belongs to the window
                 return
             self._q.append(RawMsg(self._part, seq, msg.subject, msg.data, ts_ns, msg.headers))
+            self._pending = pending
             if pending == 0:
                 self._at_end = True
             # Back-pressure: while Bytewax has not drained the queue, hold the callback;
@@ -158,6 +185,8 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
             pending_bytes_limit=256 * 1024 * 1024,
         )
         info = await sub.consumer_info()
+        if not self._q:
+            self._pending = info.num_pending
         return nc, sub, info.num_pending == 0
 
     def next_batch(self) -> Iterable[RawMsg]:
@@ -167,8 +196,13 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
             out.append(q.popleft())
         if out:
             self._last = out[-1].seq
+            self._progress = time.monotonic()
+            self._m_msgs.inc(len(out))
+            self._m_batch.observe(len(out))
         elif self._stop_at_end and self._at_end:
+            self._m_lag.set(self._lag())
             raise StopIteration
+        self._m_lag.set(self._lag())
         return out
 
     def next_awake(self) -> datetime | None:
@@ -182,6 +216,7 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
         return self._last
 
     def close(self) -> None:
+        metrics.unregister(source=(self._stream, self._part))
         try:
             self._loop.run(self._nc.close(), timeout=10)
         except Exception:
@@ -258,6 +293,8 @@ class _SinkPartition(StatefulSinkPartition[Publish, None]):
             raise
         self.published = 0
         self.duplicates = 0
+        self._health_name = f"sink/{part}"
+        metrics.register_connection(self._health_name, lambda: bool(self._conn.nc.is_connected))
 
     async def _start(self) -> BatchPublisher:
         pub = BatchPublisher(self._conn.nc)
@@ -279,6 +316,14 @@ class _SinkPartition(StatefulSinkPartition[Publish, None]):
                     f"after {self._retries + 1} attempts ({detail}); stopping so that "
                     "recovery replays them"
                 )
+            log.warning(
+                "%d of %d messages not acknowledged (attempt %d of %d), retrying",
+                len(res.failed),
+                len(items),
+                attempt + 1,
+                self._retries + 1,
+                extra={"failed": len(res.failed), "attempt": attempt + 1},
+            )
             # Same Nats-Msg-Id: a retry can never duplicate. A KV put (last value wins)
             # whose key got a later value acknowledged in this attempt is superseded:
             # retrying it after that value would roll the key back.
@@ -289,7 +334,12 @@ class _SinkPartition(StatefulSinkPartition[Publish, None]):
     def write_batch(self, items: list[Publish]) -> None:
         if not items:
             return
+        t0 = time.perf_counter()
         n, dup = self._conn.run(self._publish_all(items))
+        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - t0)
+        metrics.PUBLISHED.inc(n)
+        if dup:
+            metrics.PUBLISH_DUPLICATES.inc(dup)
         self.published += n
         self.duplicates += dup
 
@@ -297,6 +347,7 @@ class _SinkPartition(StatefulSinkPartition[Publish, None]):
         return None
 
     def close(self) -> None:
+        metrics.unregister(connection=self._health_name)
         try:
             self._conn.run(self._pub.stop(), timeout=10)
         except Exception:
