@@ -237,6 +237,8 @@ pub struct Calib {
     pub hi: Vec<f64>,
     /// Scored forecasts per horizon.
     pub scored: Vec<u64>,
+    /// `ln` of each horizon (derived, for the interpolation weights).
+    ln_h: Vec<f64>,
 }
 
 #[inline]
@@ -249,6 +251,7 @@ impl Calib {
         let k = horizons.len();
         let cells = k * N_BAND * N_M * N_STALL;
         Calib {
+            ln_h: horizons.iter().map(|h| h.ln()).collect(),
             lo: vec![P_LO; k],
             hi: vec![P_HI; k],
             scored: vec![0; k],
@@ -319,8 +322,7 @@ impl Calib {
             // what the interpolation below gives at a calibration horizon, without the logs
             return [(k, 1.0), (k + 1, 0.0)];
         }
-        let a =
-            (h.ln() - self.horizons[k].ln()) / (self.horizons[k + 1].ln() - self.horizons[k].ln());
+        let a = (h.ln() - self.ln_h[k]) / (self.ln_h[k + 1] - self.ln_h[k]);
         [(k, 1.0 - a), (k + 1, a)]
     }
 
@@ -333,7 +335,7 @@ impl Calib {
     }
 
     /// Predictive distribution of the increment.
-    #[inline]
+    #[inline(always)]
     pub fn dist(&self, h: f64, b: usize, m: f64, s: usize, par: &Param) -> Dist {
         let mut f = [0.0f64; N_HIST + 1];
         let mut pw = 0.0;

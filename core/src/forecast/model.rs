@@ -940,7 +940,7 @@ impl State {
 
     /// Predictive distribution of the reading at `end` (UTC seconds, >= t_last),
     /// `h_total` hours after the last reading.
-    #[inline]
+    #[inline(always)]
     pub fn forecast(
         &self,
         env: &Env,
