@@ -16,7 +16,8 @@ every run. To add a family, write ``family_<name>(args) -> Section`` and registe
 
 Usage: ``.venv/bin/python benches/run.py [--n 2000000] [--envelopes 200000]
 [--repeats 7] [--py-repeats 3] [--e2e-uplinks 100000] [--e2e-long-factor 4]
-[--only e2e [--write-sections]] [--no-write]``
+[--forecast-containers 100000] [--forecast-days 7] [--forecast-backtest-days 90]
+[--only e2e [--merge]] [--no-write]``
 """
 
 from __future__ import annotations
@@ -969,12 +970,173 @@ def family_plan(args: argparse.Namespace) -> Section:
     return sec
 
 
+# --------------------------------------------------------------------------------------
+# Family: forecast (Forecaster.update throughput, 100k-container backtest)
+# --------------------------------------------------------------------------------------
+
+#: Issue 5's goals for the forecaster.
+FORECAST_GOAL_RATE = 20e6  # readings/s, one core
+FORECAST_GOAL_BACKTEST_S = 60.0  # 100k containers x 90 days hourly
+
+
+def _time_with_setup(
+    impls: list[tuple[str, str, Callable[[], Any], Callable[[Any], Any], int, bool]], n: int
+) -> tuple[list[Row], list[Any]]:
+    """Like :func:`measure`, for runs that need a fresh warmed state each time: every
+    entry is (impl, input, setup, run, repeats, ours); ``setup()`` (untimed) makes the
+    state and only ``run(state)`` is timed. Round-robin over the implementations, the
+    garbage collector off during each timed call, the previous state freed first."""
+    times: list[list[float]] = [[] for _ in impls]
+    results: list[Any] = [None] * len(impls)
+    for rnd in range(max(im[4] for im in impls)):
+        for k, (_, _, setup, run, repeats, _) in enumerate(impls):
+            if rnd >= repeats:
+                continue
+            results[k] = None
+            state = setup()
+            gc.collect()
+            gc.disable()
+            try:
+                t0 = time.perf_counter()
+                run(state)
+                t1 = time.perf_counter()
+            finally:
+                gc.enable()
+            results[k] = state
+            state = None
+            times[k].append(t1 - t0)
+    rows = []
+    for (impl, inp, _, _, _, ours), ts in zip(impls, times, strict=True):
+        row = Row(impl, inp, n, min(ts), statistics.median(ts), ours=ours)
+        print(
+            f"  {impl + ' (' + inp + ')':62s} {fmt_rate(row.rate):>10s}/s  "
+            f"(best {row.best_s:.4f} s, median {row.median_s:.4f} s, {len(ts)} runs)"
+        )
+        rows.append(row)
+    return rows, results
+
+
+def family_forecast(args: argparse.Namespace) -> Section:
+    import bench_forecast as F
+
+    n, days = args.forecast_containers, args.forecast_days
+    sec = Section(
+        "forecast",
+        "Forecaster: `Forecaster.update` vs numba and numpy; 100k-container backtest",
+        unit="readings",
+        intro=[
+            f"{n:,} containers read hourly, time-major (every container each hour), from "
+            "`benches/bench_forecast.py`'s `make_workload`: log-normal fill rates with an "
+            "hour-of-day profile, emptying at 0.75-0.95, noise (sd 0.005), 0.3 % lid-open (0.0) "
+            "and 0.2 % obstruction (0.97) readings. Every implementation first takes "
+            f"{days} days untimed (steady state); each timed run starts from a copy of that "
+            f"warmed state (made untimed) and takes the next {days} days "
+            f"({n * days * 24:,} readings) in one `update` call.",
+            "- **tidstream Forecaster.update**: the full forecaster (int64 ids mapped to "
+            "states, robust level, emptying detection, rate, day/hour profile, fleet sums, "
+            "pending forecasts issued and scored into the calibration tables, per-container "
+            "accountability); GIL released, one thread.",
+            "- **tidstream, calibrate=False**: the same update without pending forecasts, "
+            "calibration and accountability: the model the baselines implement.",
+            "- **numba @njit** and **numpy** (vectorised across containers, one hour at a "
+            "time): the same per-reading model (`bench_forecast.py`), without pending "
+            "forecasts, calibration, accountability or the fleet activity factor, with "
+            "container ids given as 0..n-1 (no id map): both favour the baselines. Each "
+            "baseline's learned fill rates are checked against tidstream's (median relative "
+            "difference < 15 %) before its figure is kept.",
+        ],
+    )
+    print(f"\nforecast: {n:,} containers x {days} days hourly (after a {days}-day warm-up)")
+    F._numba_kernels()
+    warm = F.Warm(n, days)
+    ref = warm.run(warm.copy("tidstream"))
+    F._check_rates(warm.run(warm.copy("numba")).rate_per_day(), ref)
+    F._check_rates(warm.run(warm.copy("numpy")).rate_per_day(), ref)
+    accepted = ref.stats()["accepted"]
+    if accepted < 0.95 * 2 * warm.readings:
+        raise RuntimeError(f"forecast: tidstream accepted only {accepted:,} readings")
+    print("  outputs checked: baselines' rates == tidstream's (median rel. diff < 15 %)")
+    ref = None
+    rows, _ = _time_with_setup(
+        [
+            ("tidstream Forecaster.update", "int64 ids", partial(warm.copy, "tidstream"),
+             warm.run, args.repeats, True),
+            ("tidstream Forecaster.update, calibrate=False", "int64 ids",
+             partial(warm.copy, "tidstream-core"), warm.run, args.repeats, True),
+            ("numba @njit", "indices 0..n-1", partial(warm.copy, "numba"), warm.run, args.repeats,
+             False),
+            ("numpy, vectorised across containers", "indices 0..n-1", partial(warm.copy, "numpy"),
+             warm.run, args.py_repeats, False),
+        ],
+        warm.readings,
+    )  # fmt: skip
+    warm = None
+    gc.collect()
+    sec.tables.append((f"Update: {n:,} containers x {days} days hourly", rows, rows[0]))
+    full, core, nb = rows[0], rows[1], rows[2]
+    r_nb = ratio(full, nb)
+    sec.goals += [
+        Goal(
+            "Forecaster update throughput at least 20 M readings/s on one core",
+            f"{fmt_rate(full.rate)} readings/s ({n:,} containers, hourly, full forecaster)",
+            None if full.rate is None else full.rate >= FORECAST_GOAL_RATE,
+        ),
+        Goal(
+            "Forecaster update ahead of the numba implementation of the same model (same run)",
+            f"{fmt_rate(full.rate)} vs {fmt_rate(nb.rate)} readings/s (tidstream/numba = "
+            f"{fmt_ratio(r_nb)}; calibrate=False: {fmt_ratio(ratio(core, nb))})",
+            None if r_nb is None else r_nb >= 1.0,
+        ),
+    ]
+    sec.notes.append(
+        "Sizes: run.py's `--forecast-containers` / `--forecast-days`; "
+        "`TIDSTREAM_BENCH_FORECAST=containers,days .venv/bin/python benches/bench_forecast.py` "
+        "prints the same comparison alone, and `make test` runs it small as a test."
+    )
+
+    bt_days = args.forecast_backtest_days
+    if bt_days <= 0:
+        sec.goals.append(
+            Goal("Backtest of 100k containers x 90 days hourly in under a minute", "skipped "
+                 "(`--forecast-backtest-days 0`)", None)
+        )  # fmt: skip
+        return sec
+    print(f"\nforecast backtest: 100,000 containers x {bt_days} days hourly")
+    bt = F.backtest_100k(100_000, bt_days)
+    print(
+        f"  update {bt['update_s']:.1f} s + daily predict {bt['predict_s']:.1f} s = "
+        f"{bt['total_s']:.1f} s (data generation {bt['generation_s']:.1f} s, not counted)"
+    )
+    sec.notes += [
+        "",
+        f"### Backtest: 100,000 containers x {bt_days} days hourly",
+        "",
+        "`bench_forecast.backtest_100k()`: one `update` per simulated day (2.4 M readings), "
+        "then `predict` of every container at 24/48/72 h (p10/p50/p90, P(over threshold), "
+        "hours to threshold); data generation not counted.",
+        "",
+        "| readings | update s | predict s | total s | readings/s (update) |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+        f"| {bt['readings']:,} | {bt['update_s']:.1f} | {bt['predict_s']:.1f} | "
+        f"{bt['total_s']:.1f} | {fmt_rate(bt['readings'] / bt['update_s'])} |",
+    ]
+    sec.goals.append(
+        Goal(
+            f"Backtest of 100k containers x {bt_days} days hourly in under a minute",
+            f"{bt['total_s']:.1f} s (update {bt['update_s']:.1f} s + daily predict {bt['predict_s']:.1f} s)",
+            bt["total_s"] < FORECAST_GOAL_BACKTEST_S if bt_days >= 90 else None,
+        )
+    )
+    return sec
+
+
 FAMILIES: list[Callable[[argparse.Namespace], Section]] = [
     family_codecs,
     family_envelopes,
     family_e2e,
     family_routes,
     family_plan,
+    family_forecast,
 ]
 
 # --------------------------------------------------------------------------------------
@@ -1188,6 +1350,14 @@ def main() -> int:
     p.add_argument("--route-count", type=int, default=20_000, help="routes: 100-stop routes evaluated")
     p.add_argument("--route-nodes", type=int, default=1_000, help="routes: nodes of the evaluation matrix")
     p.add_argument("--plan-cvrplib-limits", default="2,10,30", help="plan: PyVRP time limits on CVRPLIB (s)")
+    p.add_argument("--forecast-containers", type=int, default=100_000, help="forecast: containers")
+    p.add_argument("--forecast-days", type=int, default=7, help="forecast: days warm-up, days timed")
+    p.add_argument(
+        "--forecast-backtest-days",
+        type=int,
+        default=90,
+        help="forecast: days of the 100k-container backtest (0 = skip)",
+    )
     p.add_argument(
         "--plan-territory-limits", default="5,20,60", help="plan: time limits of the territory day (s)"
     )

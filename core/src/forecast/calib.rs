@@ -95,9 +95,21 @@ pub struct Dist {
     pub f: [f64; N_HIST + 1],
 }
 
+/// The histogram edges `H_LO + i H_BW` (computed at compile time with the same
+/// IEEE operations as at run time).
+const EDGES: [f64; N_HIST + 1] = {
+    let mut e = [0.0; N_HIST + 1];
+    let mut i = 0;
+    while i <= N_HIST {
+        e[i] = H_LO + i as f64 * H_BW;
+        i += 1;
+    }
+    e
+};
+
 #[inline]
 fn edge(i: usize) -> f64 {
-    H_LO + i as f64 * H_BW
+    EDGES[i]
 }
 
 /// Standard normal CDF (Abramowitz-Stegun 7.1.26 on erf; |error| < 1.5e-7).
@@ -142,8 +154,10 @@ fn phi_in(tab: &[f64; PHI_N + 1], z: f64) -> f64 {
     if u.is_nan() {
         return 0.5;
     }
-    let i = (u as usize).min(PHI_N - 1);
-    let t = u - i as f64;
+    // u is in [0, PHI_N] here: an i32 conversion is exact and cheaper than usize's
+    let i = (u as i32).min(PHI_N as i32 - 1);
+    let t = u - f64::from(i);
+    let i = i as usize;
     tab[i] + (tab[i + 1] - tab[i]) * t
 }
 
@@ -223,6 +237,8 @@ pub struct Calib {
     pub hi: Vec<f64>,
     /// Scored forecasts per horizon.
     pub scored: Vec<u64>,
+    /// `ln` of each horizon (derived, for the interpolation weights).
+    ln_h: Vec<f64>,
 }
 
 #[inline]
@@ -235,6 +251,7 @@ impl Calib {
         let k = horizons.len();
         let cells = k * N_BAND * N_M * N_STALL;
         Calib {
+            ln_h: horizons.iter().map(|h| h.ln()).collect(),
             lo: vec![P_LO; k],
             hi: vec![P_HI; k],
             scored: vec![0; k],
@@ -301,8 +318,11 @@ impl Calib {
         while k + 1 < n && self.horizons[k + 1] <= h {
             k += 1;
         }
-        let a =
-            (h.ln() - self.horizons[k].ln()) / (self.horizons[k + 1].ln() - self.horizons[k].ln());
+        if self.horizons[k] == h {
+            // what the interpolation below gives at a calibration horizon, without the logs
+            return [(k, 1.0), (k + 1, 0.0)];
+        }
+        let a = (h.ln() - self.ln_h[k]) / (self.ln_h[k + 1] - self.ln_h[k]);
         [(k, 1.0 - a), (k + 1, a)]
     }
 
@@ -315,6 +335,7 @@ impl Calib {
     }
 
     /// Predictive distribution of the increment.
+    #[inline(always)]
     pub fn dist(&self, h: f64, b: usize, m: f64, s: usize, par: &Param) -> Dist {
         let mut f = [0.0f64; N_HIST + 1];
         let mut pw = 0.0;

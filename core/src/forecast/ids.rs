@@ -100,8 +100,19 @@ impl IntMap {
     }
 
     /// Index of `k`, inserting `next` if absent; returns (index, inserted).
-    #[inline]
+    #[inline(always)]
     pub fn get_or_insert(&mut self, k: i64, next: u32) -> (u32, bool) {
+        // hot path: a known id in the direct table
+        if let Some(&v) = usize::try_from(k).ok().and_then(|ku| self.dense.get(ku)) {
+            if v != EMPTY {
+                return (v, false);
+            }
+        }
+        self.get_or_insert_slow(k, next)
+    }
+
+    #[inline(never)]
+    fn get_or_insert_slow(&mut self, k: i64, next: u32) -> (u32, bool) {
         if (0..DENSE_MAX).contains(&k) {
             let ku = k as usize;
             if ku >= self.dense.len() {
@@ -184,7 +195,7 @@ impl Ids {
     }
 
     /// Index of an int id; the second value is true when the id is new.
-    #[inline]
+    #[inline(always)]
     pub fn int_index(&mut self, k: i64) -> (u32, bool) {
         let next = self.ints.len() as u32;
         let (i, new) = self.int_map.get_or_insert(k, next);

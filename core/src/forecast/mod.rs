@@ -34,7 +34,7 @@ pub mod profile;
 
 use calib::Calib;
 pub use ids::{IdKind, Ids};
-use model::{Acc, Ctx, Env, Fleet, FleetAcc, Pending, State, F_INIT, F_STUCK, RING};
+use model::{Acc, Ctx, Env, Fleet, FleetAcc, Pending, Slots, State, F_INIT, F_STUCK, RING};
 use profile::NONE_T;
 
 /// When a pending forecast counts for calibration and accountability.
@@ -589,7 +589,6 @@ impl Forecaster {
                 (&sub_idx, o)
             }
         };
-        let k = self.k();
         let mut fa = FleetAcc::default();
         let Forecaster {
             cfg,
@@ -616,7 +615,6 @@ impl Forecaster {
             t,
             x,
             tilt,
-            k,
             st,
             pend,
             acc,
@@ -849,7 +847,6 @@ struct Batch<'a> {
     t: &'a [i64],
     x: &'a [f64],
     tilt: Option<&'a [i8]>,
-    k: usize,
     st: &'a mut [State],
     pend: &'a mut [Pending],
     acc: &'a mut [Acc],
@@ -857,23 +854,26 @@ struct Batch<'a> {
 
 #[inline]
 fn process(b: &mut Batch<'_>, ctx: &mut Ctx<'_>) {
-    let k = b.k;
-    let mut run = |j: usize| {
+    ctx.stats.readings += b.ridx.len() as u64;
+    match b.order {
+        None => run(b, ctx, 0..b.ridx.len()),
+        Some(o) => run(b, ctx, o.iter().map(|&j| j as usize)),
+    }
+}
+
+/// The per-reading loop: one copy per row order, with `State::step` inlined in each.
+#[inline(always)]
+fn run(b: &mut Batch<'_>, ctx: &mut Ctx<'_>, js: impl Iterator<Item = usize>) {
+    for j in js {
         let row = b.rows.map_or(j, |rs| rs[j] as usize);
         let i = b.ridx[j] as usize;
         let tilt_v = b.tilt.map_or(-1, |a| a[row]);
-        b.st[i].step(
-            ctx,
-            &mut b.pend[i * k * RING..(i + 1) * k * RING],
-            &mut b.acc[i * k..(i + 1) * k],
-            b.t[row],
-            b.x[row],
-            tilt_v,
-        );
-    };
-    match b.order {
-        None => (0..b.ridx.len()).for_each(&mut run),
-        Some(o) => o.iter().for_each(|&j| run(j as usize)),
+        let mut slots = Slots {
+            pend: &mut *b.pend,
+            acc: &mut *b.acc,
+            i,
+        };
+        b.st[i].step(ctx, &mut slots, b.t[row], b.x[row], tilt_v);
     }
 }
 

@@ -28,6 +28,33 @@ const STUCK_REPEATS: u8 = 3;
 const JUMP_CONFIRM: u8 = 3;
 const JUMP_CONFIRM_S: i64 = 2 * 3600;
 
+/// `max` / `min` as one `maxsd` / `minsd` (no NaN fix-up), for the per-reading path
+/// where no operand is NaN (readings are checked finite first and every state value
+/// stays finite). Equal to `f64::max` / `f64::min` there (up to the sign of a zero).
+trait FastMinMax {
+    fn fmax(self, o: f64) -> f64;
+    fn fmin(self, o: f64) -> f64;
+}
+
+impl FastMinMax for f64 {
+    #[inline(always)]
+    fn fmax(self, o: f64) -> f64 {
+        if self > o {
+            self
+        } else {
+            o
+        }
+    }
+    #[inline(always)]
+    fn fmin(self, o: f64) -> f64 {
+        if self < o {
+            self
+        } else {
+            o
+        }
+    }
+}
+
 pub const F_INIT: u8 = 1;
 pub const F_PROVISIONAL: u8 = 2;
 pub const F_STUCK: u8 = 4;
@@ -362,6 +389,27 @@ pub struct Ctx<'a> {
     pub stats: &'a mut Stats,
 }
 
+/// The forecaster's pending forecasts (K x RING per container) and rolling errors
+/// (K per container), with the container `i` taking a reading: sliced only when a
+/// forecast is scored or issued.
+pub struct Slots<'a> {
+    pub pend: &'a mut [Pending],
+    pub acc: &'a mut [Acc],
+    pub i: usize,
+}
+
+impl Slots<'_> {
+    /// Container `i`'s pending forecasts and rolling errors (`k` horizons).
+    #[inline]
+    pub fn get(&mut self, k: usize) -> (&mut [Pending], &mut [Acc]) {
+        let i = self.i;
+        (
+            &mut self.pend[i * k * RING..(i + 1) * k * RING],
+            &mut self.acc[i * k..(i + 1) * k],
+        )
+    }
+}
+
 impl State {
     #[inline]
     pub fn profile<'a>(&'a self, env: &'a Env) -> Profile<'a> {
@@ -377,7 +425,7 @@ impl State {
     /// shrunk toward the fleet rate while its history is short.
     #[inline]
     pub fn rate(&self, fleet_r: f64) -> f64 {
-        ((self.rnum + N0_R * fleet_r) / (self.rden + N0_R)).max(0.0)
+        ((self.rnum + N0_R * fleet_r) / (self.rden + N0_R)).fmax(0.0)
     }
 
     #[inline]
@@ -397,7 +445,7 @@ impl State {
     /// Level step that counts as a rise.
     #[inline]
     fn step_size(&self) -> f64 {
-        self.res.max(2.0 * self.noise_eff()).max(0.01)
+        self.res.fmax(2.0 * self.noise_eff()).fmax(0.01)
     }
 
     /// Stall class at the last reading.
@@ -448,20 +496,11 @@ impl State {
         self.n_obs = 1;
     }
 
-    /// Take one reading. `pend` / `acc` are this container's pending forecasts
-    /// (K x RING) and rolling errors (K).
+    /// Take one reading. `slots` holds this container's pending forecasts (K x RING)
+    /// and rolling errors (K). The caller counts it in `stats.readings`.
     #[allow(clippy::too_many_lines)]
     #[inline(always)]
-    pub fn step(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        pend: &mut [Pending],
-        acc: &mut [Acc],
-        t: i64,
-        x: f64,
-        tilt: i8,
-    ) {
-        ctx.stats.readings += 1;
+    pub fn step(&mut self, ctx: &mut Ctx<'_>, slots: &mut Slots<'_>, t: i64, x: f64, tilt: i8) {
         if !x.is_finite() {
             ctx.stats.missing += 1;
             return;
@@ -474,6 +513,7 @@ impl State {
             self.init(t, x, ctx.env);
             ctx.stats.accepted += 1;
             // cadence unknown yet: one horizon now, the others from the next reading
+            let (pend, _) = slots.get(ctx.calib.horizons.len());
             self.issue(ctx, pend, 24.0);
             return;
         }
@@ -490,8 +530,8 @@ impl State {
             self.flags &= !F_PROVISIONAL;
             let (du, _) = self.elapsed(env, t);
             let bk_pred = self.bk_level + r * (self.bk_du + du);
-            let tol = (0.5 * self.drop_min(ctx.cfg)).max(3.0 * self.noise_eff());
-            if tilt != 1 && x >= bk_pred.min(self.max_level) - tol {
+            let tol = (0.5 * self.drop_min(ctx.cfg)).fmax(3.0 * self.noise_eff());
+            if tilt != 1 && x >= bk_pred.fmin(self.max_level) - tol {
                 self.level = self.bk_level;
                 self.x_last = self.bk_x_last;
                 self.anchor = self.bk_anchor;
@@ -512,7 +552,7 @@ impl State {
         let dt_h = (t - self.t_last) as f64 * (1.0 / 3600.0);
         let level = self.level;
         let cap = self.max_level;
-        let pred = (level + r * du).min(cap.max(level));
+        let pred = (level + r * du).fmin(cap.fmax(level));
 
         // resolution: the smallest step seen between raw readings
         let d = (x - self.prev_raw).abs();
@@ -571,9 +611,7 @@ impl State {
             self.commit(t, cache);
             ctx.stats.emptyings += 1;
             ctx.stats.accepted += 1;
-            if (t >= self.next_due && self.score(ctx, pend, acc, t, x)) || t >= self.next_issue {
-                self.issue(ctx, pend, dt_h);
-            }
+            self.bookkeep(ctx, slots, t, x, dt_h);
             return;
         }
         if tilt == 1 {
@@ -582,10 +620,10 @@ impl State {
         }
         // A jump far above the model: an obstruction or lid spike until it persists.
         let e = x - pred;
-        let up_thr = 0.15f64.max(5.0 * noise_eff).max(1.5 * self.res) + 4.0 * r * du;
+        let up_thr = 0.15f64.fmax(5.0 * noise_eff).fmax(1.5 * self.res) + 4.0 * r * du;
         // (after half a day or more, any rise is plausible: no spike test)
         if e > up_thr && dt_h < 12.0 {
-            let tol = 0.1f64.max(4.0 * noise_eff).max(self.res);
+            let tol = 0.1f64.fmax(4.0 * noise_eff).fmax(self.res);
             if self.up_count > 0 && (x - self.up_level).abs() <= tol {
                 self.up_count = self.up_count.saturating_add(1);
             } else {
@@ -603,13 +641,11 @@ impl State {
             self.x_last = x;
             self.anchor = x;
             self.t_rise = t;
-            self.max_level = self.max_level.max(x.min(1.5));
+            self.max_level = self.max_level.fmax(x.fmin(1.5));
             self.commit(t, cache);
             ctx.stats.jumps += 1;
             ctx.stats.accepted += 1;
-            if (t >= self.next_due && self.score(ctx, pend, acc, t, x)) || t >= self.next_issue {
-                self.issue(ctx, pend, dt_h);
-            }
+            self.bookkeep(ctx, slots, t, x, dt_h);
             return;
         }
         self.up_count = 0;
@@ -619,7 +655,7 @@ impl State {
         let new_level = (pred + alpha * e).clamp(-0.2, 1.5);
         if !coarse {
             let n = self.noise;
-            self.noise = (n + 0.03 * (e.abs().min(0.2) - n)).max(0.002);
+            self.noise = (n + 0.03 * (e.abs().fmin(0.2) - n)).fmax(0.002);
         }
         // Rate, activity factor and profile samples (not at the cap: it cannot rise).
         let x_prev = self.x_last;
@@ -627,9 +663,9 @@ impl State {
             let expected = r_c * du; // factor-free
             let exp_phi = expected * env.phi;
             let c = (5.6 * noise_eff)
-                .max(5.0 * exp_phi)
-                .max(2.0 * self.res + 0.05);
-            let dx = (x - x_prev).max(exp_phi - c).min(exp_phi + c);
+                .fmax(5.0 * exp_phi)
+                .fmax(2.0 * self.res + 0.05);
+            let dx = (x - x_prev).fmax(exp_phi - c).fmin(exp_phi + c);
             // forgetting 1 / (1 + dt / tau): ~ 1 - dt / tau for short intervals
             let lam = if dt_h < 2.0 {
                 1.0 - dt_h * (1.0 / TAU_R)
@@ -675,7 +711,7 @@ impl State {
                         self.flush_dow();
                         self.d_dow = md as u8;
                     }
-                    self.d_sum += (dt_h * (1.0 / 24.0)).min(1.0) * (ratio - 1.0);
+                    self.d_sum += (dt_h * (1.0 / 24.0)).fmin(1.0) * (ratio - 1.0);
                     if dt_h >= 12.0 {
                         self.flush_dow();
                     }
@@ -699,11 +735,33 @@ impl State {
             self.anchor = nl;
         }
         self.level = nl;
-        self.max_level = self.max_level.max(nl.min(1.5));
+        self.max_level = self.max_level.fmax(nl.fmin(1.5));
         self.x_last = x;
         self.commit(t, cache);
         self.n_obs = self.n_obs.saturating_add(1);
         ctx.stats.accepted += 1;
+        self.bookkeep(ctx, slots, t, x, dt_h);
+    }
+
+    /// Score the pending forecasts due by `t` and issue new ones when it is time
+    /// (the only use of the container's pending forecasts and rolling errors).
+    #[inline(always)]
+    fn bookkeep(&mut self, ctx: &mut Ctx<'_>, slots: &mut Slots<'_>, t: i64, x: f64, dt_h: f64) {
+        if t >= self.next_due || t >= self.next_issue {
+            self.bookkeep_due(ctx, slots, t, x, dt_h);
+        }
+    }
+
+    #[inline(never)]
+    fn bookkeep_due(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        slots: &mut Slots<'_>,
+        t: i64,
+        x: f64,
+        dt_h: f64,
+    ) {
+        let (pend, acc) = slots.get(ctx.calib.horizons.len());
         if (t >= self.next_due && self.score(ctx, pend, acc, t, x)) || t >= self.next_issue {
             self.issue(ctx, pend, dt_h);
         }
@@ -722,8 +780,8 @@ impl State {
     #[inline]
     fn drop_min(&self, cfg: &Config) -> f64 {
         cfg.drop_threshold
-            .max(0.75 * self.res)
-            .max(4.0 * self.noise_eff())
+            .fmax(0.75 * self.res)
+            .fmax(4.0 * self.noise_eff())
     }
 
     #[inline]
@@ -882,6 +940,7 @@ impl State {
 
     /// Predictive distribution of the reading at `end` (UTC seconds, >= t_last),
     /// `h_total` hours after the last reading.
+    #[inline(always)]
     pub fn forecast(
         &self,
         env: &Env,

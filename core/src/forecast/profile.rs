@@ -82,6 +82,10 @@ impl Profile<'_> {
                 hod = 0;
                 dow = if dow == 6 { 0 } else { dow + 1 };
             }
+            if to == he {
+                // on the hour (the usual case): the next hour adds exactly 0
+                break;
+            }
         }
         *cache = (hs, hod, dow);
         acc * (1.0 / 3600.0)
