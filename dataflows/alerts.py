@@ -33,10 +33,9 @@ readings = op.input(
         batch_size=settings.batch_size,
         stop_at_end=os.environ.get("TIDSTREAM_STOP_AT_END") == "1",
         # This flow consumes slower than the server delivers (forecast + rules + KV put per
-        # reading): with the default high water (4,000) a backlog above 5 x high_water
-        # (the client's pending limit is 4 x high_water) loses its tail to nats-py's
-        # slow-consumer drop and the source waits for ever. 50,000: backlogs up to about
-        # 250,000 readings (or the 256 MB pending-bytes limit) drain in one go.
+        # reading): a larger local queue keeps it busy through a backlog. Nothing is dropped
+        # either way: the source sets no pending-count limit on the nats-py subscription,
+        # so in-flight messages are bounded by the server's flow-control window.
         high_water=50_000,
     ),
 )
