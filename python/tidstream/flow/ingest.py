@@ -285,10 +285,6 @@ class Ingestor:
                 if why:
                     self._dead(out, u[0], DeadLetter("implausible_time", why, "envelope", device_id=u[1]))
                     continue
-                why = self.fcnt.check(u[1], u[4], u[0].seq)
-                if why:
-                    self._dead(out, u[0], DeadLetter("fcnt_regression", why, "envelope", device_id=u[1]))
-                    continue
                 by_model[reg_model[r]].append(j)
 
         # 3. frame decode, per model, fill ratio, reading JSON (Rust, one call each) ----------
@@ -334,6 +330,14 @@ class Ingestor:
                 why = self.times.problem(ups[j][2], m.stored_ns, times)
                 if why:
                     self._dead(out, m, DeadLetter("implausible_time", why, "frame", device_id=dev))
+                    dropped += 1
+                    continue
+                # The counter advances only on frames that become readings (as when it is
+                # rebuilt from the readings stream at start): a corrupt copy of a frame
+                # cannot make the genuine one look replayed.
+                why = self.fcnt.check(dev, ups[j][4], m.seq)
+                if why:
+                    self._dead(out, m, DeadLetter("fcnt_regression", why, "envelope", device_id=dev))
                     dropped += 1
                     continue
                 commune = communes[reg_of[k]]
