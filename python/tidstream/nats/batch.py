@@ -101,6 +101,24 @@ class BatchPublisher:
             data,
         )
 
+    async def _wait_acks(self, done: asyncio.Event, timeout: float, reconnects: int) -> None:
+        """Wait until every PubAck is in, ``timeout`` seconds pass, or the connection has
+        reconnected since the batch was sent: the acks of what was in flight when the
+        server went away never come, so the caller retries those items at once (same
+        ``Nats-Msg-Id``: no duplicate) instead of waiting out the full timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not done.is_set():
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            try:
+                await asyncio.wait_for(done.wait(), min(left, 0.25))
+            except asyncio.TimeoutError:
+                pass
+            if self._nc.stats["reconnects"] != reconnects and self._nc.is_connected:
+                return
+
     async def publish(self, items: Sequence[Any], timeout: float) -> BatchOutcome:
         """Publish every item (``subject, data, msg_id, headers`` in that order) once and
         wait up to ``timeout`` seconds for all PubAcks. Never raises for a missing or
@@ -116,6 +134,7 @@ class BatchPublisher:
         acks: dict[int, Any] = {}
         done = asyncio.Event()
         self._waiting = (token, acks, len(items), done)
+        reconnects = nc.stats["reconnects"]
         prefix = self._inbox_b + b"." + token + b"."
         try:
             if self._raw:
@@ -131,10 +150,7 @@ class BatchPublisher:
                 for i, (subject, data, msg_id, headers) in enumerate(items):
                     hdr = {"Nats-Msg-Id": msg_id, **(headers or {})}
                     await nc.publish(subject, data, reply=f"{reply}{i}", headers=hdr)
-            try:
-                await asyncio.wait_for(done.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+            await self._wait_acks(done, timeout, reconnects)
         finally:
             self._waiting = None
         for i in range(len(items)):
