@@ -106,7 +106,7 @@ def test_bench_cvrplib_small(benchmark: Any) -> None:
     from tidstream.plan.cvrplib import default_cvrplib_dir
 
     if not (default_cvrplib_dir() / "P-n16-k8.vrp").exists():
-        pytest.skip("shared CVRPLIB data not found (set TIDSTREAM_SHARED)")
+        pytest.fail("shared CVRPLIB data not found (set TIDSTREAM_SHARED)")
     g = benchmark.pedantic(lambda: cvrplib_gap("P-n16-k8", time_limit_s=0.5), rounds=1, iterations=1)
     assert g.bks == 450 and g.cost >= 450 and g.gap <= 0.01
 

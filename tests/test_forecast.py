@@ -278,7 +278,9 @@ def test_update_releases_the_gil():
 def wyndham():
     path = backtest.default_wyndham_csv()
     if not path.exists():
-        pytest.skip(f"Wyndham data not found at {path} (set TIDSTREAM_SHARED)")
+        pytest.fail(
+            f"Wyndham data not found at {path}: shared/ must sit beside the project (or set TIDSTREAM_SHARED)"
+        )
     return backtest.wyndham_backtest(path)
 
 
@@ -304,7 +306,7 @@ def test_sim_backtest_beats_the_naive_baseline():
     try:
         res = backtest.sim_backtest(scale=0.2, days=35, warmup_days=14)
     except FileNotFoundError as e:
-        pytest.skip(str(e))
+        pytest.fail(f"{e}: shared/ must sit beside the project (or set TIDSTREAM_SHARED)")
     assert res.forecaster.n > 500 and res.forecaster.crossed > 50
     assert res.forecaster.mae_h < res.baseline.mae_h
     assert res.forecaster.mae_crossed_h < 0.6 * res.baseline.mae_crossed_h

@@ -163,7 +163,7 @@ def test_assign_trucks_one_stream_per_truck() -> None:
 @pytest.mark.parametrize("name", ["P-n16-k8", "B-n31-k5", "A-n32-k5"])
 def test_cvrplib_gap_against_best_known(name: str) -> None:
     if not (default_cvrplib_dir() / f"{name}.vrp").exists():
-        pytest.skip(f"shared CVRPLIB data not found at {default_cvrplib_dir()} (set TIDSTREAM_SHARED)")
+        pytest.fail(f"shared CVRPLIB data not found at {default_cvrplib_dir()} (set TIDSTREAM_SHARED)")
     g = cvrplib_gap(name, time_limit_s=1.0, seed=1)
     # the .sol routes evaluated on PyVRP's data give the file's cost: same rounding convention
     assert g.bks == g.bks_file
