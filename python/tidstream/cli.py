@@ -308,19 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     demo.set_defaults(func=cmd_demo)
 
-    try:
-        from .simulate import cli as sim_cli
-
-        sim_cli.add_parser(sub)
-        if hasattr(sim_cli, "add_plot_parser"):
-            sim_cli.add_plot_parser(sub)
-    except ImportError:  # pragma: no cover - the simulator is part of the package
-        pass
+    # sub-commands that live with their feature (imported here, not at start-up of the module)
     from . import backtest
-
-    backtest.add_parser(sub)
     from .plan import cli as plan_cli
+    from .simulate import cli as sim_cli
 
+    sim_cli.add_parser(sub)
+    sim_cli.add_plot_parser(sub)
+    backtest.add_parser(sub)
     plan_cli.add_parser(sub)
     return p
 
