@@ -210,3 +210,50 @@ def test_retry_keeps_order_and_skips_superseded_kv_puts() -> None:
     ]
     got = _retry_list(sent, [6, 0, 1, 3, 4])
     assert [p.msg_id for p in got] == ["a:1", "t:b:1", "t:b:2", "t:c:2"]
+
+
+async def _publish_plain(url: str, stream: str, subject: str, n: int, size: int = 0) -> None:
+    pad = b" " * size
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(StreamConfig(name=stream, subjects=[subject.rsplit(".", 1)[0] + ".>"]))
+        futs = [await js.publish_async(subject, b"%d" % i + pad) for i in range(n)]
+        await asyncio.gather(*futs)
+    finally:
+        await nc.close()
+
+
+@pytest.mark.nats
+@pytest.mark.parametrize(("high_water", "size"), [(7, 0), (4_000, 1_000)])
+def test_source_stop_at_end_delivers_the_whole_backlog(nats_server, high_water, size) -> None:
+    """A stop-at-end partition over a backlog the server has already pushed to the client
+    ends only after its last message: the consumer's ``num_pending == 0`` at start-up says
+    nothing about messages still queued in the client (a run of the alerts flow used to
+    stop before the tail of its backlog when the queue was briefly empty)."""
+    from tidstream.nats.jetstream import JetStreamSource
+
+    url = nats_server.url
+    n = 3_000
+    asyncio.run(_publish_plain(url, "SRC", "src.0.x", n, size))
+    src = JetStreamSource(
+        NatsSettings(url=url),
+        "SRC",
+        ["0"],
+        "src.{}.>",
+        batch_size=100,
+        stop_at_end=True,
+        high_water=high_water,
+    )
+    part = src.build_part("in", "0", None)
+    got: list[int] = []
+    try:
+        while True:
+            try:
+                got += [m.seq for m in part.next_batch()]
+            except StopIteration:
+                break
+    finally:
+        part.close()
+    assert got == list(range(1, n + 1))
+    assert part.snapshot() == n

@@ -187,7 +187,11 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
         info = await sub.consumer_info()
         if not self._q:
             self._pending = info.num_pending
-        return nc, sub, info.num_pending == 0
+        # Empty only if the server holds nothing for us *and* has delivered nothing yet:
+        # messages already pushed may still wait in nats-py's queue for the callback (which
+        # marks the end when it sees the one with num_pending == 0). Taking num_pending
+        # alone ended stop-at-end runs early whenever the queue was briefly empty.
+        return nc, sub, info.num_pending == 0 and info.delivered.consumer_seq == 0
 
     def next_batch(self) -> Iterable[RawMsg]:
         out: list[RawMsg] = []
