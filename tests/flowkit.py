@@ -198,11 +198,10 @@ def start_flow(
     addresses: str | None = None,
     parts: int = 2,
 ) -> subprocess.Popen:
-    recovery.mkdir(parents=True, exist_ok=True)
-    if not any(recovery.glob("part-*.sqlite3")):
-        subprocess.run(
-            [sys.executable, "-m", "bytewax.recovery", str(recovery), str(parts)], check=True, env=env
-        )
+    if not recovery.exists():  # as `tidstream run`: a store with its manifest, made once
+        from tidstream.recovery import init_recovery
+
+        init_recovery(recovery, f"tidstream-{name}", parts)
     cmd = [
         sys.executable,
         "-m",
