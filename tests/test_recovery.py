@@ -26,7 +26,9 @@ def refused(proc: subprocess.Popen) -> str:
     text = out.decode(errors="replace")
     assert proc.returncode != 0, text[-2000:]
     # the error names the store, the flow and the documented way out
-    assert "cannot be resumed from" in text and "tidstream recovery reset ingest --store" in text, text[-2000:]
+    assert "cannot be resumed from" in text and "tidstream recovery reset ingest --store" in text, text[
+        -2000:
+    ]
     assert "Recovery stores" in text
     return text
 

@@ -199,7 +199,9 @@ def check_recovery(path: str | os.PathLike[str], flow: str) -> RecoveryStatus:
         st.parts = manifest.get("parts")
         for name in manifest["files"]:
             if name not in st.files:
-                st.problems.append(f"partition {name} is missing (the manifest lists {len(manifest['files'])})")
+                st.problems.append(
+                    f"partition {name} is missing (the manifest lists {len(manifest['files'])})"
+                )
         for name in st.files:
             if name not in manifest["files"]:
                 st.problems.append(f"partition {name} is not in the manifest")
