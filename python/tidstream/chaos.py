@@ -284,7 +284,7 @@ def run_chaos(
     # the input, so no reference can predict it. It is set beyond the run's length here;
     # every other rule is a function of the readings and is compared.
     conf = work / "tidstream.toml"
-    conf.write_text("[alerts]\nsilent_intervals = 1e6\n", encoding="utf-8")
+    conf.write_text("[alerts]\nsilent_intervals = 1e5\n", encoding="utf-8")
     s = load_settings(conf, env={})
     st = s.streams
     outcomes = {f: FlowOutcome(f) for f in FLOWS}
