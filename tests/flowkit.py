@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,6 +198,7 @@ def start_flow(
     process_id: int | None = None,
     addresses: str | None = None,
     parts: int = 2,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.Popen:
     if not recovery.exists():  # as `tidstream run`: a store with its manifest, made once
         from tidstream.recovery import init_recovery
@@ -219,4 +221,6 @@ def start_flow(
     e = dict(env)
     if once:
         e["TIDSTREAM_STOP_AT_END"] = "1"
-    return subprocess.Popen(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=preexec_fn
+    )
