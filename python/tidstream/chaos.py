@@ -4,7 +4,8 @@
 alerts and export dataflows as real Bytewax processes (recovery on, 1 s snapshots),
 and publishes a simulated PMA fleet (:mod:`tidstream.simulate`, with malformed
 uplinks mixed in) in chunks over the run. Meanwhile a seeded random schedule kills one
-of the flows with SIGKILL every ``min_up``-``max_up`` seconds and restarts it at once
+of the flows with SIGKILL ``min_up``-``max_up`` seconds after its input opened (the
+process is up and working) and restarts it at once
 on the same recovery folder. When every kill is done and every uplink is published,
 each flow is run once more to the end of its input, then the outputs are compared with
 an **in-process reference run on the same input** (no Bytewax, no NATS):
@@ -187,6 +188,7 @@ class _Flow:
         self.logs = work / "logs"
         self.snapshot_s = snapshot_s
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log = self.logs / f"{name}-start.log"
         self.starts = 0
 
     def start(self, once: bool) -> None:
@@ -195,7 +197,8 @@ class _Flow:
         if not self.rec.exists():
             init_recovery(self.rec, f"tidstream-{self.name}", 2)
         self.logs.mkdir(parents=True, exist_ok=True)
-        log = open(self.logs / f"{self.name}-{self.starts:03d}.log", "wb")
+        self.log = self.logs / f"{self.name}-{self.starts:03d}.log"
+        log = open(self.log, "wb")
         self.starts += 1
         e = dict(self.env)
         if once:
@@ -214,6 +217,17 @@ class _Flow:
         ]
         self.proc = subprocess.Popen(cmd, env=e, stdout=log, stderr=subprocess.STDOUT)
         log.close()
+
+    def wait_up(self, timeout: float = 120.0) -> None:
+        """Wait until the process has opened its input (its sources log a line at start),
+        so that a kill lands while it works, not while it imports."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc is not None and self.proc.poll() is not None:
+                return
+            if b"source partition" in self.log.read_bytes():
+                return
+            time.sleep(0.05)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -257,8 +271,9 @@ def run_chaos(
     log: Callable[[str], None] = lambda s: None,
 ) -> ChaosReport:
     """Run the pipeline over one simulated stream while killing flows; see the module
-    docstring. ``kills`` SIGKILLs in all, each after ``min_up``-``max_up`` seconds
-    (uniform, ``random.Random(seed)``), shared evenly among ``flows`` in a random order; the
+    docstring. ``kills`` SIGKILLs in all, shared evenly among ``flows`` in a random
+    order, each ``min_up``-``max_up`` seconds (uniform, ``random.Random(seed)``) after the
+    victim's input opened (so that kills land while it works, not while it starts); the
     ``frames`` uplinks are published in ``chunks`` parts spread over the kills."""
     import pyarrow.csv as pacsv
 
@@ -323,7 +338,7 @@ def run_chaos(
         # The stream arrives while the flows are being killed.
         per = max(1, -(-len(messages) // chunks))
         parts = [messages[i : i + per] for i in range(0, len(messages), per)]
-        pause = kills * (min_up + max_up) / 2 / max(1, len(parts))
+        pause = kills * ((min_up + max_up) / 2 + 2.0) / max(1, len(parts))  # + ~2 s start-up
         pub_error: list[BaseException] = []
 
         def publisher() -> None:
@@ -341,8 +356,9 @@ def run_chaos(
         victims = [flows[i % len(flows)] for i in range(kills)]
         rng.shuffle(victims)
         for k, victim in enumerate(victims):
-            time.sleep(rng.uniform(min_up, max_up))
             p = procs[victim]
+            p.wait_up()
+            time.sleep(rng.uniform(min_up, max_up))
             if p.proc is not None and p.proc.poll() not in (None, 0):
                 p.wait_ok(0)  # it died by itself: that is a failure, with its log
             p.kill()
