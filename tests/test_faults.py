@@ -50,9 +50,15 @@ def run_through_outage(tmp_path, outage: Callable[[EmbeddedServer], None]) -> st
         # The server goes away while the flow is running and readings are only partly out.
         assert proc.poll() is None, "the flow finished before the outage"
         assert 0 < out_before < N_GOOD
+        t0 = time.monotonic()
         outage(srv)
+        back = time.monotonic()
         assert proc.poll() is None, "the flow ended during the outage"
         text = wait(proc, timeout=300)  # it finishes by itself
+        # for docs/RELIABILITY.md (pytest -s): not asserted
+        print(
+            f"outage {back - t0:.1f} s; flow done {time.monotonic() - back:.1f} s after the server was back"
+        )
 
         got = readings(url)
         dlq = asyncio.run(read_stream(url, "TID_DLQ"))

@@ -171,7 +171,11 @@ class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
             self._reload(self.block)
 
     def _reload(self, block: int) -> None:
-        """Read back the partial files of the current block (written at the snapshot)."""
+        """Read back the files of a block already written: the partial block of the last
+        snapshot, or, when the export reads its stream again from an older position (a
+        recovery reset, docs/OPERATIONS.md), a block written before. The block is then
+        rewritten with the union (rows keyed by their order key): readings that expired
+        from the stream since are kept, none is written twice."""
         name = block_file_name(block, self.block_size)
         for f in sorted(self.root.glob(f"date=*/{name}")):
             t = pq.read_table(f, schema=READING_RECORD_SCHEMA)
@@ -196,11 +200,13 @@ class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
             b = (block_seq - 1) // self.block_size
             if self.block is None:
                 self.block = b
+                self._reload(b)
             if b != self.block:
                 self._flush()
                 self.rows.clear()
                 self.block = b
                 self.rejected = 0
+                self._reload(b)
             self.rows[order] = bytes(data)
 
     def _flush(self) -> None:
