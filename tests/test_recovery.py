@@ -160,7 +160,7 @@ def test_export_reset_rereads_the_stream_and_keeps_rows_that_expired_from_it(ran
     import nats
     from tidstream.flow.export import read_dataset
 
-    url, env, _, n = ran
+    url, env, _, _ = ran
     env = dict(env, TIDSTREAM_EXPORT_BLOCK_SIZE="100")
     store = tmp_path / "rec-export"
     wait(start_flow("export", env, store))
