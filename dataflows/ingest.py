@@ -37,6 +37,7 @@ raw = op.input(
         subjects.prefix + ".raw.{}.>",
         batch_size=settings.batch_size,
         stop_at_end=os.environ.get("TIDSTREAM_STOP_AT_END") == "1",
+        start_after=recovery.start_after(),  # set by `tidstream recovery reset ingest`
     ),
 )
 # RawMsg(part, seq, subject, data, stored_ns, headers), in batches of up to batch_size

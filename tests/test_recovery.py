@@ -180,3 +180,41 @@ def test_export_reset_rereads_the_stream_and_keeps_rows_that_expired_from_it(ran
     assert r.returncode == 0, r.stderr
     wait(start_flow("export", env, store))
     assert sorted(read_dataset(tmp_path / "export").column("reading_id").to_pylist()) == ids
+
+
+def test_ingest_reset_starts_after_the_last_reading_even_beyond_the_duplicate_window(ran):
+    """Past the duplicate window JetStream no longer drops a re-published reading. The
+    default reset rebuilds each raw partition's position from the readings stream: no
+    reading is made twice. `--from-start` (documented: only inside the window) would
+    duplicate every reading, which this test shows too."""
+    import nats
+
+    url, env, store, n = ran
+
+    async def shrink_window() -> None:
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        cfg = (await js.stream_info("TID_READINGS")).config
+        cfg.duplicate_window = 0.2  # s: the ids of the first run are forgotten
+        await js.update_stream(cfg)
+        await nc.close()
+
+    asyncio.run(shrink_window())
+    import time
+
+    time.sleep(1.0)
+    (store / "part-1.sqlite3").unlink()
+    r = cli("recovery", "reset", "ingest", "--store", str(store), env=env)
+    assert r.returncode == 0, r.stderr
+    positions = json.loads(r.stdout)["start_after"]
+    assert set(positions) <= {"0", "1", "2", "3"} and len(positions) >= 2
+    assert json.loads((store / MANIFEST).read_text())["start_after"] == positions
+    wait(start_flow("ingest", env, store))
+    got = readings(url)
+    assert len(got) == len({r["reading_id"] for r in got}) == n, positions  # nothing made twice
+
+    r = cli("recovery", "reset", "ingest", "--store", str(store), "--force", "--from-start", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["start_after"] is None, r.stderr
+    wait(start_flow("ingest", env, store))
+    got = readings(url)
+    assert len(got) == 2 * n and len({r["reading_id"] for r in got}) == n  # the hazard, shown

@@ -219,10 +219,20 @@ def cmd_recovery_reset(args: argparse.Namespace) -> int:
             f"the recovery store {path} is sound: a reset would restart {args.flow} from the beginning "
             "of its input for no reason (add --force if that is really wanted)"
         )
-    moved = reset_recovery(path, f"tidstream-{args.flow}", args.parts)
+    positions = None
+    if args.flow == "ingest" and not args.from_start:
+        from .recovery import ingest_positions
+
+        positions = ingest_positions(_settings(args))
+    moved = reset_recovery(path, f"tidstream-{args.flow}", args.parts, positions)
     print(
         json.dumps(
-            {"flow": args.flow, "new_store": str(path), "old_store_moved_to": str(moved) if moved else None}
+            {
+                "flow": args.flow,
+                "new_store": str(path),
+                "old_store_moved_to": str(moved) if moved else None,
+                "start_after": positions,
+            }
         )
     )
     return 0
@@ -355,6 +365,13 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "reset":
             a.add_argument("--parts", type=int, help="partitions of the new store (default: as the old)")
             a.add_argument("--force", action="store_true", help="reset even a sound store")
+            a.add_argument(
+                "--from-start",
+                action="store_true",
+                help="ingest: read the raw stream from its start (default: after the last uplink "
+                "that has its reading, rebuilt from the readings stream; needs NATS)",
+            )
+            a.add_argument("--nats-url", help="server URL(s), overrides the configuration")
             a.set_defaults(func=cmd_recovery_reset)
         else:
             a.set_defaults(func=cmd_recovery_check)

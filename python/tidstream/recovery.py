@@ -32,10 +32,11 @@ import logging
 import os
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from .exceptions import TidstreamError
 
@@ -45,9 +46,11 @@ __all__ = [
     "RecoveryStatus",
     "check_recovery",
     "guard",
+    "ingest_positions",
     "init_recovery",
     "recovery_dir_from_argv",
     "reset_recovery",
+    "start_after",
 ]
 
 log = logging.getLogger("tidstream.recovery")
@@ -99,8 +102,10 @@ def _short(flow: str) -> str:
     return flow.removeprefix("tidstream-")
 
 
-def _write_manifest(path: Path, flow: str, parts: int, files: Sequence[str]) -> None:
-    body = {
+def _write_manifest(
+    path: Path, flow: str, parts: int, files: Sequence[str], start_after: Mapping[str, int] | None = None
+) -> None:
+    body: dict[str, Any] = {
         "format": _FORMAT,
         "flow": flow,
         "parts": parts,
@@ -108,6 +113,10 @@ def _write_manifest(path: Path, flow: str, parts: int, files: Sequence[str]) -> 
         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "note": "written by tidstream; see docs/OPERATIONS.md 'Recovery stores'",
     }
+    if start_after:
+        # Where each input partition starts while the store holds no position yet
+        # (after a reset): the source's first snapshot supersedes it.
+        body["start_after"] = {str(k): int(v) for k, v in sorted(start_after.items())}
     tmp = path / f".{MANIFEST}.tmp-{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(body, f, indent=2)
@@ -126,9 +135,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def init_recovery(path: str | os.PathLike[str], flow: str, parts: int) -> Path:
+def init_recovery(
+    path: str | os.PathLike[str], flow: str, parts: int, start_after: Mapping[str, int] | None = None
+) -> Path:
     """Create a recovery store for ``flow`` (its ``Dataflow`` id, e.g. ``tidstream-ingest``)
-    with ``parts`` partitions, and its manifest. ``path`` must not exist or be empty."""
+    with ``parts`` partitions, and its manifest. ``path`` must not exist or be empty.
+    ``start_after``: input partition -> stream sequence to start after (see
+    :func:`start_after`)."""
     from bytewax.recovery import init_db_dir
 
     p = Path(path)
@@ -136,7 +149,7 @@ def init_recovery(path: str | os.PathLike[str], flow: str, parts: int) -> Path:
         raise RecoveryError(f"{p} is not empty: a recovery store is created in a new or empty folder")
     p.mkdir(parents=True, exist_ok=True)
     init_db_dir(p, parts)
-    _write_manifest(p, flow, parts, [f"part-{i}.sqlite3" for i in range(parts)])
+    _write_manifest(p, flow, parts, [f"part-{i}.sqlite3" for i in range(parts)], start_after)
     return p
 
 
@@ -272,11 +285,121 @@ def guard(flow: str, argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"tidstream: {st.error()}")
 
 
-def reset_recovery(path: str | os.PathLike[str], flow: str, parts: int | None = None) -> Path | None:
+def start_after(argv: Sequence[str] | None = None) -> dict[str, int]:
+    """In a dataflow module: the input positions a reset recorded in the manifest of
+    this process's store (partition -> stream sequence to start after; empty when none).
+    The source uses them only for partitions without a snapshot of their own."""
+    rec = recovery_dir_from_argv(argv)
+    if rec is None or not (rec / MANIFEST).exists():
+        return {}
+    body = json.loads((rec / MANIFEST).read_text(encoding="utf-8"))
+    return {str(k): int(v) for k, v in (body.get("start_after") or {}).items()}
+
+
+def ingest_positions(settings: Any, window: int | None = None) -> dict[str, int]:
+    """Per raw partition, the raw-stream sequence up to which every uplink has its
+    output (readings or a dead letter): the ingest flow's position, rebuilt from its
+    output streams for a reset.
+
+    The ingest flow writes one batch of a partition at a time and waits for all its
+    PubAcks before the next, but the outputs *within* a batch are not in raw order.
+    So the last ``window`` outputs of the readings and dead-letter streams are read
+    (default: 3 batches of every partition), and for each partition its raw messages
+    from the oldest of those on: the position is the last one before the first raw
+    message without an output. Outputs older than the window belong to batches that
+    were complete. After such a reset, what is read again is at most the outputs of one
+    unfinished batch per partition (published again under the same ids: dropped within
+    the duplicate window, duplicated after it); nothing is skipped. A partition with
+    no output in the window starts from the beginning of the window."""
+    import asyncio
+
+    import orjson
+    from nats.js.api import ConsumerConfig, DeliverPolicy
+
+    from .nats.connect import connect
+
+    parts = [str(p) for p in range(settings.streams.partitions)]
+    window = window or 3 * settings.batch_size * len(parts) + 1000
+
+    async def go() -> dict[str, int]:
+        nc = await connect(settings.nats)
+        try:
+            js = nc.jetstream()
+            done: set[int] = set()
+            for stream in (settings.streams.readings, settings.streams.dlq):
+                state = (await js.stream_info(stream)).state
+                first = max(state.first_seq, state.last_seq - window + 1, 1)
+                if not state.messages:
+                    continue
+                sub = await js.subscribe(
+                    ">",
+                    stream=stream,
+                    ordered_consumer=True,
+                    config=ConsumerConfig(
+                        deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=first
+                    ),
+                )
+                try:
+                    for _ in range(state.last_seq - first + 1):
+                        m = await sub.next_msg(timeout=10)
+                        try:
+                            body = orjson.loads(m.data)
+                        except orjson.JSONDecodeError:
+                            body = None
+                        if isinstance(body, dict) and isinstance(body.get("raw_seq"), int):
+                            done.add(body["raw_seq"])
+                        if m.metadata.num_pending == 0:
+                            break
+                finally:
+                    await sub.unsubscribe()
+            if not done:
+                return {}
+            low = min(done)
+            raw = (await js.stream_info(settings.streams.raw)).state
+            out: dict[str, int] = {}
+            for p in parts:
+                sub = await js.subscribe(
+                    settings.subjects.raw_partition(p),
+                    stream=settings.streams.raw,
+                    ordered_consumer=True,
+                    config=ConsumerConfig(
+                        deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(low, raw.first_seq)
+                    ),
+                )
+                position = low - 1
+                try:
+                    while True:
+                        try:
+                            m = await sub.next_msg(timeout=3)
+                        except (asyncio.TimeoutError, TimeoutError):  # nothing (more) in the partition
+                            break
+                        seq = m.metadata.sequence.stream
+                        if seq not in done:
+                            break
+                        position = seq
+                        if m.metadata.num_pending == 0:
+                            break
+                finally:
+                    await sub.unsubscribe()
+                out[p] = position
+            return {p: v for p, v in out.items() if v > 0}
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def reset_recovery(
+    path: str | os.PathLike[str],
+    flow: str,
+    parts: int | None = None,
+    start_after: Mapping[str, int] | None = None,
+) -> Path | None:
     """Move the store at ``path`` aside (``<path>.broken-<UTC time>``, kept for
     inspection) and create a fresh one for ``flow`` with ``parts`` partitions (default:
-    as many as the old store had, else 4). Returns where the old store went (None when
-    there was nothing to move)."""
+    as many as the old store had, else 4), starting its inputs after ``start_after``
+    (see :func:`ingest_positions`; default: from the beginning). Returns where the old
+    store went (None when there was nothing to move)."""
     p = Path(path)
     moved: Path | None = None
     if parts is None:
@@ -290,5 +413,5 @@ def reset_recovery(path: str | os.PathLike[str], flow: str, parts: int | None = 
             n += 1
             moved = p.with_name(f"{p.name}.broken-{stamp}-{n}")
         os.replace(p, moved)
-    init_recovery(p, flow, parts)
+    init_recovery(p, flow, parts, start_after)
     return moved

@@ -19,7 +19,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
@@ -251,6 +251,9 @@ class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
     start_ns: int | None = None
     #: Only messages stored up to this time; the partition ends after it.
     end_ns: int | None = None
+    #: Partition -> sequence to start after when the partition has no snapshot yet (a
+    #: recovery store reset with positions rebuilt from the output: tidstream.recovery).
+    start_after: Mapping[str, int] | None = None
 
     def list_parts(self) -> list[str]:
         return list(self.partitions)
@@ -261,7 +264,7 @@ class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
             self.stream,
             for_part,
             self.filter_template.format(for_part),
-            resume_state,
+            resume_state if resume_state is not None else (self.start_after or {}).get(for_part),
             self.batch_size,
             self.stop_at_end,
             self.high_water,
