@@ -57,8 +57,9 @@ def run_through_outage(tmp_path, outage: Callable[[EmbeddedServer], None]) -> st
         text = wait(proc, timeout=300)  # it finishes by itself
         # for docs/RELIABILITY.md (pytest -s): not asserted
         print(
-            f"outage {back - t0:.1f} s; flow done {time.monotonic() - back:.1f} s after the server was back"
+            f"\noutage {back - t0:.1f} s; flow done {time.monotonic() - back:.1f} s after the server was back"
         )
+        print("\n".join(line[:200] for line in text.splitlines() if " WARNING " in line or " ERROR " in line))
 
         got = readings(url)
         dlq = asyncio.run(read_stream(url, "TID_DLQ"))
