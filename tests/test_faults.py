@@ -107,3 +107,51 @@ def test_nats_server_frozen_partition_tcp_open_nothing_answers(tmp_path):
         os.kill(srv.pid, signal.SIGCONT)
 
     run_through_outage(tmp_path, frozen)
+
+
+def test_sink_waits_out_an_outage_longer_than_its_retry_budget(tmp_path):
+    """A batch in flight when the server goes away: with 1 s PubAck timeout and 1 retry
+    (a ~3 s budget), an 8 s outage must pause the sink, not use up its retries and stop
+    the flow (before the fix it raised after ~3 s; with the defaults, after ~205 s)."""
+    import threading
+
+    import nats
+    from tidstream.config import Settings
+    from tidstream.nats.jetstream import JetStreamSink, Publish
+
+    srv = EmbeddedServer(store_dir=tmp_path / "nats" / "jetstream").start()
+    try:
+        init(srv.url)
+        s = Settings()
+        s.nats.url = srv.url
+        part = JetStreamSink(s.nats, ["0"], ack_timeout=1.0, retries=1).build_part("sink", "0", None)
+        batch = [Publish(f"tid.readings.25031.dev{i}", b'{"i": %d}' % i, f"sink-test:{i}") for i in range(50)]
+        errors: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                part.write_batch(batch)
+            except BaseException as e:
+                errors.append(e)
+
+        srv.stop()
+        t = threading.Thread(target=write)
+        t.start()
+        time.sleep(8)
+        assert t.is_alive() and not errors, errors  # waiting, not failed
+        srv.start()
+        t.join(60)
+        assert not t.is_alive() and not errors, errors
+        part.close()
+
+        async def stored() -> list[str]:
+            nc = await nats.connect(srv.url)
+            js = nc.jetstream()
+            n = (await js.stream_info("TID_READINGS")).state.messages
+            out = [(await js.get_msg("TID_READINGS", i + 1)).headers["Nats-Msg-Id"] for i in range(n)]
+            await nc.close()
+            return out
+
+        assert sorted(asyncio.run(stored())) == sorted(p.msg_id for p in batch)  # each once
+    finally:
+        srv.stop()
