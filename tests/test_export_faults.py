@@ -27,11 +27,11 @@ pytestmark = pytest.mark.nats
 
 @pytest.fixture
 def stream(nats_server, tmp_path):
-    """(url, reading ids) after a real ingest run of 1,000 uplinks."""
+    """(url, reading ids) after a real ingest run of 1,500 uplinks."""
     url = nats_server.url
     init(url)
     reg = write_registry(tmp_path / "registry.csv", 30)
-    asyncio.run(publish(url, scripted(30, 1000, with_bad=False).uplinks))
+    asyncio.run(publish(url, scripted(30, 1500, with_bad=False).uplinks))
     wait(start_flow("ingest", flow_env(url, reg, tmp_path), tmp_path / "rec-ingest"))
     return url, sorted(r["reading_id"] for r in readings(url))
 
@@ -106,9 +106,10 @@ def test_full_disk_stops_clearly_and_resumes_when_space_returns(stream, tmp_path
 def test_file_size_limit_efbig_stops_clearly_and_resumes(stream, tmp_path):
     url, ids = stream
     export_dir = tmp_path / "export"
-    # One block of 1,000 readings: a Parquet file far above 48 KiB; the recovery store's
-    # SQLite files stay below it. Python ignores SIGXFSZ, so the write gets EFBIG.
-    limit = 48 * 1024
+    # One block of 1,500 readings, over 3 days: the biggest file is ~57 KB, above 40 KiB;
+    # the recovery store's SQLite files (32 KiB) stay below. Python ignores SIGXFSZ, so
+    # the write gets EFBIG.
+    limit = 40 * 1024
 
     def small_files() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
