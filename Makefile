@@ -53,6 +53,10 @@ schemas: install ## regenerate schemas/*.json from tidstream.schema
 bench: install ## release build, then benchmarks for real; rewrites benches/RESULTS.md
 	$(PY) benches/run.py
 
+.PHONY: chaos
+chaos: install ## long chaos run: ingest, alerts, export SIGKILLed at random, exact outputs checked (CHAOS_ARGS=...)
+	$(VENV)/bin/tidstream chaos --out out/chaos $(CHAOS_ARGS)
+
 .PHONY: lint
 lint: install ## ruff, clippy, rustfmt check, stub check against the built module
 	$(VENV)/bin/ruff check python tests benches dataflows tools

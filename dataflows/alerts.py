@@ -11,13 +11,14 @@ import os
 import bytewax.operators as op
 import orjson
 from bytewax.dataflow import Dataflow
-from tidstream import metrics
+from tidstream import metrics, recovery
 from tidstream.config import load_settings
 from tidstream.flow.alerts import AlertLogic, ForecastLogic, TwinSnapshotLogic, twin_publish
 from tidstream.nats.jetstream import JetStreamSink, JetStreamSource, Publish
 
 settings = load_settings()
 metrics.start_flow(settings, "alerts")  # logs as configured; /metrics + /healthz when metrics_port >= 0
+recovery.guard("tidstream-alerts")  # a lost or damaged recovery store stops here, never a fresh start
 defaults, by_kind = settings.alert_thresholds()
 
 flow = Dataflow("tidstream-alerts")

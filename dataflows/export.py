@@ -9,13 +9,14 @@ import os
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-from tidstream import metrics
+from tidstream import metrics, recovery
 from tidstream.config import load_settings
 from tidstream.flow.export import ParquetExportSink, from_raw
 from tidstream.nats.jetstream import JetStreamSource
 
 settings = load_settings()
 metrics.start_flow(settings, "export")  # logs as configured; /metrics + /healthz when metrics_port >= 0
+recovery.guard("tidstream-export")  # a lost or damaged recovery store stops here, never a fresh start
 
 flow = Dataflow("tidstream-export")
 

@@ -10,7 +10,7 @@ import os
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-from tidstream import metrics
+from tidstream import metrics, recovery
 from tidstream.config import load_settings
 from tidstream.flow.guards import TimeWindow, load_fcnt_state
 from tidstream.flow.ingest import Ingestor
@@ -19,6 +19,7 @@ from tidstream.registry import load_registry
 
 settings = load_settings()
 metrics.start_flow(settings, "ingest")  # logs as configured; /metrics + /healthz when metrics_port >= 0
+recovery.guard("tidstream-ingest")  # a lost or damaged recovery store stops here, never a fresh start
 if not settings.registry:
     raise SystemExit("ingest needs a device registry: set [registry] in the config or TIDSTREAM_REGISTRY")
 parts = [str(p) for p in range(settings.streams.partitions)]
@@ -36,6 +37,7 @@ raw = op.input(
         subjects.prefix + ".raw.{}.>",
         batch_size=settings.batch_size,
         stop_at_end=os.environ.get("TIDSTREAM_STOP_AT_END") == "1",
+        start_after=recovery.start_after(),  # set by `tidstream recovery reset ingest`
     ),
 )
 # RawMsg(part, seq, subject, data, stored_ns, headers), in batches of up to batch_size

@@ -12,7 +12,7 @@ import os
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-from tidstream import metrics
+from tidstream import metrics, recovery
 from tidstream.config import load_settings
 from tidstream.flow.export import ParquetExportSink
 from tidstream.flow.ingest import Ingestor
@@ -22,6 +22,7 @@ from tidstream.registry import load_registry
 
 settings = load_settings()
 metrics.start_flow(settings, "replay")  # logs as configured; /metrics + /healthz when metrics_port >= 0
+recovery.guard("tidstream-replay")  # a lost or damaged recovery store stops here, never a fresh start
 parts = [str(p) for p in range(settings.streams.partitions)]
 
 flow = Dataflow("tidstream-replay")

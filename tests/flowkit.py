@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,12 +198,12 @@ def start_flow(
     process_id: int | None = None,
     addresses: str | None = None,
     parts: int = 2,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.Popen:
-    recovery.mkdir(parents=True, exist_ok=True)
-    if not any(recovery.glob("part-*.sqlite3")):
-        subprocess.run(
-            [sys.executable, "-m", "bytewax.recovery", str(recovery), str(parts)], check=True, env=env
-        )
+    if not recovery.exists():  # as `tidstream run`: a store with its manifest, made once
+        from tidstream.recovery import init_recovery
+
+        init_recovery(recovery, f"tidstream-{name}", parts)
     cmd = [
         sys.executable,
         "-m",
@@ -220,4 +221,6 @@ def start_flow(
     e = dict(env)
     if once:
         e["TIDSTREAM_STOP_AT_END"] = "1"
-    return subprocess.Popen(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=preexec_fn
+    )

@@ -1,6 +1,7 @@
 """The ``tidstream`` command.
 
-Subcommands: ``nats init|server``, ``run ingest|export|replay``, ``devices validate``,
+Subcommands: ``nats init|server``, ``run ingest|export|replay``, ``recovery check|reset``,
+``chaos``, ``devices validate``,
 ``demo``, ``simulate``, ``plot``, ``decode``, ``models``, ``config show``, ``backtest``,
 ``plan``, ``ledger``. Every option is
 explained by ``--help``; configuration comes from ``--config FILE`` (TOML) and
@@ -112,12 +113,14 @@ def run_flow(
 ) -> subprocess.Popen[bytes]:
     """Start one dataflow process (``python -m bytewax.run``) with recovery on."""
     flow_file = dataflows_dir() / f"{name}.py"
-    recovery_dir.mkdir(parents=True, exist_ok=True)
-    if not any(recovery_dir.glob("part-*.sqlite3")):
-        # Partitions fixed once: the most processes this flow will ever be scaled to.
-        from bytewax.recovery import init_db_dir
+    if not recovery_dir.exists():
+        # A new flow: its store is made here, once, with its manifest. An existing folder
+        # is never re-initialised: an empty or damaged one is refused at the flow's start
+        # (tidstream.recovery.guard), never silently started afresh.
+        from .recovery import init_recovery
 
-        init_db_dir(recovery_dir, int(os.environ.get("TIDSTREAM_RECOVERY_PARTS", "4")))
+        # Partitions fixed once: the most processes this flow will ever be scaled to.
+        init_recovery(recovery_dir, f"tidstream-{name}", int(os.environ.get("TIDSTREAM_RECOVERY_PARTS", "4")))
     cmd = [
         sys.executable,
         "-m",
@@ -171,6 +174,74 @@ def cmd_run(args: argparse.Namespace) -> int:
         env=env,
     )
     return proc.wait()
+
+
+# -- recovery -----------------------------------------------------------------------------
+
+
+def _recovery_path(args: argparse.Namespace) -> Path:
+    if args.store:
+        return Path(args.store)
+    return Path(args.recovery_dir or _settings(args).recovery_dir) / args.flow
+
+
+def cmd_recovery_check(args: argparse.Namespace) -> int:
+    from .recovery import check_recovery
+
+    st = check_recovery(_recovery_path(args), f"tidstream-{args.flow}")
+    print(
+        json.dumps(
+            {
+                "path": str(st.path),
+                "flow": st.flow,
+                "ok": st.ok,
+                "parts": st.parts,
+                "files": st.files,
+                "last_commit_epoch": st.commits,
+                "manifest": "missing (a sound store is adopted at the next start)" if st.adoptable else None,
+                "problems": st.problems,
+            },
+            indent=2,
+        )
+    )
+    if not st.ok:
+        print(f"tidstream: error: {st.error()}", file=sys.stderr)
+    return 0 if st.ok else 1
+
+
+def cmd_recovery_reset(args: argparse.Namespace) -> int:
+    from .recovery import check_recovery, reset_recovery
+
+    path = _recovery_path(args)
+    st = check_recovery(path, f"tidstream-{args.flow}")
+    if st.ok and not args.force:
+        raise TidstreamError(
+            f"the recovery store {path} is sound: a reset would restart {args.flow} from the beginning "
+            "of its input for no reason (add --force if that is really wanted)"
+        )
+    positions = None
+    if args.flow == "ingest" and not args.from_start:
+        from .recovery import ingest_positions
+
+        positions = ingest_positions(_settings(args))
+    moved = reset_recovery(path, f"tidstream-{args.flow}", args.parts, positions)
+    print(
+        json.dumps(
+            {
+                "flow": args.flow,
+                "new_store": str(path),
+                "old_store_moved_to": str(moved) if moved else None,
+                "start_after": positions,
+            }
+        )
+    )
+    return 0
+
+
+def cmd_chaos(args: argparse.Namespace) -> int:
+    from .chaos import run_from_args
+
+    return run_from_args(args)
 
 
 # -- devices ------------------------------------------------------------------------------
@@ -280,6 +351,36 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--to", dest="end", help="replay: last raw-stream time (ISO 8601, UTC)")
     run.add_argument("--out", help="replay: output folder of the fresh export")
     run.set_defaults(func=cmd_run)
+
+    rec = sub.add_parser("recovery", help="check or reset a dataflow's recovery store")
+    rsub = rec.add_subparsers(dest="recovery_command", required=True, metavar="ACTION")
+    for action, text in (
+        ("check", "check the store (manifest, every partition); exit 1 with the problems"),
+        ("reset", "move a damaged store aside and create a fresh one (docs/OPERATIONS.md)"),
+    ):
+        a = rsub.add_parser(action, help=text)
+        a.add_argument("flow", choices=["ingest", "export", "alerts", "replay"], help="which dataflow")
+        a.add_argument("--recovery-dir", help="parent folder of the stores (default: [recovery_dir])")
+        a.add_argument("--store", help="the store folder itself (instead of <recovery-dir>/<flow>)")
+        if action == "reset":
+            a.add_argument("--parts", type=int, help="partitions of the new store (default: as the old)")
+            a.add_argument("--force", action="store_true", help="reset even a sound store")
+            a.add_argument(
+                "--from-start",
+                action="store_true",
+                help="ingest: read the raw stream from its start (default: after the last uplink "
+                "that has its reading, rebuilt from the readings stream; needs NATS)",
+            )
+            a.add_argument("--nats-url", help="server URL(s), overrides the configuration")
+            a.set_defaults(func=cmd_recovery_reset)
+        else:
+            a.set_defaults(func=cmd_recovery_check)
+
+    chaos = sub.add_parser("chaos", help="kill the dataflows at random over one run; check nothing is lost")
+    from .chaos import add_arguments as chaos_arguments
+
+    chaos_arguments(chaos)
+    chaos.set_defaults(func=cmd_chaos)
 
     dev = sub.add_parser("devices", help="device registry tools")
     dsub = dev.add_subparsers(dest="devices_command", required=True, metavar="ACTION")

@@ -270,6 +270,11 @@ def write_snapshot(entries: list[dict[str, Any]], path: str | os.PathLike[str]) 
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, p)
+    # One writer per snapshot path (one key, one worker): any other temporary file is
+    # what a process killed in the middle of a write left behind.
+    for stale in p.parent.glob(f".{p.name}.tmp-*"):
+        if stale != tmp:
+            stale.unlink(missing_ok=True)
     return p
 
 

@@ -5,7 +5,10 @@ dataset partitioned by day, hive style (``date=YYYY-MM-DD/``).
 (``readings-<first>-<last>.parquet``, a fixed block of ``block_size`` sequences), and are
 written atomically (temporary file + rename in the same folder). A replay after a crash
 rebuilds the same block and rewrites the same file names with the same rows, so readers
-never see a reading twice and never see a partial file. A block not yet complete is
+never see a reading twice and never see a partial file (temporary file fsynced, renamed,
+folder fsynced). A write that fails (disk full, folder not writable or not a folder)
+stops the flow with one clear error line; started again once the folder is usable, it
+resumes from its last snapshot. A block not yet complete is
 rewritten at every Bytewax snapshot (its rows are kept in the snapshot's file, not in
 memory only).
 """
@@ -101,11 +104,39 @@ def record_problem(r: Any) -> str | None:
     return None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write ``path`` so that readers see the old file or the whole new one, never a
+    part, also across a power loss: ``write(file)`` fills a hidden temporary file in the
+    same folder (``.<name>.tmp-<pid>``: the dataset's readers skip hidden files), which
+    is fsynced, renamed over ``path``, and the folder fsynced. On any error the
+    temporary file is removed and the error raised."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
+
+
+#: what writing a file can raise (pyarrow wraps some OS errors in its own types)
+_WRITE_ERRORS = (OSError, pa.ArrowException)
 
 
 class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
@@ -125,14 +156,26 @@ class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
         self.rejected = 0
         try:
             root.mkdir(parents=True, exist_ok=True)
+            if not root.is_dir():
+                raise NotADirectoryError(f"{root} is not a folder")
         except OSError as e:
-            raise ConnectorError(f"export folder {root} cannot be created: {e}") from e
+            raise self._stop(f"export folder {root} cannot be created: {e}") from e
+        # Temporary files of a process killed in the middle of a write (never read: hidden).
+        for stale in [*root.glob("date=*/.*.tmp-*"), *root.glob("_rejected/.*.tmp-*")]:
+            try:
+                stale.unlink()
+            except OSError:
+                pass
         if resume and resume.get("block") is not None:
             self.block = int(resume["block"])
             self._reload(self.block)
 
     def _reload(self, block: int) -> None:
-        """Read back the partial files of the current block (written at the snapshot)."""
+        """Read back the files of a block already written: the partial block of the last
+        snapshot, or, when the export reads its stream again from an older position (a
+        recovery reset, docs/OPERATIONS.md), a block written before. The block is then
+        rewritten with the union (rows keyed by their order key): readings that expired
+        from the stream since are kept, none is written twice."""
         name = block_file_name(block, self.block_size)
         for f in sorted(self.root.glob(f"date=*/{name}")):
             t = pq.read_table(f, schema=READING_RECORD_SCHEMA)
@@ -157,11 +200,13 @@ class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
             b = (block_seq - 1) // self.block_size
             if self.block is None:
                 self.block = b
+                self._reload(b)
             if b != self.block:
                 self._flush()
                 self.rows.clear()
                 self.block = b
                 self.rejected = 0
+                self._reload(b)
             self.rows[order] = bytes(data)
 
     def _flush(self) -> None:
@@ -194,20 +239,10 @@ class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
             part = part.replace_schema_metadata({**(READING_RECORD_SCHEMA.metadata or {}), **meta})
             folder = self.root / safe_path_component(f"date={d}")  # never outside root
             final = folder / name
-            tmp = folder / f".{name}.tmp-{os.getpid()}"
             try:
-                folder.mkdir(parents=True, exist_ok=True)
-                pq.write_table(part, tmp, compression="zstd")
-                os.replace(tmp, final)
-            except OSError as e:
-                try:
-                    tmp.unlink(missing_ok=True)
-                except OSError:
-                    pass
-                raise ConnectorError(
-                    f"cannot write {final}: {e}. The export stops here; it resumes from the last "
-                    "snapshot once the folder is writable again (no partial file is left)"
-                ) from e
+                _atomic_write(final, lambda f, part=part: pq.write_table(part, f, compression="zstd"))
+            except _WRITE_ERRORS as e:
+                raise self._stop(f"cannot write {final}: {e}") from e
             self.files_written += 1
             metrics.EXPORT_FILES.inc()
             metrics.EXPORT_LAST_WRITE.set_to_current_time()
@@ -263,7 +298,10 @@ class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
                 + b"\n"
                 for key, why in sorted(bad)
             )
-            _atomic_write(rejected, lines)
+            try:
+                _atomic_write(rejected, lambda f: f.write(lines))
+            except _WRITE_ERRORS as e:
+                raise self._stop(f"cannot write {rejected}: {e}") from e
             if len(bad) > self.rejected:
                 metrics.EXPORT_REJECTED.inc(len(bad) - self.rejected)
             _log.warning(
@@ -275,6 +313,18 @@ class _ExportPartition(StatefulSinkPartition[ExportItem, dict]):
             )
             self.rejected = len(bad)
         return [k for k, _ in good], table
+
+    @staticmethod
+    def _stop(what: str) -> ConnectorError:
+        """The error that stops the export (disk full, folder not writable, ...): logged
+        as one clear line, then raised so the process exits non-zero."""
+        msg = (
+            f"{what}. The export stops here (no partial file is left where readers look); "
+            "once the folder is writable and has space again, start it again: it resumes "
+            "from its last snapshot and rewrites the same files (docs/OPERATIONS.md, 'Export folder')"
+        )
+        _log.error("%s", msg)
+        return ConnectorError(msg)
 
     def snapshot(self) -> dict:
         self._flush()

@@ -33,6 +33,12 @@ def connect_options(cfg: NatsSettings) -> dict[str, Any]:
         # Keep trying for ever: a NATS outage must pause the flows, not end them.
         "max_reconnect_attempts": -1,
         "reconnect_time_wait": 1,
+        # A server that stops answering with the TCP connection still open (a network
+        # partition, a frozen host) is only noticed by missed pings: every 20 s, 3
+        # missed = disconnected (~60-80 s; nats-py's default, 2 x 120 s, outlived the
+        # sink's retries). Then the flows wait for the reconnect (docs/RELIABILITY.md).
+        "ping_interval": 20,
+        "max_outstanding_pings": 3,
         "allow_reconnect": True,
         "pending_size": 64 * 1024 * 1024,
     }

@@ -19,7 +19,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
@@ -255,6 +255,9 @@ class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
     start_ns: int | None = None
     #: Only messages stored up to this time; the partition ends after it.
     end_ns: int | None = None
+    #: Partition -> sequence to start after when the partition has no snapshot yet (a
+    #: recovery store reset with positions rebuilt from the output: tidstream.recovery).
+    start_after: Mapping[str, int] | None = None
 
     def list_parts(self) -> list[str]:
         return list(self.partitions)
@@ -265,7 +268,7 @@ class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
             self.stream,
             for_part,
             self.filter_template.format(for_part),
-            resume_state,
+            resume_state if resume_state is not None else (self.start_after or {}).get(for_part),
             self.batch_size,
             self.stop_at_end,
             self.high_water,
@@ -305,14 +308,33 @@ class _SinkPartition(StatefulSinkPartition[Publish, None]):
         await pub.start()
         return pub
 
+    async def _connected(self) -> bool:
+        """Wait (for ever) while the connection is down; True when it was down. An
+        outage must pause the flow, not use up its retries: those are for a server that
+        answers but does not acknowledge."""
+        nc = self._conn.nc
+        if nc.is_connected or nc.is_closed:
+            return False
+        log.warning("NATS connection down: publishing waits until it is back", extra={"waiting": True})
+        while not nc.is_connected and not nc.is_closed:
+            await asyncio.sleep(0.25)
+        return True
+
     async def _publish_all(self, items: list[Publish]) -> tuple[int, int]:
         pending: list[Publish] = items
         dup = 0
-        for attempt in range(self._retries + 1):
+        attempt = 0
+        while True:
+            await self._connected()
+            reconnects = self._conn.nc.stats["reconnects"]
             res = await self._pub.publish(pending, self._timeout)
             dup += res.duplicates
             if not res.failed:
                 return len(items), dup
+            if await self._connected() or self._conn.nc.stats["reconnects"] != reconnects:
+                # lost in an outage: again at once, same ids, the attempt not counted
+                pending = _retry_list(pending, res.failed)
+                continue
             if attempt == self._retries:
                 detail = res.errors[0] if res.errors else f"no PubAck within {self._timeout:.0f} s"
                 raise ConnectorError(
@@ -333,7 +355,7 @@ class _SinkPartition(StatefulSinkPartition[Publish, None]):
             # retrying it after that value would roll the key back.
             pending = _retry_list(pending, res.failed)
             await asyncio.sleep(min(2.0**attempt, 10.0))
-        return len(items), dup
+            attempt += 1
 
     def write_batch(self, items: list[Publish]) -> None:
         if not items:
