@@ -581,7 +581,7 @@ class _NullSinkPart:
         self.counter = counter
 
     def write_batch(self, items: list[Any]) -> None:
-        self.counter[0] += len(items)
+        self.counter[0] += sum(len(pb) for pb in items)
 
     def snapshot(self) -> None:
         return None
@@ -591,12 +591,13 @@ class _NullSinkPart:
 
 
 def bytewax_alone(
-    msgs: list[Any], outs_by_seq: dict[int, list[Any]], batch_size: int, parts: list[str]
+    msgs: list[Any], step_of: Callable[[], Any], batch_size: int, parts: list[str]
 ) -> tuple[float, int]:
     """Seconds for Bytewax (``run_main``, one worker) to move the same items as the
-    ingest flow: ``msgs`` in through a testing source in batches, the step's outputs out
-    of ``flat_map_batch`` (looked up, not computed), into a partitioned sink that drops
-    them (``part_fn`` as ``JetStreamSink``'s)."""
+    ingest flow: ``msgs`` in through a testing source in batches, the step's outputs
+    (``step_of()``'s, one ``(partition, PubBatch)`` per partition and batch, computed
+    beforehand and looked up) out of ``flat_map_batch``, into a partitioned sink that
+    drops them (``part_fn`` as ``JetStreamSink``'s). Returns seconds and messages moved."""
     import bytewax.operators as op
     from bytewax.dataflow import Dataflow
     from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
@@ -623,15 +624,16 @@ def bytewax_alone(
     # The testing source cuts consecutive batches of batch_size: their outputs are
     # gathered beforehand, so that the step costs Bytewax nothing but a dict lookup.
     chunk_out: dict[int, tuple[int, list[Any]]] = {}
+    step_fn = step_of()
     for i in range(0, len(msgs), batch_size):
         chunk = msgs[i : i + batch_size]
-        chunk_out[chunk[0].seq] = (len(chunk), [o for m in chunk for o in outs_by_seq.get(m.seq, ())])
+        chunk_out[chunk[0].seq] = (len(chunk), step_fn(chunk))
 
     def step(batch: list[Any]) -> list[Any]:
         hit = chunk_out.get(batch[0].seq)
         if hit is not None and hit[0] == len(batch):
             return hit[1]
-        return [o for m in batch for o in outs_by_seq.get(m.seq, ())]
+        raise RuntimeError("the testing source cut a batch differently")
 
     flow = Dataflow("bytewax-alone")
     raw = op.input("raw-uplinks", flow, TestingSource(msgs, batch_size))
@@ -640,12 +642,6 @@ def bytewax_alone(
     t0 = time.perf_counter()
     run_main(flow)
     return time.perf_counter() - t0, counter[0]
-
-
-def _raw_seq_of(msg_id: str) -> int:
-    # readings "r:<raw seq>:<k>", dead letters "d:<raw stream>:<raw seq>"
-    parts = msg_id.split(":")
-    return int(parts[1] if parts[0] == "r" else parts[-1])
 
 
 #: Step profile categories, in report order.
@@ -694,10 +690,17 @@ def profile_step(
         return key[0].endswith(("flow/ingest.py", "flow\\ingest.py"))
 
     def is_step_frame(key: tuple[str, int, str]) -> bool:
-        return in_ingest(key) and (key[2] in ("__call__", "_emit") or key[2].startswith("<"))
+        return in_ingest(key) and (key[2] in ("batches", "_step", "of", "items") or key[2].startswith("<"))
 
     def is_cols_frame(key: tuple[str, int, str]) -> bool:
-        return in_ingest(key) and key[2] in ("_reading_rows", "f64", "tri", "opt_int", "opt_f64")
+        return in_ingest(key) and key[2] in (
+            "_reading_messages",
+            "_time_suspects",
+            "f64",
+            "tri",
+            "opt_int",
+            "opt_f64",
+        )
 
     def converts_columns(key: tuple[str, int, str]) -> bool:
         # pyarrow's to_pylist is Cython, invisible to cProfile: the comprehensions that
@@ -715,7 +718,7 @@ def profile_step(
         for ck, edge in callers.items():
             ect = edge[3]
             if is_cols_frame(ck) and not is_cols_frame(key):
-                if "json_rows" in name:
+                if "json_messages" in name or "json_rows" in name:
                     cat[c_json] += ect
                 elif name == "fill_ratio":
                     cat[c_reg] += ect
@@ -832,36 +835,32 @@ def measure_components(settings: Any, registry: Path, frames: int, say: Callable
     gc.collect()
     t0 = time.perf_counter()
     for b in batches:
-        ing(b)
+        ing.batches(b)
     step_s = time.perf_counter() - t0
     ing = ingestor()
-    outs = [ing(b) for b in batches]
-    items = sum(len(o) for o in outs)
+    outs = [ing.batches(b) for b in batches]
+    items = sum(len(pb) for o in outs for _, pb in o)
     n_batches = len(batches)
-    prof, profiled_s = profile_step(ingestor(), batches, step_s)
+    prof, profiled_s = profile_step(ingestor().batches, batches, step_s)
 
     # Bytewax alone, same items. The items this benchmark holds for the Bytewax and sink
     # parts are frozen out of the garbage collector's reach while those are timed (the
     # flow holds one batch at a time, not all of them).
-    by_seq: dict[int, list[Any]] = {}
-    for o in outs:
-        for kp in o:
-            by_seq.setdefault(_raw_seq_of(kp[1].msg_id), []).append(kp)
     msgs = [m for b in batches for m in b]
     del batches
     gc.collect()
     gc.freeze()
     try:
-        bw_s, moved = bytewax_alone(msgs, by_seq, settings.batch_size, parts)
+        bw_s, moved = bytewax_alone(msgs, lambda: ingestor().batches, settings.batch_size, parts)
     finally:
         gc.unfreeze()
     if moved != items:
-        raise RuntimeError(f"Bytewax moved {moved} items, {items} expected")
-    del msgs, by_seq
+        raise RuntimeError(f"Bytewax moved {moved} messages, {items} expected")
+    del msgs
 
     # Sink: fresh output streams, items routed per partition as the flow does.
     recreate_output_streams(settings)
-    sink = JetStreamSink(settings.nats, parts)
+    sink = JetStreamSink(settings.nats, parts, atomic=True)
     kparts = [sink.build_part("publish", p, None) for p in parts]
     gc.collect()
     gc.freeze()

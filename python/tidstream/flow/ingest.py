@@ -8,6 +8,12 @@ letter with its reason and the original bytes.
 
 Message ids are deterministic (from the raw stream sequence), so a replay after a crash
 republishes the same ids and JetStream drops the duplicates.
+
+The live flow uses :meth:`Ingestor.batches`: one :class:`~tidstream._core.PubBatch` per
+raw partition and step call (readings written by Rust with their subjects and ids in
+one call per model; Python adds only dead letters and stored readings), so Bytewax and
+the sink handle a few items per batch instead of one per message. Calling the ingestor
+gives the same messages one ``Publish`` each (tests, the replay flow).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import pyarrow.compute as pc
 from .. import _core, codecs, envelopes, metrics
 from ..codecs import alarm_flag_names
 from ..config import Subjects
-from ..nats.jetstream import Publish, RawMsg
+from ..nats.jetstream import PubBatch, Publish, RawMsg
 from ..registry import Registry
 from .guards import FcntGuard, TimeWindow
 
@@ -115,13 +121,20 @@ class Ingestor:
         }
         self._reg_json_cols = {c: _core.JsonStrings(v) for c, v in strings.items()}
         self._reg_commune_insee = strings["commune_insee"]
+        # The readings subject of every registry row (lookup is by exact device id).
+        self._reg_subject = _core.JsonStrings(
+            [
+                None if d is None or c is None else subjects.reading(c, d)
+                for d, c in zip(strings["device_id"], strings["commune_insee"])
+            ]
+        )
         self._reg_model = t.column("model").cast(pa.string()).to_pylist()
         self._reg_lat = t.column("lat").cast(pa.float64()).to_numpy(zero_copy_only=False)
         self._reg_lon = t.column("lon").cast(pa.float64()).to_numpy(zero_copy_only=False)
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _dead(self, out: list, m: RawMsg, d: DeadLetter) -> None:
+    def _dead(self, out: _Out, m: RawMsg, d: DeadLetter) -> None:
         self.stats.dead_letters[d.reason] += 1
         body = {
             "reason": d.reason,
@@ -136,16 +149,11 @@ class Ingestor:
             "headers": m.headers or None,
             "original_base64": base64.b64encode(m.data).decode(),
         }
-        out.append(
-            (
-                m.part,
-                Publish(
-                    self.subjects.dlq(d.reason),
-                    orjson.dumps(body),
-                    f"d:{self.raw_stream}:{m.seq}",
-                    {"Tid-Reason": d.reason, "Tid-Raw-Seq": str(m.seq)},
-                ),
-            )
+        out.of(m.part).push(
+            self.subjects.dlq(d.reason),
+            orjson.dumps(body),
+            f"d:{self.raw_stream}:{m.seq}",
+            {"Tid-Reason": d.reason, "Tid-Raw-Seq": str(m.seq)},
         )
 
     def _split_subject(self, subject: str) -> tuple[str, str] | None:
@@ -158,8 +166,18 @@ class Ingestor:
     # -- the step --------------------------------------------------------------------
 
     def __call__(self, batch: list[RawMsg]) -> list[tuple[str, Publish]]:
-        """The step, timed; the Prometheus counters advance by this batch's share of
-        ``self.stats`` (once per batch: docs/OPERATIONS.md)."""
+        """The messages of :meth:`batches`, one ``(partition, Publish)`` each, in order."""
+        return [
+            (part, Publish(subject, data, msg_id, headers))
+            for part, pb in self.batches(batch)
+            for subject, data, msg_id, headers in pb.messages()
+        ]
+
+    def batches(self, batch: list[RawMsg]) -> list[tuple[str, PubBatch]]:
+        """The step (``flat_map_batch``): one ``(raw partition, PubBatch)`` per partition
+        present in ``batch``, readings and dead letters of that partition in frame order.
+        Timed; the Prometheus counters advance by this batch's share of ``self.stats``
+        (once per batch: docs/OPERATIONS.md)."""
         st = self.stats
         readings0, dead0 = st.readings_out, dict(st.dead_letters)
         t0 = time.perf_counter()
@@ -178,8 +196,8 @@ class Ingestor:
                 )
         return out
 
-    def _step(self, batch: list[RawMsg]) -> list[tuple[str, Publish]]:
-        out: list[tuple[str, Publish]] = []
+    def _step(self, batch: list[RawMsg]) -> list[tuple[str, PubBatch]]:
+        out = _Out()
         self.stats.frames_in += len(batch)
         # 1. envelope stage, per format ------------------------------------------------
         by_format: dict[str, list[RawMsg]] = defaultdict(list)
@@ -287,27 +305,35 @@ class Ingestor:
                     continue
                 by_model[reg_model[r]].append(j)
 
-        # 3. frame decode, per model, fill ratio, reading JSON (Rust, one call each) ----------
+        # 3. frame decode, per model, fill ratio, reading messages (Rust, one call each) ------
+        times_ok = self.times
+        fcnt_check = self.fcnt.check
         for model, idx in by_model.items():
             batch_rb = codecs.decode_batch(model, [ups[j][5] for j in idx], fports=[ups[j][3] for j in idx])
             ok = batch_rb.column("ok").to_numpy(zero_copy_only=False)
             sel = np.flatnonzero(ok)
             ok_l = ok.tolist()
             reg_of = rows[idx].tolist()
-            json_rows = self._reading_rows(model, batch_rb, sel, [ups[idx[k]] for k in sel], rows[idx][sel])
+            sel_ups = [ups[idx[k]] for k in sel]
+            msgs = self._reading_messages(model, batch_rb, sel, sel_ups, rows[idx][sel])
             stored_col = batch_rb.column("stored_readings")
             has_stored = (
                 set(np.flatnonzero(pc.fill_null(pc.list_value_length(stored_col), 0).to_numpy()).tolist())
                 if stored_col.null_count < len(stored_col)
                 else set()
             )
-            r = 0  # next row of json_rows (the ok frames, in order)
+            # Frames whose times need a closer look (TimeWindow.problem, vectorised: the
+            # others are certainly fine); frames with stored readings are always looked at.
+            suspect = self._time_suspects(batch_rb, idx, ups)
+            r = 0  # next message of msgs (the ok frames, in order)
             dropped = 0  # ok frames dead-lettered for their device-side time
-            measured_ms = batch_rb.column("measured_at").cast("int64").to_pylist()
-            communes = self._reg_commune_insee
-            reading_subject = self.subjects.reading
+            measured_ms = (
+                batch_rb.column("measured_at").cast("int64").to_pylist() if suspect or has_stored else None
+            )
+            pending: dict[str, list[int]] = defaultdict(list)  # part -> rows of msgs to take
             for k, j in enumerate(idx):
-                m, dev = ups[j][0], ups[j][1]
+                u = ups[j]
+                m = u[0]
                 if not ok_l[k]:
                     self._dead(
                         out,
@@ -317,44 +343,72 @@ class Ingestor:
                             batch_rb.column("error")[k].as_py(),
                             "frame",
                             batch_rb.column("error_offset")[k].as_py(),
-                            dev,
+                            u[1],
                         ),
                     )
                     continue
-                data = json_rows[r]
+                row = r
                 r += 1
-                # device-side times (the frame's and its stored readings') inside the window
-                times = [None if measured_ms[k] is None else measured_ms[k] * 1_000_000]
-                if k in has_stored:
-                    times += [int(x["measured_at"].timestamp() * 1e9) for x in stored_col[k].as_py() or ()]
-                why = self.times.problem(ups[j][2], m.stored_ns, times)
-                if why:
-                    self._dead(out, m, DeadLetter("implausible_time", why, "frame", device_id=dev))
-                    dropped += 1
-                    continue
+                if k in suspect or k in has_stored:
+                    # device-side times (the frame's and its stored readings') inside the window
+                    mk = measured_ms[k] if measured_ms is not None else None
+                    times = [None if mk is None else mk * 1_000_000]
+                    if k in has_stored:
+                        times += [
+                            int(x["measured_at"].timestamp() * 1e9) for x in stored_col[k].as_py() or ()
+                        ]
+                    why = times_ok.problem(u[2], m.stored_ns, times)
+                    if why:
+                        self._dead(out, m, DeadLetter("implausible_time", why, "frame", device_id=u[1]))
+                        dropped += 1
+                        continue
                 # The counter advances only on frames that become readings (as when it is
                 # rebuilt from the readings stream at start): a corrupt copy of a frame
                 # cannot make the genuine one look replayed.
-                why = self.fcnt.check(dev, ups[j][4], m.seq)
+                why = fcnt_check(u[1], u[4], m.seq)
                 if why:
-                    self._dead(out, m, DeadLetter("fcnt_regression", why, "envelope", device_id=dev))
+                    self._dead(out, m, DeadLetter("fcnt_regression", why, "envelope", device_id=u[1]))
                     dropped += 1
                     continue
-                commune = communes[reg_of[k]]
-                out.append((m.part, Publish(reading_subject(commune, dev), data, f"r:{m.seq}:0")))
+                pending[m.part].append(row)
                 if k in has_stored:
-                    self._emit_stored(out, m, dev, commune, reg_of[k], orjson.loads(data), stored_col[k])
+                    # keep the device's order: its frame's reading, then the stored ones
+                    pb = out.of(m.part)
+                    pb.extend(msgs, np.array(pending.pop(m.part), dtype=np.int64))
+                    self._emit_stored(pb, m, reg_of[k], orjson.loads(msgs.data(row)), stored_col[k])
+            for part, rows_p in pending.items():
+                out.of(part).extend(msgs, np.array(rows_p, dtype=np.int64))
             self.stats.readings_out += len(sel) - dropped
-        return out
+        return out.items()
 
-    def _reading_rows(
+    def _time_suspects(self, rb: Any, idx: list[int], ups: list[tuple[Any, ...]]) -> set[int]:
+        """Positions ``k`` (into ``idx``) of the frames :meth:`TimeWindow.problem` could
+        refuse (received or measured time out of the window); the rest are fine."""
+        n = len(idx)
+        if n == 0:
+            return set()
+        w = self.times
+        recv = np.fromiter((ups[j][2] for j in idx), dtype=np.int64, count=n)
+        stored = np.fromiter((ups[j][0].stored_ns for j in idx), dtype=np.int64, count=n)
+        meas_col = rb.column("measured_at")
+        meas_ok = meas_col.is_valid().to_numpy(zero_copy_only=False)
+        meas = pc.fill_null(meas_col.cast(pa.int64()), 0).to_numpy(zero_copy_only=False) * 1_000_000
+        bad = recv < w.earliest_ns
+        bad |= meas_ok & (meas < w.earliest_ns)
+        if w.future_ns:
+            bad |= recv > stored + w.future_ns
+            bad |= meas_ok & (meas > recv + w.future_ns)
+        return set(np.flatnonzero(bad).tolist())
+
+    def _reading_messages(
         self, model: str, rb: Any, sel: np.ndarray, ups: list[tuple[Any, ...]], reg: np.ndarray
-    ) -> list[bytes]:
-        """The JSON of the readings of the decoded frames ``sel`` of ``rb`` (one Rust call):
+    ) -> PubBatch:
+        """The reading messages of the decoded frames ``sel`` of ``rb`` (one Rust call):
+        JSON payload, subject ``<prefix>.readings.<commune>.<device>``, id ``r:<raw seq>:0``;
         ``ups`` their uplink tuples, ``reg`` their registry rows."""
         n = len(sel)
         if n == 0:
-            return []
+            return PubBatch()
 
         def f64(name: str) -> np.ndarray:
             return np.ascontiguousarray(rb.column(name).to_numpy(zero_copy_only=False)[sel], dtype=np.float64)
@@ -387,7 +441,7 @@ class Ingestor:
         fcnt, fcnt_ok = opt_int([u[4] for u in ups])
         reg = np.ascontiguousarray(reg, dtype=np.int64)
         cols = self._reg_json_cols
-        return _core.json_rows(
+        return _core.json_messages(
             n,
             [
                 ("reading_id", "intstr", seq, ("r:", ":0")),
@@ -420,11 +474,11 @@ class Ingestor:
                 ("gps_lon", "f64", f64("longitude"), None),
                 ("raw_seq", "i64", seq, None),
             ],
+            [("dict", reg, self._reg_subject)],
+            ["r:", ("int", seq), ":0"],
         )
 
-    def _emit_stored(
-        self, out: list, m: RawMsg, dev: str, commune: str, reg_row: int, main: dict[str, Any], stored: Any
-    ) -> None:
+    def _emit_stored(self, out: PubBatch, m: RawMsg, reg_row: int, main: dict[str, Any], stored: Any) -> None:
         """The stored readings of one frame (sent late after an outage; rare): the frame's
         reading with the stored values, ids ``r:<seq>:<n>``."""
         for n, s in enumerate(stored.as_py() or (), start=1):
@@ -446,13 +500,27 @@ class Ingestor:
                 "tilt": None,
                 "fire_alarm": None,
             }
-            self._emit(out, m, dev, commune, rec)
-
-    def _emit(self, out: list, m: RawMsg, dev: str, commune: str, rec: dict[str, Any]) -> None:
-        self.stats.readings_out += 1
-        out.append(
-            (
-                m.part,
-                Publish(self.subjects.reading(commune, dev), orjson.dumps(rec), rec["reading_id"]),
+            self.stats.readings_out += 1
+            out.push(
+                self.subjects.reading(main["commune_insee"], main["device_id"]),
+                orjson.dumps(rec),
+                rec["reading_id"],
             )
-        )
+
+
+class _Out:
+    """The step's output being built: one PubBatch per raw partition, in first-seen order."""
+
+    __slots__ = ("_by_part",)
+
+    def __init__(self) -> None:
+        self._by_part: dict[str, PubBatch] = {}
+
+    def of(self, part: str) -> PubBatch:
+        pb = self._by_part.get(part)
+        if pb is None:
+            pb = self._by_part[part] = PubBatch()
+        return pb
+
+    def items(self) -> list[tuple[str, PubBatch]]:
+        return [(p, pb) for p, pb in self._by_part.items() if len(pb)]
