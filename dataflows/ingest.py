@@ -56,5 +56,5 @@ out = op.flat_map_batch("decode", raw, ingestor.batches)
 
 op.output("publish", out, JetStreamSink(settings.nats, parts, atomic=True))
 # JetStream: tid.readings.<commune>.<device>, tid.dlq.<reason>; in atomic batches of up to
-# 1,000 (allow_atomic, `tidstream setup`), per message on a refusal or a replay; acked
+# 1,000 (allow_atomic, `tidstream nats init`), per message on a refusal or a replay; acked
 # before the epoch commits

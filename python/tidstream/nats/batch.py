@@ -11,7 +11,7 @@ sends it in one write. Two ways to be acknowledged:
   ``<inbox>.<batch>.<index>`` on one wildcard subscription and every PubAck is counted;
   ``Nats-Msg-Id`` deduplication, duplicates reported.
 * **atomic batches** (``atomic=True``; nats-server 2.12+ with the stream setting
-  ``allow_atomic``, applied by ``tidstream setup``): the messages are cut into ADR-50
+  ``allow_atomic``, applied by ``tidstream nats init``): the messages are cut into ADR-50
   atomic batches (at most 1,000 messages, one stream each: grouped by the first two
   subject tokens) and only each batch's commit gets a reply: one PubAck per 1,000
   messages instead of one per message. JetStream stores a batch whole or not at all
@@ -244,7 +244,7 @@ class BatchPublisher:
                     if self.atomic:
                         log.warning(
                             "atomic batch publish refused (%s): publishing per message; "
-                            "run `tidstream setup` to enable allow_atomic on the output streams",
+                            "run `tidstream nats init` to enable allow_atomic on the output streams",
                             d.decode(errors="replace")[:200],
                         )
                     self.atomic = False

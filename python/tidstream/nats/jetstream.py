@@ -380,7 +380,7 @@ class JetStreamSink(FixedPartitionedSink[Any, None]):
     unacknowledged ones with the same ``Nats-Msg-Id``); otherwise it raises
     :class:`ConnectorError`. ``atomic``: acknowledged per ADR-50 atomic batch of up to
     1,000 messages instead of per message where the output streams allow it
-    (``allow_atomic``, set by ``tidstream setup``); see :mod:`tidstream.nats.batch`.
+    (``allow_atomic``, set by ``tidstream nats init``); see :mod:`tidstream.nats.batch`.
     """
 
     nats: NatsSettings
