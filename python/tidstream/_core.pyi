@@ -115,6 +115,7 @@ def json_messages(
     array)``. Raises ValueError for a null piece, a short column or a subject NATS cannot
     publish to. Releases the GIL while writing."""
 
+@final
 class PubBatch:
     """Messages for the JetStream sink (subject, ``Nats-Msg-Id``, headers, payload each)
     in one Rust buffer; written out as NATS ``HPUB`` commands in one call."""

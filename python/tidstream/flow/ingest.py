@@ -1,8 +1,8 @@
 """The ingest step: raw uplinks in, readings and dead letters out.
 
 One call per Bytewax batch (hundreds of uplinks): envelopes are parsed in Rust in one
-call per format, frames decoded in Rust in one call per model, fill ratios computed in
-Rust in one call. Nothing raises for bad input: every uplink ends either as readings
+call per format, frames decoded in Rust in one call per model, fill ratios and the
+reading messages (JSON, subject, id) computed in Rust in one call each for the batch. Nothing raises for bad input: every uplink ends either as readings
 (one per measurement in the frame, stored readings included) or as exactly one dead
 letter with its reason and the original bytes.
 
@@ -11,7 +11,7 @@ republishes the same ids and JetStream drops the duplicates.
 
 The live flow uses :meth:`Ingestor.batches`: one :class:`~tidstream._core.PubBatch` per
 raw partition and step call (readings written by Rust with their subjects and ids in
-one call per model; Python adds only dead letters and stored readings), so Bytewax and
+one call; Python adds only dead letters and stored readings), so Bytewax and
 the sink handle a few items per batch instead of one per message. Calling the ingestor
 gives the same messages one ``Publish`` each (tests, the replay flow).
 """
@@ -287,6 +287,8 @@ class Ingestor:
         rows = self.registry.lookup([u[1] for u in ups])
         by_model: dict[str, list[int]] = defaultdict(list)
         reg_model = self._reg_model
+        # receive times TimeWindow.problem could refuse (vectorised; only those are looked at)
+        late = self._recv_suspects(ups)
         for j, r in enumerate(rows.tolist()):
             if r < 0:
                 u = ups[j]
@@ -299,87 +301,109 @@ class Ingestor:
                 )
             else:
                 u = ups[j]
-                why = self.times.problem(u[2], u[0].stored_ns)
+                why = self.times.problem(u[2], u[0].stored_ns) if j in late else None
                 if why:
                     self._dead(out, u[0], DeadLetter("implausible_time", why, "envelope", device_id=u[1]))
                     continue
                 by_model[reg_model[r]].append(j)
 
-        # 3. frame decode, per model, fill ratio, reading messages (Rust, one call each) ------
+        # 3. frame decode (Rust, one call per model), then for the whole batch: fill ratio
+        # and reading messages (Rust, one call each) --------------------------------------
+        if not by_model:
+            return out.items()
         times_ok = self.times
         fcnt_check = self.fcnt.check
-        for model, idx in by_model.items():
-            batch_rb = codecs.decode_batch(model, [ups[j][5] for j in idx], fports=[ups[j][3] for j in idx])
-            ok = batch_rb.column("ok").to_numpy(zero_copy_only=False)
-            sel = np.flatnonzero(ok)
-            ok_l = ok.tolist()
-            reg_of = rows[idx].tolist()
-            sel_ups = [ups[idx[k]] for k in sel]
-            msgs = self._reading_messages(model, batch_rb, sel, sel_ups, rows[idx][sel])
-            stored_col = batch_rb.column("stored_readings")
-            has_stored = (
-                set(np.flatnonzero(pc.fill_null(pc.list_value_length(stored_col), 0).to_numpy()).tolist())
-                if stored_col.null_count < len(stored_col)
-                else set()
-            )
-            # Frames whose times need a closer look (TimeWindow.problem, vectorised: the
-            # others are certainly fine); frames with stored readings are always looked at.
-            suspect = self._time_suspects(batch_rb, idx, ups)
-            r = 0  # next message of msgs (the ok frames, in order)
-            dropped = 0  # ok frames dead-lettered for their device-side time
-            measured_ms = (
-                batch_rb.column("measured_at").cast("int64").to_pylist() if suspect or has_stored else None
-            )
-            pending: dict[str, list[int]] = defaultdict(list)  # part -> rows of msgs to take
-            for k, j in enumerate(idx):
-                u = ups[j]
-                m = u[0]
-                if not ok_l[k]:
-                    self._dead(
-                        out,
-                        m,
-                        DeadLetter(
-                            batch_rb.column("error_kind")[k].as_py(),
-                            batch_rb.column("error")[k].as_py(),
-                            "frame",
-                            batch_rb.column("error_offset")[k].as_py(),
-                            u[1],
-                        ),
-                    )
-                    continue
-                row = r
-                r += 1
-                if k in suspect or k in has_stored:
-                    # device-side times (the frame's and its stored readings') inside the window
-                    mk = measured_ms[k] if measured_ms is not None else None
-                    times = [None if mk is None else mk * 1_000_000]
-                    if k in has_stored:
-                        times += [
-                            int(x["measured_at"].timestamp() * 1e9) for x in stored_col[k].as_py() or ()
-                        ]
-                    why = times_ok.problem(u[2], m.stored_ns, times)
-                    if why:
-                        self._dead(out, m, DeadLetter("implausible_time", why, "frame", device_id=u[1]))
-                        dropped += 1
-                        continue
-                # The counter advances only on frames that become readings (as when it is
-                # rebuilt from the readings stream at start): a corrupt copy of a frame
-                # cannot make the genuine one look replayed.
-                why = fcnt_check(u[1], u[4], m.seq)
+        decoded = [
+            codecs.decode_batch(model, [ups[j][5] for j in idx], fports=[ups[j][3] for j in idx])
+            for model, idx in by_model.items()
+        ]
+        idx = [j for js in by_model.values() for j in js]  # ups positions, in decoded order
+        model_of = np.repeat(np.arange(len(decoded), dtype=np.int64), [len(js) for js in by_model.values()])
+        batch_rb = decoded[0] if len(decoded) == 1 else pa.concat_batches(decoded)
+        ok = batch_rb.column("ok").to_numpy(zero_copy_only=False)
+        sel = np.flatnonzero(ok)
+        ok_l = ok.tolist()
+        reg_of = rows[idx].tolist()
+        sel_ups = [ups[idx[k]] for k in sel]
+        msgs = self._reading_messages(list(by_model), model_of[sel], batch_rb, sel, sel_ups, rows[idx][sel])
+        stored_col = batch_rb.column("stored_readings")
+        has_stored = (
+            set(np.flatnonzero(pc.fill_null(pc.list_value_length(stored_col), 0).to_numpy()).tolist())
+            if stored_col.null_count < len(stored_col)
+            else set()
+        )
+        # Frames whose times need a closer look (TimeWindow.problem, vectorised: the
+        # others are certainly fine); frames with stored readings are always looked at.
+        suspect = self._time_suspects(batch_rb, idx, ups)
+        r = 0  # next message of msgs (the ok frames, in order)
+        dropped = 0  # ok frames dead-lettered for their device-side time
+        measured_ms = (
+            batch_rb.column("measured_at").cast("int64").to_pylist() if suspect or has_stored else None
+        )
+        pending: dict[str, list[int]] = defaultdict(list)  # part -> rows of msgs to take
+        for k, j in enumerate(idx):
+            u = ups[j]
+            m = u[0]
+            if not ok_l[k]:
+                self._dead(
+                    out,
+                    m,
+                    DeadLetter(
+                        batch_rb.column("error_kind")[k].as_py(),
+                        batch_rb.column("error")[k].as_py(),
+                        "frame",
+                        batch_rb.column("error_offset")[k].as_py(),
+                        u[1],
+                    ),
+                )
+                continue
+            row = r
+            r += 1
+            if k in suspect or k in has_stored:
+                # device-side times (the frame's and its stored readings') inside the window
+                mk = measured_ms[k] if measured_ms is not None else None
+                times = [None if mk is None else mk * 1_000_000]
+                if k in has_stored:
+                    times += [int(x["measured_at"].timestamp() * 1e9) for x in stored_col[k].as_py() or ()]
+                why = times_ok.problem(u[2], m.stored_ns, times)
                 if why:
-                    self._dead(out, m, DeadLetter("fcnt_regression", why, "envelope", device_id=u[1]))
+                    self._dead(out, m, DeadLetter("implausible_time", why, "frame", device_id=u[1]))
                     dropped += 1
                     continue
-                pending[m.part].append(row)
-                if k in has_stored:
-                    # keep the device's order: its frame's reading, then the stored ones
-                    pb = out.of(m.part)
-                    pb.extend(msgs, np.array(pending.pop(m.part), dtype=np.int64))
-                    self._emit_stored(pb, m, reg_of[k], orjson.loads(msgs.data(row)), stored_col[k])
-            for part, rows_p in pending.items():
-                out.of(part).extend(msgs, np.array(rows_p, dtype=np.int64))
-            self.stats.readings_out += len(sel) - dropped
+            # The counter advances only on frames that become readings (as when it is
+            # rebuilt from the readings stream at start): a corrupt copy of a frame
+            # cannot make the genuine one look replayed.
+            why = fcnt_check(u[1], u[4], m.seq)
+            if why:
+                self._dead(out, m, DeadLetter("fcnt_regression", why, "envelope", device_id=u[1]))
+                dropped += 1
+                continue
+            pending[m.part].append(row)
+            if k in has_stored:
+                # keep the device's order: its frame's reading, then the stored ones
+                pb = out.of(m.part)
+                pb.extend(msgs, np.array(pending.pop(m.part), dtype=np.int64))
+                self._emit_stored(pb, m, reg_of[k], orjson.loads(msgs.data(row)), stored_col[k])
+        for part, rows_p in pending.items():
+            out.of(part).extend(msgs, np.array(rows_p, dtype=np.int64))
+        self.stats.readings_out += len(sel) - dropped
         return out.items()
+
+    def _recv_suspects(self, ups: list[tuple[Any, ...]]) -> set[int]:
+        """Positions in ``ups`` whose receive time :meth:`TimeWindow.problem` could refuse."""
+        n = len(ups)
+        if n == 0:
+            return set()
+        w = self.times
+        try:
+            recv = np.fromiter((u[2] for u in ups), dtype=np.int64, count=n)
+            stored = np.fromiter((u[0].stored_ns for u in ups), dtype=np.int64, count=n)
+        except OverflowError:  # a hostile time beyond int64: let problem() judge them all
+            return set(range(n))
+        bad = recv < w.earliest_ns
+        if w.future_ns:
+            bad |= recv > stored + w.future_ns
+        return set(np.flatnonzero(bad).tolist())
 
     def _time_suspects(self, rb: Any, idx: list[int], ups: list[tuple[Any, ...]]) -> set[int]:
         """Positions ``k`` (into ``idx``) of the frames :meth:`TimeWindow.problem` could
@@ -388,12 +412,20 @@ class Ingestor:
         if n == 0:
             return set()
         w = self.times
-        recv = np.fromiter((ups[j][2] for j in idx), dtype=np.int64, count=n)
-        stored = np.fromiter((ups[j][0].stored_ns for j in idx), dtype=np.int64, count=n)
+        try:
+            recv = np.fromiter((ups[j][2] for j in idx), dtype=np.int64, count=n)
+            stored = np.fromiter((ups[j][0].stored_ns for j in idx), dtype=np.int64, count=n)
+        except OverflowError:  # a hostile time beyond int64: let problem() judge them all
+            return set(range(n))
         meas_col = rb.column("measured_at")
         meas_ok = meas_col.is_valid().to_numpy(zero_copy_only=False)
-        meas = pc.fill_null(meas_col.cast(pa.int64()), 0).to_numpy(zero_copy_only=False) * 1_000_000
+        meas_ms = pc.fill_null(meas_col.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+        # ms beyond what ns in int64 can hold (year 2262): suspect, before the product wraps
+        lim = (2**63 - 1) // 1_000_000 - 1
+        huge = meas_ok & ((meas_ms > lim) | (meas_ms < -lim))
+        meas = np.where(huge, 0, meas_ms) * 1_000_000
         bad = recv < w.earliest_ns
+        bad |= huge
         bad |= meas_ok & (meas < w.earliest_ns)
         if w.future_ns:
             bad |= recv > stored + w.future_ns
@@ -401,11 +433,18 @@ class Ingestor:
         return set(np.flatnonzero(bad).tolist())
 
     def _reading_messages(
-        self, model: str, rb: Any, sel: np.ndarray, ups: list[tuple[Any, ...]], reg: np.ndarray
+        self,
+        models: list[str],
+        model_of: np.ndarray,
+        rb: Any,
+        sel: np.ndarray,
+        ups: list[tuple[Any, ...]],
+        reg: np.ndarray,
     ) -> PubBatch:
         """The reading messages of the decoded frames ``sel`` of ``rb`` (one Rust call):
         JSON payload, subject ``<prefix>.readings.<commune>.<device>``, id ``r:<raw seq>:0``;
-        ``ups`` their uplink tuples, ``reg`` their registry rows."""
+        ``model_of`` their model (index into ``models``), ``ups`` their uplink tuples,
+        ``reg`` their registry rows."""
         n = len(sel)
         if n == 0:
             return PubBatch()
@@ -446,7 +485,7 @@ class Ingestor:
             [
                 ("reading_id", "intstr", seq, ("r:", ":0")),
                 ("device_id", "dict", reg, cols["device_id"]),
-                ("model", "literal", orjson.dumps(model).decode(), None),
+                ("model", "dict", np.ascontiguousarray(model_of, dtype=np.int64), models),
                 ("container_id", "dict", reg, cols["container_id"]),
                 ("container_kind", "dict", reg, cols["container_kind"]),
                 ("stream", "dict", reg, cols["stream"]),
