@@ -569,11 +569,16 @@ class Components:
     items_out: int  # readings + dead letters the step produced
     source_s: float  # JetStreamSource partitions drained (nats-py, RawMsg), all partitions
     step_s: float  # Ingestor (the flat_map_batch step) over the same batches
-    sink_s: float  # JetStreamSink partitions: publish_async + every PubAck
+    sink_s: float  # JetStreamSink partitions, one PubAck per message (the flow's default)
     bytewax_s: float  # Bytewax alone: same items in and out, no-op source/step/sink
     #: (category, seconds at unprofiled speed, profiled seconds); see :func:`profile_step`
     step_profile: list[tuple[str, float, float]] = field(default_factory=list)
     step_profiled_s: float = 0.0
+    #: the sink again with ADR-50 atomic batches (streams.atomic_publish), seconds
+    sink_atomic_s: float = 0.0
+    #: (client CPU s, nats-server CPU s) of the sink per message, and with atomic batches
+    sink_cpu: tuple[float, float] = (0.0, 0.0)
+    sink_atomic_cpu: tuple[float, float] = (0.0, 0.0)
 
 
 class _NullSinkPart:
@@ -648,11 +653,11 @@ def bytewax_alone(
 STEP_CATEGORIES = (
     "envelope parse (Rust `decode_uplinks`, one call per format per batch)",
     "codec decode (Rust `decode_batch`, one call per model per batch)",
-    "reading JSON (Rust `json_rows`, one call per model per batch)",
+    "reading messages (Rust `json_messages`: JSON, subjects, ids; one call per batch)",
     "Arrow columns to Python lists (envelope fields: `to_pylist`, `cast`)",
     "registry join + fill ratio (`lookup`, `row`, `fill_ratio`)",
-    "columns for `json_rows` (numpy / pyarrow per batch, uplink fields per frame)",
-    "step's own Python (per-frame loops, subjects, ids, `Publish` tuples)",
+    "columns for `json_messages` (numpy / pyarrow per batch, uplink fields per frame)",
+    "step's own Python (per-frame loops: uplink tuples, guards, rows per partition)",
     "stored readings sent late (`_emit_stored`: dicts, orjson)",
     "dead letters (`_dead`: dict, base64, orjson)",
 )
@@ -777,7 +782,9 @@ def recreate_output_streams(settings: Any) -> None:
     init_streams(settings)
 
 
-def measure_components(settings: Any, registry: Path, frames: int, say: Callable[[str], None]) -> Components:
+def measure_components(
+    settings: Any, registry: Path, frames: int, say: Callable[[str], None], server_pid: int | None = None
+) -> Components:
     """Time the ingest flow's parts alone, in this process, on the raw stream of
     ``settings`` (the readings and dead-letter streams are re-created for the sink)."""
     import gc
@@ -858,33 +865,56 @@ def measure_components(settings: Any, registry: Path, frames: int, say: Callable
         raise RuntimeError(f"Bytewax moved {moved} messages, {items} expected")
     del msgs
 
-    # Sink: fresh output streams, items routed per partition as the flow does.
-    recreate_output_streams(settings)
-    sink = JetStreamSink(settings.nats, parts, atomic=True)
-    kparts = [sink.build_part("publish", p, None) for p in parts]
-    gc.collect()
-    gc.freeze()
-    try:
-        t0 = time.perf_counter()
-        for o in outs:
-            routed: list[list[Any]] = [[] for _ in parts]
-            for key, pub in o:
-                routed[sink.part_fn(key)].append(pub)
-            for kp, its in zip(kparts, routed):
-                if its:
-                    kp.write_batch(its)
-        sink_s = time.perf_counter() - t0
-    finally:
-        gc.unfreeze()
-    for kp in kparts:
-        kp.close()
-    stored = stream_messages(settings, st.readings) + stream_messages(settings, st.dlq)
-    if stored != items:
-        raise RuntimeError(f"sink stored {stored} messages, {items} published")
-    c = Components(n, n_batches, items, source_s, step_s, sink_s, bw_s, prof, profiled_s)
+    # Sink: fresh output streams, items routed per partition as the flow does; once per
+    # message-acknowledged (the default) and once with atomic batches.
+    def run_sink(atomic: bool) -> tuple[float, float, float]:
+        recreate_output_streams(settings)
+        sink = JetStreamSink(settings.nats, parts, atomic=atomic)
+        kparts = [sink.build_part("publish", p, None) for p in parts]
+        gc.collect()
+        gc.freeze()
+        try:
+            t0, c0, s0 = time.perf_counter(), time.process_time(), proc_cpu_s(server_pid)
+            for o in outs:
+                routed: list[list[Any]] = [[] for _ in parts]
+                for key, pub in o:
+                    routed[sink.part_fn(key)].append(pub)
+                for kp, its in zip(kparts, routed):
+                    if its:
+                        kp.write_batch(its)
+            wall, cpu, srv = time.perf_counter() - t0, time.process_time() - c0, proc_cpu_s(server_pid) - s0
+        finally:
+            gc.unfreeze()
+        atomic_n = sum(kp.atomic_published for kp in kparts)
+        for kp in kparts:
+            kp.close()
+        stored = stream_messages(settings, st.readings) + stream_messages(settings, st.dlq)
+        if stored != items:
+            raise RuntimeError(f"sink stored {stored} messages, {items} published")
+        if atomic and atomic_n != items:
+            raise RuntimeError(f"{items - atomic_n} of {items} messages not stored by atomic batches")
+        return wall, cpu, srv
+
+    sink_s, sink_c, sink_srv = run_sink(False)
+    sink_a_s, sink_a_c, sink_a_srv = run_sink(True)
+    c = Components(
+        n,
+        n_batches,
+        items,
+        source_s,
+        step_s,
+        sink_s,
+        bw_s,
+        prof,
+        profiled_s,
+        sink_a_s,
+        (sink_c / items, sink_srv / items),
+        (sink_a_c / items, sink_a_srv / items),
+    )
     say(
         f"  parts alone: source {n / source_s:,.0f} frames/s, step {n / step_s:,.0f} frames/s "
-        f"(profiled {profiled_s:.2f} s), sink {items / sink_s:,.0f} msg/s, Bytewax {n / bw_s:,.0f} frames/s"
+        f"(profiled {profiled_s:.2f} s), sink {items / sink_s:,.0f} msg/s (atomic batches "
+        f"{items / sink_a_s:,.0f} msg/s), Bytewax {n / bw_s:,.0f} frames/s"
     )
     return c
 
@@ -1263,7 +1293,7 @@ def run_e2e(cfg: E2EConfig) -> E2EResult:
             ]  # fmt: skip
             comps = None
             if cfg.components:
-                comps = measure_components(settings, fleet.registry_path, fleet.uplinks, say)
+                comps = measure_components(settings, fleet.registry_path, fleet.uplinks, say, srv.pid)
         finally:
             srv.stop()
         shutil.rmtree(work / "nats-main", ignore_errors=True)

@@ -54,7 +54,7 @@ out = op.flat_map_batch("decode", raw, ingestor.batches)
 # readings and dead letters (subject, json bytes, msg id, headers) in frame order
 # (malformed, unknown device, fcnt_regression, implausible_time, ...: docs/SECURITY.md)
 
-op.output("publish", out, JetStreamSink(settings.nats, parts, atomic=True))
-# JetStream: tid.readings.<commune>.<device>, tid.dlq.<reason>; in atomic batches of up to
-# 1,000 (allow_atomic, `tidstream nats init`), per message on a refusal or a replay; acked
-# before the epoch commits
+op.output("publish", out, JetStreamSink(settings.nats, parts, atomic=settings.streams.atomic_publish))
+# JetStream: tid.readings.<commune>.<device>, tid.dlq.<reason>; one PubAck per message, or
+# with streams.atomic_publish one per atomic batch of up to 1,000 (per message on a refusal
+# or a replay); acked before the epoch commits
