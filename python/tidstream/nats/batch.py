@@ -87,6 +87,19 @@ class BatchOutcome:
     atomic: int = 0
 
 
+class _InlineQueue(asyncio.Queue):  # type: ignore[type-arg]
+    """A subscription's pending queue that hands each message to ``handler`` at once
+    (nats-py calls ``put_nowait`` from its reader task); nothing is ever queued, so the
+    subscription's own callback task just waits."""
+
+    def __init__(self, handler: Any) -> None:
+        super().__init__()
+        self._handler = handler
+
+    def put_nowait(self, item: Any) -> None:
+        self._handler(item)
+
+
 class BatchPublisher:
     """Publish batches of messages and wait for every acknowledgement.
 
@@ -112,8 +125,12 @@ class BatchPublisher:
         self._batch_prefix = self._inbox.rsplit(".", 1)[-1][:40]
 
     async def start(self) -> None:
-        """Subscribe to the reply inbox (``<inbox>.*.*``)."""
+        """Subscribe to the reply inbox (``<inbox>.*.*``). The PubAcks are counted as
+        nats-py hands them to the subscription (:class:`_InlineQueue`), without the
+        queue hop and callback task nats-py would run per message."""
         self._sub = await self._nc.subscribe(self._inbox + ".*.*", cb=self._on_ack, pending_msgs_limit=0)
+        if isinstance(getattr(self._sub, "_pending_queue", None), asyncio.Queue):
+            self._sub._pending_queue = _InlineQueue(self._ack)
 
     async def stop(self) -> None:
         """Unsubscribe the reply inbox (the connection stays open)."""
@@ -125,6 +142,9 @@ class BatchPublisher:
             self._sub = None
 
     async def _on_ack(self, msg: Any) -> None:
+        self._ack(msg)
+
+    def _ack(self, msg: Any) -> None:
         w = self._waiting
         if w is None:
             return  # a late ack of an attempt given up: its message is retried by id
