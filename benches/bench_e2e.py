@@ -55,6 +55,7 @@ def test_e2e_small_fleet_accounts_for_every_uplink(tmp_path: Path) -> None:
     assert r.ceiling_rate == max(r.ceiling_push_rate, r.ceiling_pull_rate)
     c = r.components
     assert c is not None and c.frames == UPLINKS and c.items_out == acc.readings + acc.dead_letters
+    assert c.sink_s > 0 and c.sink_atomic_s > 0 and c.sink_cpu[0] > 0 and c.sink_atomic_cpu[0] > 0
     assert {name for name, _, _ in c.step_profile} == set(e2e.STEP_CATEGORIES)
     # The split accounts for the whole unprofiled step time (more only if the Rust calls
     # took longer in the profiled pass than the whole unprofiled step).

@@ -569,11 +569,16 @@ class Components:
     items_out: int  # readings + dead letters the step produced
     source_s: float  # JetStreamSource partitions drained (nats-py, RawMsg), all partitions
     step_s: float  # Ingestor (the flat_map_batch step) over the same batches
-    sink_s: float  # JetStreamSink partitions: publish_async + every PubAck
+    sink_s: float  # JetStreamSink partitions, one PubAck per message (the flow's default)
     bytewax_s: float  # Bytewax alone: same items in and out, no-op source/step/sink
     #: (category, seconds at unprofiled speed, profiled seconds); see :func:`profile_step`
     step_profile: list[tuple[str, float, float]] = field(default_factory=list)
     step_profiled_s: float = 0.0
+    #: the sink again with ADR-50 atomic batches (streams.atomic_publish), seconds
+    sink_atomic_s: float = 0.0
+    #: (client CPU s, nats-server CPU s) of the sink per message, and with atomic batches
+    sink_cpu: tuple[float, float] = (0.0, 0.0)
+    sink_atomic_cpu: tuple[float, float] = (0.0, 0.0)
 
 
 class _NullSinkPart:
@@ -581,7 +586,7 @@ class _NullSinkPart:
         self.counter = counter
 
     def write_batch(self, items: list[Any]) -> None:
-        self.counter[0] += len(items)
+        self.counter[0] += sum(len(pb) for pb in items)
 
     def snapshot(self) -> None:
         return None
@@ -591,12 +596,13 @@ class _NullSinkPart:
 
 
 def bytewax_alone(
-    msgs: list[Any], outs_by_seq: dict[int, list[Any]], batch_size: int, parts: list[str]
+    msgs: list[Any], step_of: Callable[[], Any], batch_size: int, parts: list[str]
 ) -> tuple[float, int]:
     """Seconds for Bytewax (``run_main``, one worker) to move the same items as the
-    ingest flow: ``msgs`` in through a testing source in batches, the step's outputs out
-    of ``flat_map_batch`` (looked up, not computed), into a partitioned sink that drops
-    them (``part_fn`` as ``JetStreamSink``'s)."""
+    ingest flow: ``msgs`` in through a testing source in batches, the step's outputs
+    (``step_of()``'s, one ``(partition, PubBatch)`` per partition and batch, computed
+    beforehand and looked up) out of ``flat_map_batch``, into a partitioned sink that
+    drops them (``part_fn`` as ``JetStreamSink``'s). Returns seconds and messages moved."""
     import bytewax.operators as op
     from bytewax.dataflow import Dataflow
     from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
@@ -623,15 +629,16 @@ def bytewax_alone(
     # The testing source cuts consecutive batches of batch_size: their outputs are
     # gathered beforehand, so that the step costs Bytewax nothing but a dict lookup.
     chunk_out: dict[int, tuple[int, list[Any]]] = {}
+    step_fn = step_of()
     for i in range(0, len(msgs), batch_size):
         chunk = msgs[i : i + batch_size]
-        chunk_out[chunk[0].seq] = (len(chunk), [o for m in chunk for o in outs_by_seq.get(m.seq, ())])
+        chunk_out[chunk[0].seq] = (len(chunk), step_fn(chunk))
 
     def step(batch: list[Any]) -> list[Any]:
         hit = chunk_out.get(batch[0].seq)
         if hit is not None and hit[0] == len(batch):
             return hit[1]
-        return [o for m in batch for o in outs_by_seq.get(m.seq, ())]
+        raise RuntimeError("the testing source cut a batch differently")
 
     flow = Dataflow("bytewax-alone")
     raw = op.input("raw-uplinks", flow, TestingSource(msgs, batch_size))
@@ -642,21 +649,15 @@ def bytewax_alone(
     return time.perf_counter() - t0, counter[0]
 
 
-def _raw_seq_of(msg_id: str) -> int:
-    # readings "r:<raw seq>:<k>", dead letters "d:<raw stream>:<raw seq>"
-    parts = msg_id.split(":")
-    return int(parts[1] if parts[0] == "r" else parts[-1])
-
-
 #: Step profile categories, in report order.
 STEP_CATEGORIES = (
     "envelope parse (Rust `decode_uplinks`, one call per format per batch)",
     "codec decode (Rust `decode_batch`, one call per model per batch)",
-    "reading JSON (Rust `json_rows`, one call per model per batch)",
+    "reading messages (Rust `json_messages`: JSON, subjects, ids; one call per batch)",
     "Arrow columns to Python lists (envelope fields: `to_pylist`, `cast`)",
     "registry join + fill ratio (`lookup`, `row`, `fill_ratio`)",
-    "columns for `json_rows` (numpy / pyarrow per batch, uplink fields per frame)",
-    "step's own Python (per-frame loops, subjects, ids, `Publish` tuples)",
+    "columns for `json_messages` (numpy / pyarrow per batch, uplink fields per frame)",
+    "step's own Python (per-frame loops: uplink tuples, guards, rows per partition)",
     "stored readings sent late (`_emit_stored`: dicts, orjson)",
     "dead letters (`_dead`: dict, base64, orjson)",
 )
@@ -694,10 +695,17 @@ def profile_step(
         return key[0].endswith(("flow/ingest.py", "flow\\ingest.py"))
 
     def is_step_frame(key: tuple[str, int, str]) -> bool:
-        return in_ingest(key) and (key[2] in ("__call__", "_emit") or key[2].startswith("<"))
+        return in_ingest(key) and (key[2] in ("batches", "_step", "of", "items") or key[2].startswith("<"))
 
     def is_cols_frame(key: tuple[str, int, str]) -> bool:
-        return in_ingest(key) and key[2] in ("_reading_rows", "f64", "tri", "opt_int", "opt_f64")
+        return in_ingest(key) and key[2] in (
+            "_reading_messages",
+            "_time_suspects",
+            "f64",
+            "tri",
+            "opt_int",
+            "opt_f64",
+        )
 
     def converts_columns(key: tuple[str, int, str]) -> bool:
         # pyarrow's to_pylist is Cython, invisible to cProfile: the comprehensions that
@@ -715,7 +723,7 @@ def profile_step(
         for ck, edge in callers.items():
             ect = edge[3]
             if is_cols_frame(ck) and not is_cols_frame(key):
-                if "json_rows" in name:
+                if "json_messages" in name or "json_rows" in name:
                     cat[c_json] += ect
                 elif name == "fill_ratio":
                     cat[c_reg] += ect
@@ -774,7 +782,9 @@ def recreate_output_streams(settings: Any) -> None:
     init_streams(settings)
 
 
-def measure_components(settings: Any, registry: Path, frames: int, say: Callable[[str], None]) -> Components:
+def measure_components(
+    settings: Any, registry: Path, frames: int, say: Callable[[str], None], server_pid: int | None = None
+) -> Components:
     """Time the ingest flow's parts alone, in this process, on the raw stream of
     ``settings`` (the readings and dead-letter streams are re-created for the sink)."""
     import gc
@@ -832,60 +842,79 @@ def measure_components(settings: Any, registry: Path, frames: int, say: Callable
     gc.collect()
     t0 = time.perf_counter()
     for b in batches:
-        ing(b)
+        ing.batches(b)
     step_s = time.perf_counter() - t0
     ing = ingestor()
-    outs = [ing(b) for b in batches]
-    items = sum(len(o) for o in outs)
+    outs = [ing.batches(b) for b in batches]
+    items = sum(len(pb) for o in outs for _, pb in o)
     n_batches = len(batches)
-    prof, profiled_s = profile_step(ingestor(), batches, step_s)
+    prof, profiled_s = profile_step(ingestor().batches, batches, step_s)
 
     # Bytewax alone, same items. The items this benchmark holds for the Bytewax and sink
     # parts are frozen out of the garbage collector's reach while those are timed (the
     # flow holds one batch at a time, not all of them).
-    by_seq: dict[int, list[Any]] = {}
-    for o in outs:
-        for kp in o:
-            by_seq.setdefault(_raw_seq_of(kp[1].msg_id), []).append(kp)
     msgs = [m for b in batches for m in b]
     del batches
     gc.collect()
     gc.freeze()
     try:
-        bw_s, moved = bytewax_alone(msgs, by_seq, settings.batch_size, parts)
+        bw_s, moved = bytewax_alone(msgs, lambda: ingestor().batches, settings.batch_size, parts)
     finally:
         gc.unfreeze()
     if moved != items:
-        raise RuntimeError(f"Bytewax moved {moved} items, {items} expected")
-    del msgs, by_seq
+        raise RuntimeError(f"Bytewax moved {moved} messages, {items} expected")
+    del msgs
 
-    # Sink: fresh output streams, items routed per partition as the flow does.
-    recreate_output_streams(settings)
-    sink = JetStreamSink(settings.nats, parts)
-    kparts = [sink.build_part("publish", p, None) for p in parts]
-    gc.collect()
-    gc.freeze()
-    try:
-        t0 = time.perf_counter()
-        for o in outs:
-            routed: list[list[Any]] = [[] for _ in parts]
-            for key, pub in o:
-                routed[sink.part_fn(key)].append(pub)
-            for kp, its in zip(kparts, routed):
-                if its:
-                    kp.write_batch(its)
-        sink_s = time.perf_counter() - t0
-    finally:
-        gc.unfreeze()
-    for kp in kparts:
-        kp.close()
-    stored = stream_messages(settings, st.readings) + stream_messages(settings, st.dlq)
-    if stored != items:
-        raise RuntimeError(f"sink stored {stored} messages, {items} published")
-    c = Components(n, n_batches, items, source_s, step_s, sink_s, bw_s, prof, profiled_s)
+    # Sink: fresh output streams, items routed per partition as the flow does; once per
+    # message-acknowledged (the default) and once with atomic batches.
+    def run_sink(atomic: bool) -> tuple[float, float, float]:
+        recreate_output_streams(settings)
+        sink = JetStreamSink(settings.nats, parts, atomic=atomic)
+        kparts = [sink.build_part("publish", p, None) for p in parts]
+        gc.collect()
+        gc.freeze()
+        try:
+            t0, c0, s0 = time.perf_counter(), time.process_time(), proc_cpu_s(server_pid)
+            for o in outs:
+                routed: list[list[Any]] = [[] for _ in parts]
+                for key, pub in o:
+                    routed[sink.part_fn(key)].append(pub)
+                for kp, its in zip(kparts, routed):
+                    if its:
+                        kp.write_batch(its)
+            wall, cpu, srv = time.perf_counter() - t0, time.process_time() - c0, proc_cpu_s(server_pid) - s0
+        finally:
+            gc.unfreeze()
+        atomic_n = sum(kp.atomic_published for kp in kparts)
+        for kp in kparts:
+            kp.close()
+        stored = stream_messages(settings, st.readings) + stream_messages(settings, st.dlq)
+        if stored != items:
+            raise RuntimeError(f"sink stored {stored} messages, {items} published")
+        if atomic and atomic_n != items:
+            raise RuntimeError(f"{items - atomic_n} of {items} messages not stored by atomic batches")
+        return wall, cpu, srv
+
+    sink_s, sink_c, sink_srv = run_sink(False)
+    sink_a_s, sink_a_c, sink_a_srv = run_sink(True)
+    c = Components(
+        n,
+        n_batches,
+        items,
+        source_s,
+        step_s,
+        sink_s,
+        bw_s,
+        prof,
+        profiled_s,
+        sink_a_s,
+        (sink_c / items, sink_srv / items),
+        (sink_a_c / items, sink_a_srv / items),
+    )
     say(
         f"  parts alone: source {n / source_s:,.0f} frames/s, step {n / step_s:,.0f} frames/s "
-        f"(profiled {profiled_s:.2f} s), sink {items / sink_s:,.0f} msg/s, Bytewax {n / bw_s:,.0f} frames/s"
+        f"(profiled {profiled_s:.2f} s), sink {items / sink_s:,.0f} msg/s (atomic batches "
+        f"{items / sink_a_s:,.0f} msg/s), Bytewax {n / bw_s:,.0f} frames/s"
     )
     return c
 
@@ -1264,7 +1293,7 @@ def run_e2e(cfg: E2EConfig) -> E2EResult:
             ]  # fmt: skip
             comps = None
             if cfg.components:
-                comps = measure_components(settings, fleet.registry_path, fleet.uplinks, say)
+                comps = measure_components(settings, fleet.registry_path, fleet.uplinks, say, srv.pid)
         finally:
             srv.stop()
         shutil.rmtree(work / "nats-main", ignore_errors=True)

@@ -554,10 +554,13 @@ def e2e_section(r: Any) -> Section:
                     Row(f"step: `Ingestor` over the same {c.batches} batches", "list[RawMsg]",
                         c.frames, c.step_s, c.step_s, ours=True),
                     Row(f"sink: `JetStreamSink`, {c.items_out:,} readings + dead letters, "
-                        "one HPUB write per batch + every PubAck (per frame)", "list[Publish]", c.frames,
-                        c.sink_s, c.sink_s, ours=True),
+                        "HPUB written by Rust, one write per batch, every PubAck (per frame)",
+                        "list[PubBatch]", c.frames, c.sink_s, c.sink_s, ours=True),
+                    Row("sink with `streams.atomic_publish`: ADR-50 atomic batches of ≤1,000, one PubAck "
+                        "each (per frame; not in the sum)", "list[PubBatch]", c.frames, c.sink_atomic_s,
+                        c.sink_atomic_s, ours=True),
                     Row("Bytewax alone: same items in and out (testing source, no-op sink)",
-                        "RawMsg → (key, Publish)", c.frames, c.bytewax_s, c.bytewax_s, ours=True),
+                        "RawMsg → (partition, PubBatch)", c.frames, c.bytewax_s, c.bytewax_s, ours=True),
                     Row("sum of the parts", "", c.frames, total_parts, total_parts, ours=True),
                     Row("the ingest flow, measured (excluding start-up)", "", n, r.ingest_net_s,
                         r.ingest_net_s, ours=True),
@@ -584,7 +587,7 @@ def e2e_section(r: Any) -> Section:
         ]
         lines += [("step: " + name, per(est)) for name, est, _ in c.step_profile]
         lines += [
-            ("sink (HPUB commands of the batch, one write, PubAcks on one inbox, waiting)", per(c.sink_s)),
+            ("sink (HPUB commands written by Rust, one write, PubAcks on one inbox, waiting)", per(c.sink_s)),
             ("Bytewax (items through `flat_map_batch`, routing to sink partitions)", per(c.bytewax_s)),
         ]
         for name, us in lines:
@@ -595,10 +598,15 @@ def e2e_section(r: Any) -> Section:
             f"| the flow, measured (excluding start-up) | {per(r.ingest_net_s):.2f} | |",
             "",
             f"nats-py alone needs {floor:.1f} µs of client CPU per message just to receive the raw "
-            f"stream at its ceiling (see CPU per message) and {per(c.sink_s):.1f} µs per frame to "
-            "publish its readings and wait for their PubAcks (each PubAck is one message nats-py "
-            "parses and hands to a callback): with per-message nats-py work on both ends most of "
-            "the 10 µs budget is spent before any decoding.",
+            f"stream at its ceiling (see CPU per message). The sink hands nats-py one buffer per "
+            "batch written by Rust; alone it used "
+            f"{c.sink_cpu[0] * 1e6:.1f} µs of client CPU and {c.sink_cpu[1] * 1e6:.1f} µs of "
+            "nats-server CPU per message with one PubAck per message, and "
+            f"{c.sink_atomic_cpu[0] * 1e6:.1f} µs client / {c.sink_atomic_cpu[1] * 1e6:.1f} µs "
+            "nats-server with ADR-50 atomic batches (one PubAck per batch; nats-server stages and "
+            "commits each batch, which costs it more): atomic batches save client CPU but, with "
+            "the server on the same cores, not time, so they are off by default "
+            "(`streams.atomic_publish`).",
             "",
             f"Step split from one cProfile pass ({c.step_profiled_s:.2f} s profiled vs "
             f"{c.step_s:.2f} s unprofiled): the Rust calls (with their Python wrappers) "

@@ -42,21 +42,21 @@ raw = op.input(
 )
 # RawMsg(part, seq, subject, data, stored_ns, headers), in batches of up to batch_size
 
-out = op.flat_map_batch(
-    "decode",
-    raw,
-    Ingestor(
-        load_registry(settings.registry),
-        subjects,
-        settings.streams.raw,
-        settings.max_message_bytes,
-        # frame counters survive restarts: rebuilt from each device's last reading
-        fcnt_guard=load_fcnt_state(settings),
-        time_window=TimeWindow(future_ns=settings.max_future_s * 1_000_000_000),
-    ),
+ingestor = Ingestor(
+    load_registry(settings.registry),
+    subjects,
+    settings.streams.raw,
+    settings.max_message_bytes,
+    # frame counters survive restarts: rebuilt from each device's last reading
+    fcnt_guard=load_fcnt_state(settings),
+    time_window=TimeWindow(future_ns=settings.max_future_s * 1_000_000_000),
 )
-# (partition, Publish(subject, json bytes, msg id, headers)): readings and dead letters
+out = op.flat_map_batch("decode", raw, ingestor.batches)
+# (raw partition, PubBatch): one item per partition per batch, holding that partition's
+# readings and dead letters (subject, json bytes, msg id, headers) in frame order
 # (malformed, unknown device, fcnt_regression, implausible_time, ...: docs/SECURITY.md)
 
-op.output("publish", out, JetStreamSink(settings.nats, parts))
-# JetStream: tid.readings.<commune>.<device>, tid.dlq.<reason>; acked before the epoch commits
+op.output("publish", out, JetStreamSink(settings.nats, parts, atomic=settings.streams.atomic_publish))
+# JetStream: tid.readings.<commune>.<device>, tid.dlq.<reason>; one PubAck per message, or
+# with streams.atomic_publish one per atomic batch of up to 1,000 (per message on a refusal
+# or a replay); acked before the epoch commits

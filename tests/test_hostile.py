@@ -14,7 +14,7 @@ import nats
 import orjson
 import pytest
 import tidstream
-from flowkit import ROOT, eui, flow_env, read_stream, start_flow, ttn, write_registry
+from flowkit import MODELS, ROOT, eui, flow_env, read_stream, start_flow, ttn, write_registry
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tidstream.config import Settings, StreamSettings, Subjects
@@ -399,3 +399,36 @@ def test_ingest_never_raises_and_accounts_for_every_message(tmp_path_factory, ms
 
 
 _REG = None
+
+
+def test_batches_give_one_pub_batch_per_partition_in_frame_order(tmp_path):
+    """The live step's shape: one (partition, PubBatch) per raw partition of the batch,
+    each holding that partition's readings (frame order, i.e. per device) and dead
+    letters; the same messages as calling the ingestor."""
+    ingestor = Ingestor(
+        load_registry(write_registry(tmp_path / "registry.csv", 15)), Subjects(), "TID_RAW", 65536
+    )
+    devs = [eui(k * len(MODELS)) for k in range(3)]  # all tid1, as DEV
+    msgs = []
+    for i in range(12):
+        k = i % 3
+        d = json.loads(ttn(devs[k], 1, 10 + i, GOOD))
+        d["received_at"] = "2025-11-24T08:00:00Z"  # before NOW_NS, as env() does
+        data = json.dumps(d).encode() if i != 7 else b"{not json"
+        msgs.append(RawMsg(str(k % 2), i + 1, f"tid.raw.{k % 2}.ttn.{devs[k]}", data, NOW_NS, None))
+    out = ingestor.batches(msgs)
+    assert sorted(p for p, _ in out) == ["0", "1"]
+    for part, pb in out:
+        mine = [m for m in msgs if m.part == part]
+        got = pb.messages()
+        assert len(got) == len(mine)  # one reading or one dead letter per frame here
+        readings = [(s, mid) for s, _, mid, _ in got if s.startswith("tid.readings.")]
+        seqs = [int(mid.split(":")[1]) for _, mid in readings]
+        assert seqs == sorted(seqs)  # frame order
+        for s, mid in readings:
+            m = msgs[int(mid.split(":")[1]) - 1]
+            assert s.endswith("." + m.subject.rsplit(".", 1)[1])  # the frame's device
+    dead = [(s, h) for _, pb in out for s, _, _, h in pb.messages() if s.startswith("tid.dlq.")]
+    assert len(dead) == 1 and dead[0][1]["Tid-Raw-Seq"] == "8" and dead[0][1]["Tid-Reason"] == dead[0][0][8:]
+    flat = [(p, (s, d, mid, h)) for p, pb in ingestor.batches(msgs) for s, d, mid, h in pb.messages()]
+    assert [(p, tuple(x)) for p, x in ingestor(msgs)] == flat

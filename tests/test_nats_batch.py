@@ -212,6 +212,100 @@ def test_retry_keeps_order_and_skips_superseded_kv_puts() -> None:
     assert [p.msg_id for p in got] == ["a:1", "t:b:1", "t:b:2", "t:c:2"]
 
 
+# -- PubBatch and atomic batches ---------------------------------------------------------
+
+
+async def _stream_cfg(url: str, cfg: StreamConfig) -> None:
+    nc = await nats.connect(url)
+    try:
+        await nc.jetstream().add_stream(cfg)
+    finally:
+        await nc.close()
+
+
+def test_json_messages_payloads_are_json_rows_with_subjects_and_ids() -> None:
+    seq = np.array([10, 11, 12], dtype=np.int64)
+    reg = np.array([1, 0, 1], dtype=np.int64)
+    dist = np.array([1.5, np.nan, 3.0])
+    cols = [
+        ("reading_id", "intstr", seq, ("r:", ":0")),
+        ("device_id", "dict", reg, _core.JsonStrings(["a", "b"])),
+        ("distance_mm", "f64", dist, None),
+    ]
+    subjects = _core.JsonStrings(["t.readings.1.a", "t.readings.2.b"])
+    pb = _core.json_messages(3, cols, [("dict", reg, subjects)], ["r:", ("int", seq), ":0"])
+    assert len(pb) == 3
+    assert [pb.data(i) for i in range(3)] == _core.json_rows(3, cols)
+    assert [pb.subject(i) for i in range(3)] == ["t.readings.2.b", "t.readings.1.a", "t.readings.2.b"]
+    assert [pb.msg_id(i) for i in range(3)] == ["r:10:0", "r:11:0", "r:12:0"]
+    out = _core.PubBatch()
+    out.push("t.dlq.x", b"{}", "d:1", {"Tid-Reason": "x\r\ny"})
+    out.extend(pb, np.array([2, 0], dtype=np.int64))
+    assert out.messages() == [
+        ("t.dlq.x", b"{}", "d:1", {"Tid-Reason": "x  y"}),
+        ("t.readings.2.b", pb.data(2), "r:12:0", None),
+        ("t.readings.2.b", pb.data(0), "r:10:0", None),
+    ]
+    assert [g.tolist() for g in out.atomic_groups(1)] == [[0], [1], [2]]
+    assert [g.tolist() for g in out.atomic_groups(1000)] == [[0], [1, 2]]
+    with pytest.raises(ValueError, match="cannot publish to subject"):
+        out.push("t.has space", b"", "z")
+    with pytest.raises(ValueError, match="null"):
+        _core.json_messages(3, cols, [("dict", np.array([0, -1, 0]), subjects)], ["x"])
+    with pytest.raises(IndexError):
+        out.subject(3)
+
+
+@pytest.mark.nats
+def test_atomic_batches_store_once_and_fall_back_per_message_on_known_ids(nats_server) -> None:
+    url = nats_server.url
+    asyncio.run(
+        _stream_cfg(url, StreamConfig(name="R", subjects=["r.>"], duplicate_window=600, allow_atomic=True))
+    )
+    asyncio.run(
+        _stream_cfg(url, StreamConfig(name="D", subjects=["d.>"], duplicate_window=600, allow_atomic=True))
+    )
+    asyncio.run(_stream(url, "PLAIN", ["p.>"]))  # allow_atomic off
+
+    def batch(lo: int, hi: int, root: str = "") -> _core.PubBatch:
+        pb = _core.PubBatch()
+        for i in range(lo, hi):
+            r = root or ("r" if i % 5 else "d")
+            pb.push(f"{r}.x.{i % 3}", orjson.dumps({"i": i}), f"id:{i}", {"Tid-N": str(i)} if i % 2 else None)
+        return pb
+
+    async def go() -> tuple:
+        nc = await nats.connect(url)
+        try:
+            pub = BatchPublisher(nc, atomic=True, atomic_max=300)
+            await pub.start()
+            first = await pub.publish(batch(0, 2500), timeout=30)
+            # A replay across the boundary: ids 2000..2499 are stored, 2500..2999 are not.
+            replay = await pub.publish(batch(2000, 3000), timeout=30)
+            still_atomic = pub.atomic
+            plain = await pub.publish(batch(0, 50, root="p"), timeout=30)
+            await pub.stop()
+            return first, replay, still_atomic, plain, pub.atomic
+        finally:
+            await nc.close()
+
+    first, replay, still_atomic, plain, atomic_after = asyncio.run(go())
+    assert first.failed == [] and first.duplicates == 0 and first.atomic == 2500
+    # Groups (first two subject tokens, <= 300): r.x 800 messages -> 300 known ids, 300
+    # mixed, 200 new; d.x 200 mixed. Batches holding a known id are refused whole and go
+    # out per message (the known ids reported as duplicates); the new-only batch is atomic.
+    assert replay.failed == [] and replay.duplicates == 500
+    assert replay.atomic == 200 and still_atomic
+    # a stream without allow_atomic: per message, and atomic batches turned off
+    assert plain.failed == [] and plain.atomic == 0 and atomic_after is False
+    r, d, p = (asyncio.run(_messages(url, s)) for s in ("R", "D", "PLAIN"))
+    assert len(r) + len(d) == 3000 and len(p) == 50
+    got = sorted(orjson.loads(x)["i"] for _, x, _ in r + d)
+    assert got == list(range(3000))
+    assert all(mid == f"id:{orjson.loads(x)['i']}" for _, x, mid in r + d + p)
+    assert all(s.startswith("d.") == (orjson.loads(x)["i"] % 5 == 0) for s, x, _ in r + d)
+
+
 async def _publish_plain(url: str, stream: str, subject: str, n: int, size: int = 0) -> None:
     pad = b" " * size
     nc = await nats.connect(url)

@@ -171,6 +171,387 @@ pub fn write_rows(n: usize, columns: &[(&str, JsonColumn<'_>)]) -> Result<JsonRo
     Ok(out)
 }
 
+/// One piece of a per-row text (a subject, a message id): literal text, a string from a
+/// table by index (a negative index or a `None` entry is an error: a subject or an id
+/// cannot be null), or an integer in decimal.
+#[derive(Debug, Clone, Copy)]
+pub enum TextPiece<'a> {
+    Lit(&'a str),
+    Dict {
+        indices: &'a [i64],
+        values: &'a [Option<String>],
+    },
+    Int(&'a [i64]),
+}
+
+/// Why a message cannot be built or published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageError {
+    /// A column or text piece shorter than the row count.
+    Short(String),
+    /// A subject NATS cannot publish to (empty token, whitespace, wildcard).
+    BadSubject(String),
+    /// A text piece names a missing string (negative index, out of range, `None`).
+    MissingText { row: usize },
+    /// A message index out of range.
+    BadIndex(i64),
+}
+
+impl std::fmt::Display for MessageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MessageError::Short(c) => write!(f, "column {c:?} has fewer values than rows"),
+            MessageError::BadSubject(s) => write!(f, "cannot publish to subject {s:?}"),
+            MessageError::MissingText { row } => {
+                write!(f, "row {row}: a subject or message id piece is null")
+            }
+            MessageError::BadIndex(i) => write!(f, "message index {i} out of range"),
+        }
+    }
+}
+
+impl std::error::Error for MessageError {}
+
+impl From<ShortColumn> for MessageError {
+    fn from(e: ShortColumn) -> Self {
+        MessageError::Short(e.0)
+    }
+}
+
+/// True when NATS can publish to `s`: not empty, no empty token, no whitespace or
+/// control character, no wildcard (`*`, `>`).
+pub fn publishable_subject(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('.')
+        && !s.ends_with('.')
+        && !s.contains("..")
+        && !s
+            .bytes()
+            .any(|b| b <= b' ' || b == b'*' || b == b'>' || b == 0x7f)
+}
+
+/// Where one message's parts are in [`Messages::data`]: subject, message id, header
+/// lines (`Key: value\r\n` each, the id excluded) and payload, one after the other.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    start: usize,
+    subject: u32,
+    id: u32,
+    headers: u32,
+    payload: u32,
+}
+
+/// Messages for JetStream, each with a subject, a `Nats-Msg-Id`, optional headers and
+/// a payload, in one buffer; written out as NATS `HPUB` commands by [`Messages::encode`]
+/// (one PubAck per message) or [`Messages::encode_atomic`] (an ADR-50 atomic batch, one
+/// PubAck per batch).
+#[derive(Debug, Default, Clone)]
+pub struct Messages {
+    data: Vec<u8>,
+    spans: Vec<Span>,
+}
+
+/// Header values may not hold CR or LF (they would end the header line).
+fn push_header_text(buf: &mut Vec<u8>, s: &str) {
+    buf.extend(
+        s.bytes()
+            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
+}
+
+fn u32_len(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl Messages {
+    /// Number of messages.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// True when there are no messages.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    fn part(&self, i: usize, which: usize) -> &[u8] {
+        let s = &self.spans[i];
+        let lens = [s.subject, s.id, s.headers, s.payload];
+        let off: usize = lens[..which].iter().map(|&l| l as usize).sum();
+        &self.data[s.start + off..s.start + off + lens[which] as usize]
+    }
+
+    /// Subject of message `i`.
+    pub fn subject(&self, i: usize) -> &str {
+        std::str::from_utf8(self.part(i, 0)).unwrap_or("")
+    }
+
+    /// `Nats-Msg-Id` of message `i` (CR and LF replaced by spaces).
+    pub fn msg_id(&self, i: usize) -> &str {
+        std::str::from_utf8(self.part(i, 1)).unwrap_or("")
+    }
+
+    /// Header lines of message `i` besides the id (`Key: value\r\n` each).
+    pub fn header_lines(&self, i: usize) -> &[u8] {
+        self.part(i, 2)
+    }
+
+    /// Payload of message `i`.
+    pub fn payload(&self, i: usize) -> &[u8] {
+        self.part(i, 3)
+    }
+
+    /// Largest payload (to check against the server's `max_payload`).
+    pub fn max_payload_len(&self) -> usize {
+        self.spans
+            .iter()
+            .map(|s| s.payload as usize)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Append one message. Header keys and values lose any CR / LF.
+    pub fn push(
+        &mut self,
+        subject: &str,
+        msg_id: &str,
+        headers: &[(&str, &str)],
+        payload: &[u8],
+    ) -> Result<(), MessageError> {
+        if !publishable_subject(subject) {
+            return Err(MessageError::BadSubject(subject.to_string()));
+        }
+        let start = self.data.len();
+        self.data.extend_from_slice(subject.as_bytes());
+        push_header_text(&mut self.data, msg_id);
+        let h0 = self.data.len();
+        for (k, v) in headers {
+            push_header_text(&mut self.data, k);
+            self.data.extend_from_slice(b": ");
+            push_header_text(&mut self.data, v);
+            self.data.extend_from_slice(b"\r\n");
+        }
+        let h1 = self.data.len();
+        self.data.extend_from_slice(payload);
+        self.spans.push(Span {
+            start,
+            subject: u32_len(subject.len()),
+            id: u32_len(h0 - start - subject.len()),
+            headers: u32_len(h1 - h0),
+            payload: u32_len(payload.len()),
+        });
+        Ok(())
+    }
+
+    /// Append messages `rows` of `other` (all of them when `None`), in that order.
+    pub fn extend_from(
+        &mut self,
+        other: &Messages,
+        rows: Option<&[i64]>,
+    ) -> Result<(), MessageError> {
+        let mut copy = |s: &Span| {
+            let len = (s.subject + s.id + s.headers + s.payload) as usize;
+            let start = self.data.len();
+            self.data
+                .extend_from_slice(&other.data[s.start..s.start + len]);
+            self.spans.push(Span { start, ..*s });
+        };
+        match rows {
+            None => other.spans.iter().for_each(&mut copy),
+            Some(rows) => {
+                for &r in rows {
+                    let s = usize::try_from(r)
+                        .ok()
+                        .and_then(|k| other.spans.get(k))
+                        .ok_or(MessageError::BadIndex(r))?;
+                    copy(s);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn index(&self, r: i64) -> Result<usize, MessageError> {
+        usize::try_from(r)
+            .ok()
+            .filter(|&k| k < self.spans.len())
+            .ok_or(MessageError::BadIndex(r))
+    }
+
+    fn write_hpub(&self, out: &mut Vec<u8>, i: usize, reply: &[&[u8]], extra: &[u8]) {
+        let id = self.part(i, 1);
+        let lines = self.part(i, 2);
+        let payload = self.part(i, 3);
+        // NATS/1.0\r\n Nats-Msg-Id: <id>\r\n <extra> <lines> \r\n
+        let hlen = 10 + 13 + id.len() + 2 + extra.len() + lines.len() + 2;
+        out.extend_from_slice(b"HPUB ");
+        out.extend_from_slice(self.part(i, 0));
+        out.push(b' ');
+        if !reply.is_empty() {
+            reply.iter().for_each(|p| out.extend_from_slice(p));
+            out.push(b' ');
+        }
+        write_i64(out, hlen as i64);
+        out.push(b' ');
+        write_i64(out, (hlen + payload.len()) as i64);
+        out.extend_from_slice(b"\r\nNATS/1.0\r\nNats-Msg-Id: ");
+        out.extend_from_slice(id);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(extra);
+        out.extend_from_slice(lines);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(payload);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// `HPUB` commands of messages `rows` (all when `None`), the `k`-th of them with the
+    /// reply subject `<reply_prefix><k>`: one PubAck per message.
+    pub fn encode(
+        &self,
+        rows: Option<&[i64]>,
+        reply_prefix: &[u8],
+    ) -> Result<Vec<u8>, MessageError> {
+        let mut out = Vec::with_capacity(self.data.len() + self.len() * (64 + reply_prefix.len()));
+        let mut num = itoa::Buffer::new();
+        let mut one = |out: &mut Vec<u8>, k: usize, i: usize| {
+            let n = num.format(k).as_bytes().to_vec();
+            self.write_hpub(out, i, &[reply_prefix, &n], b"");
+        };
+        match rows {
+            None => (0..self.len()).for_each(|i| one(&mut out, i, i)),
+            Some(rows) => {
+                for (k, &r) in rows.iter().enumerate() {
+                    let i = self.index(r)?;
+                    one(&mut out, k, i);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One ADR-50 atomic batch of messages `rows` (at most the server's batch limit,
+    /// 1,000 by default, all to one stream): headers `Nats-Batch-Id: <batch_id>`,
+    /// `Nats-Batch-Sequence: 1..n`, `Nats-Batch-Commit: 1` on the last message, which
+    /// alone carries the reply subject `reply` (the batch's one PubAck).
+    pub fn encode_atomic(
+        &self,
+        rows: &[i64],
+        batch_id: &str,
+        reply: &[u8],
+    ) -> Result<Vec<u8>, MessageError> {
+        let mut out = Vec::with_capacity(rows.len() * 96 + 64);
+        let mut extra = Vec::with_capacity(96);
+        for (k, &r) in rows.iter().enumerate() {
+            let i = self.index(r)?;
+            extra.clear();
+            extra.extend_from_slice(b"Nats-Batch-Id: ");
+            push_header_text(&mut extra, batch_id);
+            extra.extend_from_slice(b"\r\nNats-Batch-Sequence: ");
+            write_i64(&mut extra, k as i64 + 1);
+            extra.extend_from_slice(b"\r\n");
+            if k + 1 == rows.len() {
+                extra.extend_from_slice(b"Nats-Batch-Commit: 1\r\n");
+                self.write_hpub(&mut out, i, &[reply], &extra);
+            } else {
+                self.write_hpub(&mut out, i, &[], &extra);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Message indices grouped by the first two tokens of their subject (`tid.readings`,
+    /// `tid.dlq`: one stream each in tidstream's layout), order kept within a group,
+    /// cut into groups of at most `max_msgs`.
+    pub fn atomic_groups(&self, max_msgs: usize) -> Vec<Vec<i64>> {
+        let max_msgs = max_msgs.max(1);
+        let mut roots: Vec<(&[u8], Vec<Vec<i64>>)> = Vec::new();
+        for i in 0..self.len() {
+            let s = self.part(i, 0);
+            let root = match s.iter().position(|&b| b == b'.') {
+                Some(a) => match s[a + 1..].iter().position(|&b| b == b'.') {
+                    Some(b) => &s[..a + 1 + b],
+                    None => s,
+                },
+                None => s,
+            };
+            let g = match roots.iter().position(|(r, _)| *r == root) {
+                Some(g) => g,
+                None => {
+                    roots.push((root, vec![Vec::new()]));
+                    roots.len() - 1
+                }
+            };
+            let chunks = &mut roots[g].1;
+            if chunks.last().is_some_and(|c| c.len() >= max_msgs) {
+                chunks.push(Vec::new());
+            }
+            if let Some(c) = chunks.last_mut() {
+                c.push(i as i64);
+            }
+        }
+        roots.into_iter().flat_map(|(_, c)| c).collect()
+    }
+}
+
+fn write_text(buf: &mut Vec<u8>, pieces: &[TextPiece<'_>], i: usize) -> Result<(), MessageError> {
+    for p in pieces {
+        match *p {
+            TextPiece::Lit(t) => buf.extend_from_slice(t.as_bytes()),
+            TextPiece::Int(v) => write_i64(buf, v[i]),
+            TextPiece::Dict { indices, values } => {
+                match usize::try_from(indices[i]).ok().and_then(|k| values.get(k)) {
+                    Some(Some(s)) => buf.extend_from_slice(s.as_bytes()),
+                    _ => return Err(MessageError::MissingText { row: i }),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn pieces_len_ok(pieces: &[TextPiece<'_>], n: usize) -> bool {
+    pieces.iter().all(|p| match p {
+        TextPiece::Lit(_) => true,
+        TextPiece::Int(v) => v.len() >= n,
+        TextPiece::Dict { indices, .. } => indices.len() >= n,
+    })
+}
+
+/// `n` messages whose payloads are the JSON rows of [`write_rows`] and whose subjects
+/// and message ids are built from `subject` and `msg_id` pieces, row by row.
+pub fn write_messages(
+    n: usize,
+    columns: &[(&str, JsonColumn<'_>)],
+    subject: &[TextPiece<'_>],
+    msg_id: &[TextPiece<'_>],
+) -> Result<Messages, MessageError> {
+    if !pieces_len_ok(subject, n) {
+        return Err(MessageError::Short("subject".into()));
+    }
+    if !pieces_len_ok(msg_id, n) {
+        return Err(MessageError::Short("msg_id".into()));
+    }
+    let rows = write_rows(n, columns)?;
+    let mut out = Messages {
+        data: Vec::with_capacity(rows.data.len() + n * 64),
+        spans: Vec::with_capacity(n),
+    };
+    let mut text = Vec::with_capacity(128);
+    for i in 0..n {
+        text.clear();
+        write_text(&mut text, subject, i)?;
+        let subj_len = text.len();
+        write_text(&mut text, msg_id, i)?;
+        let subj = std::str::from_utf8(&text[..subj_len]).unwrap_or("");
+        if !publishable_subject(subj) {
+            return Err(MessageError::BadSubject(subj.to_string()));
+        }
+        let id = std::str::from_utf8(&text[subj_len..]).unwrap_or("");
+        out.push(subj, id, &[], rows.row(i))?;
+    }
+    Ok(out)
+}
+
 fn write_i64(buf: &mut Vec<u8>, v: i64) {
     buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
@@ -436,6 +817,139 @@ mod tests {
     fn short_column_is_an_error() {
         let e = write_rows(3, &[("x", JsonColumn::F64(&[1.0]))]).unwrap_err();
         assert_eq!(e, ShortColumn("x".into()));
+    }
+
+    #[test]
+    fn messages_encode_as_hpub() {
+        let mut m = Messages::default();
+        m.push("a.b", "id:1", &[("K", "v\r\nx")], b"{}").unwrap();
+        m.push("a.c", "id:2", &[], b"xy").unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.subject(0), "a.b");
+        assert_eq!(m.msg_id(1), "id:2");
+        assert_eq!(m.header_lines(0), b"K: v  x\r\n");
+        let out = m.encode(None, b"_I.1.").unwrap();
+        let h0 = "NATS/1.0\r\nNats-Msg-Id: id:1\r\nK: v  x\r\n\r\n";
+        let h1 = "NATS/1.0\r\nNats-Msg-Id: id:2\r\n\r\n";
+        let want = format!(
+            "HPUB a.b _I.1.0 {} {}\r\n{h0}{{}}\r\nHPUB a.c _I.1.1 {} {}\r\n{h1}xy\r\n",
+            h0.len(),
+            h0.len() + 2,
+            h1.len(),
+            h1.len() + 2
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+        // rows: the k-th selected message gets reply index k
+        let out = m.encode(Some(&[1]), b"r.").unwrap();
+        assert!(String::from_utf8(out).unwrap().starts_with("HPUB a.c r.0 "));
+        assert_eq!(
+            m.encode(Some(&[2]), b"r.").unwrap_err(),
+            MessageError::BadIndex(2)
+        );
+    }
+
+    #[test]
+    fn atomic_batches_carry_batch_headers_and_one_reply() {
+        let mut m = Messages::default();
+        for i in 0..3 {
+            m.push("s.x", &format!("m{i}"), &[], b"p").unwrap();
+        }
+        let out = String::from_utf8(m.encode_atomic(&[0, 2], "b7", b"R.1").unwrap()).unwrap();
+        let cmds: Vec<&str> = out.split("HPUB ").filter(|c| !c.is_empty()).collect();
+        assert_eq!(cmds.len(), 2);
+        assert!(cmds[0].starts_with("s.x "));
+        assert!(cmds[0]
+            .contains("Nats-Msg-Id: m0\r\nNats-Batch-Id: b7\r\nNats-Batch-Sequence: 1\r\n\r\n"));
+        assert!(!cmds[0].contains("Commit"));
+        assert!(cmds[1].starts_with("s.x R.1 "));
+        assert!(cmds[1].contains("Nats-Msg-Id: m2\r\nNats-Batch-Id: b7\r\nNats-Batch-Sequence: 2\r\nNats-Batch-Commit: 1\r\n\r\np\r\n"));
+        // declared lengths match the bytes that follow
+        for c in cmds {
+            let (line, rest) = c.split_once("\r\n").unwrap();
+            let f: Vec<&str> = line.split(' ').collect();
+            let (h, t): (usize, usize) = (
+                f[f.len() - 2].parse().unwrap(),
+                f[f.len() - 1].parse().unwrap(),
+            );
+            assert_eq!(&rest[h - 4..h], "\r\n\r\n");
+            assert_eq!(rest.len(), t + 2);
+        }
+    }
+
+    #[test]
+    fn atomic_groups_by_subject_root_in_order() {
+        let mut m = Messages::default();
+        for s in ["t.r.a", "t.d.x", "t.r.b", "t.r.c", "t.d.y", "t.r.d"] {
+            m.push(s, "i", &[], b"").unwrap();
+        }
+        assert_eq!(m.atomic_groups(2), vec![vec![0, 2], vec![3, 5], vec![1, 4]]);
+        assert_eq!(m.atomic_groups(1000), vec![vec![0, 2, 3, 5], vec![1, 4]]);
+    }
+
+    #[test]
+    fn bad_subjects_are_refused() {
+        let mut m = Messages::default();
+        for s in ["", "a b", "a.*", "a.>", ".a", "a.", "a..b", "a\tb"] {
+            assert_eq!(
+                m.push(s, "i", &[], b""),
+                Err(MessageError::BadSubject(s.into())),
+                "{s:?}"
+            );
+        }
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn messages_from_columns_and_extend() {
+        let seq = [5_i64, 6];
+        let idx = [0_i64, 1];
+        let subj = [
+            Some("t.readings.1.a".to_string()),
+            Some("t.readings.2.b".to_string()),
+        ];
+        let cols = [(
+            "raw_seq",
+            JsonColumn::I64 {
+                values: &seq,
+                valid: None,
+            },
+        )];
+        let m = write_messages(
+            2,
+            &cols,
+            &[TextPiece::Dict {
+                indices: &idx,
+                values: &subj,
+            }],
+            &[
+                TextPiece::Lit("r:"),
+                TextPiece::Int(&seq),
+                TextPiece::Lit(":0"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(m.subject(1), "t.readings.2.b");
+        assert_eq!(m.msg_id(0), "r:5:0");
+        assert_eq!(m.payload(1), br#"{"raw_seq":6}"#);
+        let mut all = Messages::default();
+        all.push("x.y", "d:1", &[("Tid-Reason", "r")], b"dl")
+            .unwrap();
+        all.extend_from(&m, Some(&[1, 0])).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all.msg_id(1), "r:6:0");
+        assert_eq!(all.payload(2), br#"{"raw_seq":5}"#);
+        assert_eq!(all.header_lines(0), b"Tid-Reason: r\r\n");
+        let bad = [-1_i64, 0];
+        let e = write_messages(
+            2,
+            &cols,
+            &[TextPiece::Dict {
+                indices: &bad,
+                values: &subj,
+            }],
+            &[],
+        );
+        assert_eq!(e.unwrap_err(), MessageError::MissingText { row: 0 });
     }
 
     #[test]

@@ -103,6 +103,48 @@ def json_rows(n: int, columns: list[tuple[str, str, Any, Any]]) -> list[bytes]:
     TypeError for a wrong array type. Releases the GIL while writing.
     """
 
+def json_messages(
+    n: int,
+    columns: list[tuple[str, str, Any, Any]],
+    subject: list[str | tuple[Any, ...]],
+    msg_id: list[str | tuple[Any, ...]],
+) -> PubBatch:
+    """``n`` messages: payloads are the JSON rows of :func:`json_rows` (same ``columns``),
+    subjects and ``Nats-Msg-Id`` built row by row from pieces: a ``str`` (literal),
+    ``("dict", int64 indices, list[str | None] or JsonStrings)`` or ``("int", int64
+    array)``. Raises ValueError for a null piece, a short column or a subject NATS cannot
+    publish to. Releases the GIL while writing."""
+
+@final
+class PubBatch:
+    """Messages for the JetStream sink (subject, ``Nats-Msg-Id``, headers, payload each)
+    in one Rust buffer; written out as NATS ``HPUB`` commands in one call."""
+
+    def __new__(cls) -> PubBatch: ...
+    def __len__(self) -> int: ...
+    def push(self, subject: str, data: bytes, msg_id: str, headers: dict[str, str] | None = None) -> None:
+        """Append one message; CR/LF in the id and headers become spaces. Raises
+        ValueError for a subject NATS cannot publish to (empty token, space, wildcard)."""
+    def extend(self, other: PubBatch, rows: npt.NDArray[np.int64] | None = None) -> None:
+        """Append messages ``rows`` of ``other`` (all when None), in that order."""
+    def subject(self, i: int) -> str: ...
+    def msg_id(self, i: int) -> str: ...
+    def data(self, i: int) -> bytes: ...
+    def messages(self) -> list[tuple[str, bytes, str, dict[str, str] | None]]:
+        """Every message as ``(subject, data, msg_id, headers or None)``."""
+    def max_payload_len(self) -> int:
+        """Largest payload in bytes."""
+    def encode(self, reply_prefix: bytes, rows: npt.NDArray[np.int64] | None = None) -> bytes:
+        """``HPUB`` commands of messages ``rows`` (all when None), the k-th with the reply
+        subject ``reply_prefix + str(k)``: one PubAck per message. Releases the GIL."""
+    def encode_atomic(self, rows: npt.NDArray[np.int64], batch_id: str, reply: bytes) -> bytes:
+        """One ADR-50 atomic batch of messages ``rows`` (``Nats-Batch-Id``,
+        ``Nats-Batch-Sequence`` 1..n, ``Nats-Batch-Commit: 1`` and the reply on the last:
+        one PubAck). Releases the GIL."""
+    def atomic_groups(self, max_msgs: int) -> list[npt.NDArray[np.int64]]:
+        """Message indexes grouped by the first two subject tokens (one stream each in
+        tidstream's layout), order kept, at most ``max_msgs`` per group."""
+
 def load_layout(text: str) -> str:
     """Compile and register a layout; returns the model name; raises LayoutError."""
 

@@ -130,6 +130,10 @@ class StreamSettings:
     #: "file" (durable) or "memory".
     storage: str = "file"
     replicas: int = 1
+    #: Ingest sink: JetStream atomic batches (one PubAck per <= 1,000 messages, nats-server
+    #: 2.12+) instead of one PubAck per message. Less client CPU, more server CPU and
+    #: latency (docs/ARCHITECTURE.md, benches/RESULTS.md); off by default.
+    atomic_publish: bool = False
     #: Extra inputs (network-server native subjects), captured and merged into raw.
     inputs: list[IngestInput] = field(default_factory=list)
 

@@ -1,13 +1,19 @@
 """The ingest step: raw uplinks in, readings and dead letters out.
 
 One call per Bytewax batch (hundreds of uplinks): envelopes are parsed in Rust in one
-call per format, frames decoded in Rust in one call per model, fill ratios computed in
-Rust in one call. Nothing raises for bad input: every uplink ends either as readings
+call per format, frames decoded in Rust in one call per model, fill ratios and the
+reading messages (JSON, subject, id) computed in Rust in one call each for the batch. Nothing raises for bad input: every uplink ends either as readings
 (one per measurement in the frame, stored readings included) or as exactly one dead
 letter with its reason and the original bytes.
 
 Message ids are deterministic (from the raw stream sequence), so a replay after a crash
 republishes the same ids and JetStream drops the duplicates.
+
+The live flow uses :meth:`Ingestor.batches`: one :class:`~tidstream._core.PubBatch` per
+raw partition and step call (readings written by Rust with their subjects and ids in
+one call; Python adds only dead letters and stored readings), so Bytewax and
+the sink handle a few items per batch instead of one per message. Calling the ingestor
+gives the same messages one ``Publish`` each (tests, the replay flow).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import pyarrow.compute as pc
 from .. import _core, codecs, envelopes, metrics
 from ..codecs import alarm_flag_names
 from ..config import Subjects
-from ..nats.jetstream import Publish, RawMsg
+from ..nats.jetstream import PubBatch, Publish, RawMsg
 from ..registry import Registry
 from .guards import FcntGuard, TimeWindow
 
@@ -115,13 +121,20 @@ class Ingestor:
         }
         self._reg_json_cols = {c: _core.JsonStrings(v) for c, v in strings.items()}
         self._reg_commune_insee = strings["commune_insee"]
+        # The readings subject of every registry row (lookup is by exact device id).
+        self._reg_subject = _core.JsonStrings(
+            [
+                None if d is None or c is None else subjects.reading(c, d)
+                for d, c in zip(strings["device_id"], strings["commune_insee"])
+            ]
+        )
         self._reg_model = t.column("model").cast(pa.string()).to_pylist()
         self._reg_lat = t.column("lat").cast(pa.float64()).to_numpy(zero_copy_only=False)
         self._reg_lon = t.column("lon").cast(pa.float64()).to_numpy(zero_copy_only=False)
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _dead(self, out: list, m: RawMsg, d: DeadLetter) -> None:
+    def _dead(self, out: _Out, m: RawMsg, d: DeadLetter) -> None:
         self.stats.dead_letters[d.reason] += 1
         body = {
             "reason": d.reason,
@@ -136,16 +149,11 @@ class Ingestor:
             "headers": m.headers or None,
             "original_base64": base64.b64encode(m.data).decode(),
         }
-        out.append(
-            (
-                m.part,
-                Publish(
-                    self.subjects.dlq(d.reason),
-                    orjson.dumps(body),
-                    f"d:{self.raw_stream}:{m.seq}",
-                    {"Tid-Reason": d.reason, "Tid-Raw-Seq": str(m.seq)},
-                ),
-            )
+        out.of(m.part).push(
+            self.subjects.dlq(d.reason),
+            orjson.dumps(body),
+            f"d:{self.raw_stream}:{m.seq}",
+            {"Tid-Reason": d.reason, "Tid-Raw-Seq": str(m.seq)},
         )
 
     def _split_subject(self, subject: str) -> tuple[str, str] | None:
@@ -158,8 +166,18 @@ class Ingestor:
     # -- the step --------------------------------------------------------------------
 
     def __call__(self, batch: list[RawMsg]) -> list[tuple[str, Publish]]:
-        """The step, timed; the Prometheus counters advance by this batch's share of
-        ``self.stats`` (once per batch: docs/OPERATIONS.md)."""
+        """The messages of :meth:`batches`, one ``(partition, Publish)`` each, in order."""
+        return [
+            (part, Publish(subject, data, msg_id, headers))
+            for part, pb in self.batches(batch)
+            for subject, data, msg_id, headers in pb.messages()
+        ]
+
+    def batches(self, batch: list[RawMsg]) -> list[tuple[str, PubBatch]]:
+        """The step (``flat_map_batch``): one ``(raw partition, PubBatch)`` per partition
+        present in ``batch``, readings and dead letters of that partition in frame order.
+        Timed; the Prometheus counters advance by this batch's share of ``self.stats``
+        (once per batch: docs/OPERATIONS.md)."""
         st = self.stats
         readings0, dead0 = st.readings_out, dict(st.dead_letters)
         t0 = time.perf_counter()
@@ -178,8 +196,8 @@ class Ingestor:
                 )
         return out
 
-    def _step(self, batch: list[RawMsg]) -> list[tuple[str, Publish]]:
-        out: list[tuple[str, Publish]] = []
+    def _step(self, batch: list[RawMsg]) -> list[tuple[str, PubBatch]]:
+        out = _Out()
         self.stats.frames_in += len(batch)
         # 1. envelope stage, per format ------------------------------------------------
         by_format: dict[str, list[RawMsg]] = defaultdict(list)
@@ -269,6 +287,8 @@ class Ingestor:
         rows = self.registry.lookup([u[1] for u in ups])
         by_model: dict[str, list[int]] = defaultdict(list)
         reg_model = self._reg_model
+        # receive times TimeWindow.problem could refuse (vectorised; only those are looked at)
+        late = self._recv_suspects(ups)
         for j, r in enumerate(rows.tolist()):
             if r < 0:
                 u = ups[j]
@@ -281,80 +301,153 @@ class Ingestor:
                 )
             else:
                 u = ups[j]
-                why = self.times.problem(u[2], u[0].stored_ns)
+                why = self.times.problem(u[2], u[0].stored_ns) if j in late else None
                 if why:
                     self._dead(out, u[0], DeadLetter("implausible_time", why, "envelope", device_id=u[1]))
                     continue
                 by_model[reg_model[r]].append(j)
 
-        # 3. frame decode, per model, fill ratio, reading JSON (Rust, one call each) ----------
-        for model, idx in by_model.items():
-            batch_rb = codecs.decode_batch(model, [ups[j][5] for j in idx], fports=[ups[j][3] for j in idx])
-            ok = batch_rb.column("ok").to_numpy(zero_copy_only=False)
-            sel = np.flatnonzero(ok)
-            ok_l = ok.tolist()
-            reg_of = rows[idx].tolist()
-            json_rows = self._reading_rows(model, batch_rb, sel, [ups[idx[k]] for k in sel], rows[idx][sel])
-            stored_col = batch_rb.column("stored_readings")
-            has_stored = (
-                set(np.flatnonzero(pc.fill_null(pc.list_value_length(stored_col), 0).to_numpy()).tolist())
-                if stored_col.null_count < len(stored_col)
-                else set()
-            )
-            r = 0  # next row of json_rows (the ok frames, in order)
-            dropped = 0  # ok frames dead-lettered for their device-side time
-            measured_ms = batch_rb.column("measured_at").cast("int64").to_pylist()
-            communes = self._reg_commune_insee
-            reading_subject = self.subjects.reading
-            for k, j in enumerate(idx):
-                m, dev = ups[j][0], ups[j][1]
-                if not ok_l[k]:
-                    self._dead(
-                        out,
-                        m,
-                        DeadLetter(
-                            batch_rb.column("error_kind")[k].as_py(),
-                            batch_rb.column("error")[k].as_py(),
-                            "frame",
-                            batch_rb.column("error_offset")[k].as_py(),
-                            dev,
-                        ),
-                    )
-                    continue
-                data = json_rows[r]
-                r += 1
+        # 3. frame decode (Rust, one call per model), then for the whole batch: fill ratio
+        # and reading messages (Rust, one call each) --------------------------------------
+        if not by_model:
+            return out.items()
+        times_ok = self.times
+        fcnt_check = self.fcnt.check
+        decoded = [
+            codecs.decode_batch(model, [ups[j][5] for j in idx], fports=[ups[j][3] for j in idx])
+            for model, idx in by_model.items()
+        ]
+        idx = [j for js in by_model.values() for j in js]  # ups positions, in decoded order
+        model_of = np.repeat(np.arange(len(decoded), dtype=np.int64), [len(js) for js in by_model.values()])
+        batch_rb = decoded[0] if len(decoded) == 1 else pa.concat_batches(decoded)
+        ok = batch_rb.column("ok").to_numpy(zero_copy_only=False)
+        sel = np.flatnonzero(ok)
+        ok_l = ok.tolist()
+        reg_of = rows[idx].tolist()
+        sel_ups = [ups[idx[k]] for k in sel]
+        msgs = self._reading_messages(list(by_model), model_of[sel], batch_rb, sel, sel_ups, rows[idx][sel])
+        stored_col = batch_rb.column("stored_readings")
+        has_stored = (
+            set(np.flatnonzero(pc.fill_null(pc.list_value_length(stored_col), 0).to_numpy()).tolist())
+            if stored_col.null_count < len(stored_col)
+            else set()
+        )
+        # Frames whose times need a closer look (TimeWindow.problem, vectorised: the
+        # others are certainly fine); frames with stored readings are always looked at.
+        suspect = self._time_suspects(batch_rb, idx, ups)
+        r = 0  # next message of msgs (the ok frames, in order)
+        dropped = 0  # ok frames dead-lettered for their device-side time
+        measured_ms = (
+            batch_rb.column("measured_at").cast("int64").to_pylist() if suspect or has_stored else None
+        )
+        pending: dict[str, list[int]] = defaultdict(list)  # part -> rows of msgs to take
+        for k, j in enumerate(idx):
+            u = ups[j]
+            m = u[0]
+            if not ok_l[k]:
+                self._dead(
+                    out,
+                    m,
+                    DeadLetter(
+                        batch_rb.column("error_kind")[k].as_py(),
+                        batch_rb.column("error")[k].as_py(),
+                        "frame",
+                        batch_rb.column("error_offset")[k].as_py(),
+                        u[1],
+                    ),
+                )
+                continue
+            row = r
+            r += 1
+            if k in suspect or k in has_stored:
                 # device-side times (the frame's and its stored readings') inside the window
-                times = [None if measured_ms[k] is None else measured_ms[k] * 1_000_000]
+                mk = measured_ms[k] if measured_ms is not None else None
+                times = [None if mk is None else mk * 1_000_000]
                 if k in has_stored:
                     times += [int(x["measured_at"].timestamp() * 1e9) for x in stored_col[k].as_py() or ()]
-                why = self.times.problem(ups[j][2], m.stored_ns, times)
+                why = times_ok.problem(u[2], m.stored_ns, times)
                 if why:
-                    self._dead(out, m, DeadLetter("implausible_time", why, "frame", device_id=dev))
+                    self._dead(out, m, DeadLetter("implausible_time", why, "frame", device_id=u[1]))
                     dropped += 1
                     continue
-                # The counter advances only on frames that become readings (as when it is
-                # rebuilt from the readings stream at start): a corrupt copy of a frame
-                # cannot make the genuine one look replayed.
-                why = self.fcnt.check(dev, ups[j][4], m.seq)
-                if why:
-                    self._dead(out, m, DeadLetter("fcnt_regression", why, "envelope", device_id=dev))
-                    dropped += 1
-                    continue
-                commune = communes[reg_of[k]]
-                out.append((m.part, Publish(reading_subject(commune, dev), data, f"r:{m.seq}:0")))
-                if k in has_stored:
-                    self._emit_stored(out, m, dev, commune, reg_of[k], orjson.loads(data), stored_col[k])
-            self.stats.readings_out += len(sel) - dropped
-        return out
+            # The counter advances only on frames that become readings (as when it is
+            # rebuilt from the readings stream at start): a corrupt copy of a frame
+            # cannot make the genuine one look replayed.
+            why = fcnt_check(u[1], u[4], m.seq)
+            if why:
+                self._dead(out, m, DeadLetter("fcnt_regression", why, "envelope", device_id=u[1]))
+                dropped += 1
+                continue
+            pending[m.part].append(row)
+            if k in has_stored:
+                # keep the device's order: its frame's reading, then the stored ones
+                pb = out.of(m.part)
+                pb.extend(msgs, np.array(pending.pop(m.part), dtype=np.int64))
+                self._emit_stored(pb, m, reg_of[k], orjson.loads(msgs.data(row)), stored_col[k])
+        for part, rows_p in pending.items():
+            out.of(part).extend(msgs, np.array(rows_p, dtype=np.int64))
+        self.stats.readings_out += len(sel) - dropped
+        return out.items()
 
-    def _reading_rows(
-        self, model: str, rb: Any, sel: np.ndarray, ups: list[tuple[Any, ...]], reg: np.ndarray
-    ) -> list[bytes]:
-        """The JSON of the readings of the decoded frames ``sel`` of ``rb`` (one Rust call):
-        ``ups`` their uplink tuples, ``reg`` their registry rows."""
+    def _recv_suspects(self, ups: list[tuple[Any, ...]]) -> set[int]:
+        """Positions in ``ups`` whose receive time :meth:`TimeWindow.problem` could refuse."""
+        n = len(ups)
+        if n == 0:
+            return set()
+        w = self.times
+        try:
+            recv = np.fromiter((u[2] for u in ups), dtype=np.int64, count=n)
+            stored = np.fromiter((u[0].stored_ns for u in ups), dtype=np.int64, count=n)
+        except OverflowError:  # a hostile time beyond int64: let problem() judge them all
+            return set(range(n))
+        bad = recv < w.earliest_ns
+        if w.future_ns:
+            bad |= recv > stored + w.future_ns
+        return set(np.flatnonzero(bad).tolist())
+
+    def _time_suspects(self, rb: Any, idx: list[int], ups: list[tuple[Any, ...]]) -> set[int]:
+        """Positions ``k`` (into ``idx``) of the frames :meth:`TimeWindow.problem` could
+        refuse (received or measured time out of the window); the rest are fine."""
+        n = len(idx)
+        if n == 0:
+            return set()
+        w = self.times
+        try:
+            recv = np.fromiter((ups[j][2] for j in idx), dtype=np.int64, count=n)
+            stored = np.fromiter((ups[j][0].stored_ns for j in idx), dtype=np.int64, count=n)
+        except OverflowError:  # a hostile time beyond int64: let problem() judge them all
+            return set(range(n))
+        meas_col = rb.column("measured_at")
+        meas_ok = meas_col.is_valid().to_numpy(zero_copy_only=False)
+        meas_ms = pc.fill_null(meas_col.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+        # ms beyond what ns in int64 can hold (year 2262): suspect, before the product wraps
+        lim = (2**63 - 1) // 1_000_000 - 1
+        huge = meas_ok & ((meas_ms > lim) | (meas_ms < -lim))
+        meas = np.where(huge, 0, meas_ms) * 1_000_000
+        bad = recv < w.earliest_ns
+        bad |= huge
+        bad |= meas_ok & (meas < w.earliest_ns)
+        if w.future_ns:
+            bad |= recv > stored + w.future_ns
+            bad |= meas_ok & (meas > recv + w.future_ns)
+        return set(np.flatnonzero(bad).tolist())
+
+    def _reading_messages(
+        self,
+        models: list[str],
+        model_of: np.ndarray,
+        rb: Any,
+        sel: np.ndarray,
+        ups: list[tuple[Any, ...]],
+        reg: np.ndarray,
+    ) -> PubBatch:
+        """The reading messages of the decoded frames ``sel`` of ``rb`` (one Rust call):
+        JSON payload, subject ``<prefix>.readings.<commune>.<device>``, id ``r:<raw seq>:0``;
+        ``model_of`` their model (index into ``models``), ``ups`` their uplink tuples,
+        ``reg`` their registry rows."""
         n = len(sel)
         if n == 0:
-            return []
+            return PubBatch()
 
         def f64(name: str) -> np.ndarray:
             return np.ascontiguousarray(rb.column(name).to_numpy(zero_copy_only=False)[sel], dtype=np.float64)
@@ -387,12 +480,12 @@ class Ingestor:
         fcnt, fcnt_ok = opt_int([u[4] for u in ups])
         reg = np.ascontiguousarray(reg, dtype=np.int64)
         cols = self._reg_json_cols
-        return _core.json_rows(
+        return _core.json_messages(
             n,
             [
                 ("reading_id", "intstr", seq, ("r:", ":0")),
                 ("device_id", "dict", reg, cols["device_id"]),
-                ("model", "literal", orjson.dumps(model).decode(), None),
+                ("model", "dict", np.ascontiguousarray(model_of, dtype=np.int64), models),
                 ("container_id", "dict", reg, cols["container_id"]),
                 ("container_kind", "dict", reg, cols["container_kind"]),
                 ("stream", "dict", reg, cols["stream"]),
@@ -420,11 +513,11 @@ class Ingestor:
                 ("gps_lon", "f64", f64("longitude"), None),
                 ("raw_seq", "i64", seq, None),
             ],
+            [("dict", reg, self._reg_subject)],
+            ["r:", ("int", seq), ":0"],
         )
 
-    def _emit_stored(
-        self, out: list, m: RawMsg, dev: str, commune: str, reg_row: int, main: dict[str, Any], stored: Any
-    ) -> None:
+    def _emit_stored(self, out: PubBatch, m: RawMsg, reg_row: int, main: dict[str, Any], stored: Any) -> None:
         """The stored readings of one frame (sent late after an outage; rare): the frame's
         reading with the stored values, ids ``r:<seq>:<n>``."""
         for n, s in enumerate(stored.as_py() or (), start=1):
@@ -446,13 +539,27 @@ class Ingestor:
                 "tilt": None,
                 "fire_alarm": None,
             }
-            self._emit(out, m, dev, commune, rec)
-
-    def _emit(self, out: list, m: RawMsg, dev: str, commune: str, rec: dict[str, Any]) -> None:
-        self.stats.readings_out += 1
-        out.append(
-            (
-                m.part,
-                Publish(self.subjects.reading(commune, dev), orjson.dumps(rec), rec["reading_id"]),
+            self.stats.readings_out += 1
+            out.push(
+                self.subjects.reading(main["commune_insee"], main["device_id"]),
+                orjson.dumps(rec),
+                rec["reading_id"],
             )
-        )
+
+
+class _Out:
+    """The step's output being built: one PubBatch per raw partition, in first-seen order."""
+
+    __slots__ = ("_by_part",)
+
+    def __init__(self) -> None:
+        self._by_part: dict[str, PubBatch] = {}
+
+    def of(self, part: str) -> PubBatch:
+        pb = self._by_part.get(part)
+        if pb is None:
+            pb = self._by_part[part] = PubBatch()
+        return pb
+
+    def items(self) -> list[tuple[str, PubBatch]]:
+        return [(p, pb) for p, pb in self._by_part.items() if len(pb)]

@@ -7,7 +7,8 @@ with Bytewax recovery the input is replayed from the last committed epoch: exact
 *state*, at-least-once *output*.
 
 :class:`JetStreamSink` publishes with a deterministic ``Nats-Msg-Id`` per message and
-waits for every PubAck before ``write_batch`` returns; a replay re-publishes the same
+waits for every PubAck (in atomic mode: every atomic batch's PubAck) before
+``write_batch`` returns; a replay re-publishes the same
 ids and JetStream drops them (within the stream's duplicate window). Together:
 effectively-once outputs. Any publish error raises, so the dataflow stops and resumes
 instead of losing data.
@@ -29,12 +30,13 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from .. import metrics
+from .._core import PubBatch
 from ..config import NatsSettings
 from ..exceptions import ConnectorError
-from .batch import BatchPublisher
+from .batch import BatchPublisher, as_pub_batch
 from .connect import LoopThread, SharedConnection, connect
 
-__all__ = ["JetStreamSink", "JetStreamSource", "Publish", "RawMsg"]
+__all__ = ["JetStreamSink", "JetStreamSource", "PubBatch", "Publish", "RawMsg"]
 
 log = logging.getLogger("tidstream.source")
 
@@ -277,21 +279,28 @@ class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
         )
 
 
-def _retry_list(sent: list[Publish], failed: list[int]) -> list[Publish]:
-    """The messages of ``sent`` to publish again: the ``failed`` ones, in order, except KV
-    puts (``$KV.`` subjects) superseded by a later acknowledged put of the same key."""
+def _retry_indices(subjects: Sequence[str], failed: Sequence[int]) -> list[int]:
+    """The indexes of ``failed`` (into messages with these ``subjects``) to publish again,
+    in order, except KV puts (``$KV.`` subjects) superseded by a later acknowledged put
+    of the same key."""
     bad = set(failed)
     acked_after: dict[str, int] = {}  # subject -> index of its last acknowledged KV put
-    for i, p in enumerate(sent):
-        if i not in bad and p.subject.startswith("$KV."):
-            acked_after[p.subject] = i
-    return [sent[i] for i in sorted(bad) if acked_after.get(sent[i].subject, -1) < i]
+    for i, s in enumerate(subjects):
+        if i not in bad and s.startswith("$KV."):
+            acked_after[s] = i
+    return [i for i in sorted(bad) if acked_after.get(subjects[i], -1) < i]
 
 
-class _SinkPartition(StatefulSinkPartition[Publish, None]):
-    def __init__(self, cfg: NatsSettings, part: str, ack_timeout: float, retries: int) -> None:
+def _retry_list(sent: list[Publish], failed: list[int]) -> list[Publish]:
+    """The messages of ``sent`` to publish again (see :func:`_retry_indices`)."""
+    return [sent[i] for i in _retry_indices([p.subject for p in sent], failed)]
+
+
+class _SinkPartition(StatefulSinkPartition[Any, None]):
+    def __init__(self, cfg: NatsSettings, part: str, ack_timeout: float, retries: int, atomic: bool) -> None:
         self._timeout = ack_timeout
         self._retries = retries
+        self._atomic = atomic
         self._conn = SharedConnection.acquire(cfg, "sink")
         try:
             self._pub = self._conn.run(self._start(), timeout=60)
@@ -300,11 +309,13 @@ class _SinkPartition(StatefulSinkPartition[Publish, None]):
             raise
         self.published = 0
         self.duplicates = 0
+        #: messages acknowledged through atomic batches (one PubAck per batch)
+        self.atomic_published = 0
         self._health_name = f"sink/{part}"
         metrics.register_connection(self._health_name, lambda: bool(self._conn.nc.is_connected))
 
     async def _start(self) -> BatchPublisher:
-        pub = BatchPublisher(self._conn.nc)
+        pub = BatchPublisher(self._conn.nc, atomic=self._atomic)
         await pub.start()
         return pub
 
@@ -320,48 +331,51 @@ class _SinkPartition(StatefulSinkPartition[Publish, None]):
             await asyncio.sleep(0.25)
         return True
 
-    async def _publish_all(self, items: list[Publish]) -> tuple[int, int]:
-        pending: list[Publish] = items
-        dup = 0
+    async def _publish_all(self, pb: PubBatch) -> tuple[int, int, int]:
+        n = len(pb)
+        rows: list[int] | None = None  # None: every message
+        dup = atomic = 0
         attempt = 0
         while True:
             await self._connected()
             reconnects = self._conn.nc.stats["reconnects"]
-            res = await self._pub.publish(pending, self._timeout)
+            res = await self._pub.publish(pb, self._timeout, rows)
             dup += res.duplicates
+            atomic += res.atomic
             if not res.failed:
-                return len(items), dup
+                return n, dup, atomic
+            # Same Nats-Msg-Id: a retry can never duplicate. A KV put (last value wins)
+            # whose key got a later value acknowledged in this attempt is superseded:
+            # retrying it after that value would roll the key back.
+            rows = _retry_indices([pb.subject(i) for i in range(n)], res.failed)
             if await self._connected() or self._conn.nc.stats["reconnects"] != reconnects:
-                # lost in an outage: again at once, same ids, the attempt not counted
-                pending = _retry_list(pending, res.failed)
-                continue
+                continue  # lost in an outage: again at once, same ids, the attempt not counted
             if attempt == self._retries:
                 detail = res.errors[0] if res.errors else f"no PubAck within {self._timeout:.0f} s"
                 raise ConnectorError(
-                    f"{len(res.failed)} of {len(items)} messages not acknowledged by JetStream "
+                    f"{len(res.failed)} of {n} messages not acknowledged by JetStream "
                     f"after {self._retries + 1} attempts ({detail}); stopping so that "
                     "recovery replays them"
                 )
             log.warning(
                 "%d of %d messages not acknowledged (attempt %d of %d), retrying",
                 len(res.failed),
-                len(items),
+                n,
                 attempt + 1,
                 self._retries + 1,
                 extra={"failed": len(res.failed), "attempt": attempt + 1},
             )
-            # Same Nats-Msg-Id: a retry can never duplicate. A KV put (last value wins)
-            # whose key got a later value acknowledged in this attempt is superseded:
-            # retrying it after that value would roll the key back.
-            pending = _retry_list(pending, res.failed)
             await asyncio.sleep(min(2.0**attempt, 10.0))
             attempt += 1
 
-    def write_batch(self, items: list[Publish]) -> None:
+    def write_batch(self, items: list[Any]) -> None:
+        """Publish ``items`` (:class:`PubBatch` and :class:`Publish` items, in order)."""
         if not items:
             return
         t0 = time.perf_counter()
-        n, dup = self._conn.run(self._publish_all(items))
+        pb = as_pub_batch(items)
+        n, dup, atomic = self._conn.run(self._publish_all(pb))
+        self.atomic_published += atomic
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - t0)
         metrics.PUBLISHED.inc(n)
         if dup:
@@ -382,18 +396,21 @@ class _SinkPartition(StatefulSinkPartition[Publish, None]):
 
 
 @dataclass
-class JetStreamSink(FixedPartitionedSink[Publish, None]):
-    """Publish ``(key, Publish)`` items; ``key`` picks the partition (one connection each).
+class JetStreamSink(FixedPartitionedSink[Any, None]):
+    """Publish ``(key, Publish | PubBatch)`` items; ``key`` picks the partition.
 
     ``write_batch`` returns only when JetStream acknowledged every message (retrying
     unacknowledged ones with the same ``Nats-Msg-Id``); otherwise it raises
-    :class:`ConnectorError`.
+    :class:`ConnectorError`. ``atomic``: acknowledged per ADR-50 atomic batch of up to
+    1,000 messages instead of per message where the output streams allow it
+    (``allow_atomic``, set by ``tidstream nats init``); see :mod:`tidstream.nats.batch`.
     """
 
     nats: NatsSettings
     partitions: Sequence[str]
     ack_timeout: float = 30.0
     retries: int = 5
+    atomic: bool = False
 
     def list_parts(self) -> list[str]:
         return list(self.partitions)
@@ -408,7 +425,7 @@ class JetStreamSink(FixedPartitionedSink[Publish, None]):
             return zlib.adler32(item_key.encode()) % len(self.partitions)
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _SinkPartition:
-        return _SinkPartition(self.nats, for_part, self.ack_timeout, self.retries)
+        return _SinkPartition(self.nats, for_part, self.ack_timeout, self.retries, self.atomic)
 
 
 def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> bool:

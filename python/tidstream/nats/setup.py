@@ -92,10 +92,12 @@ def stream_plan(s: Settings) -> StreamPlan:
             duplicate_window=dup,
         )
     )
-    for name, subject, days, desc in (
-        (st.readings, subj.readings, st.readings_max_age_days, "decoded readings"),
-        (st.dlq, subj.dlqs, st.dlq_max_age_days, "dead letters (reason + original bytes)"),
-        (st.alerts, subj.alerts, st.readings_max_age_days, "alerts"),
+    # The ingest sink publishes readings and dead letters in ADR-50 atomic batches (one
+    # PubAck per batch; nats-server 2.12+): those two streams allow them.
+    for name, subject, days, desc, atomic in (
+        (st.readings, subj.readings, st.readings_max_age_days, "decoded readings", True),
+        (st.dlq, subj.dlqs, st.dlq_max_age_days, "dead letters (reason + original bytes)", True),
+        (st.alerts, subj.alerts, st.readings_max_age_days, "alerts", None),
     ):
         configs.append(
             StreamConfig(
@@ -107,6 +109,7 @@ def stream_plan(s: Settings) -> StreamPlan:
                 storage=storage,
                 num_replicas=st.replicas,
                 duplicate_window=dup,
+                allow_atomic=atomic,
             )
         )
     return StreamPlan(configs=configs, kv_buckets=[f"{st.prefix}_twin", f"{st.prefix}_offsets"])
@@ -141,6 +144,8 @@ async def init_jetstream(js: JetStreamContext, s: Settings) -> dict[str, str]:
 def _same(have: StreamConfig, want: StreamConfig) -> bool:
     keys = ("subjects", "max_age", "duplicate_window", "num_replicas", "storage", "retention")
     if any(getattr(have, k) != getattr(want, k) for k in keys):
+        return False
+    if bool(have.allow_atomic) != bool(want.allow_atomic):
         return False
     ht, wt = have.subject_transform, want.subject_transform
     if (ht is None) != (wt is None) or (ht and wt and (ht.src, ht.dest) != (wt.src, wt.dest)):
