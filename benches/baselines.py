@@ -227,6 +227,73 @@ def make_ttn_messages(n: int, seed: int = 0) -> list[bytes]:
     return out
 
 
+def make_chirpstack_messages(n: int, seed: int = 0) -> list[bytes]:
+    """``n`` ChirpStack v4 ``up`` events (the documented example, fields as a v4 server
+    sends them) carrying EM310 frames.
+
+    Distinct devEui and fCnt per message, fPort 85, 1-3 gateways in ``rxInfo`` with
+    distinct RSSI/SNR, ``time`` with nanoseconds and a ``+00:00`` offset (pbjson's
+    form). Compact JSON, as the MQTT integration sends it.
+    """
+    rng = np.random.default_rng(seed)
+    frames = make_frames(EM310, n, seed).to_pylist()
+    n_gw = rng.integers(1, 4, n)
+    rssi = rng.integers(-120, -30, (n, 3))
+    snr = rng.integers(-200, 120, (n, 3)) / 10.0
+    base_s = 1_764_000_000
+    secs = base_s + np.arange(n, dtype=np.int64) * 7
+    nanos = rng.integers(0, 1_000_000_000, n)
+    out = []
+    for i in range(n):
+        t = _rfc3339(int(secs[i]), int(nanos[i]))[:-1] + "+00:00"
+        gws = [
+            {
+                "gatewayId": f"0016c001f153a14{g}",
+                "uplinkId": 4217106255 + g,
+                "gwTime": t[:23] + "+00:00",
+                "nsTime": t[:26] + "+00:00",
+                "rssi": int(rssi[i, g]),
+                "snr": float(snr[i, g]),
+                "channel": 2,
+                "location": {"latitude": 47.51, "longitude": 6.79, "altitude": 330.0},
+                "context": "E3OWOQ==",
+                "metadata": {"region_config_id": "eu868", "region_common_name": "EU868"},
+                "crcStatus": "CRC_OK",
+            }
+            for g in range(int(n_gw[i]))
+        ]
+        msg = {
+            "deduplicationId": f"3ac7e3c4-4401-4b8d-9386-{i:012x}",
+            "time": t,
+            "deviceInfo": {
+                "tenantId": "52f14cd4-c6f1-4fbd-8f87-4025e1d49242",
+                "tenantName": "ChirpStack",
+                "applicationId": "17c82e96-be03-4f38-aef3-f83d48582d97",
+                "applicationName": "Test application",
+                "deviceProfileId": "14855bf7-d10d-4aee-b618-ebfcb64dc7ad",
+                "deviceProfileName": "EM310-UDL",
+                "deviceName": f"em310-{i}",
+                "devEui": f"{0x0004A30B00000000 + i:016x}",
+                "deviceClassEnabled": "CLASS_A",
+                "tags": {"key": "value"},
+            },
+            "devAddr": f"{(0x00BC0000 + i) & 0xFFFFFFFF:08x}",
+            "adr": True,
+            "dr": 5,
+            "fCnt": i + 1,
+            "fPort": 85,
+            "confirmed": False,
+            "data": base64.b64encode(frames[i]).decode(),
+            "rxInfo": gws,
+            "txInfo": {
+                "frequency": 868300000,
+                "modulation": {"lora": {"bandwidth": 125000, "spreadingFactor": 7, "codeRate": "CR_4_5"}},
+            },
+        }
+        out.append(orjson.dumps(msg))
+    return out
+
+
 def _rfc3339(sec: int, nanos: int) -> str:
     s = np.datetime64(sec, "s").astype(str)
     return f"{s}.{nanos:09d}Z"
@@ -603,6 +670,59 @@ def py_parse_ttn(messages: Sequence[bytes | str]) -> dict[str, Any]:
         gws = up.get("rx_metadata", ())
         for g in gws:
             r = g.get("rssi", g.get("channel_rssi"))
+            if r is not None and (best_rssi is None or r > best_rssi):
+                best_rssi = r
+            s = g.get("snr")
+            if s is not None and (best_snr is None or s > best_snr):
+                best_snr = s
+        rssi.append(best_rssi)
+        snr.append(best_snr)
+        gw_count.append(len(gws))
+    return {
+        "dev_eui": dev_eui,
+        "device_id": device_id,
+        "received_at": np.array(received, dtype="datetime64[ns]"),
+        "fport": fport,
+        "fcnt": fcnt,
+        "payload": payload,
+        "rssi": rssi,
+        "snr": snr,
+        "gateway_count": gw_count,
+    }
+
+
+def py_parse_chirpstack(messages: Sequence[bytes | str]) -> dict[str, Any]:
+    """ChirpStack v4 ``up`` events -> columns, the way a Python ingest step would do it.
+
+    The same columns as :func:`py_parse_ttn`: devEui lowercased, ``time`` (its
+    ``+00:00`` offset dropped) as ``datetime64[ns]`` by one vectorised numpy call, best
+    RSSI and SNR over ``rxInfo``, gateway count, fPort / fCnt (0 when omitted), payload.
+    """
+    loads = orjson.loads
+    b64 = base64.b64decode
+    dev_eui: list[str] = []
+    device_id: list[str | None] = []
+    received: list[str] = []
+    fport: list[int] = []
+    fcnt: list[int] = []
+    payload: list[bytes] = []
+    rssi: list[float | None] = []
+    snr: list[float | None] = []
+    gw_count: list[int] = []
+    for m in messages:
+        d = loads(m)
+        info = d["deviceInfo"]
+        dev_eui.append(info["devEui"].lower())
+        device_id.append(info.get("deviceName"))
+        t = d.get("time") or "NaT"
+        received.append(t[:-6] if t.endswith("+00:00") else t)
+        fport.append(d.get("fPort", 0))
+        fcnt.append(d.get("fCnt", 0))
+        payload.append(b64(d.get("data", "")))
+        best_rssi = best_snr = None
+        gws = d.get("rxInfo", ())
+        for g in gws:
+            r = g.get("rssi")
             if r is not None and (best_rssi is None or r > best_rssi):
                 best_rssi = r
             s = g.get("snr")

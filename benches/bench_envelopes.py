@@ -1,4 +1,4 @@
-"""decode_uplinks("ttn-v3") against orjson + Python extraction + base64.
+"""decode_uplinks("ttn-v3" / "chirpstack-v4") against orjson + Python extraction + base64.
 
 Both are measured and checked against each other on the same messages.
 """
@@ -18,11 +18,17 @@ import tidstream
 N_ENVELOPES = baselines.BENCH_ENVELOPES
 
 
-def _setup(benchmark: Any, group: str, impl: str) -> None:
+@pytest.fixture(scope="session")
+def chirpstack_messages() -> list[bytes]:
+    """ChirpStack v4 ``up`` events carrying EM310-UDL frames (fPort 85)."""
+    return baselines.make_chirpstack_messages(N_ENVELOPES, seed=7)
+
+
+def _setup(benchmark: Any, group: str, impl: str, fmt: str = "ttn-v3") -> None:
     benchmark.group = group
     benchmark.name = impl
     benchmark.extra_info["messages"] = N_ENVELOPES
-    benchmark.extra_info["format"] = "ttn-v3"
+    benchmark.extra_info["format"] = fmt
 
 
 def _check_against_source(messages: list[bytes], out: dict[str, Any]) -> None:
@@ -68,6 +74,40 @@ def test_decode_uplinks_string_array(ttn_messages: list[bytes]) -> None:
     arr = pa.array([m.decode() for m in ttn_messages[:200]], type=pa.string())
     batch = tidstream.decode_uplinks("ttn-v3", arr)
     baselines.check_uplinks(baselines.py_parse_ttn(ttn_messages[:200]), batch)
+
+
+def _check_chirpstack_source(messages: list[bytes], out: dict[str, Any]) -> None:
+    """Independent of both parsers: the values make_chirpstack_messages put in."""
+    assert out["fcnt"] == list(range(1, len(messages) + 1))
+    assert set(out["fport"]) == {85}
+    assert out["dev_eui"][:2] == ["0004a30b00000000", "0004a30b00000001"]
+    first = orjson.loads(messages[0])
+    assert out["payload"][0] == base64.b64decode(first["data"])
+    assert out["rssi"][0] == max(g["rssi"] for g in first["rxInfo"])
+    assert out["gateway_count"][0] == len(first["rxInfo"])
+    assert not np.isnat(out["received_at"]).any()
+
+
+def test_orjson_baseline_chirpstack(benchmark: Any, chirpstack_messages: list[bytes]) -> None:
+    _setup(benchmark, "envelopes chirpstack-v4", "orjson + Python + base64", "chirpstack-v4")
+    out = benchmark(baselines.py_parse_chirpstack, chirpstack_messages)
+    _check_chirpstack_source(chirpstack_messages, out)
+
+
+@pytest.mark.usefixtures("decode_uplinks_available")
+def test_decode_uplinks_chirpstack_list(benchmark: Any, chirpstack_messages: list[bytes]) -> None:
+    _setup(benchmark, "envelopes chirpstack-v4", "tidstream decode_uplinks(list[bytes])", "chirpstack-v4")
+    batch = benchmark(tidstream.decode_uplinks, "chirpstack-v4", chirpstack_messages)
+    assert batch.num_rows == N_ENVELOPES
+    baselines.check_uplinks(baselines.py_parse_chirpstack(chirpstack_messages), batch)
+
+
+@pytest.mark.usefixtures("decode_uplinks_available")
+def test_decode_uplinks_chirpstack_binary_array(benchmark: Any, chirpstack_messages: list[bytes]) -> None:
+    arr = pa.array(chirpstack_messages, type=pa.binary())
+    _setup(benchmark, "envelopes chirpstack-v4", "tidstream decode_uplinks(BinaryArray)", "chirpstack-v4")
+    batch = benchmark(tidstream.decode_uplinks, "chirpstack-v4", arr)
+    baselines.check_uplinks(baselines.py_parse_chirpstack(chirpstack_messages), batch)
 
 
 def _pipeline_tidstream(messages: list[bytes]) -> pa.RecordBatch:

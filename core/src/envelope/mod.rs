@@ -15,7 +15,7 @@
 //! | `rssi`, `snr`, `gateway_count` | `uplink_message.rx_metadata[]` | `rxInfo[]` |
 //!
 //! Parsing is a single validating pass with a small JSON scanner of our own
-//! (`scan.rs`, RFC 8259, safe SWAR string scanning): the whole message is validated,
+//! (`scan.rs`, RFC 8259, SSE2/SWAR string scanning): the whole message is validated,
 //! unknown keys are skipped without decoding, keys may come in any order (a repeated
 //! key: the last one wins), and a `null` value counts as absent (proto3 JSON). Both the snake_case and lowerCamelCase spellings of
 //! the keys read are accepted, as protobuf JSON parsers do. A batch performs no
@@ -327,10 +327,44 @@ pub fn decode_uplinks(format: Format, messages: &dyn PayloadSource) -> UplinkCol
     // Typical uplinks carry a few dozen bytes; grow from there if needed.
     cols.payload_data.reserve(n.saturating_mul(32));
     let mut scratch = Vec::new();
+    // Messages that do not follow each other in memory (a list of Python `bytes`, each
+    // on its own pages) defeat the hardware prefetcher and miss the TLB once each: ask
+    // for the start of a later one while parsing this one (the prefetcher follows on).
+    // A flat Arrow buffer streams well by itself.
+    let scattered = messages.flat().is_none();
     for i in 0..n {
+        if scattered {
+            if let Some(next) = messages.get(i + PREFETCH_AHEAD) {
+                prefetch(next);
+            }
+        }
         cols.push_message(format, messages.get(i), &mut scratch);
     }
     cols
+}
+
+/// How many messages ahead of the one being parsed [`prefetch`] reaches (measured on
+/// 1.7 kB TTN messages: 4 ahead, first 512 bytes, saves ~200 ns a message).
+const PREFETCH_AHEAD: usize = 4;
+/// Bytes of a message [`prefetch`] asks for.
+const PREFETCH_BYTES: usize = 512;
+
+/// Hint the CPU to start loading the first [`PREFETCH_BYTES`] of `msg` into cache.
+/// A hint only: no effect on results, and nothing is dereferenced.
+#[inline]
+fn prefetch(msg: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in msg.get(..PREFETCH_BYTES).unwrap_or(msg).chunks(64) {
+        // SAFETY: `_mm_prefetch` never faults and reads nothing architecturally; the
+        // pointer is in bounds of a live slice anyway. SSE is part of x86_64.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast::<i8>(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = msg;
 }
 
 #[cfg(test)]
