@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from nats import errors as nats_errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from .. import metrics
@@ -171,7 +172,7 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
             pending_msgs_limit=0,
             pending_bytes_limit=256 * 1024 * 1024,
         )
-        self._pump_task = asyncio.ensure_future(self._pump(sub))
+        self._pump_task = asyncio.ensure_future(self._pump(nc, sub))
         info = await sub.consumer_info()
         if not self._q:
             self._pending = info.num_pending
@@ -187,22 +188,36 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
         if pending == 0:
             self._at_end = True
 
-    async def _pump(self, sub: Any) -> None:
+    async def _pump(self, nc: Any, sub: Any) -> None:
         """Move messages from nats-py's subscription queue to the local queue, holding
         back while the local queue is above ``high_water`` (Bytewax has not drained it):
-        nats-py then leaves the flow-control request unanswered and the server stops
-        sending (back-pressure; the backlog stays in JetStream)."""
-        q = getattr(sub, "_pending_queue", None)  # nats-py's own queue, read as its callback loop does
-        while True:
-            while len(self._q) > self._high:
-                await asyncio.sleep(0.002)
-            if q is None:  # pragma: no cover - another nats-py layout: the public (slower) call
-                msg = await sub.next_msg(timeout=None)
-            else:
+        the server's flow-control request stays unanswered and it stops sending
+        (back-pressure; the backlog stays in JetStream)."""
+        # nats-py's own queue and flow-control state (on the core subscription under the
+        # JetStream one), read as its callback loop and its flow-control task do; nats-py
+        # answers a due request only every 250 ms for a subscription without a callback:
+        # answered here as soon as the messages before it are taken.
+        core = getattr(sub, "_sub", None)
+        q = getattr(core, "_pending_queue", None)
+        jsi = getattr(core, "_jsi", None)
+        try:
+            if q is None or not hasattr(jsi, "_fcr"):  # pragma: no cover - another nats-py layout
+                while True:
+                    while len(self._q) > self._high:
+                        await asyncio.sleep(0.002)
+                    self._on_msg(await sub.next_msg(timeout=None))
+            while True:
+                while len(self._q) > self._high:
+                    await asyncio.sleep(0.002)
                 msg = await q.get()
-                sub._pending_size -= len(msg.data)
+                core._pending_size -= len(msg.data)
                 q.task_done()
-            self._on_msg(msg)
+                self._on_msg(msg)
+                if jsi._fcr and jsi._fciseq - q.qsize() >= jsi._fcd:
+                    reply, jsi._fcr, jsi._fcd = jsi._fcr, None, 0
+                    await nc.publish(reply)
+        except (asyncio.CancelledError, nats_errors.ConnectionClosedError):
+            return
 
     def next_batch(self) -> Iterable[RawMsg]:
         out: list[RawMsg] = []
