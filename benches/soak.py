@@ -191,6 +191,8 @@ class SoakConfig:
     #: Parquet export block (rows per file, kept in memory until the block is complete).
     export_block: int = 10_000
     batch_size: int = 1000
+    #: seconds between the alerts flow's Parquet twin snapshots (the configuration's 60 s).
+    twin_snapshot_s: float = 60.0
     #: seconds to wait for the flows to drain after the last uplink.
     drain_timeout_s: float = 300.0
     seed: int = 7
@@ -257,6 +259,7 @@ def flow_env(settings: Any, registry: Path, work: Path, cfg: SoakConfig) -> dict
             "TIDSTREAM_EXPORT_BLOCK_SIZE": str(cfg.export_block),
             "TIDSTREAM_BATCH_SIZE": str(cfg.batch_size),
             "TIDSTREAM_TWIN_SNAPSHOT_PATH": str(work / "twin" / "twin.parquet"),
+            "TIDSTREAM_TWIN_SNAPSHOT_INTERVAL_S": str(cfg.twin_snapshot_s),
         }
     )
     return env

@@ -32,6 +32,9 @@ def test_steady_soak_memory_flat_and_every_uplink_out_exactly_once(tmp_path):
         scale=0.1,
         partitions=4,
         export_block=500,  # several Parquet blocks complete within the run
+        # the alerts flow's first twin snapshot loads the Parquet writer (+~55 MiB, once):
+        # every 2 s, so that it happens in the warm-up and then again and again
+        twin_snapshot_s=2,
     )
     res = soak.run_steady(cfg, tmp_path / "soak")
     assert res.problems == [], res.problems
@@ -45,7 +48,7 @@ def test_steady_soak_memory_flat_and_every_uplink_out_exactly_once(tmp_path):
     assert last["ingest_in"] == 2400 and last["export_in"] == last["alerts_in"] == last["readings"]
     assert sum(res.alerts_by_kind.values()) == last["alerts"]
     # Flat memory after the warm-up: a bound that a loaded 2-core box keeps (measured
-    # +0.0 to +0.5 %; nats-server's grows with the data it stores: reported, not judged).
+    # +0.0 to +1.2 %; nats-server's grows with the data it stores: reported, not judged).
     flows = {g.process: g for g in res.growth if g.process != "nats"}
     assert set(flows) == {"ingest", "export", "alerts"}
     for g in flows.values():
