@@ -57,6 +57,13 @@ bench: install ## release build, then benchmarks for real; rewrites benches/RESU
 chaos: install ## long chaos run: ingest, alerts, export SIGKILLed at random, exact outputs checked (CHAOS_ARGS=...)
 	$(VENV)/bin/tidstream chaos --out out/chaos $(CHAOS_ARGS)
 
+SOAK_SECONDS ?= 3600
+SOAK_RATE ?= 50
+.PHONY: soak
+soak: install ## soak run: simulator -> NATS -> ingest, export, alerts at SOAK_RATE/s for SOAK_SECONDS (default 1 h); out/soak/
+	$(PY) benches/soak.py --seconds $(SOAK_SECONDS) --rate $(SOAK_RATE) --out out/soak
+	$(PY) benches/soak.py --backlog 200000 --out out/soak-backlog
+
 .PHONY: lint
 lint: install ## ruff, clippy, rustfmt check, stub check against the built module
 	$(VENV)/bin/ruff check python tests benches dataflows tools

@@ -237,3 +237,68 @@ def test_serve_answers_on_an_ephemeral_port_and_names_a_taken_one():
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+@pytest.mark.nats
+def test_alerts_process_counts_exactly_the_alerts_it_published(nats_server, tmp_path):
+    """A real alerts flow process, scraped live: tidstream_alerts_total by kind and state
+    equals the alerts in the TID_ALERTS stream (and the reference rules' alerts); the
+    source's lag and batch-size metrics describe the readings it read."""
+    from collections import Counter
+
+    from test_twin import alerts_of, config, publish_readings
+    from tidstream.alerts import AlertThresholds
+    from twinkit import BY_KIND, reference, script
+
+    url = nats_server.url
+    init(url)
+    rs = script(4, 96)
+    asyncio.run(publish_readings(url, rs))
+    want, _ = reference(rs, AlertThresholds(), BY_KIND)
+    want_by = Counter((a["kind"], a["state"]) for a in want)
+    assert len(want_by) >= 3  # several kinds and states: the labels are exercised
+    port = free_port()
+    env = flow_env(
+        url,
+        None,
+        tmp_path,
+        TIDSTREAM_CONFIG=config(tmp_path),
+        TIDSTREAM_TWIN_SNAPSHOT_PATH=str(tmp_path / "twin" / "twin.parquet"),
+        TIDSTREAM_METRICS_PORT=str(port),
+    )
+    proc = start_flow("alerts", env, tmp_path / "rec-alerts", once=False)  # keeps running: scrape it live
+    try:
+        n = len(rs)
+        readings = Settings().streams.readings
+        m = poll(
+            lambda: (
+                lambda m: (
+                    m
+                    if total(m, "tidstream_source_messages_total", stream=readings) == n
+                    and total(m, "tidstream_alerts_total") == len(want)
+                    and total(m, "tidstream_published_messages_total") >= len(want)
+                    else None
+                )
+            )(scrape(port))
+        )
+        assert m, "the alerts flow never reported every reading and alert"
+        # the counter moves when an alert is made, the stream when its PubAck came back
+        got = poll(lambda: (lambda a: a if len(a) >= len(want) else None)(alerts_of(url)), 60) or []
+        m = scrape(port)
+        published_by = Counter((a["kind"], a["state"]) for a in got)
+        counted_by = {
+            (dict(ls)["kind"], dict(ls)["state"]): v
+            for (name, ls), v in m.items()
+            if name == "tidstream_alerts_total" and v
+        }
+        assert counted_by == {k: float(v) for k, v in published_by.items()}
+        assert published_by == want_by
+        # lag behind the readings stream head and batch sizes of its one partition
+        assert m[("tidstream_source_lag_messages", (("partition", "0"), ("stream", readings)))] == 0
+        assert total(m, "tidstream_batch_size_sum", stream=readings) == n
+        assert 1 <= total(m, "tidstream_batch_size_count", stream=readings) <= n
+        assert total(m, "tidstream_build_info", flow="alerts") == 1
+        assert healthz(port)[0] == 200
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
