@@ -55,7 +55,7 @@ def territory_day(
     from tidstream.plan import cli as plan_cli
     from tidstream.plan.model import solve_day
 
-    s = PlanSettings(time_limit_s=0.1, time_per_client_s=0.0)
+    s = PlanSettings(time_limit_s=0.1)
     out: dict[str, Any] = {"day": day, "solves": []}
     for fixed in (False, True):
         t0 = time.perf_counter()

@@ -202,7 +202,7 @@ def test_demand_reconstruction_uncaps_and_crosses_emptyings() -> None:
 
 
 def test_ledger_small_bookkeeping(tmp_path: Path) -> None:
-    s = PlanSettings(time_limit_s=0.3, time_per_client_s=0.0)
+    s = PlanSettings()
     # July (park bins overflow), Friday 11 to Monday 14 (a public holiday): 4 fixed-schedule overflows
     res = run_ledger(
         scale=0.05, days=4, warmup_days=10, start="2025-07-01", seed=1, settings=s, keep_plans=True

@@ -212,11 +212,19 @@ class PlanSettings:
     prize_risk_m: float = 1_500.0
     #: Fixed cost of using a truck (metres-equivalent): fewer, fuller trucks.
     truck_cost_m: float = 5_000.0
-    #: PyVRP time limit per plan (seconds): at least ``time_limit_s``, and ``time_per_client_s``
-    #: per candidate container (bigger days get more time); and its seed.
-    time_limit_s: float = 5.0
-    time_per_client_s: float = 0.05
+    #: When PyVRP stops, in iterations (never wall-clock time, so a plan does not depend on the
+    #: machine's load, and both policies of the ledger get the same convergence): after
+    #: ``no_improvement_per_client`` x candidates iterations without a better solution (at least
+    #: ``min_no_improvement``), and at most ``max_iterations_per_client`` x candidates (at least
+    #: ``min_iterations_cap``); and its seed.
+    no_improvement_per_client: float = 20.0
+    min_no_improvement: int = 2_000
+    max_iterations_per_client: float = 150.0
+    min_iterations_cap: int = 10_000
     seed: int = 0
+    #: A wall-clock limit (seconds) instead of the iteration rule: depends on the machine's
+    #: load, for solver-quality benches only (``tidstream plan --time-limit``). None: iterations.
+    time_limit_s: float | None = None
     #: The fleet (``[[plan.fleet]]`` tables).
     fleet: list[TruckSettings] = field(default_factory=_default_fleet)
 
