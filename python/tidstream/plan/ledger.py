@@ -593,6 +593,7 @@ def run_ledger(
             continue
         prob = forecast_problem(day, cont, fc, ter.facilities, s)
         plan = solve_day(prob, effort=effort, time_limit_s=time_limit_s)
+        plan.summary["policy"] = "planned"
         if keep_plans:
             plans.append(plan)
         idx = np.array([cont.index[c] for c in prob.container_id[plan.visited]], np.int64)
@@ -637,6 +638,7 @@ def run_ledger(
         fs: dict[str, Any] = {"km": 0.0, "truck_hours": 0.0, "trucks_used": 0, "feasible": True}
         if job is not None:
             fplan = job.result() if pool is not None else job
+            fplan.summary["policy"] = "fixed"
             if keep_plans:
                 plans.append(fplan)
             fs = fplan.summary
