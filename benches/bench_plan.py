@@ -109,6 +109,17 @@ def ledger(days: int = 28, scale: float = 1.0, seed: int = 1, keep_plans: bool =
     )
 
 
+def ledger_job(
+    days: int, seed: int, convergence_every: int = 0, scale: float = 1.0
+) -> tuple[Any, dict[str, Any]]:
+    """:func:`ledger` for a process pool: the result (plans dropped) and, when
+    ``convergence_every``, :func:`convergence` of its days at twice the iterations."""
+    res = ledger(days, scale=scale, seed=seed, keep_plans=convergence_every > 0)
+    conv = convergence(res, effort=2.0, every=convergence_every) if convergence_every else {}
+    res.plans = []
+    return res, conv
+
+
 def convergence(
     res: Any, effort: float = 2.0, every: int = 1, workers: int = 2
 ) -> dict[str, dict[str, float]]:

@@ -875,6 +875,22 @@ def family_plan(args: argparse.Namespace) -> Section:
 
     t_fam = time.perf_counter()
     sec = Section("plan", "Collection planning (PyVRP) and the savings ledger", unit="plans")
+    # the ledgers (the long part) run in other processes while this one does the rest
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    seeds = [int(x) for x in args.plan_ledger_seeds.split(",")]
+    pool = ProcessPoolExecutor(len(seeds), mp_context=multiprocessing.get_context("spawn"))
+    jobs = [
+        pool.submit(
+            BP.ledger_job,
+            args.plan_ledger_days,
+            seed,
+            args.plan_convergence_every if k == 0 else 0,
+            args.plan_scale,
+        )
+        for k, seed in enumerate(seeds)
+    ]
     limits = tuple(float(x) for x in args.plan_cvrplib_limits.split(","))
     gaps = BP.cvrplib_rows(limits)
     sec.intro += [
@@ -906,7 +922,9 @@ def family_plan(args: argparse.Namespace) -> Section:
         )
     )
 
-    terr = BP.territory_day(tuple(float(x) for x in args.plan_territory_efforts.split(",")))
+    terr = BP.territory_day(
+        tuple(float(x) for x in args.plan_territory_efforts.split(",")), scale=args.plan_scale
+    )
     sec.intro += [
         "",
         f"### One planning day of the whole simulated territory ({terr['containers']:,} containers, {terr['day']})",
@@ -928,14 +946,10 @@ def family_plan(args: argparse.Namespace) -> Section:
             f"{r['truck_hours']:.1f} | {r['feasible']} |"
         )
 
-    seeds = [int(x) for x in args.plan_ledger_seeds.split(",")]
-    results = []
-    for k, seed in enumerate(seeds):
-        res = BP.ledger(args.plan_ledger_days, seed=seed, keep_plans=k == 0)
-        results.append(res)
-        if k == 0:
-            conv = BP.convergence(res, effort=2.0, every=args.plan_convergence_every)
-            res.plans = []
+    done = [j.result() for j in jobs]
+    pool.shutdown()
+    results = [r for r, _ in done]
+    conv = done[0][1]
     first = results[0]
     sec.intro += [
         "",
@@ -1407,6 +1421,9 @@ def main() -> int:
         "--plan-territory-efforts", default="0.5,1,2", help="plan: PyVRP efforts of the territory day"
     )
     p.add_argument("--plan-ledger-days", type=int, default=28, help="plan: days of the savings ledger")
+    p.add_argument(
+        "--plan-scale", type=float, default=1.0, help="plan: territory scale (1 = 1,444 containers)"
+    )
     p.add_argument(
         "--plan-ledger-seeds", default="1,3", help="plan: simulation seeds of the ledger (held out of tuning)"
     )

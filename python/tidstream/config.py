@@ -462,6 +462,22 @@ def _validate(s: Settings) -> None:
         p.speed_kmh = _coerce(p.speed_kmh, float, "TIDSTREAM_PLAN_SPEED_KMH")
     if isinstance(p.speed_kmh, (int, float)) and p.speed_kmh <= 0:
         raise ConfigError("[plan] speed_kmh must be > 0")
+    if isinstance(p.time_limit_s, str):  # from the environment
+        p.time_limit_s = _coerce(p.time_limit_s, float, "TIDSTREAM_PLAN_TIME_LIMIT_S")
+    if p.time_limit_s is not None and p.time_limit_s <= 0:
+        raise ConfigError("[plan] time_limit_s must be > 0 (or unset: stop on iterations)")
+    if (
+        min(
+            p.no_improvement_per_client,
+            p.min_no_improvement,
+            p.max_iterations_per_client,
+            p.min_iterations_cap,
+        )
+        <= 0
+    ):
+        raise ConfigError(
+            "[plan] no_improvement_per_client, min_no_improvement, max_iterations_per_client, min_iterations_cap must be > 0"
+        )
     if not (0 < p.shift_h <= 24 and p.circuity >= 1.0 and 0 < p.full_level <= 1.5):
         raise ConfigError("[plan]: shift_h must be in (0, 24], circuity >= 1, full_level in (0, 1.5]")
     if not p.fleet or any(t.count < 1 or t.capacity_l <= 0 or not t.streams for t in p.fleet):
