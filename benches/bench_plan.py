@@ -158,10 +158,11 @@ def _solve_effort(problem: Any, effort: float) -> dict[str, Any]:
 #: defaults. The reported runs (seeds 1 and 3) never enter the choice.
 TUNE_VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "required_p_0.45": {"required_p": 0.45},
     "truck_cost_20k": {"truck_cost_m": 20_000.0},
-    "required_p_0.5": {"required_p": 0.5},
-    "prizes_half": {"prize_fill_m": 400.0, "prize_risk_m": 750.0},
+    "required_p_0.45_truck_cost_20k": {"required_p": 0.45, "truck_cost_m": 20_000.0},
     "mon_fri": {"working_days": [0, 1, 2, 3, 4]},
+    "prizes_half": {"prize_fill_m": 400.0, "prize_risk_m": 750.0},
     "optional_0.6": {"optional_min_fill": 0.6},
 }
 
@@ -179,7 +180,14 @@ def tune_one(
     s = dataclasses.replace(PlanSettings(), **changes)
     t0 = time.perf_counter()
     res = run_ledger(
-        days=days, warmup_days=21, start=start, seed=seed, settings=s, solve_fixed=solve_fixed, workers=2
+        days=days,
+        warmup_days=21,
+        start=start,
+        seed=seed,
+        settings=s,
+        solve_fixed=solve_fixed,
+        workers=2,
+        progress=lambda m: print(f"  {name}: {m}", file=sys.stderr, flush=True),
     )
     f, p = res.totals["fixed"], res.totals["planned"]
     return {
