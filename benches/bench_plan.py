@@ -95,7 +95,7 @@ def territory_day(
 
 def ledger(days: int = 28, scale: float = 1.0, seed: int = 1, keep_plans: bool = False) -> Any:
     """The savings ledger at the given size (default settings; the fixed schedule routed in
-    a second process)."""
+    two other processes)."""
     from tidstream.plan import run_ledger
 
     return run_ledger(
@@ -103,7 +103,7 @@ def ledger(days: int = 28, scale: float = 1.0, seed: int = 1, keep_plans: bool =
         days=days,
         warmup_days=21,
         seed=seed,
-        workers=2,
+        workers=3,
         keep_plans=keep_plans,
         progress=lambda m: print(f"  seed {seed}: " + m, flush=True),
     )

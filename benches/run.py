@@ -931,8 +931,8 @@ def family_plan(args: argparse.Namespace) -> Section:
         "",
         "Forecast-driven plan (required + optional containers) and the fixed schedule's containers of "
         "the same day, default `[plan]` settings and fleet, one PyVRP problem per stream, stopped on "
-        "iterations (`effort` x the `[plan]` rule: no improvement for 20 iterations per candidate, at "
-        "most 150 per candidate). Build = distance and duration matrices (`tidstream.routes`, "
+        "iterations (`effort` x the `[plan]` rule: no improvement for 10 iterations per candidate, at "
+        "most 100 per candidate). Build = distance and duration matrices (`tidstream.routes`, "
         "circuity 1.3) plus the PyVRP models; the simulation of the history and the forecasts are not "
         "counted. Wall time depends on the machine's load, iterations and km do not.",
         "",
@@ -1430,7 +1430,7 @@ def main() -> int:
     p.add_argument(
         "--plan-convergence-every",
         type=int,
-        default=2,
+        default=5,
         help="plan: re-solve every N-th ledger day at twice the iterations (first seed)",
     )
     p.add_argument(

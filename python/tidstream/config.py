@@ -217,10 +217,10 @@ class PlanSettings:
     #: ``no_improvement_per_client`` x candidates iterations without a better solution (at least
     #: ``min_no_improvement``), and at most ``max_iterations_per_client`` x candidates (at least
     #: ``min_iterations_cap``); and its seed.
-    no_improvement_per_client: float = 20.0
-    min_no_improvement: int = 2_000
-    max_iterations_per_client: float = 150.0
-    min_iterations_cap: int = 10_000
+    no_improvement_per_client: float = 10.0
+    min_no_improvement: int = 1_000
+    max_iterations_per_client: float = 100.0
+    min_iterations_cap: int = 5_000
     seed: int = 0
     #: A wall-clock limit (seconds) instead of the iteration rule: depends on the machine's
     #: load, for solver-quality benches only (``tidstream plan --time-limit``). None: iterations.
