@@ -158,7 +158,9 @@ def _solve_effort(problem: Any, effort: float) -> dict[str, Any]:
 #: defaults. The reported runs (seeds 1 and 3) never enter the choice.
 TUNE_VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "fixed": {},  # the default, and the fixed schedule routed (its km)
     "required_p_0.45": {"required_p": 0.45},
+    "required_p_0.55": {"required_p": 0.55},
     "truck_cost_20k": {"truck_cost_m": 20_000.0},
     "required_p_0.45_truck_cost_20k": {"required_p": 0.45, "truck_cost_m": 20_000.0},
     "mon_fri": {"working_days": [0, 1, 2, 3, 4]},
@@ -224,9 +226,10 @@ def tune(
     workers: int = 2,
     out: str = "",
 ) -> list[dict[str, Any]]:
-    """Run ``names`` of :data:`TUNE_VARIANTS` (``workers`` at a time); the first one also
-    routes the fixed schedule (the km the others are compared with). Rows are appended to
-    ``out`` (JSON lines) as they finish."""
+    """Run ``names`` of :data:`TUNE_VARIANTS` (``workers`` at a time), the planned policy
+    only (the fixed schedule's overflows and emptyings are counted, its km are not routed:
+    ``--tune-fixed`` routes them once for the same run). Rows are appended to ``out`` (JSON
+    lines) as they finish."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 

@@ -126,7 +126,12 @@ def test_solve_day_small_fleet_visits_required_and_respects_capacity_and_shift(t
 
 
 def test_solve_day_stops_on_iterations_and_is_reproducible() -> None:
-    s = PlanSettings(min_no_improvement=300, no_improvement_per_client=10.0, min_iterations_cap=1_000)
+    s = PlanSettings(
+        min_no_improvement=300,
+        no_improvement_per_client=10.0,
+        min_iterations_cap=1_000,
+        max_iterations_per_client=150.0,
+    )
     trucks = [Truck("rl-1", ("residual",), 1_300.0), Truck("cr-1", ("glass",), 5_000.0)]
     # the rule: per candidate, with floors, scaled by the effort
     assert stop_iterations(8, s) == (300, 1_200)
@@ -135,8 +140,8 @@ def test_solve_day_stops_on_iterations_and_is_reproducible() -> None:
     p = _problem(s, trucks)
     a, b = solve_day(p), solve_day(p)
     # one PyVRP problem per stream (8 residual, 6 glass containers): each stops after 300
-    # iterations without improvement, so at least 600 in all, and at most 2 x 1,000
-    assert 600 <= a.summary["iterations"] <= 2_000
+    # iterations without improvement, so at least 600 in all, and at most 1,200 + 1,000
+    assert 600 <= a.summary["iterations"] <= 2_200
     # iterations, not wall-clock time: the same problem and seed give the same plan
     assert a.summary["iterations"] == b.summary["iterations"]
     assert a.routes.to_pylist() == b.routes.to_pylist()
