@@ -235,10 +235,7 @@ def tune(
 
     rows = []
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-        futs = [
-            ex.submit(tune_one, nm, TUNE_VARIANTS[nm], seed, days, start, k == 0)
-            for k, nm in enumerate(names)
-        ]
+        futs = [ex.submit(tune_one, nm, TUNE_VARIANTS[nm], seed, days, start, nm == "fixed") for nm in names]
         for f in as_completed(futs):
             row = f.result()
             rows.append(row)

@@ -195,8 +195,10 @@ class PlanSettings:
     depot_kind: str = "depot"
     #: CO2 of a diesel refuse truck, kg CO2e per km (about 4 mpg, stop-and-go; docs/PLANNING.md).
     co2_kg_per_km: float = 1.8
-    #: Working days (Monday = 0): no collection on the others.
-    working_days: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4, 5])
+    #: Days the planner collects (Monday = 0; the fixed schedule keeps its own calendar).
+    #: Monday-Friday: a Saturday round costs its trucks' drive out and back for little
+    #: (chosen on simulation seed 2, docs/PLANNING.md).
+    working_days: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     #: No collection on French public holidays either (the simulator's calendar).
     skip_public_holidays: bool = True
     #: Fill level treated as "full" by the forecasts (the forecaster's threshold).
