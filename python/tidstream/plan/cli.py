@@ -175,6 +175,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         territory_seed=args.territory_seed,
         settings=s,
         effort=args.effort,
+        workers=args.workers,
         shared_dir=args.shared,
         progress=None if args.quiet or args.json else (lambda m: print(m, file=sys.stderr)),
     )
@@ -258,6 +259,12 @@ def add_parser(subparsers: Any) -> None:
     )
     lg.add_argument(
         "--effort", type=float, default=1.0, help="scale PyVRP's iterations (2 = twice the search; default 1)"
+    )
+    lg.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="processes: 2 or more routes the fixed schedule in workers - 1 other processes (default 2)",
     )
     lg.add_argument("--out", default="out/ledger", help="output folder (default out/ledger)")
     lg.add_argument("--quiet", action="store_true", help="no per-day progress on stderr")
