@@ -95,7 +95,7 @@ def territory_day(
 
 def ledger(days: int = 28, scale: float = 1.0, seed: int = 1, keep_plans: bool = False) -> Any:
     """The savings ledger at the given size (default settings; the fixed schedule routed in
-    two other processes)."""
+    three other processes)."""
     from tidstream.plan import run_ledger
 
     return run_ledger(
@@ -103,7 +103,7 @@ def ledger(days: int = 28, scale: float = 1.0, seed: int = 1, keep_plans: bool =
         days=days,
         warmup_days=21,
         seed=seed,
-        workers=3,
+        workers=4,
         keep_plans=keep_plans,
         progress=lambda m: print(f"  seed {seed}: " + m, flush=True),
     )
@@ -115,7 +115,7 @@ def ledger_job(
     """:func:`ledger` for a process pool: the result (plans dropped) and, when
     ``convergence_every``, :func:`convergence` of its days at twice the iterations."""
     res = ledger(days, scale=scale, seed=seed, keep_plans=convergence_every > 0)
-    conv = convergence(res, effort=2.0, every=convergence_every) if convergence_every else {}
+    conv = convergence(res, effort=2.0, every=convergence_every, workers=4) if convergence_every else {}
     res.plans = []
     return res, conv
 
