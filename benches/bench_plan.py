@@ -46,39 +46,41 @@ def cvrplib_rows(
 
 
 def territory_day(
-    time_limits: tuple[float, ...] = (5.0, 20.0, 60.0), day: str = "2025-03-24", scale: float = 1.0
+    efforts: tuple[float, ...] = (0.5, 1.0, 2.0), day: str = "2025-03-24", scale: float = 1.0
 ) -> dict[str, Any]:
     """Plan one day of the whole simulated territory: the forecast-driven problem and the
-    fixed schedule's day, at several PyVRP time limits. Times: building the problem
-    (forecast, candidate selection, distance matrix) and the solve."""
+    fixed schedule's day, at several PyVRP efforts (iterations x effort). Times: building
+    the problem (distance matrices and model) and the solve (wall and CPU)."""
     from tidstream.config import PlanSettings
     from tidstream.plan import cli as plan_cli
     from tidstream.plan.model import solve_day
 
-    s = PlanSettings(time_limit_s=0.1, time_per_client_s=0.0)
+    s = PlanSettings()
     out: dict[str, Any] = {"day": day, "solves": []}
     for fixed in (False, True):
         t0 = time.perf_counter()
         plan, cont = plan_cli.plan_simulated_day(
-            dt.date.fromisoformat(day), settings=s, scale=scale, fixed=fixed
+            dt.date.fromisoformat(day), settings=s, scale=scale, fixed=fixed, effort=0.01
         )
         prob = plan.problem
         assert prob is not None
-        # the build alone (distance matrix and model), without the simulation: solve with a tiny limit
+        # the build alone (distance matrix and model), without the simulation: one iteration
         t1 = time.perf_counter()
-        solve_day(prob, time_limit_s=0.01)
-        build_s = time.perf_counter() - t1 - 0.01
+        solve_day(prob, effort=1e-9)
+        build_s = time.perf_counter() - t1
         out["containers"] = len(cont)
-        for tl in time_limits:
+        for eff in efforts:
             a = time.perf_counter()
-            p = solve_day(prob, time_limit_s=tl)
-            wall = time.perf_counter() - a
+            c = time.process_time()
+            p = solve_day(prob, effort=eff)
             row = {
                 "policy": "fixed" if fixed else "planned",
                 "candidates": len(prob),
                 "required": int(prob.required.sum()),
-                "time_limit_s": tl,
-                "wall_s": round(wall, 2),
+                "effort": eff,
+                "iterations": p.summary["iterations"],
+                "wall_s": round(time.perf_counter() - a, 2),
+                "cpu_s": round(time.process_time() - c, 2),
                 "build_s": round(build_s, 3),
                 "km": p.summary["km"],
                 "stops": p.summary["stops"],
@@ -91,11 +93,157 @@ def territory_day(
     return out
 
 
-def ledger(days: int = 28, scale: float = 1.0) -> Any:
-    """The savings ledger at the given size (default settings)."""
+def ledger(days: int = 28, scale: float = 1.0, seed: int = 1, keep_plans: bool = False) -> Any:
+    """The savings ledger at the given size (default settings; the fixed schedule routed in
+    three other processes)."""
     from tidstream.plan import run_ledger
 
-    return run_ledger(scale=scale, days=days, warmup_days=21, progress=lambda m: print("  " + m, flush=True))
+    return run_ledger(
+        scale=scale,
+        days=days,
+        warmup_days=21,
+        seed=seed,
+        workers=4,
+        keep_plans=keep_plans,
+        progress=lambda m: print(f"  seed {seed}: " + m, flush=True),
+    )
+
+
+def ledger_job(
+    days: int, seed: int, convergence_every: int = 0, scale: float = 1.0
+) -> tuple[Any, dict[str, Any]]:
+    """:func:`ledger` for a process pool: the result (plans dropped) and, when
+    ``convergence_every``, :func:`convergence` of its days at twice the iterations."""
+    res = ledger(days, scale=scale, seed=seed, keep_plans=convergence_every > 0)
+    conv = convergence(res, effort=2.0, every=convergence_every, workers=4) if convergence_every else {}
+    res.plans = []
+    return res, conv
+
+
+def convergence(
+    res: Any, effort: float = 2.0, every: int = 1, workers: int = 2
+) -> dict[str, dict[str, float]]:
+    """Solver convergence of a ledger run kept with ``keep_plans``: every ``every``-th day's
+    problem of each policy solved again at ``effort`` x the iterations; km per policy at
+    1x and at ``effort`` x over those days (the same problems: only the search differs)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    plans = [p for p in res.plans if p.problem is not None and len(p.problem)]
+    days = sorted({p.date for p in plans})[::every]
+    pick = [p for p in plans if p.date in days]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+        again = list(ex.map(_solve_effort, [p.problem for p in pick], [effort] * len(pick)))
+    out: dict[str, dict[str, float]] = {}
+    for p, q in zip(pick, again):
+        pol = p.summary["policy"]
+        o = out.setdefault(pol, {"days": 0, "km_1x": 0.0, f"km_{effort:g}x": 0.0, "iterations_1x": 0})
+        o["days"] += 1
+        o["km_1x"] += p.summary["km"]
+        o[f"km_{effort:g}x"] += q["km"]
+        o["iterations_1x"] += p.summary["iterations"]
+    for o in out.values():
+        o["change"] = o[f"km_{effort:g}x"] / o["km_1x"] - 1.0 if o["km_1x"] else 0.0
+    return out
+
+
+def _solve_effort(problem: Any, effort: float) -> dict[str, Any]:
+    from tidstream.plan.model import solve_day
+
+    return solve_day(problem, effort=effort).summary
+
+
+#: Variants of the planned policy tried on the tuning run (``--tune``; docs/PLANNING.md "How
+#: the policy's parameters were chosen"): changes from :class:`tidstream.config.PlanSettings`'
+#: defaults. The reported runs (seeds 1 and 3) never enter the choice.
+TUNE_VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "fixed": {},  # the default, and the fixed schedule routed (its km)
+    "required_p_0.45": {"required_p": 0.45},
+    "required_p_0.55": {"required_p": 0.55},
+    "truck_cost_20k": {"truck_cost_m": 20_000.0},
+    "required_p_0.45_truck_cost_20k": {"required_p": 0.45, "truck_cost_m": 20_000.0},
+    "mon_fri": {"working_days": [0, 1, 2, 3, 4]},
+    "prizes_half": {"prize_fill_m": 400.0, "prize_risk_m": 750.0},
+    "optional_0.6": {"optional_min_fill": 0.6},
+}
+
+
+def tune_one(
+    name: str, changes: dict[str, Any], seed: int, days: int, start: str, solve_fixed: bool
+) -> dict[str, Any]:
+    """One variant of the planned policy on one run: its totals (the fixed schedule routed
+    only when ``solve_fixed``; its overflows and emptyings are counted either way)."""
+    import dataclasses
+
+    from tidstream.config import PlanSettings
+    from tidstream.plan import run_ledger
+
+    s = dataclasses.replace(PlanSettings(), **changes)
+    t0 = time.perf_counter()
+    res = run_ledger(
+        days=days,
+        warmup_days=21,
+        start=start,
+        seed=seed,
+        settings=s,
+        solve_fixed=solve_fixed,
+        workers=2,
+        progress=lambda m: print(f"  {name}: {m}", file=sys.stderr, flush=True),
+    )
+    f, p = res.totals["fixed"], res.totals["planned"]
+    return {
+        "variant": name,
+        "changes": changes,
+        "seed": seed,
+        "days": days,
+        "start": start,
+        "fixed": {
+            k: f[k] for k in ("km", "truck_hours", "trucks", "emptyings", "overflows", "overflow_hours")
+        },
+        "planned": {
+            k: p[k]
+            for k in (
+                "km",
+                "truck_hours",
+                "trucks",
+                "emptyings",
+                "overflows",
+                "overflow_hours",
+                "mean_fill_at_emptying",
+                "feasible",
+            )
+        },
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+
+
+def tune(
+    names: list[str],
+    seed: int = 2,
+    days: int = 28,
+    start: str = "2025-02-03",
+    workers: int = 2,
+    out: str = "",
+) -> list[dict[str, Any]]:
+    """Run ``names`` of :data:`TUNE_VARIANTS` (``workers`` at a time), the planned policy
+    only (the fixed schedule's overflows and emptyings are counted, its km are not routed:
+    ``--tune-fixed`` routes them once for the same run). Rows are appended to ``out`` (JSON
+    lines) as they finish."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    rows = []
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+        futs = [ex.submit(tune_one, nm, TUNE_VARIANTS[nm], seed, days, start, nm == "fixed") for nm in names]
+        for f in as_completed(futs):
+            row = f.result()
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            if out:
+                with open(out, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(row) + "\n")
+    return rows
 
 
 # -- pytest cases (small, run once by `make test`) -------------------------------------------
@@ -147,7 +295,14 @@ def main() -> int:
     ap.add_argument("--cvrplib", action="store_true")
     ap.add_argument("--territory", action="store_true")
     ap.add_argument("--ledger", type=int, default=0, metavar="DAYS")
+    ap.add_argument("--tune", default="", metavar="VARIANTS", help="comma-separated names of TUNE_VARIANTS")
+    ap.add_argument("--tune-seed", type=int, default=2)
+    ap.add_argument("--tune-days", type=int, default=28)
+    ap.add_argument("--tune-workers", type=int, default=2)
+    ap.add_argument("--tune-out", default="", help="append the rows to this JSON-lines file")
     a = ap.parse_args()
+    if a.tune:
+        tune(a.tune.split(","), seed=a.tune_seed, days=a.tune_days, workers=a.tune_workers, out=a.tune_out)
     if a.cvrplib:
         print(json.dumps(cvrplib_rows(), indent=2))
     if a.territory:

@@ -27,6 +27,7 @@ from tidstream.plan import (
 )
 from tidstream.plan.cvrplib import default_cvrplib_dir
 from tidstream.plan.ledger import Demand, demand_from_truth
+from tidstream.plan.model import stop_iterations
 
 DEPOT = Facility("depot", "depot", 47.490, 6.800)
 SORTING = Facility("sorting", "sorting_centre", 47.515, 6.790)
@@ -67,7 +68,7 @@ def _problem(settings: PlanSettings, trucks: list[Truck]) -> PlanProblem:
 
 
 def test_solve_day_small_fleet_visits_required_and_respects_capacity_and_shift(tmp_path: Path) -> None:
-    s = PlanSettings(shift_h=4.0, max_overtime_h=0.0, time_limit_s=1.0)
+    s = PlanSettings(shift_h=4.0, max_overtime_h=0.0)
     # capacity of 2 containers per trip: the residual truck has to unload at least twice
     trucks = [Truck("rl-1", ("residual",), 1_300.0), Truck("cr-1", ("glass",), 5_000.0)]
     p = _problem(s, trucks)
@@ -124,10 +125,71 @@ def test_solve_day_small_fleet_visits_required_and_respects_capacity_and_shift(t
     assert json.loads(paths["summary"].read_text())["stops"] == plan.summary["stops"]
 
 
+def test_solve_day_stops_on_iterations_and_is_reproducible() -> None:
+    s = PlanSettings(
+        min_no_improvement=300,
+        no_improvement_per_client=10.0,
+        min_iterations_cap=1_000,
+        max_iterations_per_client=150.0,
+    )
+    trucks = [Truck("rl-1", ("residual",), 1_300.0), Truck("cr-1", ("glass",), 5_000.0)]
+    # the rule: per candidate, with floors, scaled by the effort
+    assert stop_iterations(8, s) == (300, 1_200)
+    assert stop_iterations(100, s) == (1_000, 15_000)
+    assert stop_iterations(100, s, effort=2.0) == (2_000, 30_000)
+    p = _problem(s, trucks)
+    a, b = solve_day(p), solve_day(p)
+    # one PyVRP problem per stream (8 residual, 6 glass containers): each stops after 300
+    # iterations without improvement, so at least 600 in all, and at most 1,200 + 1,000
+    assert 600 <= a.summary["iterations"] <= 2_200
+    # iterations, not wall-clock time: the same problem and seed give the same plan
+    assert a.summary["iterations"] == b.summary["iterations"]
+    assert a.routes.to_pylist() == b.routes.to_pylist()
+    assert a.summary["km"] == b.summary["km"] > 0
+    # twice the effort searches longer and is never worse on this converged small problem
+    c = solve_day(p, effort=2.0)
+    assert c.summary["iterations"] > a.summary["iterations"]
+    assert c.summary["km"] == pytest.approx(a.summary["km"], rel=0.01)
+
+
+def test_truth_columns_walks_a_run_once() -> None:
+    from tidstream.simulate import DELIVERY_CODES, Territory, simulate, truth_columns
+
+    ter = Territory.pma(scale=0.02, seed=0)
+    reg = ter.registry
+    ids = reg.column("device_id").to_pylist()
+    depth = np.asarray(reg.column("depth_mm").to_numpy(), np.float64)
+    offset = np.asarray(reg.column("offset_mm").to_numpy(), np.float64)
+
+    def run() -> object:
+        return simulate(ter, days=10, start="2025-07-01", interval_h=1.0, seed=1, envelopes="raw", truth=True)
+
+    tc = truth_columns(run(), ids, depth, offset)
+    n_r = n_c = n_o = 0
+    delivered: dict[str, int] = {}
+    for ch in run().chunks():  # type: ignore[attr-defined]
+        n_r += ch.readings.num_rows
+        n_c += ch.collections.num_rows
+        n_o += ch.overflows.num_rows
+        for x in ch.readings.column("delivered").to_pylist():
+            delivered[x] = delivered.get(x, 0) + 1
+    assert len(tc.dev) == len(tc.t_ns) == len(tc.fill) == len(tc.tilt) == n_r > 0
+    assert len(tc.c_dev) == len(tc.c_missed) == len(tc.c_demand) == n_c > 0
+    assert len(tc.o_dev) == n_o
+    assert tc.dev.min() >= 0 and tc.dev.max() < len(ids) and tc.c_dev.min() >= 0
+    assert {k: int((tc.delivery == DELIVERY_CODES[k]).sum()) for k in delivered} == delivered
+    assert set(np.unique(tc.tilt).tolist()) <= {-1, 0, 1}
+    # the measured fill is the true fill plus sensor error: close where there is an echo
+    ok = np.isfinite(tc.fill)
+    assert np.median(np.abs(tc.fill[ok] - tc.true_fill[ok])) < 0.05
+    # the demand before a pass is never below the (capped) fill the simulator records
+    assert (tc.c_demand >= tc.c_fill_before - 1e-9).all()
+
+
 def test_shift_limits_how_much_is_collected() -> None:
     # a 90-minute shift with 5 minutes per container and a 15-minute unload cannot take every
     # high-prize container: the required ones are taken, and the shift holds
-    s = PlanSettings(shift_h=1.5, max_overtime_h=0.0, time_limit_s=1.0)
+    s = PlanSettings(shift_h=1.5, max_overtime_h=0.0)
     trucks = [Truck("rl-1", ("residual",), 100_000.0), Truck("cr-1", ("glass",), 100_000.0)]
     p = _problem(s, trucks)
     p.service_s[:] = 300.0
@@ -202,7 +264,7 @@ def test_demand_reconstruction_uncaps_and_crosses_emptyings() -> None:
 
 
 def test_ledger_small_bookkeeping(tmp_path: Path) -> None:
-    s = PlanSettings(time_limit_s=0.3, time_per_client_s=0.0)
+    s = PlanSettings()
     # July (park bins overflow), Friday 11 to Monday 14 (a public holiday): 4 fixed-schedule overflows
     res = run_ledger(
         scale=0.05, days=4, warmup_days=10, start="2025-07-01", seed=1, settings=s, keep_plans=True
@@ -238,6 +300,10 @@ def test_ledger_small_bookkeeping(tmp_path: Path) -> None:
         mine = [r for r in days if r["policy"] == pol]
         for k in ("km", "truck_hours", "stops", "emptyings", "missed", "overflows"):
             assert tot[k] == pytest.approx(sum(r[k] for r in mine)), k
+
+    # the fixed schedule routed in a second process: the same ledger (PyVRP stops on iterations)
+    par = run_ledger(scale=0.05, days=4, warmup_days=10, start="2025-07-01", seed=1, settings=s, workers=2)
+    assert par.table.to_pylist() == res.table.to_pylist()
 
     paths = res.write(tmp_path / "ledger")
     back = pq.read_table(paths["table"])

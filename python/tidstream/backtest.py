@@ -371,63 +371,20 @@ class SimResult:
 def _sim_readings(
     sim: Any, reg_index: dict[str, int], depth: np.ndarray, offset: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Truth readings and collections of a run as numpy columns."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    """Truth readings and non-missed collections of a run as numpy columns (times in UTC s)."""
+    from .simulate import DELIVERY_CODES, truth_columns
 
-    from . import _core
-
-    dev: list[np.ndarray] = []
-    t_ns: list[np.ndarray] = []
-    true_fill: list[np.ndarray] = []
-    fill: list[np.ndarray] = []
-    tilt: list[np.ndarray] = []
-    delivered: list[np.ndarray] = []
-    c_dev: list[np.ndarray] = []
-    c_t: list[np.ndarray] = []
-    keys = pa.array(list(reg_index))
-    for ch in sim.chunks():
-        r = ch.readings
-        if r is not None and r.num_rows:
-            d = (
-                pc.index_in(r.column("device_id"), value_set=keys)
-                .to_numpy(zero_copy_only=False)
-                .astype(np.int64)
-            )
-            dist = pc.fill_null(r.column("distance_mm"), float("nan")).to_numpy(zero_copy_only=False)
-            dev.append(d)
-            t_ns.append(pc.cast(r.column("measured_at"), pa.int64()).to_numpy())
-            true_fill.append(r.column("true_fill").to_numpy())
-            fill.append(_core.fill_ratio(np.ascontiguousarray(dist), depth[d], offset[d]))
-            tl = r.column("tilt")
-            tilt.append(
-                np.where(
-                    pc.is_valid(tl).to_numpy(zero_copy_only=False),
-                    pc.fill_null(tl, False).to_numpy(zero_copy_only=False),
-                    -1,
-                ).astype(np.int8)
-            )
-            delivered.append(pc.not_equal(r.column("delivered"), "lost").to_numpy(zero_copy_only=False))
-        c = ch.collections
-        if c.num_rows:
-            keep = pc.invert(c.column("missed"))
-            cc = c.filter(keep)
-            c_dev.append(
-                pc.index_in(cc.column("device_id"), value_set=keys)
-                .to_numpy(zero_copy_only=False)
-                .astype(np.int64)
-            )
-            c_t.append(pc.cast(cc.column("collected_at"), pa.int64()).to_numpy())
-    cat = lambda xs, dt_: np.concatenate(xs) if xs else np.zeros(0, dt_)  # noqa: E731
+    tc = truth_columns(sim, list(reg_index), depth, offset)
+    done = ~tc.c_missed
     return {
-        "dev": cat(dev, np.int64),
-        "t": cat(t_ns, np.int64) // 1_000_000_000,
-        "true_fill": cat(true_fill, np.float64),
-        "fill": cat(fill, np.float64),
-        "tilt": cat(tilt, np.int8),
-        "delivered": cat(delivered, bool),
-        "c_dev": cat(c_dev, np.int64),
-        "c_t": cat(c_t, np.int64) // 1_000_000_000,
+        "dev": tc.dev,
+        "t": tc.t_ns // 1_000_000_000,
+        "true_fill": tc.true_fill,
+        "fill": tc.fill,
+        "tilt": tc.tilt,
+        "delivered": tc.delivery != DELIVERY_CODES["lost"],
+        "c_dev": tc.c_dev[done],
+        "c_t": tc.c_t_ns[done] // 1_000_000_000,
     }
 
 

@@ -199,8 +199,10 @@ class PlanSettings:
     depot_kind: str = "depot"
     #: CO2 of a diesel refuse truck, kg CO2e per km (about 4 mpg, stop-and-go; docs/PLANNING.md).
     co2_kg_per_km: float = 1.8
-    #: Working days (Monday = 0): no collection on the others.
-    working_days: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4, 5])
+    #: Days the planner collects (Monday = 0; the fixed schedule keeps its own calendar).
+    #: Monday-Friday: a Saturday round costs its trucks' drive out and back for little
+    #: (chosen on simulation seed 2, docs/PLANNING.md).
+    working_days: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     #: No collection on French public holidays either (the simulator's calendar).
     skip_public_holidays: bool = True
     #: Fill level treated as "full" by the forecasts (the forecaster's threshold).
@@ -216,11 +218,19 @@ class PlanSettings:
     prize_risk_m: float = 1_500.0
     #: Fixed cost of using a truck (metres-equivalent): fewer, fuller trucks.
     truck_cost_m: float = 5_000.0
-    #: PyVRP time limit per plan (seconds): at least ``time_limit_s``, and ``time_per_client_s``
-    #: per candidate container (bigger days get more time); and its seed.
-    time_limit_s: float = 5.0
-    time_per_client_s: float = 0.05
+    #: When PyVRP stops, in iterations (never wall-clock time, so a plan does not depend on the
+    #: machine's load, and both policies of the ledger get the same convergence): after
+    #: ``no_improvement_per_client`` x candidates iterations without a better solution (at least
+    #: ``min_no_improvement``), and at most ``max_iterations_per_client`` x candidates (at least
+    #: ``min_iterations_cap``); and its seed.
+    no_improvement_per_client: float = 10.0
+    min_no_improvement: int = 1_000
+    max_iterations_per_client: float = 100.0
+    min_iterations_cap: int = 5_000
     seed: int = 0
+    #: A wall-clock limit (seconds) instead of the iteration rule: depends on the machine's
+    #: load, for solver-quality benches only (``tidstream plan --time-limit``). None: iterations.
+    time_limit_s: float | None = None
     #: The fleet (``[[plan.fleet]]`` tables).
     fleet: list[TruckSettings] = field(default_factory=_default_fleet)
 
@@ -458,6 +468,22 @@ def _validate(s: Settings) -> None:
         p.speed_kmh = _coerce(p.speed_kmh, float, "TIDSTREAM_PLAN_SPEED_KMH")
     if isinstance(p.speed_kmh, (int, float)) and p.speed_kmh <= 0:
         raise ConfigError("[plan] speed_kmh must be > 0")
+    if isinstance(p.time_limit_s, str):  # from the environment
+        p.time_limit_s = _coerce(p.time_limit_s, float, "TIDSTREAM_PLAN_TIME_LIMIT_S")
+    if p.time_limit_s is not None and p.time_limit_s <= 0:
+        raise ConfigError("[plan] time_limit_s must be > 0 (or unset: stop on iterations)")
+    if (
+        min(
+            p.no_improvement_per_client,
+            p.min_no_improvement,
+            p.max_iterations_per_client,
+            p.min_iterations_cap,
+        )
+        <= 0
+    ):
+        raise ConfigError(
+            "[plan] no_improvement_per_client, min_no_improvement, max_iterations_per_client, min_iterations_cap must be > 0"
+        )
     if not (0 < p.shift_h <= 24 and p.circuity >= 1.0 and 0 < p.full_level <= 1.5):
         raise ConfigError("[plan]: shift_h must be in (0, 24], circuity >= 1, full_level in (0, 1.5]")
     if not p.fleet or any(t.count < 1 or t.capacity_l <= 0 or not t.streams for t in p.fleet):

@@ -20,7 +20,6 @@ def _settings(args: argparse.Namespace) -> Any:
     s = load_settings(getattr(args, "config", None)).plan
     if getattr(args, "time_limit", None) is not None:
         s.time_limit_s = float(args.time_limit)
-        s.time_per_client_s = 0.0
     return s
 
 
@@ -34,11 +33,13 @@ def plan_simulated_day(
     territory_seed: int = 0,
     shared_dir: str | None = None,
     fixed: bool = False,
+    effort: float = 1.0,
 ) -> tuple[Any, Any]:
     """Plan ``day`` on the simulated territory: simulate ``history_days`` of readings up to
     the shift start, feed a :class:`Forecaster` with the readings delivered by then, build
     the problem and solve it. ``fixed=True`` plans the fixed schedule's containers of that
-    day instead. Returns ``(DayPlan, Containers)``."""
+    day instead. ``effort`` scales PyVRP's iterations (:func:`tidstream.plan.solve_day`).
+    Returns ``(DayPlan, Containers)``."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -104,7 +105,7 @@ def plan_simulated_day(
         prob = fixed_problem(day, cont, ci[m], np.minimum(cf[m], cap), ter.facilities, settings)
     else:
         prob = forecast_problem(day, cont, fc, ter.facilities, settings)
-    return solve_day(prob), cont
+    return solve_day(prob, effort=effort), cont
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -117,7 +118,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
         out = []
         for name in args.cvrplib.split(","):
-            g = cvrplib_gap(name.strip(), time_limit_s=s.time_limit_s, seed=s.seed)
+            g = cvrplib_gap(name.strip(), time_limit_s=s.time_limit_s or 10.0, seed=s.seed)
             out.append(g.to_dict())
             if not args.json:
                 print(
@@ -138,6 +139,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         territory_seed=args.territory_seed,
         shared_dir=args.shared,
         fixed=args.fixed,
+        effort=args.effort,
     )
     paths = write_plan(plan, args.out, all_lat=cont.lat, all_lon=cont.lon)
     summ = {
@@ -172,6 +174,8 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         seed=args.seed,
         territory_seed=args.territory_seed,
         settings=s,
+        effort=args.effort,
+        workers=args.workers,
         shared_dir=args.shared,
         progress=None if args.quiet or args.json else (lambda m: print(m, file=sys.stderr)),
     )
@@ -216,7 +220,11 @@ def add_parser(subparsers: Any) -> None:
         "--time-limit",
         type=float,
         default=None,
-        help="PyVRP time limit, seconds (default: [plan] time_limit_s, at least time_per_client_s per container)",
+        help="stop PyVRP on wall-clock time (seconds; depends on the machine's load) instead of "
+        "[plan]'s iteration rule; with --cvrplib: seconds per instance (default 10)",
+    )
+    p.add_argument(
+        "--effort", type=float, default=1.0, help="scale PyVRP's iterations (2 = twice the search; default 1)"
     )
     p.add_argument("--out", default="out/plan", help="output folder (default out/plan)")
     p.add_argument(
@@ -244,7 +252,19 @@ def add_parser(subparsers: Any) -> None:
         "--shared", default=None, help="shared data folder (default $TIDSTREAM_SHARED, else ../shared)"
     )
     lg.add_argument(
-        "--time-limit", type=float, default=None, help="PyVRP time limit per day and policy, seconds"
+        "--time-limit",
+        type=float,
+        default=None,
+        help="stop PyVRP on wall-clock time per day and policy (seconds; load-dependent) instead of iterations",
+    )
+    lg.add_argument(
+        "--effort", type=float, default=1.0, help="scale PyVRP's iterations (2 = twice the search; default 1)"
+    )
+    lg.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="processes: 2 or more routes the fixed schedule in workers - 1 other processes (default 2)",
     )
     lg.add_argument("--out", default="out/ledger", help="output folder (default out/ledger)")
     lg.add_argument("--quiet", action="store_true", help="no per-day progress on stderr")

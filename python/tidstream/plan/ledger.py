@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import multiprocessing
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -400,6 +402,9 @@ def run_ledger(
     territory_seed: int = 0,
     settings: PlanSettings | None = None,
     time_limit_s: float | None = None,
+    effort: float = 1.0,
+    solve_fixed: bool = True,
+    workers: int = 1,
     shared_dir: str | os.PathLike[str] | None = None,
     max_containers: int | None = None,
     progress: Callable[[str], None] | None = None,
@@ -409,10 +414,14 @@ def run_ledger(
 
     ``max_containers`` keeps the first containers of the territory (tests). The result's
     ``checks`` compare the fixed policy's replayed overflows with the simulator's.
+    ``effort`` scales PyVRP's iterations for both policies (``time_limit_s``: wall-clock
+    instead). ``solve_fixed=False`` does not route the fixed schedule (its km, hours and
+    trucks are 0; its emptyings and overflows are counted): for tuning the planned policy.
+    ``workers`` > 1 routes the fixed schedule's days in ``workers - 1`` other processes while
+    this one plans (the result is the same: PyVRP stops on iterations).
     """
-    from .. import _core
     from ..forecast import Forecaster
-    from ..simulate import Territory, simulate
+    from ..simulate import Territory, simulate, truth_columns
 
     s = settings or PlanSettings()
     t_start = time.perf_counter()
@@ -425,7 +434,6 @@ def run_ledger(
     n = len(cont)
     reg = ter.registry
     dev_ids = reg.column("device_id").to_pylist()
-    keys = pa.array(dev_ids)
     depth = np.asarray(reg.column("depth_mm").to_numpy(), np.float64)
     offset = np.asarray(reg.column("offset_mm").to_numpy(), np.float64)
     cap = np.array([HEAP_MAX.get(k, 1.0) for k in cont.kind], np.float64)
@@ -435,60 +443,23 @@ def run_ledger(
     missed_p = float(sim.params().get("missed_collection_p", 0.01)) if hasattr(sim, "params") else 0.01
 
     # -- ground truth ------------------------------------------------------------
-    R: dict[str, list[np.ndarray]] = {k: [] for k in ("dev", "t", "y", "m", "tilt", "status")}
-    C: dict[str, list[np.ndarray]] = {k: [] for k in ("dev", "t", "before", "demand", "after", "missed")}
-    OV: dict[str, list[np.ndarray]] = {k: [] for k in ("dev", "start")}
-    status_codes = {"live": 0, "stored": 1, "lost": 2}
-    for ch in sim.chunks():
-        r = ch.readings
-        if r is not None and r.num_rows:
-            d = (
-                pc.index_in(r.column("device_id"), value_set=keys)
-                .to_numpy(zero_copy_only=False)
-                .astype(np.int64)
-            )
-            dist = pc.fill_null(r.column("distance_mm"), float("nan")).to_numpy(zero_copy_only=False)
-            R["dev"].append(d)
-            R["t"].append(pc.cast(r.column("measured_at"), pa.int64()).to_numpy() / 1e9)
-            R["y"].append(r.column("true_fill").to_numpy())
-            R["m"].append(_core.fill_ratio(np.ascontiguousarray(dist, np.float64), depth[d], offset[d]))
-            tl = r.column("tilt")
-            R["tilt"].append(
-                np.where(
-                    pc.is_valid(tl).to_numpy(zero_copy_only=False),
-                    pc.fill_null(tl, False).to_numpy(zero_copy_only=False),
-                    -1,
-                ).astype(np.int8)
-            )
-            st = r.column("delivered").to_pylist()
-            R["status"].append(np.array([status_codes.get(x, 2) for x in st], np.int8))
-        c = ch.collections
-        if c.num_rows:
-            R_c = (
-                pc.index_in(c.column("device_id"), value_set=keys)
-                .to_numpy(zero_copy_only=False)
-                .astype(np.int64)
-            )
-            C["dev"].append(R_c)
-            C["t"].append(pc.cast(c.column("collected_at"), pa.int64()).to_numpy() / 1e9)
-            C["before"].append(c.column("fill_before").to_numpy())
-            C["demand"].append(c.column("demand_fill").to_numpy())
-            C["after"].append(c.column("fill_after").to_numpy())
-            C["missed"].append(c.column("missed").to_numpy(zero_copy_only=False).astype(bool))
-        o = ch.overflows
-        if o.num_rows:
-            OV["dev"].append(
-                pc.index_in(o.column("device_id"), value_set=keys)
-                .to_numpy(zero_copy_only=False)
-                .astype(np.int64)
-            )
-            OV["start"].append(pc.cast(o.column("started_at"), pa.int64()).to_numpy() / 1e9)
-    cat = lambda xs, dt_: np.concatenate(xs) if xs else np.zeros(0, dt_)  # noqa: E731
-    rd = {k: cat(v, np.float64) for k, v in R.items()}
-    r_dev = rd["dev"].astype(np.int64)
-    cd = {k: cat(v, np.float64) for k, v in C.items()}
-    c_dev = cd["dev"].astype(np.int64)
-    c_missed = cd["missed"].astype(bool)
+    tc = truth_columns(sim, dev_ids, depth, offset)
+    rd = {
+        "t": tc.t_ns / 1e9,
+        "y": tc.true_fill,
+        "m": tc.fill,
+        "tilt": tc.tilt,
+        "status": tc.delivery,
+    }
+    r_dev = tc.dev
+    cd = {
+        "t": tc.c_t_ns / 1e9,
+        "before": tc.c_fill_before,
+        "demand": tc.c_demand,
+        "after": tc.c_after,
+    }
+    c_dev = tc.c_dev
+    c_missed = tc.c_missed
     say(f"simulated {n} containers, {len(r_dev):,} measurements, {len(c_dev):,} collection passes")
     dem = demand_from_truth(
         n, r_dev, rd["t"], rd["y"], c_dev, cd["t"], cd["demand"], cd["after"], c_missed, cap
@@ -527,7 +498,13 @@ def run_ledger(
     # -- fixed policy: the simulator's collections -----------------------------------
     c_local = _local_date(cd["t"])
     fixed_rows: list[dict[str, Any]] = []
+    fixed_jobs: list[tuple[dict[str, Any], Any]] = []
     plans: list[DayPlan] = []
+    pool = (
+        ProcessPoolExecutor(max_workers=workers - 1, mp_context=multiprocessing.get_context("spawn"))
+        if workers > 1 and solve_fixed
+        else None
+    )
 
     # -- planned policy -------------------------------------------------------------------
     fc = Forecaster(threshold=s.full_level, utc_offset_h=1.0)
@@ -591,30 +568,18 @@ def run_ledger(
         synth(cut, morning)
         cut = morning
         feed(morning)
-        # fixed policy: the day's non-missed collections, routed
+        # fixed policy: the day's non-missed collections, routed (in the pool when there is one)
         sel = np.flatnonzero(c_local == np.datetime64(day))
-        passes = len(sel)
-        if len(sel):
+        job: Any = None
+        if len(sel) and solve_fixed:
             fp = fixed_problem(
                 day, cont, c_dev[sel], np.minimum(cd["demand"][sel], cap[c_dev[sel]]), ter.facilities, s
             )
-            fplan = solve_day(fp, time_limit_s=time_limit_s)
-            if keep_plans:
-                plans.append(fplan)
-            fs = fplan.summary
-        else:
-            fs = {"km": 0.0, "truck_hours": 0.0, "trucks_used": 0, "feasible": True}
-        fixed_rows.append(
-            {
-                "date": day,
-                "km": fs["km"],
-                "truck_hours": fs["truck_hours"],
-                "trucks": fs["trucks_used"],
-                "stops": passes,
-                "missed": int(c_missed[sel].sum()),
-                "feasible": fs["feasible"],
-            }
-        )
+            if pool is not None:
+                job = pool.submit(solve_day, fp, effort=effort, time_limit_s=time_limit_s)
+            else:
+                job = solve_day(fp, effort=effort, time_limit_s=time_limit_s)
+        fixed_jobs.append(({"date": day, "stops": len(sel), "missed": int(c_missed[sel].sum())}, job))
         # planned policy
         if not is_working_day(day, s):
             planned_days[day] = {
@@ -627,7 +592,8 @@ def run_ledger(
             }
             continue
         prob = forecast_problem(day, cont, fc, ter.facilities, s)
-        plan = solve_day(prob, time_limit_s=time_limit_s)
+        plan = solve_day(prob, effort=effort, time_limit_s=time_limit_s)
+        plan.summary["policy"] = "planned"
         if keep_plans:
             plans.append(plan)
         idx = np.array([cont.index[c] for c in prob.container_id[plan.visited]], np.int64)
@@ -665,9 +631,24 @@ def run_ledger(
             "required_not_visited": ps["required_not_visited"],
         }
         say(
-            f"{day}: fixed {fs['km']:.0f} km {passes} passes | planned {ps['km']:.0f} km {ps['stops']} stops "
-            f"({ps['required']} required, {ps['optional']} optional)"
+            f"{day}: planned {ps['km']:.0f} km {ps['stops']} stops "
+            f"({ps['required']} required, {ps['optional']} optional), {ps['iterations']} iterations"
         )
+    for row, job in fixed_jobs:
+        fs: dict[str, Any] = {"km": 0.0, "truck_hours": 0.0, "trucks_used": 0, "feasible": True}
+        if job is not None:
+            fplan = job.result() if pool is not None else job
+            fplan.summary["policy"] = "fixed"
+            if keep_plans:
+                plans.append(fplan)
+            fs = fplan.summary
+            say(f"{row['date']}: fixed {fs['km']:.0f} km {row['stops']} stops, {fs['iterations']} iterations")
+        row.update(
+            km=fs["km"], truck_hours=fs["truck_hours"], trucks=fs["trucks_used"], feasible=fs["feasible"]
+        )
+        fixed_rows.append(row)
+    if pool is not None:
+        pool.shutdown()
 
     # -- figures per day, same bookkeeping for both policies ---------------------------------
     fixed_emp = Replay(
@@ -772,8 +753,8 @@ def run_ledger(
     table = pa.Table.from_pylist(rows, schema=LEDGER_SCHEMA)
 
     # consistency with the simulator's own figures (fixed policy)
-    sim_ov = cat(OV["start"], np.float64)
-    sim_dev = cat(OV["dev"], np.float64).astype(np.int64)
+    sim_ov = tc.o_start_ns / 1e9
+    sim_dev = tc.o_dev
     in_period = (sim_ov >= T0) & (sim_ov < T_end)
     f_ov_dev, f_ov_start, _ = overflow_events(dem, fixed_emp, T_end)
     mine = (f_ov_start >= T0) & (f_ov_start < T_end)
@@ -799,6 +780,9 @@ def run_ledger(
         "missed_p": missed_p,
         "settings": _settings_dict(s),
         "time_limit_s": s.time_limit_s if time_limit_s is None else time_limit_s,
+        "effort": effort,
+        "solve_fixed": solve_fixed,
+        "workers": workers,
         "planned_days": {d.isoformat(): v for d, v in planned_days.items()},
     }
     return LedgerResult(

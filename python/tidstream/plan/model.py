@@ -29,6 +29,7 @@ __all__ = [
     "assign_trucks",
     "expand_fleet",
     "solve_day",
+    "stop_iterations",
 ]
 
 #: One row per stop of every route (``routes.parquet``).
@@ -176,21 +177,33 @@ def _matrices(lat: np.ndarray, lon: np.ndarray, s: PlanSettings) -> tuple[np.nda
     return d, routes.duration_matrix(d, speed_kmh=speed)
 
 
-def solve_day(p: PlanProblem, *, time_limit_s: float | None = None, seed: int | None = None) -> DayPlan:
+def stop_iterations(n: int, s: PlanSettings, effort: float = 1.0) -> tuple[int, int]:
+    """``(no_improvement, max_iterations)`` of PyVRP for a problem of ``n`` candidates:
+    :class:`PlanSettings`' per-client rule, both scaled by ``effort`` (2.0 doubles the search)."""
+    no_imp = max(float(s.min_no_improvement), s.no_improvement_per_client * n) * effort
+    cap = max(float(s.min_iterations_cap), s.max_iterations_per_client * n) * effort
+    return max(1, round(no_imp)), max(1, round(cap))
+
+
+def solve_day(
+    p: PlanProblem, *, effort: float = 1.0, time_limit_s: float | None = None, seed: int | None = None
+) -> DayPlan:
     """Solve the day with PyVRP: capacity, shift (with bounded overtime), reloads at each
     stream's unloading facility, optional visits with prizes, several trucks (one stream each).
 
     Every truck starts at the depot, ends at its stream's facility (unloaded) and drives
     back to the depot; that last leg is constant per truck and is added to the figures.
+
+    PyVRP stops on iterations (:func:`stop_iterations`, scaled by ``effort``): the same
+    problem, settings and seed give the same plan on any machine and under any load.
+    ``time_limit_s`` (or ``settings.time_limit_s``) stops on wall-clock time instead.
     """
     import pyvrp
-    from pyvrp.constants import MAX_VALUE
     from pyvrp.exceptions import PenaltyBoundWarning
-    from pyvrp.stop import MaxRuntime
+    from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria, NoImprovement, StoppingCriterion
 
     s = p.settings
     limit = s.time_limit_s if time_limit_s is None else time_limit_s
-    limit = max(limit, s.time_per_client_s * len(p)) if time_limit_s is None else limit
     seed = s.seed if seed is None else seed
     t0 = time.perf_counter()
     n = len(p)
@@ -204,6 +217,9 @@ def solve_day(p: PlanProblem, *, time_limit_s: float | None = None, seed: int | 
     }
     assign = assign_trucks(p.trucks, work, sorted(set(p.stream[p.required].tolist())))
     used_streams = [st for st in streams if assign.get(st)]
+    if not used_streams or n == 0:
+        return _empty_plan(p, t0)
+    # global locations: 0 the depot, 1.. each used stream's facility, n_f + i container i
     facs = [p.depot] + [p.unload[st] for st in used_streams]
     n_f = len(facs)
     lat = np.r_[[f.lat for f in facs], p.lat]
@@ -214,70 +230,69 @@ def solve_day(p: PlanProblem, *, time_limit_s: float | None = None, seed: int | 
     shift = int(s.shift_h * 3600)
     unload = int(s.unload_s)
     over = int(s.max_overtime_h * 3600)
-    big = MAX_VALUE
-    locations = [pyvrp.Location(x=float(lon[i]), y=float(lat[i])) for i in range(n_f + n)]
-    depots = [pyvrp.Depot(location=0, tw_early=0, tw_late=shift + over, name=p.depot.name)]
+    # A truck collects one stream (assigned above), so the day splits into one independent
+    # PyVRP problem per stream: smaller problems, each stopped by its own size.
+    solved: list[tuple[Any, Any, np.ndarray, list[tuple[Truck, str, int]]]] = []
+    feasible = True
+    overtime_s = 0
+    iterations = 0
     for j, st in enumerate(used_streams, start=1):
-        depots.append(pyvrp.Depot(location=j, service_duration=int(s.unload_s), name=p.unload[st].name))
-    clients = [
-        pyvrp.Client(
-            location=n_f + i,
-            pickup=[max(0, round(float(p.litres[i])))],
-            service_duration=round(float(p.service_s[i])),
-            prize=0 if p.required[i] else max(0, round(float(p.prize[i]))),
-            required=bool(p.required[i]),
-            name=str(p.container_id[i]),
-        )
-        for i in range(n)
-    ]
-    vtypes = []
-    dmats = []
-    tmats = []
-    veh_truck: list[tuple[Truck, str, int]] = []
-    for prof, st in enumerate(used_streams):
-        fac = 1 + prof
-        allowed = np.zeros(n_f + n, bool)
-        allowed[:n_f] = True
-        allowed[n_f:] = p.stream == st
-        dm = dist.copy()
-        tm = dur.copy()
-        dm[:, ~allowed] = big
-        dm[~allowed, :] = big
-        tm[:, ~allowed] = big
-        tm[~allowed, :] = big
-        np.fill_diagonal(dm, 0)
-        np.fill_diagonal(tm, 0)
-        dmats.append(dm)
-        tmats.append(tm)
-        for tr in assign[st]:
-            back = int(dur[fac, 0])
-            vtypes.append(
-                pyvrp.VehicleType(
-                    num_available=1,
-                    capacity=[round(tr.capacity_l)],
-                    start_depot=0,
-                    end_depot=fac,
-                    fixed_cost=round(s.truck_cost_m),
-                    tw_early=0,
-                    tw_late=shift + over - back - unload,
-                    shift_duration=max(shift - back - unload, 0),
-                    max_overtime=over,
-                    unit_overtime_cost=max(1, round(s.overtime_cost_m_per_h / 3600.0)),
-                    profile=prof,
-                    reload_depots=[fac],
-                    name=tr.id,
-                )
+        idx = np.flatnonzero(p.stream == st)
+        if not len(idx):
+            continue
+        gmap = np.r_[0, j, n_f + idx].astype(np.int64)  # local location -> global
+        locations = [pyvrp.Location(x=float(lon[g]), y=float(lat[g])) for g in gmap]
+        depots = [
+            pyvrp.Depot(location=0, tw_early=0, tw_late=shift + over, name=p.depot.name),
+            pyvrp.Depot(location=1, service_duration=unload, name=p.unload[st].name),
+        ]
+        clients = [
+            pyvrp.Client(
+                location=2 + k,
+                pickup=[max(0, round(float(p.litres[i])))],
+                service_duration=round(float(p.service_s[i])),
+                prize=0 if p.required[i] else max(0, round(float(p.prize[i]))),
+                required=bool(p.required[i]),
+                name=str(p.container_id[i]),
             )
-            veh_truck.append((tr, st, fac))
-    if not vtypes or n == 0:
-        return _empty_plan(p, t0)
-    data = pyvrp.ProblemData(locations, clients, depots, vtypes, dmats, tmats)
-    with warnings.catch_warnings():
-        # PyVRP warns when its penalties hit their bound (hard instance or no feasible
-        # solution): the summary's ``feasible`` says which it was
-        warnings.simplefilter("ignore", PenaltyBoundWarning)
-        res = pyvrp.solve(data, stop=MaxRuntime(limit), seed=seed, display=False, collect_stats=False)
-    sol = res.best
+            for k, i in enumerate(idx)
+        ]
+        back = int(dur[j, 0])
+        vtypes = [
+            pyvrp.VehicleType(
+                num_available=1,
+                capacity=[round(tr.capacity_l)],
+                start_depot=0,
+                end_depot=1,
+                fixed_cost=round(s.truck_cost_m),
+                tw_early=0,
+                tw_late=shift + over - back - unload,
+                shift_duration=max(shift - back - unload, 0),
+                max_overtime=over,
+                unit_overtime_cost=max(1, round(s.overtime_cost_m_per_h / 3600.0)),
+                reload_depots=[1],
+                name=tr.id,
+            )
+            for tr in assign[st]
+        ]
+        sub = np.ix_(gmap, gmap)
+        data = pyvrp.ProblemData(locations, clients, depots, vtypes, [dist[sub]], [dur[sub]])
+        stop: StoppingCriterion
+        if limit is not None:
+            # a wall-clock limit is shared by the streams in proportion to their containers
+            stop = MaxRuntime(limit * len(idx) / n)
+        else:
+            no_imp, cap = stop_iterations(len(idx), s, effort)
+            stop = MultipleCriteria([NoImprovement(no_imp), MaxIterations(cap)])
+        with warnings.catch_warnings():
+            # PyVRP warns when its penalties hit their bound (hard instance or no feasible
+            # solution): the summary's ``feasible`` says which it was
+            warnings.simplefilter("ignore", PenaltyBoundWarning)
+            res = pyvrp.solve(data, stop=stop, seed=seed, display=False, collect_stats=False)
+        feasible &= bool(res.best.is_feasible())
+        overtime_s += int(res.best.overtime())
+        iterations += int(res.num_iterations)
+        solved.append((res.best, data, gmap, [(tr, st, j) for tr in assign[st]]))
     solve_s = time.perf_counter() - t0
 
     rows: dict[str, list[Any]] = {f.name: [] for f in ROUTES_SCHEMA}
@@ -288,7 +303,9 @@ def solve_day(p: PlanProblem, *, time_limit_s: float | None = None, seed: int | 
     hours = 0.0
     trucks_used = 0
     trips = 0
-    for route in sol.routes():
+    for route, data, gmap, veh_truck in (
+        (r, data, gmap, vt) for sol, data, gmap, vt in solved for r in sol.routes()
+    ):
         tr, st, fac = veh_truck[route.vehicle_type()]
         trucks_used += 1
         # (kind, location, arrival, departure, trip, container or -1, load after)
@@ -298,7 +315,7 @@ def solve_day(p: PlanProblem, *, time_limit_s: float | None = None, seed: int | 
         trip = 0
         for k, act in enumerate(sched):
             if act.is_depot():
-                loc = int(data.depot(act.idx).location)
+                loc = int(gmap[data.depot(act.idx).location])
                 load = load if k == 0 else 0.0
                 kind = "start" if k == 0 else "unload"
                 arr = int(act.start_time)
@@ -307,7 +324,7 @@ def solve_day(p: PlanProblem, *, time_limit_s: float | None = None, seed: int | 
                 stops.append((kind, loc, arr, dep, trip, -1, load))
                 trip += int(k > 0)
             else:
-                ci = int(data.client(act.idx).location) - n_f
+                ci = int(gmap[data.client(act.idx).location]) - n_f
                 load += float(p.litres[ci])
                 visited.append(ci)
                 arrivals.append(base + int(act.start_time))
@@ -365,10 +382,11 @@ def solve_day(p: PlanProblem, *, time_limit_s: float | None = None, seed: int | 
         "litres": round(float(p.litres[vis].sum()), 1),
         "expected_overflows": round(float(p.p_full_next[not_vis].sum()), 3),
         "required_not_visited": len(missed_req),
-        "feasible": bool(sol.is_feasible()),
-        "overtime_h": round(sol.overtime() / 3600.0, 3),
+        "feasible": feasible,
+        "overtime_h": round(overtime_s / 3600.0, 3),
         "co2_kg": round(km * s.co2_kg_per_km, 1),
         "solve_s": round(solve_s, 2),
+        "iterations": iterations,
         "trucks_by_stream": {st: [t.id for t in ts] for st, ts in assign.items()},
     }
     return DayPlan(p.date, table, vis, np.array(arrivals, np.int64), summary, p)
@@ -397,6 +415,7 @@ def _empty_plan(p: PlanProblem, t0: float) -> DayPlan:
             "overtime_h": 0.0,
             "co2_kg": 0.0,
             "solve_s": round(time.perf_counter() - t0, 2),
+            "iterations": 0,
             "trucks_by_stream": {},
         },
         p,

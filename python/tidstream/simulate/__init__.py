@@ -21,9 +21,11 @@ from __future__ import annotations
 from .run import SimChunk, SimResult, SimStats, Simulation, simulate
 from .schemas import COLLECTION_SCHEMA, OVERFLOW_SCHEMA, SIM_UPLINK_SCHEMA, TRUTH_READING_SCHEMA
 from .territory import DENSITY, Territory, default_shared_dir
+from .truth import DELIVERY_CODES, TruthColumns, truth_columns
 
 __all__ = [
     "COLLECTION_SCHEMA",
+    "DELIVERY_CODES",
     "DENSITY",
     "OVERFLOW_SCHEMA",
     "SIM_UPLINK_SCHEMA",
@@ -33,6 +35,8 @@ __all__ = [
     "SimStats",
     "Simulation",
     "Territory",
+    "TruthColumns",
     "default_shared_dir",
     "simulate",
+    "truth_columns",
 ]
