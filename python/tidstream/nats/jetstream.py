@@ -188,7 +188,7 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
         if not self._q:
             self._pending = info.num_pending
         # Empty only if the server holds nothing for us *and* has delivered nothing yet:
-        # messages already pushed may still wait in nats-py's queue for the callback (which
+        # messages already pushed may still wait in nats-py's queue for the pump (which
         # marks the end when it sees the one with num_pending == 0). Taking num_pending
         # alone ended stop-at-end runs early whenever the queue was briefly empty.
         return nc, sub, info.num_pending == 0 and info.delivered.consumer_seq == 0
