@@ -8,18 +8,20 @@
 //! gather; mask, shift, sign extension; special values as raw bit patterns). The
 //! batch is walked in chunks of [`CHUNK`] rows: the first [`WORDS`] 8-byte words of
 //! every row are loaded once, the rows that have the shape (length, signature words,
-//! fPort, the wrapper's guard) are found column by column, then each field runs a few
-//! branch-free loops over the chunk (cut out of the row words, mask / sign, the
-//! vendor's arithmetic, specials as a mask) that LLVM vectorises, writing into the
-//! chunk's column slices and validity words. The pass is compiled twice, for the
-//! baseline target and for AVX2 (picked at run time). Rows
-//! without the shape (other record sequences, truncated or null frames, bad fPorts)
-//! go through the per-frame path afterwards, which overwrites every cell of those
-//! rows, so the values the field loops computed for them never show.
+//! fPort, the wrapper's guard) are found column by column, then each field runs two
+//! branch-free loops over the chunk that LLVM vectorises: its raw integers (cut out
+//! of the row words, mask / shift / sign), then one fused loop for the value (the
+//! vendor's arithmetic), specials as a mask, alarm flags and the column slice, plus
+//! the validity words. The pass is compiled twice, for the baseline target and for
+//! AVX2 (picked at run time). Rows without the shape (other record sequences,
+//! truncated or null frames, bad fPorts) go through the per-frame path afterwards,
+//! which overwrites every cell of those rows, so the values the field loops computed
+//! for them never show.
 //!
-//! The arithmetic is [`Field::scale`] itself, in the vendor's order, so results are
-//! bit-identical to the per-frame path (tested in `tests` below and by the Python
-//! property tests).
+//! The arithmetic is the operations of [`Field::scale`] in the vendor's order (with
+//! exact identities for the absent ones), or `Field::scale` itself row by row for
+//! rounding and f32 fields, so results are bit-identical to the per-frame path
+//! (`core/tests/codec_props.rs` and the Python property tests check it).
 
 use super::{Body, Field, Framing, LayoutCodec, Target, Tlv, Ty};
 use crate::codec::bytes::Order;
@@ -293,218 +295,238 @@ fn read_loop<const W: usize, const BE: bool>(
 const WORDS: usize = 4;
 type RowWords = [[u64; CHUNK]; WORDS];
 
-/// Raw integers of one op over a chunk (`raw`: masked and shifted if unsigned,
-/// sign-extended to 32 bits if signed, the bits if f32) and, for integer ops, their
-/// values as `f64` (`xs`).
+/// Raw integers of one op over a chunk: masked and shifted if unsigned,
+/// sign-extended to 32 bits if signed, the bits if f32. One loop per source.
 #[inline(always)]
-fn read_raw(
-    op: &Op,
-    data: &[u8],
-    starts: &[usize],
-    words: &RowWords,
-    raw: &mut [u32],
-    xs: &mut [f64],
-) {
+fn read_raw(op: &Op, data: &[u8], starts: &[usize], words: &RowWords, raw: &mut [u32]) {
     let w = op.width;
+    let (mask, rsh, sx) = (op.mask, op.rshift, op.sx);
+    let post = |v: u32| ((((v & mask) >> rsh) << sx) as i32 >> sx) as u32;
     match op.src {
         Src::Zero => raw.fill(0),
         Src::Word { word, shift } => {
             let ws = &words[word % WORDS][..raw.len()];
-            if op.be {
-                let down = 32 - 8 * w as u32;
-                for (r, &x) in raw.iter_mut().zip(ws) {
-                    *r = ((x >> shift) as u32).swap_bytes() >> down;
-                }
-            } else {
-                let keep = u32::MAX >> (32 - 8 * w as u32);
-                for (r, &x) in raw.iter_mut().zip(ws) {
-                    *r = (x >> shift) as u32 & keep;
-                }
+            let be = op.be;
+            let down = 32 - 8 * w as u32;
+            let keep = u32::MAX >> down;
+            for (r, &x) in raw.iter_mut().zip(ws) {
+                let y = (x >> shift) as u32;
+                *r = post(if be { y.swap_bytes() >> down } else { y & keep });
             }
         }
-        Src::Gather => match (w, op.be) {
-            (1, _) => read_loop::<1, true>(data, starts, op.at, raw),
-            (2, true) => read_loop::<2, true>(data, starts, op.at, raw),
-            (2, false) => read_loop::<2, false>(data, starts, op.at, raw),
-            (3, true) => read_loop::<3, true>(data, starts, op.at, raw),
-            (3, false) => read_loop::<3, false>(data, starts, op.at, raw),
-            (4, true) => read_loop::<4, true>(data, starts, op.at, raw),
-            _ => read_loop::<4, false>(data, starts, op.at, raw),
-        },
-    }
-    let (mask, rsh, sx) = (op.mask, op.rshift, op.sx);
-    if (mask, rsh, sx) != (u32::MAX, 0, 0) {
-        for r in raw.iter_mut() {
-            *r = ((((*r & mask) >> rsh) << sx) as i32 >> sx) as u32;
-        }
-    }
-    if op.float {
-        return;
-    }
-    let xs = &mut xs[..raw.len()];
-    if op.signed {
-        for (x, &r) in xs.iter_mut().zip(raw.iter()) {
-            *x = f64::from(r as i32);
-        }
-    } else {
-        for (x, &r) in xs.iter_mut().zip(raw.iter()) {
-            *x = f64::from(r);
+        Src::Gather => {
+            match (w, op.be) {
+                (1, _) => read_loop::<1, true>(data, starts, op.at, raw),
+                (2, true) => read_loop::<2, true>(data, starts, op.at, raw),
+                (2, false) => read_loop::<2, false>(data, starts, op.at, raw),
+                (3, true) => read_loop::<3, true>(data, starts, op.at, raw),
+                (3, false) => read_loop::<3, false>(data, starts, op.at, raw),
+                (4, true) => read_loop::<4, true>(data, starts, op.at, raw),
+                _ => read_loop::<4, false>(data, starts, op.at, raw),
+            }
+            for r in raw.iter_mut() {
+                *r = post(*r);
+            }
         }
     }
 }
 
-/// Apply one op to a chunk: `put(row in chunk, normalized value, raw non-zero, skip)`
-/// for every row (`skip`: the row's raw value is one of the field's special values,
-/// so the op sets no value for it), alarm flags into `flags`, validity into `valid`.
-/// `scale` is [`Field::scale`] (or an equivalent specialisation of it).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn apply<S: Fn(f64) -> f64, V: FnMut(usize, f64, bool, bool)>(
-    op: &Op,
-    raw: &[u32],
-    xs: &[f64],
-    skip: &mut [bool; CHUNK],
-    flags: &mut [u16],
-    valid: &mut [u64; CHUNK_WORDS],
-    scale: S,
-    mut put: V,
-) {
-    let f = &op.field;
-    let m = raw.len();
-    let set_bit = match f.target {
+/// The alarm bit an op sets when its raw value is non-zero.
+fn set_bit(f: &Field) -> u16 {
+    match f.target {
         Some(Target::Tilt) => alarm::TILT,
         Some(Target::Fire) => alarm::FIRE,
         Some(Target::Alarm(b)) => b,
         _ => 0,
-    };
-    let nscale = f.nscale;
-    if op.float {
-        for (k, (&r, fl)) in raw.iter().zip(flags.iter_mut()).enumerate() {
-            // The per-frame `Field::normalize`, row by row, minus the reads.
-            let v = scale(f64::from(f32::from_bits(r)));
-            let nonzero = v != 0.0;
-            valid[k / 64] |= 1 << (k % 64);
-            if nonzero {
-                *fl |= set_bit;
-            }
-            put(k, v * nscale, nonzero, false);
-        }
-        return;
     }
-    let xs = &xs[..m];
-    if op.special.is_empty() {
-        // Every row is set: whole validity words, then loops LLVM can vectorise.
-        for (j, w) in valid.iter_mut().enumerate() {
-            let rows = m.saturating_sub(64 * j).min(64);
-            *w |= if rows == 64 {
-                u64::MAX
+}
+
+/// An integer raw value as `f64` (exact: `raw` holds a `u32`, or an `i32` when
+/// `signed`), branch-free so that the column loops vectorise.
+#[inline(always)]
+fn int_value(r: u32, unsigned: u32) -> f64 {
+    f64::from(r as i32) + f64::from((r >> 31) & unsigned) * 4_294_967_296.0
+}
+
+/// Apply one op to a chunk, row by row, exactly as the per-frame
+/// `Field::normalize` (minus the reads): for f32 fields, rounding, or many special
+/// values. `put(row in chunk, normalized value, raw non-zero, skip)`; `skip` rows
+/// (special values) set no value.
+#[inline(always)]
+fn apply_rows<V: FnMut(usize, f64, bool, bool)>(
+    op: &Op,
+    raw: &[u32],
+    flags: &mut [u16],
+    valid: &mut [u64; CHUNK_WORDS],
+    mut put: V,
+) {
+    let f = &op.field;
+    let (bit, nscale) = (set_bit(f), f.nscale);
+    let unsigned = u32::from(!op.signed);
+    for (k, (&r, fl)) in raw.iter().zip(flags.iter_mut()).enumerate() {
+        let (value, nonzero) = if op.float {
+            let v = f.scale(f64::from(f32::from_bits(r)));
+            (v, v != 0.0)
+        } else {
+            if op.special.contains(&r) {
+                *fl |= alarm::NO_SENSOR;
+                put(k, 0.0, false, true);
+                continue;
+            }
+            (f.scale(int_value(r, unsigned)), r != 0)
+        };
+        if let Some(w) = valid.get_mut(k / 64) {
+            *w |= 1 << (k % 64);
+        }
+        if nonzero {
+            *fl |= bit;
+        }
+        put(k, value * nscale, nonzero, false);
+    }
+}
+
+/// Apply one integer op to a chunk with branch-free loops LLVM vectorises: value =
+/// ((x * mul) / div + add) * nscale, the operations of [`Field::scale`] in its
+/// order, with exact identities (`* 1.0`, `+ -0.0`) for the absent ones, so results
+/// are bit-identical. `SPECIAL`: up to 4 special values (padded by repetition) make
+/// the row null and set `no_sensor`. `WIDE`: raw values may be 2^31 or more
+/// (unsigned 32-bit fields); otherwise `raw as i32` is the value (signed fields are
+/// sign-extended, narrower unsigned ones are below 2^31).
+#[inline(always)]
+fn apply_fused<
+    const SPECIAL: bool,
+    const DIV: bool,
+    const WIDE: bool,
+    V: FnMut(usize, f64, bool, bool),
+>(
+    op: &Op,
+    raw: &[u32],
+    skip: &mut [bool; CHUNK],
+    flags: &mut [u16],
+    valid: &mut [u64; CHUNK_WORDS],
+    mut put: V,
+) {
+    let f = &op.field;
+    let m = raw.len();
+    let mul = f.mul.unwrap_or(1.0);
+    let div = f.div.unwrap_or(1.0);
+    let add = f.add.unwrap_or(-0.0);
+    let nscale = f.nscale;
+    let bit = set_bit(f);
+    let mut sp = [0u32; 4];
+    for (i, s) in sp.iter_mut().enumerate() {
+        *s = op
+            .special
+            .get(i)
+            .or(op.special.first())
+            .copied()
+            .unwrap_or(0);
+    }
+    let skip = &mut skip[..m];
+    let flags = &mut flags[..m];
+    if SPECIAL {
+        for (sk, &r) in skip.iter_mut().zip(raw) {
+            *sk = (r == sp[0]) | (r == sp[1]) | (r == sp[2]) | (r == sp[3]);
+        }
+    }
+    for (k, (&r, &b)) in raw.iter().zip(skip.iter()).enumerate() {
+        let x = if WIDE {
+            f64::from(r)
+        } else {
+            f64::from(r as i32)
+        };
+        let mut v = x * mul;
+        if DIV {
+            v /= div;
+        }
+        put(k, (v + add) * nscale, r != 0, SPECIAL && b);
+    }
+    if SPECIAL {
+        for ((fl, &b), &r) in flags.iter_mut().zip(skip.iter()).zip(raw) {
+            *fl |= if b {
+                alarm::NO_SENSOR
             } else {
-                (1u64 << rows) - 1
+                bit * u16::from(r != 0)
             };
         }
-        if set_bit != 0 {
-            for (&r, fl) in raw.iter().zip(flags.iter_mut()) {
-                *fl |= set_bit * u16::from(r != 0);
-            }
-        }
-        for (k, (&r, &x)) in raw.iter().zip(xs).enumerate() {
-            put(k, scale(x) * nscale, r != 0, false);
-        }
-        return;
-    }
-    // Special raw values (e.g. "No Sensor"): no value, the NO_SENSOR flag.
-    let skip = &mut skip[..m];
-    skip.fill(false);
-    for &s in &op.special {
-        for (b, &r) in skip.iter_mut().zip(raw) {
-            *b |= r == s;
+    } else if bit != 0 {
+        for (fl, &r) in flags.iter_mut().zip(raw) {
+            *fl |= bit * u16::from(r != 0);
         }
     }
     for (j, w) in valid.iter_mut().enumerate() {
         let lo = (64 * j).min(m);
-        let mut bits = 0u64;
-        for (i, &b) in skip[lo..(lo + 64).min(m)].iter().enumerate() {
-            bits |= u64::from(!b) << i;
-        }
-        *w |= bits;
-    }
-    for ((fl, &b), &r) in flags.iter_mut().zip(skip.iter()).zip(raw) {
-        *fl |= if b {
-            alarm::NO_SENSOR
+        let hi = (lo + 64).min(m);
+        *w |= if !SPECIAL {
+            if hi - lo == 64 {
+                u64::MAX
+            } else {
+                (1u64 << (hi - lo)) - 1
+            }
         } else {
-            set_bit * u16::from(r != 0)
+            let mut bits = 0u64;
+            for (i, &b) in skip[lo..hi].iter().enumerate() {
+                bits |= u64::from(!b) << i;
+            }
+            bits
         };
-    }
-    for (k, ((&r, &x), &b)) in raw.iter().zip(xs).zip(skip.iter()).enumerate() {
-        put(k, scale(x) * nscale, r != 0, b);
     }
 }
 
-/// [`apply`] with the field's arithmetic specialised for the common forms (same
-/// operations in the same order as [`Field::scale`], so bit-identical).
+/// One op over a chunk: the fused loop for the common forms, else row by row.
 #[inline(always)]
-fn apply_scaled<V: FnMut(usize, f64, bool, bool)>(
+fn apply<V: FnMut(usize, f64, bool, bool)>(
     op: &Op,
     raw: &[u32],
-    xs: &[f64],
     skip: &mut [bool; CHUNK],
     flags: &mut [u16],
     valid: &mut [u64; CHUNK_WORDS],
     put: V,
 ) {
     let f = &op.field;
-    match (f.mul, f.div, f.add, f.round) {
-        (None, None, None, None) => apply(op, raw, xs, skip, flags, valid, |x| x, put),
-        (None, Some(d), None, None) => apply(op, raw, xs, skip, flags, valid, move |x| x / d, put),
-        (Some(m), None, None, None) => apply(op, raw, xs, skip, flags, valid, move |x| x * m, put),
-        _ => apply(op, raw, xs, skip, flags, valid, |x| f.scale(x), put),
+    if op.float || f.round.is_some() || op.special.len() > 4 {
+        return apply_rows(op, raw, flags, valid, put);
+    }
+    let wide = !op.signed && op.width == 4 && op.rshift == 0 && op.mask >> 31 != 0;
+    macro_rules! fused {
+        ($sp:literal, $div:literal, $wide:literal) => {
+            apply_fused::<$sp, $div, $wide, V>(op, raw, skip, flags, valid, put)
+        };
+    }
+    match (!op.special.is_empty(), f.div.is_some(), wide) {
+        (false, false, false) => fused!(false, false, false),
+        (false, true, false) => fused!(false, true, false),
+        (true, false, false) => fused!(true, false, false),
+        (true, true, false) => fused!(true, true, false),
+        (false, false, true) => fused!(false, false, true),
+        (false, true, true) => fused!(false, true, true),
+        (true, false, true) => fused!(true, false, true),
+        (true, true, true) => fused!(true, true, true),
     }
 }
 
 /// Run one op over the chunk's `raw.len()` rows.
 #[inline(always)]
-fn run_op(op: &Op, raw: &[u32], xs: &[f64], skip: &mut [bool; CHUNK], c: &mut ChunkCols) {
+fn run_op(op: &Op, raw: &[u32], skip: &mut [bool; CHUNK], c: &mut ChunkCols) {
     let Some(t) = op.field.target else { return };
     let m = raw.len();
     let flags = &mut c.alarm_flags[..m];
-    macro_rules! f64_col {
-        ($col:ident, $idx:expr) => {{
-            let vals = &mut c.$col;
-            // A skipped row keeps what an earlier op on the column wrote.
-            apply_scaled(
-                op,
-                raw,
-                xs,
-                skip,
-                flags,
-                &mut c.valid[$idx],
-                |k, v, _, s| vals[k] = if s { vals[k] } else { v },
-            )
-        }};
-    }
-    match t {
-        Target::Distance => f64_col!(distance_mm, chunk_col::DISTANCE),
-        Target::Fill => f64_col!(fill_pct_reported, chunk_col::FILL),
-        Target::Temperature => f64_col!(temperature_c, chunk_col::TEMPERATURE),
-        Target::BatteryPct => f64_col!(battery_pct, chunk_col::BATTERY_PCT),
-        Target::BatteryV => f64_col!(battery_v, chunk_col::BATTERY_V),
-        Target::Latitude => f64_col!(latitude, chunk_col::LATITUDE),
-        Target::Longitude => f64_col!(longitude, chunk_col::LONGITUDE),
+    let (vals, idx) = match t {
+        Target::Distance => (&mut c.distance_mm, chunk_col::DISTANCE),
+        Target::Fill => (&mut c.fill_pct_reported, chunk_col::FILL),
+        Target::Temperature => (&mut c.temperature_c, chunk_col::TEMPERATURE),
+        Target::BatteryPct => (&mut c.battery_pct, chunk_col::BATTERY_PCT),
+        Target::BatteryV => (&mut c.battery_v, chunk_col::BATTERY_V),
+        Target::Latitude => (&mut c.latitude, chunk_col::LATITUDE),
+        Target::Longitude => (&mut c.longitude, chunk_col::LONGITUDE),
         Target::MeasuredAtS => {
-            let vals = &mut c.measured_at_ms;
-            apply_scaled(
-                op,
-                raw,
-                xs,
-                skip,
-                flags,
-                &mut c.valid[chunk_col::MEASURED_AT],
-                |k, v, _, s| {
-                    if !s {
-                        vals[k] = (v * 1000.0) as i64;
-                    }
-                },
-            )
+            let vals = &mut c.measured_at_ms[..m];
+            let valid = &mut c.valid[chunk_col::MEASURED_AT];
+            return apply(op, raw, skip, flags, valid, |k, v, _, s| {
+                if let (false, Some(x)) = (s, vals.get_mut(k)) {
+                    *x = (v * 1000.0) as i64;
+                }
+            });
         }
         Target::Tilt | Target::Fire => {
             let (bits, idx) = if t == Target::Tilt {
@@ -513,26 +535,25 @@ fn run_op(op: &Op, raw: &[u32], xs: &[f64], skip: &mut [bool; CHUNK], c: &mut Ch
                 (&mut c.fire_alarm, chunk_col::FIRE)
             };
             // A later op on the same column overrides an earlier one's value.
-            apply_scaled(
-                op,
-                raw,
-                xs,
-                skip,
-                flags,
-                &mut c.valid[idx],
-                |k, _, nz, s| {
-                    if !s {
-                        let (j, b) = (k / 64, 1u64 << (k % 64));
-                        bits[j] = if nz { bits[j] | b } else { bits[j] & !b };
-                    }
-                },
-            )
+            return apply(op, raw, skip, flags, &mut c.valid[idx], |k, _, nz, s| {
+                if let (false, Some(w)) = (s, bits.get_mut(k / 64)) {
+                    let b = 1u64 << (k % 64);
+                    *w = if nz { *w | b } else { *w & !b };
+                }
+            });
         }
         Target::Alarm(_) => {
             let mut unused = [0; CHUNK_WORDS];
-            apply_scaled(op, raw, xs, skip, flags, &mut unused, |_, _, _, _| {})
+            return apply(op, raw, skip, flags, &mut unused, |_, _, _, _| {});
         }
-    }
+    };
+    let vals = &mut vals[..m];
+    // A skipped row keeps what an earlier op on the column wrote.
+    apply(op, raw, skip, flags, &mut c.valid[idx], |k, v, _, s| {
+        if let Some(x) = vals.get_mut(k) {
+            *x = if s { *x } else { v };
+        }
+    })
 }
 
 impl LayoutCodec {
@@ -569,7 +590,7 @@ impl LayoutCodec {
         info: &ModelInfo,
         batch: &dyn PayloadSource,
         fports: &FportSource,
-        guard: impl Fn(&[u8]) -> bool,
+        guard: Guard<'_>,
     ) -> ReadingColumns {
         let n = batch.len();
         let per_frame = || {
@@ -590,21 +611,34 @@ impl LayoutCodec {
             _ => return per_frame(),
         };
         let mut cols = ReadingColumns::for_chunks(n, codec.fields());
-        let slow = fast_rows_dispatch(&shape, &flat, info, fports, &guard, &mut cols);
+        let slow = fast_rows_dispatch(&shape, &flat, info, fports, guard, &mut cols);
         // Rows without the shape: the per-frame path rewrites every cell of them.
         decode_rows(codec, batch, fports, slow, &mut cols);
         cols.finish()
     }
 }
 
+/// The frames a wrapper around a layout lets through to the layout's decode (the
+/// others take the wrapper's own per-frame decode).
+#[derive(Clone, Copy)]
+pub enum Guard<'g> {
+    /// Every frame.
+    All,
+    /// Frames longer than this many bytes (settled once per batch when the shape is
+    /// at least that long).
+    LongerThan(usize),
+    /// Frames this predicate accepts (checked per row).
+    Frame(&'g dyn Fn(&[u8]) -> bool),
+}
+
 /// [`fast_rows`], compiled for AVX2 when the CPU has it (the column loops then run
 /// on 4 lanes; the arithmetic is the same IEEE operations, so results are identical).
-fn fast_rows_dispatch<G: Fn(&[u8]) -> bool>(
+fn fast_rows_dispatch(
     shape: &Shape,
     flat: &FlatView<'_>,
     info: &ModelInfo,
     fports: &FportSource,
-    guard: &G,
+    guard: Guard<'_>,
     cols: &mut ReadingColumns,
 ) -> Vec<usize> {
     #[cfg(target_arch = "x86_64")]
@@ -619,12 +653,12 @@ fn fast_rows_dispatch<G: Fn(&[u8]) -> bool>(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn fast_rows_avx2<G: Fn(&[u8]) -> bool>(
+unsafe fn fast_rows_avx2(
     shape: &Shape,
     flat: &FlatView<'_>,
     info: &ModelInfo,
     fports: &FportSource,
-    guard: &G,
+    guard: Guard<'_>,
     cols: &mut ReadingColumns,
 ) -> Vec<usize> {
     fast_rows(shape, flat, info, fports, guard, cols)
@@ -634,12 +668,12 @@ unsafe fn fast_rows_avx2<G: Fn(&[u8]) -> bool>(
 /// written into `cols` from the shape's ops; returns the rows without the shape (or
 /// failing `guard` / the fPort check), whose cells the per-frame path must rewrite.
 #[inline(always)]
-fn fast_rows<G: Fn(&[u8]) -> bool>(
+fn fast_rows(
     shape: &Shape,
     flat: &FlatView<'_>,
     info: &ModelInfo,
     fports: &FportSource,
-    guard: &G,
+    guard: Guard<'_>,
     cols: &mut ReadingColumns,
 ) -> Vec<usize> {
     let n = flat.len();
@@ -656,11 +690,20 @@ fn fast_rows<G: Fn(&[u8]) -> bool>(
         .chain(shape.sig.iter().map(|s| s.0 + 1).filter(|&w| w <= WORDS))
         .max()
         .unwrap_or(0);
+    // The guard per row only when the shape does not settle it.
+    let min_len = match guard {
+        Guard::LongerThan(k) if shape.len <= k => Some(k),
+        _ => None,
+    };
+    let frame_guard = match guard {
+        Guard::Frame(g) => Some(g),
+        _ => None,
+    };
+    let row_guard = min_len.is_some() || frame_guard.is_some();
     let mut slow: Vec<usize> = Vec::new();
     let mut starts = [0usize; CHUNK];
     let mut lens = [0usize; CHUNK];
     let mut raw = [0u32; CHUNK];
-    let mut xs = [0f64; CHUNK];
     let mut skip = [false; CHUNK];
     let mut fast = [false; CHUNK];
     let mut words: Box<RowWords> = Box::new([[0u64; CHUNK]; WORDS]);
@@ -694,22 +737,30 @@ fn fast_rows<G: Fn(&[u8]) -> bool>(
                 }
             }
         }
-        for (k, &f) in fast.iter().enumerate() {
-            let (s, l) = (starts[k], lens[k]);
-            let ok = f
-                && data.get(s..s.saturating_add(l)).is_some_and(guard)
-                && (!per_row_fports
-                    || fports
-                        .get(r0 + k)
-                        .is_ok_and(|fp| check_fport(info, fp).is_ok()));
-            if !ok {
-                slow.push(r0 + k);
+        let all_fast = fast.iter().fold(true, |a, &f| a & f);
+        if all_fast && !row_guard && !per_row_fports {
+            // Every row has the shape: no per-row checks.
+        } else {
+            for (k, &f) in fast.iter().enumerate() {
+                let (s, l) = (starts[k], lens[k]);
+                let ok = f
+                    && (!row_guard
+                        || data.get(s..s.saturating_add(l)).is_some_and(|p| {
+                            min_len.is_none_or(|k| p.len() > k) && frame_guard.is_none_or(|g| g(p))
+                        }))
+                    && (!per_row_fports
+                        || fports
+                            .get(r0 + k)
+                            .is_ok_and(|fp| check_fport(info, fp).is_ok()));
+                if !ok {
+                    slow.push(r0 + k);
+                }
             }
         }
         chunk.reset(m);
         for op in &shape.ops {
-            read_raw(op, data, &starts[..m], &words, &mut raw[..m], &mut xs[..m]);
-            run_op(op, &raw[..m], &xs[..m], &mut skip, &mut chunk);
+            read_raw(op, data, &starts[..m], &words, &mut raw[..m]);
+            run_op(op, &raw[..m], &mut skip, &mut chunk);
         }
         cols.push_chunk(&chunk, m);
         r0 += m;
