@@ -535,12 +535,30 @@ fn run_op(op: &Op, raw: &[u32], skip: &mut [bool; CHUNK], c: &mut ChunkCols) {
                 (&mut c.fire_alarm, chunk_col::FIRE)
             };
             // A later op on the same column overrides an earlier one's value.
-            return apply(op, raw, skip, flags, &mut c.valid[idx], |k, _, nz, s| {
-                if let (false, Some(w)) = (s, bits.get_mut(k / 64)) {
-                    let b = 1u64 << (k % 64);
-                    *w = if nz { *w | b } else { *w & !b };
+            let f = &op.field;
+            if op.float || f.round.is_some() || op.special.len() > 4 {
+                return apply(op, raw, skip, flags, &mut c.valid[idx], |k, _, nz, s| {
+                    if let (false, Some(w)) = (s, bits.get_mut(k / 64)) {
+                        let b = 1u64 << (k % 64);
+                        *w = if nz { *w | b } else { *w & !b };
+                    }
+                });
+            }
+            // Flags and validity, then the value bits a word at a time (a row-by-row
+            // read-modify-write of the same word is a store-forwarding chain).
+            apply(op, raw, skip, flags, &mut c.valid[idx], |_, _, _, _| {});
+            let has_special = !op.special.is_empty();
+            for (j, w) in bits.iter_mut().enumerate() {
+                let lo = (64 * j).min(m);
+                let (mut set, mut touched) = (0u64, 0u64);
+                for (i, &r) in raw[lo..(lo + 64).min(m)].iter().enumerate() {
+                    let t = u64::from(!(has_special && op.special.contains(&r)));
+                    touched |= t << i;
+                    set |= (t & u64::from(r != 0)) << i;
                 }
-            });
+                *w = (*w & !touched) | set;
+            }
+            return;
         }
         Target::Alarm(_) => {
             let mut unused = [0; CHUNK_WORDS];
