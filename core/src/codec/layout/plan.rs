@@ -404,6 +404,7 @@ fn apply_fused<
     skip: &mut [bool; CHUNK],
     flags: &mut [u16],
     valid: &mut [u64; CHUNK_WORDS],
+    vals: Option<&mut [f64]>,
     mut put: V,
 ) {
     let f = &op.field;
@@ -429,7 +430,7 @@ fn apply_fused<
             *sk = (r == sp[0]) | (r == sp[1]) | (r == sp[2]) | (r == sp[3]);
         }
     }
-    for (k, (&r, &b)) in raw.iter().zip(skip.iter()).enumerate() {
+    let value = |r: u32| {
         let x = if WIDE {
             f64::from(r)
         } else {
@@ -439,7 +440,18 @@ fn apply_fused<
         if DIV {
             v /= div;
         }
-        put(k, (v + add) * nscale, r != 0, SPECIAL && b);
+        (v + add) * nscale
+    };
+    if let Some(vals) = vals {
+        // An f64 column: zipped, so no bounds check keeps LLVM from vectorising.
+        for ((x, &r), &b) in vals.iter_mut().zip(raw).zip(skip.iter()) {
+            let v = value(r);
+            *x = if SPECIAL && b { *x } else { v };
+        }
+    } else {
+        for (k, (&r, &b)) in raw.iter().zip(skip.iter()).enumerate() {
+            put(k, value(r), r != 0, SPECIAL && b);
+        }
     }
     if SPECIAL {
         for ((fl, &b), &r) in flags.iter_mut().zip(skip.iter()).zip(raw) {
@@ -481,16 +493,24 @@ fn apply<V: FnMut(usize, f64, bool, bool)>(
     skip: &mut [bool; CHUNK],
     flags: &mut [u16],
     valid: &mut [u64; CHUNK_WORDS],
+    vals: Option<&mut [f64]>,
     put: V,
 ) {
     let f = &op.field;
     if op.float || f.round.is_some() || op.special.len() > 4 {
+        if let Some(vals) = vals {
+            return apply_rows(op, raw, flags, valid, |k, v, _, s| {
+                if let (false, Some(x)) = (s, vals.get_mut(k)) {
+                    *x = v;
+                }
+            });
+        }
         return apply_rows(op, raw, flags, valid, put);
     }
     let wide = !op.signed && op.width == 4 && op.rshift == 0 && op.mask >> 31 != 0;
     macro_rules! fused {
         ($sp:literal, $div:literal, $wide:literal) => {
-            apply_fused::<$sp, $div, $wide, V>(op, raw, skip, flags, valid, put)
+            apply_fused::<$sp, $div, $wide, V>(op, raw, skip, flags, valid, vals, put)
         };
     }
     match (!op.special.is_empty(), f.div.is_some(), wide) {
@@ -522,7 +542,7 @@ fn run_op(op: &Op, raw: &[u32], skip: &mut [bool; CHUNK], c: &mut ChunkCols) {
         Target::MeasuredAtS => {
             let vals = &mut c.measured_at_ms[..m];
             let valid = &mut c.valid[chunk_col::MEASURED_AT];
-            return apply(op, raw, skip, flags, valid, |k, v, _, s| {
+            return apply(op, raw, skip, flags, valid, None, |k, v, _, s| {
                 if let (false, Some(x)) = (s, vals.get_mut(k)) {
                     *x = (v * 1000.0) as i64;
                 }
@@ -537,16 +557,32 @@ fn run_op(op: &Op, raw: &[u32], skip: &mut [bool; CHUNK], c: &mut ChunkCols) {
             // A later op on the same column overrides an earlier one's value.
             let f = &op.field;
             if op.float || f.round.is_some() || op.special.len() > 4 {
-                return apply(op, raw, skip, flags, &mut c.valid[idx], |k, _, nz, s| {
-                    if let (false, Some(w)) = (s, bits.get_mut(k / 64)) {
-                        let b = 1u64 << (k % 64);
-                        *w = if nz { *w | b } else { *w & !b };
-                    }
-                });
+                return apply(
+                    op,
+                    raw,
+                    skip,
+                    flags,
+                    &mut c.valid[idx],
+                    None,
+                    |k, _, nz, s| {
+                        if let (false, Some(w)) = (s, bits.get_mut(k / 64)) {
+                            let b = 1u64 << (k % 64);
+                            *w = if nz { *w | b } else { *w & !b };
+                        }
+                    },
+                );
             }
             // Flags and validity, then the value bits a word at a time (a row-by-row
             // read-modify-write of the same word is a store-forwarding chain).
-            apply(op, raw, skip, flags, &mut c.valid[idx], |_, _, _, _| {});
+            apply(
+                op,
+                raw,
+                skip,
+                flags,
+                &mut c.valid[idx],
+                None,
+                |_, _, _, _| {},
+            );
             let has_special = !op.special.is_empty();
             for (j, w) in bits.iter_mut().enumerate() {
                 let lo = (64 * j).min(m);
@@ -562,16 +598,19 @@ fn run_op(op: &Op, raw: &[u32], skip: &mut [bool; CHUNK], c: &mut ChunkCols) {
         }
         Target::Alarm(_) => {
             let mut unused = [0; CHUNK_WORDS];
-            return apply(op, raw, skip, flags, &mut unused, |_, _, _, _| {});
+            return apply(op, raw, skip, flags, &mut unused, None, |_, _, _, _| {});
         }
     };
-    let vals = &mut vals[..m];
     // A skipped row keeps what an earlier op on the column wrote.
-    apply(op, raw, skip, flags, &mut c.valid[idx], |k, v, _, s| {
-        if let Some(x) = vals.get_mut(k) {
-            *x = if s { *x } else { v };
-        }
-    })
+    apply(
+        op,
+        raw,
+        skip,
+        flags,
+        &mut c.valid[idx],
+        Some(&mut vals[..m]),
+        |_, _, _, _| {},
+    )
 }
 
 impl LayoutCodec {
