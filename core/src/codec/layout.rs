@@ -21,6 +21,7 @@
 //! ```
 
 mod plan;
+pub use plan::Guard;
 
 use std::collections::BTreeMap;
 
@@ -1350,7 +1351,7 @@ impl Codec for LayoutCodec {
         self.encode_body(reading, out)
     }
     fn decode_batch(&self, batch: &dyn PayloadSource, fports: &FportSource) -> ReadingColumns {
-        self.decode_batch_with(self, &self.info, batch, fports, |_| true)
+        self.decode_batch_with(self, &self.info, batch, fports, plan::Guard::All)
     }
 }
 

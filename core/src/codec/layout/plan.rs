@@ -3,18 +3,25 @@
 //! A layout is interpreted once per batch *per field*, not once per frame: a
 //! [`Shape`] is a frame layout with every normalized field at a fixed offset (a fixed
 //! layout as written; a TLV layout's record sequence taken from a sample frame of
-//! the batch, with its tag / length bytes as a signature). The batch is walked in
-//! chunks of [`CHUNK`] rows: one pass finds the rows that have the shape (length,
-//! signature bytes, fPort, the wrapper's guard), then each field runs one tight,
-//! monomorphised loop over the chunk (read, mask / sign, the vendor's arithmetic)
-//! writing straight into the preallocated column slices and validity words. Rows
-//! without the shape (other record sequences, truncated or null frames, bad fPorts)
-//! go through the per-frame path afterwards, which overwrites every cell of those
-//! rows, so the values the field loops computed for them never show.
+//! the batch, with its tag / length bytes as a signature). Each field's read is
+//! compiled once into an [`Op`] (its bytes' row word and bit position, or a per-row
+//! gather; mask, shift, sign extension; special values as raw bit patterns). The
+//! batch is walked in chunks of [`CHUNK`] rows: the first [`WORDS`] 8-byte words of
+//! every row are loaded once, the rows that have the shape (length, signature words,
+//! fPort, the wrapper's guard) are found column by column, then each field runs two
+//! branch-free loops over the chunk that LLVM vectorises: its raw integers (cut out
+//! of the row words, mask / shift / sign), then one fused loop for the value (the
+//! vendor's arithmetic), specials as a mask, alarm flags and the column slice, plus
+//! the validity words. The pass is compiled twice, for the baseline target and for
+//! AVX2 (picked at run time). Rows without the shape (other record sequences,
+//! truncated or null frames, bad fPorts) go through the per-frame path afterwards,
+//! which overwrites every cell of those rows, so the values the field loops computed
+//! for them never show.
 //!
-//! The arithmetic is [`Field::scale`] itself, in the vendor's order, so results are
-//! bit-identical to the per-frame path (tested in `tests` below and by the Python
-//! property tests).
+//! The arithmetic is the operations of [`Field::scale`] in the vendor's order (with
+//! exact identities for the absent ones), or `Field::scale` itself row by row for
+//! rounding and f32 fields, so results are bit-identical to the per-frame path
+//! (`core/tests/codec_props.rs` and the Python property tests check it).
 
 use super::{Body, Field, Framing, LayoutCodec, Target, Tlv, Ty};
 use crate::codec::bytes::Order;
@@ -23,11 +30,98 @@ use crate::codec::{
 };
 use crate::reading::{alarm, chunk_col, ChunkCols, ReadingColumns, CHUNK, CHUNK_WORDS};
 
-/// One normalized field at a fixed offset of the frame.
+/// One normalized field at a fixed offset of the frame, with its read compiled:
+/// `raw = (((bytes & mask) >> rshift) << sx) as i32 >> sx` (unsigned: mask and
+/// shift; signed: sign extension from `8 * width` bits; widths are 1..=4).
 #[derive(Debug, Clone)]
 struct Op {
     at: usize,
     field: Field,
+    width: usize,
+    be: bool,
+    mask: u32,
+    rshift: u32,
+    sx: u32,
+    signed: bool,
+    float: bool,
+    /// The field's special raw values as `raw` bit patterns (values `raw` cannot
+    /// hold can never match and are left out).
+    special: Vec<u32>,
+    src: Src,
+}
+
+/// Where an op's bytes are read from.
+#[derive(Debug, Clone, Copy)]
+enum Src {
+    /// No bytes (a constant field: raw 0).
+    Zero,
+    /// Inside row word `word` (see [`RowWords`]), from bit `shift`.
+    Word { word: usize, shift: u32 },
+    /// Read per row at `at`.
+    Gather,
+}
+
+impl Op {
+    fn new(at: usize, field: &Field) -> Op {
+        let (width, signed, float) = match field.ty {
+            Ty::Uint(n) => (n.min(4), false, false),
+            Ty::Sint(n) => (n.min(4), true, false),
+            Ty::F32 => (4, false, true),
+            Ty::Hex(_) | Ty::Ascii(_) | Ty::Const => (0, false, false),
+        };
+        let (mut mask, mut rshift, mut sx) = (u32::MAX, 0, 0);
+        if let Ty::Uint(_) = field.ty {
+            // Values are below 2^32 (widths 1..=4, compile_field): the mask's low 32
+            // bits are all that matter, and a shift of 32 or more leaves 0.
+            mask = field.mask.map_or(u32::MAX, |m| m as u32);
+            if field.shift >= 32 {
+                mask = 0;
+            } else {
+                rshift = field.shift;
+            }
+        }
+        if signed {
+            sx = 32 - 8 * width as u32;
+        }
+        let special = if float {
+            Vec::new()
+        } else {
+            field
+                .special
+                .iter()
+                .filter_map(|&(k, _)| {
+                    if signed {
+                        i32::try_from(k).ok().map(|v| v as u32)
+                    } else {
+                        u32::try_from(k).ok()
+                    }
+                })
+                .collect()
+        };
+        let src = if width == 0 {
+            Src::Zero
+        } else if at / 8 < WORDS && at % 8 + width <= 8 {
+            Src::Word {
+                word: at / 8,
+                shift: 8 * (at % 8) as u32,
+            }
+        } else {
+            Src::Gather
+        };
+        Op {
+            at,
+            field: field.clone(),
+            width,
+            be: field.order == Order::Big,
+            mask,
+            rshift,
+            sx,
+            signed,
+            float,
+            special,
+            src,
+        }
+    }
 }
 
 /// A frame layout every field of which is at a fixed offset.
@@ -57,10 +151,7 @@ impl Shape {
                 .iter()
                 .filter_map(|&i| fields.get(i))
                 .filter(|f| !has_no_effect(f))
-                .map(|f| Op {
-                    at: f.at,
-                    field: f.clone(),
-                })
+                .map(|f| Op::new(f.at, f))
                 .collect(),
         }
     }
@@ -116,10 +207,7 @@ impl Shape {
                     return None;
                 }
                 if !has_no_effect(f) {
-                    ops.push(Op {
-                        at: data_at + f.at,
-                        field: f.clone(),
-                    });
+                    ops.push(Op::new(data_at + f.at, f));
                 }
             }
             i = if t.framing == Framing::Implied {
@@ -146,23 +234,6 @@ impl Shape {
             ops,
         })
     }
-
-    /// Does the frame at `data[s .. s + len]` have this shape?
-    #[inline]
-    fn matches(&self, data: &[u8], s: usize, len: usize) -> bool {
-        if len == usize::MAX
-            || if self.exact {
-                len != self.len
-            } else {
-                len < self.len
-            }
-        {
-            return false;
-        }
-        self.sig
-            .iter()
-            .all(|&(w, mask, want)| word_at(data, s + 8 * w) & mask == want)
-    }
 }
 
 /// Byte-string fields feed no column (the per-frame path only checks they fit,
@@ -172,7 +243,7 @@ fn has_no_effect(f: &Field) -> bool {
 }
 
 /// Little-endian 8 bytes at `at` (zero past the end of `data`).
-#[inline]
+#[inline(always)]
 fn word_at(data: &[u8], at: usize) -> u64 {
     match data.get(at..at + 8) {
         Some(s) => {
@@ -193,192 +264,289 @@ fn word_at(data: &[u8], at: usize) -> u64 {
 /// Unsigned `W`-byte read at `at` (0 when out of bounds: only for rows that are
 /// not fast-path rows, whose cells are overwritten afterwards).
 #[inline(always)]
-fn read<const W: usize, const BE: bool>(data: &[u8], at: usize) -> u64 {
+fn read<const W: usize, const BE: bool>(data: &[u8], at: usize) -> u32 {
     let Some(s) = data.get(at..at + W) else {
         return 0;
     };
-    match (W, BE) {
-        (1, _) => u64::from(s[0]),
-        (2, true) => u64::from(u16::from_be_bytes([s[0], s[1]])),
-        (2, false) => u64::from(u16::from_le_bytes([s[0], s[1]])),
-        (4, true) => u64::from(u32::from_be_bytes([s[0], s[1], s[2], s[3]])),
-        (4, false) => u64::from(u32::from_le_bytes([s[0], s[1], s[2], s[3]])),
-        _ => {
-            let mut v = 0u64;
-            for k in 0..W {
-                let b = if BE { s[k] } else { s[W - 1 - k] };
-                v = (v << 8) | u64::from(b);
-            }
-            v
-        }
+    let mut v = 0u32;
+    for k in 0..W {
+        let b = if BE { s[k] } else { s[W - 1 - k] };
+        v = (v << 8) | u32::from(b);
     }
+    v
 }
 
+#[inline(always)]
 fn read_loop<const W: usize, const BE: bool>(
     data: &[u8],
     starts: &[usize],
     at: usize,
-    raw: &mut [u64],
+    raw: &mut [u32],
 ) {
     for (r, &s) in raw.iter_mut().zip(starts) {
         *r = read::<W, BE>(data, s + at);
     }
 }
 
-/// Raw integers of one field over a chunk: unsigned after mask and shift, signed
-/// sign-extended (as `i64` bits), f32 as its bits.
-fn read_raw(f: &Field, data: &[u8], starts: &[usize], at: usize, raw: &mut [u64]) {
-    let (w, be) = match f.ty {
-        Ty::Uint(n) | Ty::Sint(n) => (n, f.order == Order::Big),
-        Ty::F32 => (4, f.order == Order::Big),
-        Ty::Hex(_) | Ty::Ascii(_) | Ty::Const => {
-            raw.fill(0);
-            return;
-        }
-    };
-    match (w, be) {
-        (1, _) => read_loop::<1, true>(data, starts, at, raw),
-        (2, true) => read_loop::<2, true>(data, starts, at, raw),
-        (2, false) => read_loop::<2, false>(data, starts, at, raw),
-        (3, true) => read_loop::<3, true>(data, starts, at, raw),
-        (3, false) => read_loop::<3, false>(data, starts, at, raw),
-        (4, true) => read_loop::<4, true>(data, starts, at, raw),
-        (4, false) => read_loop::<4, false>(data, starts, at, raw),
-        _ => {
-            // Widths are 1..=4 by construction (compile_field).
-            for (r, &s) in raw.iter_mut().zip(starts) {
-                *r = crate::codec::bytes::uint(data, s + at, w, f.order).unwrap_or(0);
+/// The first [`WORDS`] 8-byte words of every row of a chunk (little-endian; bytes
+/// past the end of `data` read as 0), loaded once per row: the signature checks and
+/// every field inside one word then run as vectorisable loops over these arrays
+/// instead of one gather per field.
+const WORDS: usize = 4;
+type RowWords = [[u64; CHUNK]; WORDS];
+
+/// Raw integers of one op over a chunk: masked and shifted if unsigned,
+/// sign-extended to 32 bits if signed, the bits if f32. One loop per source.
+#[inline(always)]
+fn read_raw(op: &Op, data: &[u8], starts: &[usize], words: &RowWords, raw: &mut [u32]) {
+    let w = op.width;
+    let (mask, rsh, sx) = (op.mask, op.rshift, op.sx);
+    let post = |v: u32| ((((v & mask) >> rsh) << sx) as i32 >> sx) as u32;
+    match op.src {
+        Src::Zero => raw.fill(0),
+        Src::Word { word, shift } => {
+            let ws = &words[word % WORDS][..raw.len()];
+            let be = op.be;
+            let down = 32 - 8 * w as u32;
+            let keep = u32::MAX >> down;
+            for (r, &x) in raw.iter_mut().zip(ws) {
+                let y = (x >> shift) as u32;
+                *r = post(if be { y.swap_bytes() >> down } else { y & keep });
             }
         }
-    }
-    match f.ty {
-        Ty::Uint(_) => {
-            if let Some(m) = f.mask {
-                raw.iter_mut().for_each(|r| *r &= m);
+        Src::Gather => {
+            match (w, op.be) {
+                (1, _) => read_loop::<1, true>(data, starts, op.at, raw),
+                (2, true) => read_loop::<2, true>(data, starts, op.at, raw),
+                (2, false) => read_loop::<2, false>(data, starts, op.at, raw),
+                (3, true) => read_loop::<3, true>(data, starts, op.at, raw),
+                (3, false) => read_loop::<3, false>(data, starts, op.at, raw),
+                (4, true) => read_loop::<4, true>(data, starts, op.at, raw),
+                _ => read_loop::<4, false>(data, starts, op.at, raw),
             }
-            if f.shift != 0 {
-                let sh = f.shift.min(63);
-                raw.iter_mut().for_each(|r| *r >>= sh);
+            for r in raw.iter_mut() {
+                *r = post(*r);
             }
         }
-        Ty::Sint(n) => {
-            let bits = (n * 8) as u32;
-            raw.iter_mut()
-                .for_each(|r| *r = crate::codec::bytes::sign_extend(*r, bits) as u64);
-        }
-        _ => {}
     }
 }
 
-/// Apply one op to a chunk: `put(row in chunk, normalized value, raw non-zero)` for
-/// every row the op sets, alarm flags into `flags`, validity into `valid`.
-/// `scale` is [`Field::scale`] (or an equivalent specialisation of it).
-#[inline(always)]
-fn apply<S: Fn(f64) -> f64, V: FnMut(usize, f64, bool)>(
-    f: &Field,
-    raw: &[u64],
-    flags: &mut [u16],
-    valid: &mut [u64; CHUNK_WORDS],
-    scale: S,
-    mut put: V,
-) {
-    let float = f.ty == Ty::F32;
-    let has_special = !f.special.is_empty();
-    let set_bit = match f.target {
+/// The alarm bit an op sets when its raw value is non-zero.
+fn set_bit(f: &Field) -> u16 {
+    match f.target {
         Some(Target::Tilt) => alarm::TILT,
         Some(Target::Fire) => alarm::FIRE,
         Some(Target::Alarm(b)) => b,
         _ => 0,
-    };
-    let nscale = f.nscale;
-    if !float && !has_special {
-        // Every row is set: whole validity words, then a loop LLVM can vectorise.
-        let m = raw.len();
-        for (j, w) in valid.iter_mut().enumerate() {
-            let rows = m.saturating_sub(64 * j).min(64);
-            *w |= if rows == 64 {
-                u64::MAX
-            } else {
-                (1u64 << rows) - 1
-            };
-        }
-        if set_bit != 0 {
-            for (&r, fl) in raw.iter().zip(flags.iter_mut()) {
-                *fl |= set_bit * u16::from(r != 0);
-            }
-        }
-        for (k, &r) in raw.iter().enumerate() {
-            put(k, scale(r as i64 as f64) * nscale, r != 0);
-        }
-        return;
-    }
-    for (k, (&r, fl)) in raw.iter().zip(flags.iter_mut()).enumerate() {
-        // The per-frame `Field::normalize`, row by row, minus the reads.
-        let (value, nonzero) = if float {
-            let v = scale(f64::from(f32::from_bits(r as u32)));
-            (v, v != 0.0)
-        } else {
-            let i = r as i64;
-            if has_special && f.special.iter().any(|(x, _)| *x == i) {
-                *fl |= alarm::NO_SENSOR;
-                continue;
-            }
-            (scale(i as f64), i != 0)
-        };
-        valid[k / 64] |= 1 << (k % 64);
-        if nonzero {
-            *fl |= set_bit;
-        }
-        put(k, value * nscale, nonzero);
     }
 }
 
-/// [`apply`] with the field's arithmetic specialised for the common forms (same
-/// operations in the same order as [`Field::scale`], so bit-identical).
+/// An integer raw value as `f64` (exact: `raw` holds a `u32`, or an `i32` when
+/// `signed`), branch-free so that the column loops vectorise.
 #[inline(always)]
-fn apply_scaled<V: FnMut(usize, f64, bool)>(
-    f: &Field,
-    raw: &[u64],
+fn int_value(r: u32, unsigned: u32) -> f64 {
+    f64::from(r as i32) + f64::from((r >> 31) & unsigned) * 4_294_967_296.0
+}
+
+/// Apply one op to a chunk, row by row, exactly as the per-frame
+/// `Field::normalize` (minus the reads): for f32 fields, rounding, or many special
+/// values. `put(row in chunk, normalized value, raw non-zero, skip)`; `skip` rows
+/// (special values) set no value.
+#[inline(always)]
+fn apply_rows<V: FnMut(usize, f64, bool, bool)>(
+    op: &Op,
+    raw: &[u32],
     flags: &mut [u16],
     valid: &mut [u64; CHUNK_WORDS],
+    mut put: V,
+) {
+    let f = &op.field;
+    let (bit, nscale) = (set_bit(f), f.nscale);
+    let unsigned = u32::from(!op.signed);
+    for (k, (&r, fl)) in raw.iter().zip(flags.iter_mut()).enumerate() {
+        let (value, nonzero) = if op.float {
+            let v = f.scale(f64::from(f32::from_bits(r)));
+            (v, v != 0.0)
+        } else {
+            if op.special.contains(&r) {
+                *fl |= alarm::NO_SENSOR;
+                put(k, 0.0, false, true);
+                continue;
+            }
+            (f.scale(int_value(r, unsigned)), r != 0)
+        };
+        if let Some(w) = valid.get_mut(k / 64) {
+            *w |= 1 << (k % 64);
+        }
+        if nonzero {
+            *fl |= bit;
+        }
+        put(k, value * nscale, nonzero, false);
+    }
+}
+
+/// Apply one integer op to a chunk with branch-free loops LLVM vectorises: value =
+/// ((x * mul) / div + add) * nscale, the operations of [`Field::scale`] in its
+/// order, with exact identities (`* 1.0`, `+ -0.0`) for the absent ones, so results
+/// are bit-identical. `SPECIAL`: up to 4 special values (padded by repetition) make
+/// the row null and set `no_sensor`. `WIDE`: raw values may be 2^31 or more
+/// (unsigned 32-bit fields); otherwise `raw as i32` is the value (signed fields are
+/// sign-extended, narrower unsigned ones are below 2^31).
+#[inline(always)]
+fn apply_fused<
+    const SPECIAL: bool,
+    const DIV: bool,
+    const WIDE: bool,
+    V: FnMut(usize, f64, bool, bool),
+>(
+    op: &Op,
+    raw: &[u32],
+    skip: &mut [bool; CHUNK],
+    flags: &mut [u16],
+    valid: &mut [u64; CHUNK_WORDS],
+    vals: Option<&mut [f64]>,
+    mut put: V,
+) {
+    let f = &op.field;
+    let m = raw.len();
+    let mul = f.mul.unwrap_or(1.0);
+    let div = f.div.unwrap_or(1.0);
+    let add = f.add.unwrap_or(-0.0);
+    let nscale = f.nscale;
+    let bit = set_bit(f);
+    let mut sp = [0u32; 4];
+    for (i, s) in sp.iter_mut().enumerate() {
+        *s = op
+            .special
+            .get(i)
+            .or(op.special.first())
+            .copied()
+            .unwrap_or(0);
+    }
+    let skip = &mut skip[..m];
+    let flags = &mut flags[..m];
+    if SPECIAL {
+        for (sk, &r) in skip.iter_mut().zip(raw) {
+            *sk = (r == sp[0]) | (r == sp[1]) | (r == sp[2]) | (r == sp[3]);
+        }
+    }
+    let value = |r: u32| {
+        let x = if WIDE {
+            f64::from(r)
+        } else {
+            f64::from(r as i32)
+        };
+        let mut v = x * mul;
+        if DIV {
+            v /= div;
+        }
+        (v + add) * nscale
+    };
+    if let Some(vals) = vals {
+        // An f64 column: zipped, so no bounds check keeps LLVM from vectorising.
+        for ((x, &r), &b) in vals.iter_mut().zip(raw).zip(skip.iter()) {
+            let v = value(r);
+            *x = if SPECIAL && b { *x } else { v };
+        }
+    } else {
+        for (k, (&r, &b)) in raw.iter().zip(skip.iter()).enumerate() {
+            put(k, value(r), r != 0, SPECIAL && b);
+        }
+    }
+    if SPECIAL {
+        for ((fl, &b), &r) in flags.iter_mut().zip(skip.iter()).zip(raw) {
+            *fl |= if b {
+                alarm::NO_SENSOR
+            } else {
+                bit * u16::from(r != 0)
+            };
+        }
+    } else if bit != 0 {
+        for (fl, &r) in flags.iter_mut().zip(raw) {
+            *fl |= bit * u16::from(r != 0);
+        }
+    }
+    for (j, w) in valid.iter_mut().enumerate() {
+        let lo = (64 * j).min(m);
+        let hi = (lo + 64).min(m);
+        *w |= if !SPECIAL {
+            if hi - lo == 64 {
+                u64::MAX
+            } else {
+                (1u64 << (hi - lo)) - 1
+            }
+        } else {
+            let mut bits = 0u64;
+            for (i, &b) in skip[lo..hi].iter().enumerate() {
+                bits |= u64::from(!b) << i;
+            }
+            bits
+        };
+    }
+}
+
+/// One op over a chunk: the fused loop for the common forms, else row by row.
+#[inline(always)]
+fn apply<V: FnMut(usize, f64, bool, bool)>(
+    op: &Op,
+    raw: &[u32],
+    skip: &mut [bool; CHUNK],
+    flags: &mut [u16],
+    valid: &mut [u64; CHUNK_WORDS],
+    vals: Option<&mut [f64]>,
     put: V,
 ) {
-    match (f.mul, f.div, f.add, f.round) {
-        (None, None, None, None) => apply(f, raw, flags, valid, |x| x, put),
-        (None, Some(d), None, None) => apply(f, raw, flags, valid, move |x| x / d, put),
-        (Some(m), None, None, None) => apply(f, raw, flags, valid, move |x| x * m, put),
-        _ => apply(f, raw, flags, valid, |x| f.scale(x), put),
+    let f = &op.field;
+    if op.float || f.round.is_some() || op.special.len() > 4 {
+        if let Some(vals) = vals {
+            return apply_rows(op, raw, flags, valid, |k, v, _, s| {
+                if let (false, Some(x)) = (s, vals.get_mut(k)) {
+                    *x = v;
+                }
+            });
+        }
+        return apply_rows(op, raw, flags, valid, put);
+    }
+    let wide = !op.signed && op.width == 4 && op.rshift == 0 && op.mask >> 31 != 0;
+    macro_rules! fused {
+        ($sp:literal, $div:literal, $wide:literal) => {
+            apply_fused::<$sp, $div, $wide, V>(op, raw, skip, flags, valid, vals, put)
+        };
+    }
+    match (!op.special.is_empty(), f.div.is_some(), wide) {
+        (false, false, false) => fused!(false, false, false),
+        (false, true, false) => fused!(false, true, false),
+        (true, false, false) => fused!(true, false, false),
+        (true, true, false) => fused!(true, true, false),
+        (false, false, true) => fused!(false, false, true),
+        (false, true, true) => fused!(false, true, true),
+        (true, false, true) => fused!(true, false, true),
+        (true, true, true) => fused!(true, true, true),
     }
 }
 
 /// Run one op over the chunk's `raw.len()` rows.
-fn run_op(f: &Field, raw: &[u64], c: &mut ChunkCols) {
-    let Some(t) = f.target else { return };
+#[inline(always)]
+fn run_op(op: &Op, raw: &[u32], skip: &mut [bool; CHUNK], c: &mut ChunkCols) {
+    let Some(t) = op.field.target else { return };
     let m = raw.len();
     let flags = &mut c.alarm_flags[..m];
-    macro_rules! f64_col {
-        ($col:ident, $idx:expr) => {{
-            let vals = &mut c.$col;
-            apply_scaled(f, raw, flags, &mut c.valid[$idx], |k, v, _| vals[k] = v)
-        }};
-    }
-    match t {
-        Target::Distance => f64_col!(distance_mm, chunk_col::DISTANCE),
-        Target::Fill => f64_col!(fill_pct_reported, chunk_col::FILL),
-        Target::Temperature => f64_col!(temperature_c, chunk_col::TEMPERATURE),
-        Target::BatteryPct => f64_col!(battery_pct, chunk_col::BATTERY_PCT),
-        Target::BatteryV => f64_col!(battery_v, chunk_col::BATTERY_V),
-        Target::Latitude => f64_col!(latitude, chunk_col::LATITUDE),
-        Target::Longitude => f64_col!(longitude, chunk_col::LONGITUDE),
+    let (vals, idx) = match t {
+        Target::Distance => (&mut c.distance_mm, chunk_col::DISTANCE),
+        Target::Fill => (&mut c.fill_pct_reported, chunk_col::FILL),
+        Target::Temperature => (&mut c.temperature_c, chunk_col::TEMPERATURE),
+        Target::BatteryPct => (&mut c.battery_pct, chunk_col::BATTERY_PCT),
+        Target::BatteryV => (&mut c.battery_v, chunk_col::BATTERY_V),
+        Target::Latitude => (&mut c.latitude, chunk_col::LATITUDE),
+        Target::Longitude => (&mut c.longitude, chunk_col::LONGITUDE),
         Target::MeasuredAtS => {
-            let vals = &mut c.measured_at_ms;
-            apply_scaled(
-                f,
-                raw,
-                flags,
-                &mut c.valid[chunk_col::MEASURED_AT],
-                |k, v, _| vals[k] = (v * 1000.0) as i64,
-            )
+            let vals = &mut c.measured_at_ms[..m];
+            let valid = &mut c.valid[chunk_col::MEASURED_AT];
+            return apply(op, raw, skip, flags, valid, None, |k, v, _, s| {
+                if let (false, Some(x)) = (s, vals.get_mut(k)) {
+                    *x = (v * 1000.0) as i64;
+                }
+            });
         }
         Target::Tilt | Target::Fire => {
             let (bits, idx) = if t == Target::Tilt {
@@ -387,16 +555,62 @@ fn run_op(f: &Field, raw: &[u64], c: &mut ChunkCols) {
                 (&mut c.fire_alarm, chunk_col::FIRE)
             };
             // A later op on the same column overrides an earlier one's value.
-            apply_scaled(f, raw, flags, &mut c.valid[idx], |k, _, nz| {
-                let (j, b) = (k / 64, 1u64 << (k % 64));
-                bits[j] = if nz { bits[j] | b } else { bits[j] & !b };
-            })
+            let f = &op.field;
+            if op.float || f.round.is_some() || op.special.len() > 4 {
+                return apply(
+                    op,
+                    raw,
+                    skip,
+                    flags,
+                    &mut c.valid[idx],
+                    None,
+                    |k, _, nz, s| {
+                        if let (false, Some(w)) = (s, bits.get_mut(k / 64)) {
+                            let b = 1u64 << (k % 64);
+                            *w = if nz { *w | b } else { *w & !b };
+                        }
+                    },
+                );
+            }
+            // Flags and validity, then the value bits a word at a time (a row-by-row
+            // read-modify-write of the same word is a store-forwarding chain).
+            apply(
+                op,
+                raw,
+                skip,
+                flags,
+                &mut c.valid[idx],
+                None,
+                |_, _, _, _| {},
+            );
+            let has_special = !op.special.is_empty();
+            for (j, w) in bits.iter_mut().enumerate() {
+                let lo = (64 * j).min(m);
+                let (mut set, mut touched) = (0u64, 0u64);
+                for (i, &r) in raw[lo..(lo + 64).min(m)].iter().enumerate() {
+                    let t = u64::from(!(has_special && op.special.contains(&r)));
+                    touched |= t << i;
+                    set |= (t & u64::from(r != 0)) << i;
+                }
+                *w = (*w & !touched) | set;
+            }
+            return;
         }
         Target::Alarm(_) => {
             let mut unused = [0; CHUNK_WORDS];
-            apply_scaled(f, raw, flags, &mut unused, |_, _, _| {})
+            return apply(op, raw, skip, flags, &mut unused, None, |_, _, _, _| {});
         }
-    }
+    };
+    // A skipped row keeps what an earlier op on the column wrote.
+    apply(
+        op,
+        raw,
+        skip,
+        flags,
+        &mut c.valid[idx],
+        Some(&mut vals[..m]),
+        |_, _, _, _| {},
+    )
 }
 
 impl LayoutCodec {
@@ -433,7 +647,7 @@ impl LayoutCodec {
         info: &ModelInfo,
         batch: &dyn PayloadSource,
         fports: &FportSource,
-        guard: impl Fn(&[u8]) -> bool,
+        guard: Guard<'_>,
     ) -> ReadingColumns {
         let n = batch.len();
         let per_frame = || {
@@ -453,40 +667,160 @@ impl LayoutCodec {
             },
             _ => return per_frame(),
         };
-        let per_row_fports = matches!(fports, FportSource::PerRow(_));
-        let data = flat.data;
         let mut cols = ReadingColumns::for_chunks(n, codec.fields());
-        let mut slow: Vec<usize> = Vec::new();
-        let mut starts = [0usize; CHUNK];
-        let mut lens = [0usize; CHUNK];
-        let mut raw = [0u64; CHUNK];
-        let mut chunk = Box::<ChunkCols>::default();
-        let mut r0 = 0;
-        while r0 < n {
-            let m = CHUNK.min(n - r0);
-            flat.ranges(r0, &mut starts[..m], &mut lens[..m]);
-            for k in 0..m {
-                let (s, l) = (starts[k], lens[k]);
-                let mut fast = shape.matches(data, s, l) && data.get(s..s + l).is_some_and(&guard);
-                if fast && per_row_fports {
-                    fast = fports
-                        .get(r0 + k)
-                        .is_ok_and(|fp| check_fport(info, fp).is_ok());
-                }
-                if !fast {
-                    slow.push(r0 + k);
-                }
-            }
-            chunk.reset(m);
-            for op in &shape.ops {
-                read_raw(&op.field, data, &starts[..m], op.at, &mut raw[..m]);
-                run_op(&op.field, &raw[..m], &mut chunk);
-            }
-            cols.push_chunk(&chunk, m);
-            r0 += m;
-        }
+        let slow = fast_rows_dispatch(&shape, &flat, info, fports, guard, &mut cols);
         // Rows without the shape: the per-frame path rewrites every cell of them.
         decode_rows(codec, batch, fports, slow, &mut cols);
         cols.finish()
     }
+}
+
+/// The frames a wrapper around a layout lets through to the layout's decode (the
+/// others take the wrapper's own per-frame decode).
+#[derive(Clone, Copy)]
+pub enum Guard<'g> {
+    /// Every frame.
+    All,
+    /// Frames longer than this many bytes (settled once per batch when the shape is
+    /// at least that long).
+    LongerThan(usize),
+    /// Frames this predicate accepts (checked per row).
+    Frame(&'g dyn Fn(&[u8]) -> bool),
+}
+
+/// [`fast_rows`], compiled for AVX2 when the CPU has it (the column loops then run
+/// on 4 lanes; the arithmetic is the same IEEE operations, so results are identical).
+fn fast_rows_dispatch(
+    shape: &Shape,
+    flat: &FlatView<'_>,
+    info: &ModelInfo,
+    fports: &FportSource,
+    guard: Guard<'_>,
+    cols: &mut ReadingColumns,
+) -> Vec<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { fast_rows_avx2(shape, flat, info, fports, guard, cols) };
+        }
+    }
+    fast_rows(shape, flat, info, fports, guard, cols)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fast_rows_avx2(
+    shape: &Shape,
+    flat: &FlatView<'_>,
+    info: &ModelInfo,
+    fports: &FportSource,
+    guard: Guard<'_>,
+    cols: &mut ReadingColumns,
+) -> Vec<usize> {
+    fast_rows(shape, flat, info, fports, guard, cols)
+}
+
+/// The columnar pass over the whole batch, chunk by chunk: every row's cells are
+/// written into `cols` from the shape's ops; returns the rows without the shape (or
+/// failing `guard` / the fPort check), whose cells the per-frame path must rewrite.
+#[inline(always)]
+fn fast_rows(
+    shape: &Shape,
+    flat: &FlatView<'_>,
+    info: &ModelInfo,
+    fports: &FportSource,
+    guard: Guard<'_>,
+    cols: &mut ReadingColumns,
+) -> Vec<usize> {
+    let n = flat.len();
+    let per_row_fports = matches!(fports, FportSource::PerRow(_));
+    let data = flat.data;
+    // Row words needed by the signature and the ops.
+    let nw = shape
+        .ops
+        .iter()
+        .filter_map(|op| match op.src {
+            Src::Word { word, .. } => Some(word + 1),
+            _ => None,
+        })
+        .chain(shape.sig.iter().map(|s| s.0 + 1).filter(|&w| w <= WORDS))
+        .max()
+        .unwrap_or(0);
+    // The guard per row only when the shape does not settle it.
+    let min_len = match guard {
+        Guard::LongerThan(k) if shape.len <= k => Some(k),
+        _ => None,
+    };
+    let frame_guard = match guard {
+        Guard::Frame(g) => Some(g),
+        _ => None,
+    };
+    let row_guard = min_len.is_some() || frame_guard.is_some();
+    let mut slow: Vec<usize> = Vec::new();
+    let mut starts = [0usize; CHUNK];
+    let mut lens = [0usize; CHUNK];
+    let mut raw = [0u32; CHUNK];
+    let mut skip = [false; CHUNK];
+    let mut fast = [false; CHUNK];
+    let mut words: Box<RowWords> = Box::new([[0u64; CHUNK]; WORDS]);
+    let mut chunk = Box::<ChunkCols>::default();
+    let mut r0 = 0;
+    while r0 < n {
+        let m = CHUNK.min(n - r0);
+        flat.ranges(r0, &mut starts[..m], &mut lens[..m]);
+        for (wi, ws) in words.iter_mut().enumerate().take(nw) {
+            for (x, &s) in ws[..m].iter_mut().zip(&starts[..m]) {
+                *x = word_at(data, s + 8 * wi);
+            }
+        }
+        // Which rows have the shape: length, then signature words, column by column.
+        let fast = &mut fast[..m];
+        for (f, &l) in fast.iter_mut().zip(&lens[..m]) {
+            *f = if shape.exact {
+                l == shape.len
+            } else {
+                l >= shape.len && l != usize::MAX
+            };
+        }
+        for &(w, mask, want) in &shape.sig {
+            if w < nw {
+                for (f, &x) in fast.iter_mut().zip(&words[w][..m]) {
+                    *f &= x & mask == want;
+                }
+            } else {
+                for (f, &s) in fast.iter_mut().zip(&starts[..m]) {
+                    *f &= word_at(data, s + 8 * w) & mask == want;
+                }
+            }
+        }
+        let all_fast = fast.iter().fold(true, |a, &f| a & f);
+        if all_fast && !row_guard && !per_row_fports {
+            // Every row has the shape: no per-row checks.
+        } else {
+            for (k, &f) in fast.iter().enumerate() {
+                let (s, l) = (starts[k], lens[k]);
+                let ok = f
+                    && (!row_guard
+                        || data.get(s..s.saturating_add(l)).is_some_and(|p| {
+                            min_len.is_none_or(|k| p.len() > k) && frame_guard.is_none_or(|g| g(p))
+                        }))
+                    && (!per_row_fports
+                        || fports
+                            .get(r0 + k)
+                            .is_ok_and(|fp| check_fport(info, fp).is_ok()));
+                if !ok {
+                    slow.push(r0 + k);
+                }
+            }
+        }
+        chunk.reset(m);
+        for op in &shape.ops {
+            read_raw(op, data, &starts[..m], &words, &mut raw[..m]);
+            run_op(op, &raw[..m], &mut skip, &mut chunk);
+        }
+        cols.push_chunk(&chunk, m);
+        r0 += m;
+    }
+    slow
 }

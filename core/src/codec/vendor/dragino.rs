@@ -2,7 +2,7 @@
 //! LDDS04 and LLDS12 TTN decoders. Field decoding itself is the layout engine's.
 
 use crate::codec::bytes::{u16_be, u8_at};
-use crate::codec::layout::LayoutCodec;
+use crate::codec::layout::{Guard, LayoutCodec};
 use crate::codec::{check_fport, Codec, EncodeError, FportSource, ModelInfo, PayloadSource};
 use crate::error::{DecodeError, DecodeResult, ErrorKind};
 use crate::reading::{alarm, Fields, Reading, ReadingColumns};
@@ -94,7 +94,7 @@ impl Codec for Ldds75 {
     fn decode_batch(&self, batch: &dyn PayloadSource, fports: &FportSource) -> ReadingColumns {
         // Frames longer than 5 bytes are the v1.1.4 layout's (its shape needs 8).
         self.v114
-            .decode_batch_with(self, &self.info, batch, fports, |p| p.len() > 5)
+            .decode_batch_with(self, &self.info, batch, fports, Guard::LongerThan(5))
     }
 }
 
@@ -153,7 +153,8 @@ impl Codec for Guarded {
     }
     fn decode_batch(&self, batch: &dyn PayloadSource, fports: &FportSource) -> ReadingColumns {
         let skip = self.skip;
+        let guard = |p: &[u8]| !skip(p);
         self.inner
-            .decode_batch_with(self, self.inner.info(), batch, fports, |p| !skip(p))
+            .decode_batch_with(self, self.inner.info(), batch, fports, Guard::Frame(&guard))
     }
 }
