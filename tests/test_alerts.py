@@ -140,3 +140,17 @@ def test_forecaster_step_is_a_function_of_the_reading_sequence():
     assert [x["horizon_h"] for x in last["accountability"]] == [24.0, 48.0, 72.0]
     assert last["accountability"][0]["n_scored"] > 0 and last["accountability"][0]["mae"] is not None
     assert a.step("new", 1_763_596_800, None, None, 24.0) is None  # no level yet: no forecast
+
+
+def test_silent_timer_is_kept_between_a_minute_and_a_year():
+    # frames half a second apart (a burst): 3 x 0.5 s would make the device silent at once
+    burst = DeviceAlerts()
+    for i in range(5):
+        burst.on_reading(reading(i, measured_at=f"2026-11-20T00:00:{i // 2:02d}.{5 * (i % 2)}00000Z"), TH)
+    assert burst.interval_s == 0.5
+    assert burst.silent_after_s(TH) == 60.0
+    # a huge setting stays a date the timer can hold (it overflowed datetime before)
+    assert burst.silent_after_s(AlertThresholds(silent_intervals=1e9)) == 366 * 86_400.0
+    # inside the bounds: 3 x the learned one-minute cadence
+    s, _ = run([reading(i) for i in range(4)])
+    assert s.silent_after_s(TH) == 180.0

@@ -65,6 +65,11 @@ class AlertThresholds:
     overflow_lead_h: float = 24.0
 
 
+#: bounds of the ``silent`` timer (seconds): one minute and one year
+SILENT_MIN_S = 60.0
+SILENT_MAX_S = 366 * 86_400.0
+
+
 def thresholds_for(
     kind: str, defaults: AlertThresholds, overrides: dict[str, dict[str, float]]
 ) -> AlertThresholds:
@@ -300,8 +305,12 @@ class DeviceAlerts:
         return out
 
     def silent_after_s(self, th: AlertThresholds) -> float:
-        """Seconds without a frame after which the device is ``silent``."""
-        return th.silent_intervals * (self.interval_s or th.expected_interval_s)
+        """Seconds without a frame after which the device is ``silent``: ``silent_intervals``
+        x the learned interval, kept between :data:`SILENT_MIN_S` (a burst of frames a
+        fraction of a second apart must not make the device silent at once) and
+        :data:`SILENT_MAX_S` (a huge setting must not overflow the timer's date)."""
+        after = th.silent_intervals * (self.interval_s or th.expected_interval_s)
+        return min(max(after, SILENT_MIN_S), SILENT_MAX_S)
 
     def on_silence(self, th: AlertThresholds) -> list[Alert]:
         """The timer fired: no frame for :meth:`silent_after_s`. The id comes from the
