@@ -20,6 +20,7 @@ pub mod error;
 pub mod fill;
 pub mod forecast;
 pub mod json_rows;
+mod mem;
 pub mod reading;
 pub mod routes;
 pub mod sim;

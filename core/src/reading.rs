@@ -255,27 +255,8 @@ pub struct PrimCol<T> {
 /// writes ~16 MB per column, which in fresh 4 KiB pages costs ~4,000 page faults per
 /// column, more than the decode itself.
 pub fn vec_for<T>(n: usize) -> Vec<T> {
-    let v = Vec::with_capacity(n);
-    #[cfg(target_os = "linux")]
-    {
-        let bytes = v.capacity() * std::mem::size_of::<T>();
-        if bytes >= 4 << 20 {
-            let start = v.as_ptr() as usize;
-            let aligned = (start + 4095) & !4095;
-            let end = start + bytes;
-            if end > aligned {
-                // SAFETY: [aligned, end) lies inside `v`'s allocation; MADV_HUGEPAGE only
-                // changes how the kernel backs those pages (a failure is harmless).
-                unsafe {
-                    libc::madvise(
-                        aligned as *mut libc::c_void,
-                        end - aligned,
-                        libc::MADV_HUGEPAGE,
-                    );
-                }
-            }
-        }
-    }
+    let v: Vec<T> = Vec::with_capacity(n);
+    crate::mem::advise_huge_pages(v.as_ptr(), v.capacity() * std::mem::size_of::<T>());
     v
 }
 

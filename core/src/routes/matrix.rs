@@ -266,26 +266,7 @@ pub fn alloc_matrix(len: usize) -> Result<Vec<f64>, RouteError> {
     // (what `Vec` uses), and all-zero bits are a valid f64 (0.0), so all `len` values are
     // initialised.
     let v = unsafe { Vec::from_raw_parts(ptr, len, len) };
-    #[cfg(target_os = "linux")]
-    {
-        let bytes = len * std::mem::size_of::<f64>();
-        if bytes >= 4 << 20 {
-            let start = v.as_ptr() as usize;
-            let aligned = (start + 4095) & !4095;
-            let end = start + bytes;
-            if end > aligned {
-                // SAFETY: [aligned, end) lies inside `v`'s allocation; MADV_HUGEPAGE only
-                // changes how the kernel backs those pages (a failure is harmless).
-                unsafe {
-                    libc::madvise(
-                        aligned as *mut libc::c_void,
-                        end - aligned,
-                        libc::MADV_HUGEPAGE,
-                    );
-                }
-            }
-        }
-    }
+    crate::mem::advise_huge_pages(v.as_ptr(), len * std::mem::size_of::<f64>());
     Ok(v)
 }
 
