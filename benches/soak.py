@@ -193,6 +193,8 @@ class SoakConfig:
     batch_size: int = 1000
     #: seconds between the alerts flow's Parquet twin snapshots (the configuration's 60 s).
     twin_snapshot_s: float = 60.0
+    #: seconds between the flows' Bytewax recovery snapshots (the configuration's 5 s).
+    snapshot_s: int = 5
     #: seconds to wait for the flows to drain after the last uplink.
     drain_timeout_s: float = 300.0
     seed: int = 7
@@ -323,7 +325,7 @@ def run_steady(cfg: SoakConfig, out: Path) -> SoakResult:
         streams = {"raw": st.raw, "readings": st.readings, "dlq": st.dlq, "alerts": st.alerts}
         env = flow_env(settings, fleet.registry_path, work, cfg)
         for name in cfg.flows:
-            flows[name] = start_flow(name, env, work)
+            flows[name] = start_flow(name, env, work, cfg.snapshot_s)
         # Wait for every flow's /metrics (process up, sources started) before publishing.
         end = time.monotonic() + 120
         while time.monotonic() < end and not all(f.metrics() for f in flows.values()):
@@ -739,6 +741,8 @@ def main() -> int:
     p.add_argument("--partitions", type=int, default=4)
     p.add_argument("--flows", default=",".join(FLOWS))
     p.add_argument("--export-block", type=int, default=10_000)
+    p.add_argument("--snapshot", type=int, default=5, help="seconds between Bytewax recovery snapshots")
+    p.add_argument("--twin-snapshot", type=float, default=60.0, help="seconds between Parquet twin snapshots")
     p.add_argument("--backlog", type=int, default=0, help="back-pressure run with this many uplinks instead")
     p.add_argument("--out", type=Path, default=ROOT / "out" / "soak")
     a = p.parse_args()
@@ -759,6 +763,8 @@ def main() -> int:
         partitions=a.partitions,
         flows=tuple(x for x in a.flows.split(",") if x),
         export_block=a.export_block,
+        snapshot_s=a.snapshot,
+        twin_snapshot_s=a.twin_snapshot,
         say=say,
     )
     res = run_steady(cfg, a.out)
