@@ -114,7 +114,9 @@ class Flow:
         self.proc.wait(30)
 
 
-def start_flow(name: str, env: dict[str, str], work: Path, snapshot_s: int = 5) -> Flow:
+def start_flow(
+    name: str, env: dict[str, str], work: Path, snapshot_s: int = 5, wrap: list[str] | None = None
+) -> Flow:
     """``python -m bytewax.run dataflows/<name>.py`` running for ever (no stop at end),
     its ``/metrics`` on a free port, output in ``work/<name>.log``."""
     from bytewax.recovery import init_db_dir
@@ -130,6 +132,7 @@ def start_flow(name: str, env: dict[str, str], work: Path, snapshot_s: int = 5) 
         sys.executable, "-m", "bytewax.run", f"{ROOT / 'dataflows' / (name + '.py')}:flow",
         "-r", str(rec), "-s", str(snapshot_s), "-b", "0",
     ]  # fmt: skip
+    cmd = [*(wrap or []), *cmd]
     log = work / f"{name}.log"
     with open(log, "wb") as f:
         proc = subprocess.Popen(cmd, env=e, stdout=f, stderr=subprocess.STDOUT)
@@ -195,6 +198,8 @@ class SoakConfig:
     twin_snapshot_s: float = 60.0
     #: seconds between the flows' Bytewax recovery snapshots (the configuration's 5 s).
     snapshot_s: int = 5
+    #: flow name -> command prefix (a profiler, e.g. ``["heaptrack", "-o", "out/alerts"]``).
+    wrap: dict[str, list[str]] = field(default_factory=dict)
     #: seconds to wait for the flows to drain after the last uplink.
     drain_timeout_s: float = 300.0
     seed: int = 7
@@ -325,7 +330,7 @@ def run_steady(cfg: SoakConfig, out: Path) -> SoakResult:
         streams = {"raw": st.raw, "readings": st.readings, "dlq": st.dlq, "alerts": st.alerts}
         env = flow_env(settings, fleet.registry_path, work, cfg)
         for name in cfg.flows:
-            flows[name] = start_flow(name, env, work, cfg.snapshot_s)
+            flows[name] = start_flow(name, env, work, cfg.snapshot_s, cfg.wrap.get(name))
         # Wait for every flow's /metrics (process up, sources started) before publishing.
         end = time.monotonic() + 120
         while time.monotonic() < end and not all(f.metrics() for f in flows.values()):
@@ -743,6 +748,13 @@ def main() -> int:
     p.add_argument("--export-block", type=int, default=10_000)
     p.add_argument("--snapshot", type=int, default=5, help="seconds between Bytewax recovery snapshots")
     p.add_argument("--twin-snapshot", type=float, default=60.0, help="seconds between Parquet twin snapshots")
+    p.add_argument(
+        "--wrap",
+        action="append",
+        default=[],
+        metavar="FLOW=CMD",
+        help="run FLOW under a command prefix, e.g. alerts='heaptrack -o out/alerts' (repeatable)",
+    )
     p.add_argument("--backlog", type=int, default=0, help="back-pressure run with this many uplinks instead")
     p.add_argument("--out", type=Path, default=ROOT / "out" / "soak")
     a = p.parse_args()
@@ -765,6 +777,7 @@ def main() -> int:
         export_block=a.export_block,
         snapshot_s=a.snapshot,
         twin_snapshot_s=a.twin_snapshot,
+        wrap={k: v.split() for k, v in (w.split("=", 1) for w in a.wrap)},
         say=say,
     )
     res = run_steady(cfg, a.out)

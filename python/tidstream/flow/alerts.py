@@ -44,6 +44,16 @@ __all__ = [
     "twin_publish",
 ]
 
+#: Longest delay asked of Bytewax for a key's next wake-up (s). Bytewax re-arms the
+#: operator's timer at EVERY activation with the soonest ``notify_at`` of all its keys,
+#: and Timely keeps each of those requests in a queue until its moment passes: with the
+#: ``silent`` deadlines hours ahead, that queue grew by one entry per activation for
+#: hours (+10 % RSS in a one-hour soak; heaptrack: ``Activations::activate_after``,
+#: docs/RELIABILITY.md). Capping the delay bounds the queue to about one minute of
+#: activations; a device whose real deadline is further away is woken once a minute,
+#: finds it has not passed and sleeps again (:meth:`AlertLogic.on_notify`).
+WAKE_HORIZON_S = 60.0
+
 
 def alert_publish(a: Alert, subjects: Subjects) -> Publish:
     """The JetStream message of an alert (deterministic id)."""
@@ -172,7 +182,17 @@ class AlertLogic(StatefulLogic[dict, "Publish | TwinUpdate", DeviceState]):
             out.append(TwinUpdate(self.twin, f"t:{value['device_id']}:{value['reading_id']}"))
         return out, StatefulLogic.RETAIN
 
+    def _silent_at(self) -> datetime | None:
+        """Wall-clock moment the device becomes ``silent`` (None: no timer)."""
+        if self.state.last_reading is None or "silent" in self.state.active:
+            return None
+        th = self._thresholds(self.state.last_reading["container_kind"])
+        return self._wall_last + timedelta(seconds=self.state.silent_after_s(th))
+
     def on_notify(self) -> tuple[Iterable[Publish | TwinUpdate], bool]:
+        due = self._silent_at()
+        if due is None or datetime.now(timezone.utc) < due:
+            return [], StatefulLogic.RETAIN  # an early wake-up (WAKE_HORIZON_S): not silent yet
         th = self._thresholds(self.state.last_reading["container_kind"] if self.state.last_reading else None)
         alerts = self.state.on_silence(th)
         out: list[Publish | TwinUpdate] = self._alerts(alerts)
@@ -184,10 +204,10 @@ class AlertLogic(StatefulLogic[dict, "Publish | TwinUpdate", DeviceState]):
         return out, StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        if self.state.last_reading is None or "silent" in self.state.active:
+        due = self._silent_at()
+        if due is None:
             return None
-        th = self._thresholds(self.state.last_reading["container_kind"])
-        return self._wall_last + timedelta(seconds=self.state.silent_after_s(th))
+        return min(due, datetime.now(timezone.utc) + timedelta(seconds=WAKE_HORIZON_S))
 
     def snapshot(self) -> DeviceState:
         import copy
@@ -218,9 +238,9 @@ class TwinSnapshotLogic(StatefulLogic[dict, None, dict]):
         return [], StatefulLogic.RETAIN
 
     def on_notify(self) -> tuple[Iterable[None], bool]:
-        if self.dirty:
+        if self.dirty and datetime.now(timezone.utc) >= self.last_write + self.interval:
             self._write()
-        return [], StatefulLogic.RETAIN
+        return [], StatefulLogic.RETAIN  # else an early wake-up (WAKE_HORIZON_S)
 
     def on_eof(self) -> tuple[Iterable[None], bool]:
         if self.dirty:
@@ -228,7 +248,11 @@ class TwinSnapshotLogic(StatefulLogic[dict, None, dict]):
         return [], StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        return self.last_write + self.interval if self.dirty else None
+        if not self.dirty:
+            return None
+        return min(
+            self.last_write + self.interval, datetime.now(timezone.utc) + timedelta(seconds=WAKE_HORIZON_S)
+        )
 
     def snapshot(self) -> dict[str, dict]:
         return dict(self.entries)
