@@ -193,8 +193,7 @@ class AlertLogic(StatefulLogic[dict, "Publish | TwinUpdate", DeviceState]):
         due = self._silent_at()
         if due is None or datetime.now(timezone.utc) < due:
             return [], StatefulLogic.RETAIN  # an early wake-up (WAKE_HORIZON_S): not silent yet
-        th = self._thresholds(self.state.last_reading["container_kind"] if self.state.last_reading else None)
-        alerts = self.state.on_silence(th)
+        alerts = self.state.on_silence(self._thresholds(None))  # thresholds cached by _silent_at
         out: list[Publish | TwinUpdate] = self._alerts(alerts)
         if alerts and self.twin is not None:
             self.twin = twin_silenced(self.twin, self.state)
