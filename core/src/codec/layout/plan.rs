@@ -348,6 +348,16 @@ fn int_value(r: u32, unsigned: u32) -> f64 {
     f64::from(r as i32) + f64::from((r >> 31) & unsigned) * 4_294_967_296.0
 }
 
+/// Where an f64 op writes its chunk of values.
+enum Dst<'a> {
+    /// Append the chunk's rows to the column (the first op on it in this chunk): the
+    /// values go straight into the output buffer, written once.
+    Append(&'a mut Vec<f64>),
+    /// Overwrite the chunk's rows (a later op on the same column, or a scratch
+    /// chunk): special-value rows keep what was there.
+    Over(&'a mut [f64]),
+}
+
 /// Apply one op to a chunk, row by row, exactly as the per-frame
 /// `Field::normalize` (minus the reads): for f32 fields, rounding, or many special
 /// values. `put(row in chunk, normalized value, raw non-zero, skip)`; `skip` rows
@@ -404,7 +414,7 @@ fn apply_fused<
     skip: &mut [bool; CHUNK],
     flags: &mut [u16],
     valid: &mut [u64; CHUNK_WORDS],
-    vals: Option<&mut [f64]>,
+    vals: Option<Dst<'_>>,
     mut put: V,
 ) {
     let f = &op.field;
@@ -442,7 +452,11 @@ fn apply_fused<
         }
         (v + add) * nscale
     };
-    if let Some(vals) = vals {
+    if let Some(Dst::Append(vals)) = vals {
+        // Straight into the column (a special-value row's value is never read: its
+        // validity bit stays 0).
+        vals.extend(raw.iter().map(|&r| value(r)));
+    } else if let Some(Dst::Over(vals)) = vals {
         // An f64 column: zipped, so no bounds check keeps LLVM from vectorising.
         for ((x, &r), &b) in vals.iter_mut().zip(raw).zip(skip.iter()) {
             let v = value(r);
@@ -493,12 +507,20 @@ fn apply<V: FnMut(usize, f64, bool, bool)>(
     skip: &mut [bool; CHUNK],
     flags: &mut [u16],
     valid: &mut [u64; CHUNK_WORDS],
-    vals: Option<&mut [f64]>,
+    vals: Option<Dst<'_>>,
     put: V,
 ) {
     let f = &op.field;
     if op.float || f.round.is_some() || op.special.len() > 4 {
-        if let Some(vals) = vals {
+        if let Some(dst) = vals {
+            let vals = match dst {
+                Dst::Append(v) => {
+                    let at = v.len();
+                    v.resize(at + raw.len(), 0.0);
+                    &mut v[at..]
+                }
+                Dst::Over(v) => v,
+            };
             return apply_rows(op, raw, flags, valid, |k, v, _, s| {
                 if let (false, Some(x)) = (s, vals.get_mut(k)) {
                     *x = v;
@@ -525,22 +547,60 @@ fn apply<V: FnMut(usize, f64, bool, bool)>(
     }
 }
 
-/// Run one op over the chunk's `raw.len()` rows.
+/// The rows `r0..r0 + m` of an output column for an op that overwrites them: the
+/// column is extended to them first (with zeros) if no op wrote them yet.
+fn rows_of<T: Copy + Default>(v: &mut Vec<T>, r0: usize, m: usize) -> &mut [T] {
+    if v.len() < r0 + m {
+        v.resize(r0 + m, T::default());
+    }
+    &mut v[r0..r0 + m]
+}
+
+/// Run one op over the chunk's `raw.len()` rows (rows `r0..` of the batch): values
+/// straight into `cols`' value columns (a column the codec does not fill into the
+/// chunk's scratch arrays), alarm flags into `cols` (already extended to the chunk),
+/// validity and boolean words into `c`.
 #[inline(always)]
-fn run_op(op: &Op, raw: &[u32], skip: &mut [bool; CHUNK], c: &mut ChunkCols) {
+fn run_op(
+    op: &Op,
+    raw: &[u32],
+    skip: &mut [bool; CHUNK],
+    c: &mut ChunkCols,
+    cols: &mut ReadingColumns,
+    r0: usize,
+) {
     let Some(t) = op.field.target else { return };
     let m = raw.len();
-    let flags = &mut c.alarm_flags[..m];
-    let (vals, idx) = match t {
-        Target::Distance => (&mut c.distance_mm, chunk_col::DISTANCE),
-        Target::Fill => (&mut c.fill_pct_reported, chunk_col::FILL),
-        Target::Temperature => (&mut c.temperature_c, chunk_col::TEMPERATURE),
-        Target::BatteryPct => (&mut c.battery_pct, chunk_col::BATTERY_PCT),
-        Target::BatteryV => (&mut c.battery_v, chunk_col::BATTERY_V),
-        Target::Latitude => (&mut c.latitude, chunk_col::LATITUDE),
-        Target::Longitude => (&mut c.longitude, chunk_col::LONGITUDE),
+    let flags = &mut cols.alarm_flags.values[r0..r0 + m];
+    let (col, scratch, idx) = match t {
+        Target::Distance => (
+            &mut cols.distance_mm,
+            &mut c.distance_mm,
+            chunk_col::DISTANCE,
+        ),
+        Target::Fill => (
+            &mut cols.fill_pct_reported,
+            &mut c.fill_pct_reported,
+            chunk_col::FILL,
+        ),
+        Target::Temperature => (
+            &mut cols.temperature_c,
+            &mut c.temperature_c,
+            chunk_col::TEMPERATURE,
+        ),
+        Target::BatteryPct => (
+            &mut cols.battery_pct,
+            &mut c.battery_pct,
+            chunk_col::BATTERY_PCT,
+        ),
+        Target::BatteryV => (&mut cols.battery_v, &mut c.battery_v, chunk_col::BATTERY_V),
+        Target::Latitude => (&mut cols.latitude, &mut c.latitude, chunk_col::LATITUDE),
+        Target::Longitude => (&mut cols.longitude, &mut c.longitude, chunk_col::LONGITUDE),
         Target::MeasuredAtS => {
-            let vals = &mut c.measured_at_ms[..m];
+            let vals = match cols.measured_at_ms.as_mut() {
+                Some(col) => rows_of(&mut col.values, r0, m),
+                None => &mut c.measured_at_ms[..m],
+            };
             let valid = &mut c.valid[chunk_col::MEASURED_AT];
             return apply(op, raw, skip, flags, valid, None, |k, v, _, s| {
                 if let (false, Some(x)) = (s, vals.get_mut(k)) {
@@ -601,14 +661,20 @@ fn run_op(op: &Op, raw: &[u32], skip: &mut [bool; CHUNK], c: &mut ChunkCols) {
             return apply(op, raw, skip, flags, &mut unused, None, |_, _, _, _| {});
         }
     };
-    // A skipped row keeps what an earlier op on the column wrote.
+    // The first op on the column in this chunk appends its rows; a later one
+    // overwrites them (a skipped row keeps what the earlier op wrote).
+    let dst = match col.as_mut() {
+        Some(col) if col.values.len() == r0 => Dst::Append(&mut col.values),
+        Some(col) => Dst::Over(&mut col.values[r0..r0 + m]),
+        None => Dst::Over(&mut scratch[..m]),
+    };
     apply(
         op,
         raw,
         skip,
         flags,
         &mut c.valid[idx],
-        Some(&mut vals[..m]),
+        Some(dst),
         |_, _, _, _| {},
     )
 }
@@ -700,11 +766,33 @@ fn fast_rows_dispatch(
 ) -> Vec<usize> {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::env::var_os("TS_NO512").is_none()
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+        {
+            // SAFETY: the CPU supports these, checked just above.
+            return unsafe { fast_rows_avx512(shape, flat, info, fports, guard, cols) };
+        }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
             return unsafe { fast_rows_avx2(shape, flat, info, fports, guard, cols) };
         }
     }
+    fast_rows(shape, flat, info, fports, guard, cols)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2")]
+unsafe fn fast_rows_avx512(
+    shape: &Shape,
+    flat: &FlatView<'_>,
+    info: &ModelInfo,
+    fports: &FportSource,
+    guard: Guard<'_>,
+    cols: &mut ReadingColumns,
+) -> Vec<usize> {
     fast_rows(shape, flat, info, fports, guard, cols)
 }
 
@@ -815,11 +903,12 @@ fn fast_rows(
             }
         }
         chunk.reset(m);
+        cols.alarm_flags.values.resize(r0 + m, 0);
         for op in &shape.ops {
             read_raw(op, data, &starts[..m], &words, &mut raw[..m]);
-            run_op(op, &raw[..m], &mut skip, &mut chunk);
+            run_op(op, &raw[..m], &mut skip, &mut chunk, cols, r0);
         }
-        cols.push_chunk(&chunk, m);
+        cols.push_chunk_bits(&chunk, m);
         r0 += m;
     }
     slow
