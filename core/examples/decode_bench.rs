@@ -8,6 +8,15 @@ use _core::reading::Reading;
 use std::time::Instant;
 
 fn main() {
+    // Keep freed output buffers in the heap for the next repeat, as a long-running
+    // Python process does (glibc would otherwise give them back to the kernel after
+    // every repeat and each decode would time fresh-page faults).
+    // SAFETY: mallopt only changes allocator thresholds.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
     let n: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())

@@ -11,9 +11,11 @@
 //! fPort, the wrapper's guard) are found column by column, then each field runs two
 //! branch-free loops over the chunk that LLVM vectorises: its raw integers (cut out
 //! of the row words, mask / shift / sign), then one fused loop for the value (the
-//! vendor's arithmetic), specials as a mask, alarm flags and the column slice, plus
-//! the validity words. The pass is compiled twice, for the baseline target and for
-//! AVX2 (picked at run time). Rows without the shape (other record sequences,
+//! vendor's arithmetic), specials as a mask, alarm flags and the values written
+//! straight into the output column (appended by the first op on the column in the
+//! chunk), plus the validity words. The next chunk's bytes are prefetched while a
+//! chunk is computed. The pass is compiled three times, for the baseline target,
+//! AVX2 and AVX-512 (picked at run time). Rows without the shape (other record sequences,
 //! truncated or null frames, bad fPorts) go through the per-frame path afterwards,
 //! which overwrites every cell of those rows, so the values the field loops computed
 //! for them never show.
@@ -766,8 +768,7 @@ fn fast_rows_dispatch(
 ) -> Vec<usize> {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::env::var_os("TS_NO512").is_none()
-            && std::arch::is_x86_feature_detected!("avx512f")
+        if std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vl")
             && std::arch::is_x86_feature_detected!("avx512dq")
@@ -857,6 +858,15 @@ fn fast_rows(
     while r0 < n {
         let m = CHUNK.min(n - r0);
         flat.ranges(r0, &mut starts[..m], &mut lens[..m]);
+        // The next chunk's bytes (about as many as this chunk's) on their way to the
+        // cache while this chunk is computed: the load loop below then finds them.
+        let (first, last) = (starts[0], starts[m - 1].saturating_add(lens[m - 1]));
+        if lens[m - 1] != usize::MAX && last > first {
+            let end = last.saturating_add(last - first).min(data.len());
+            if let Some(next) = data.get(last..end) {
+                crate::mem::prefetch(next);
+            }
+        }
         for (wi, ws) in words.iter_mut().enumerate().take(nw) {
             for (x, &s) in ws[..m].iter_mut().zip(&starts[..m]) {
                 *x = word_at(data, s + 8 * wi);
