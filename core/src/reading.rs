@@ -461,6 +461,9 @@ pub struct ReadingColumns {
     pub error_kind: Option<StrCol>,
     pub error_offset: Option<PrimCol<i32>>,
     pub error_count: usize,
+    /// Large batch: chunks are appended with streaming stores
+    /// ([`crate::mem::append_streaming`]); set by [`ReadingColumns::for_chunks`].
+    pub(crate) stream: bool,
 }
 
 fn opt_col<T: Copy + Default>(on: bool, n: usize) -> Option<PrimCol<T>> {
@@ -492,6 +495,7 @@ impl ReadingColumns {
             error_kind: None,
             error_offset: None,
             error_count: 0,
+            stream: false,
         }
     }
 
@@ -541,6 +545,9 @@ impl ReadingColumns {
     /// Count nulls, null the failed rows, build the stored-readings offsets and (when
     /// a row failed) the error columns.
     pub fn finish(mut self) -> Self {
+        if self.stream {
+            crate::mem::stream_fence();
+        }
         let n = self.len;
         self.error_count = self.errors.len();
         for &(i, _) in &self.errors {
@@ -738,12 +745,24 @@ impl ReadingColumns {
             latitude: col(f(Fields::LOCATION)),
             longitude: col(f(Fields::LOCATION)),
             stored: f(Fields::STORED).then(StoredCol::default),
+            stream: n.saturating_mul(8) >= crate::mem::STREAM_MIN_BYTES,
             ..ReadingColumns::default()
+        }
+    }
+
+    /// Append a chunk's values to a value column (streaming stores for a large batch).
+    #[inline]
+    pub(crate) fn append<T: Copy>(stream: bool, v: &mut Vec<T>, src: &[T]) {
+        if stream {
+            crate::mem::append_streaming(v, src);
+        } else {
+            v.extend_from_slice(src);
         }
     }
 
     /// Append the next `m` rows from a chunk.
     pub fn push_chunk(&mut self, c: &ChunkCols, m: usize) {
+        let st = self.stream;
         for (col, vals) in [
             (&mut self.distance_mm, &c.distance_mm),
             (&mut self.fill_pct_reported, &c.fill_pct_reported),
@@ -754,15 +773,13 @@ impl ReadingColumns {
             (&mut self.longitude, &c.longitude),
         ] {
             if let Some(col) = col.as_mut() {
-                col.values.extend_from_slice(&vals[..m]);
+                Self::append(st, &mut col.values, &vals[..m]);
             }
         }
         if let Some(col) = self.measured_at_ms.as_mut() {
-            col.values.extend_from_slice(&c.measured_at_ms[..m]);
+            Self::append(st, &mut col.values, &c.measured_at_ms[..m]);
         }
-        self.alarm_flags
-            .values
-            .extend_from_slice(&c.alarm_flags[..m]);
+        Self::append(st, &mut self.alarm_flags.values, &c.alarm_flags[..m]);
         self.push_chunk_bits(c, m);
     }
 

@@ -13,7 +13,8 @@
 //! of the row words, mask / shift / sign), then one fused loop for the value (the
 //! vendor's arithmetic), specials as a mask, alarm flags and the values written
 //! straight into the output column (appended by the first op on the column in the
-//! chunk), plus the validity words. The next chunk's bytes are prefetched while a
+//! chunk; in a large batch computed into the chunk's rows and appended with
+//! streaming stores, [`crate::mem::append_streaming`]), plus the validity words. The next chunk's bytes are prefetched while a
 //! chunk is computed. The pass is compiled three times, for the baseline target,
 //! AVX2 and AVX-512 (picked at run time). Rows without the shape (other record sequences,
 //! truncated or null frames, bad fPorts) go through the per-frame path afterwards,
@@ -358,6 +359,9 @@ enum Dst<'a> {
     /// Overwrite the chunk's rows (a later op on the same column, or a scratch
     /// chunk): special-value rows keep what was there.
     Over(&'a mut [f64]),
+    /// As `Append`, for a large batch: the values are computed into the chunk's
+    /// scratch rows, then appended with streaming stores.
+    Stream(&'a mut Vec<f64>, &'a mut [f64]),
 }
 
 /// Apply one op to a chunk, row by row, exactly as the per-frame
@@ -458,6 +462,11 @@ fn apply_fused<
         // Straight into the column (a special-value row's value is never read: its
         // validity bit stays 0).
         vals.extend(raw.iter().map(|&r| value(r)));
+    } else if let Some(Dst::Stream(vals, rows)) = vals {
+        for (x, &r) in rows.iter_mut().zip(raw) {
+            *x = value(r);
+        }
+        ReadingColumns::append(true, vals, &rows[..m]);
     } else if let Some(Dst::Over(vals)) = vals {
         // An f64 column: zipped, so no bounds check keeps LLVM from vectorising.
         for ((x, &r), &b) in vals.iter_mut().zip(raw).zip(skip.iter()) {
@@ -516,7 +525,7 @@ fn apply<V: FnMut(usize, f64, bool, bool)>(
     if op.float || f.round.is_some() || op.special.len() > 4 {
         if let Some(dst) = vals {
             let vals = match dst {
-                Dst::Append(v) => {
+                Dst::Append(v) | Dst::Stream(v, _) => {
                     let at = v.len();
                     v.resize(at + raw.len(), 0.0);
                     &mut v[at..]
@@ -573,7 +582,12 @@ fn run_op(
 ) {
     let Some(t) = op.field.target else { return };
     let m = raw.len();
-    let flags = &mut cols.alarm_flags.values[r0..r0 + m];
+    let stream = cols.stream;
+    let flags = if stream {
+        &mut c.alarm_flags[..m]
+    } else {
+        &mut cols.alarm_flags.values[r0..r0 + m]
+    };
     let (col, scratch, idx) = match t {
         Target::Distance => (
             &mut cols.distance_mm,
@@ -666,6 +680,9 @@ fn run_op(
     // The first op on the column in this chunk appends its rows; a later one
     // overwrites them (a skipped row keeps what the earlier op wrote).
     let dst = match col.as_mut() {
+        Some(col) if col.values.len() == r0 && stream => {
+            Dst::Stream(&mut col.values, &mut scratch[..m])
+        }
         Some(col) if col.values.len() == r0 => Dst::Append(&mut col.values),
         Some(col) => Dst::Over(&mut col.values[r0..r0 + m]),
         None => Dst::Over(&mut scratch[..m]),
@@ -913,13 +930,112 @@ fn fast_rows(
             }
         }
         chunk.reset(m);
-        cols.alarm_flags.values.resize(r0 + m, 0);
+        if !cols.stream {
+            cols.alarm_flags.values.resize(r0 + m, 0);
+        }
         for op in &shape.ops {
             read_raw(op, data, &starts[..m], &words, &mut raw[..m]);
             run_op(op, &raw[..m], &mut skip, &mut chunk, cols, r0);
+        }
+        if cols.stream {
+            ReadingColumns::append(true, &mut cols.alarm_flags.values, &chunk.alarm_flags[..m]);
         }
         cols.push_chunk_bits(&chunk, m);
         r0 += m;
     }
     slow
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::codec::{FlatPayloads, FportSource, Registry};
+    use crate::reading::{Bitmap, PrimCol, Reading, ReadingColumns};
+
+    /// Row `i` of a value column: `None` when null.
+    fn cell<T: Copy>(c: &Option<PrimCol<T>>, i: usize) -> Option<T> {
+        c.as_ref()
+            .and_then(|c| c.validity.get(i).then(|| c.values[i]))
+    }
+
+    fn bit(b: &Option<crate::reading::BoolCol>, i: usize) -> Option<bool> {
+        b.as_ref()
+            .and_then(|c| c.validity.get(i).then(|| c.values.get(i)))
+    }
+
+    fn row(c: &ReadingColumns, i: usize) -> String {
+        let ok = Bitmap::get(&c.ok, i);
+        let err = c.errors.iter().find(|e| e.0 == i).map(|e| e.1.to_string());
+        format!(
+            "{ok} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            cell(&c.distance_mm, i).map(f64::to_bits),
+            cell(&c.temperature_c, i).map(f64::to_bits),
+            cell(&c.battery_pct, i).map(f64::to_bits),
+            cell(&c.battery_v, i).map(f64::to_bits),
+            cell(&c.measured_at_ms, i),
+            bit(&c.tilt, i),
+            bit(&c.fire_alarm, i),
+            c.alarm_flags.values[i] * u16::from(ok),
+            err,
+            cell(&c.fill_pct_reported, i).map(f64::to_bits),
+        )
+    }
+
+    /// A batch large enough for streaming stores (`mem::STREAM_MIN_BYTES`) decodes
+    /// exactly as the same frames in small batches (ordinary stores), damaged and
+    /// special-value frames included.
+    #[test]
+    fn streaming_batches_equal_small_batches() {
+        let n = crate::mem::STREAM_MIN_BYTES / 8 * 4 + 1000;
+        for model in ["dragino-ldds75", "milesight-em310-udl", "tid1"] {
+            let c = Registry::global().get(model).unwrap();
+            let (mut data, mut offsets) = (Vec::new(), vec![0i32]);
+            let mut x = 0x9E37_79B9_7F4A_7C15u64;
+            for i in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let r = Reading {
+                    distance_mm: Some(if x % 50 == 0 { 20.0 } else { (x % 4000) as f64 }),
+                    battery_pct: Some((x % 101) as f64),
+                    battery_v: Some(2.5 + (x % 1000) as f64 / 1000.0),
+                    temperature_c: Some((x % 900) as f64 / 10.0 - 40.0),
+                    tilt: Some(x % 7 == 0),
+                    measured_at_ms: Some(1_700_000_000_000 + i as i64 * 1000),
+                    ..Reading::default()
+                };
+                let at = data.len();
+                c.encode(&r, &mut data).unwrap();
+                if x % 97 == 0 {
+                    data.truncate(at + (x % 4) as usize); // a damaged frame
+                }
+                offsets.push(data.len() as i32);
+            }
+            let all = FlatPayloads {
+                data: &data,
+                offsets: &offsets,
+                validity: None,
+                validity_bit_offset: 0,
+            };
+            let big = c.decode_batch(&all, &FportSource::None);
+            assert!(big.stream, "{model}: the big batch streams");
+            let mut i = 0;
+            for r0 in (0..n).step_by(1000) {
+                let r1 = (r0 + 1000).min(n);
+                let part = FlatPayloads {
+                    data: &data,
+                    offsets: &offsets[r0..=r1],
+                    validity: None,
+                    validity_bit_offset: 0,
+                };
+                let small = c.decode_batch(&part, &FportSource::None);
+                assert!(!small.stream);
+                for k in 0..r1 - r0 {
+                    assert_eq!(row(&big, r0 + k), row(&small, k), "{model} row {}", r0 + k);
+                    i += 1;
+                }
+            }
+            assert_eq!(i, n);
+            assert!(big.error_count > 0, "{model}: damaged frames fail");
+        }
+    }
 }
