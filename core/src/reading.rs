@@ -461,6 +461,9 @@ pub struct ReadingColumns {
     pub error_kind: Option<StrCol>,
     pub error_offset: Option<PrimCol<i32>>,
     pub error_count: usize,
+    /// Large batch: chunks are appended with streaming stores
+    /// ([`crate::mem::append_streaming`]); set by [`ReadingColumns::for_chunks`].
+    pub(crate) stream: bool,
 }
 
 fn opt_col<T: Copy + Default>(on: bool, n: usize) -> Option<PrimCol<T>> {
@@ -492,6 +495,7 @@ impl ReadingColumns {
             error_kind: None,
             error_offset: None,
             error_count: 0,
+            stream: false,
         }
     }
 
@@ -541,6 +545,9 @@ impl ReadingColumns {
     /// Count nulls, null the failed rows, build the stored-readings offsets and (when
     /// a row failed) the error columns.
     pub fn finish(mut self) -> Self {
+        if self.stream {
+            crate::mem::stream_fence();
+        }
         let n = self.len;
         self.error_count = self.errors.len();
         for &(i, _) in &self.errors {
@@ -715,18 +722,6 @@ fn push_words(b: &mut Bitmap, words: &[u64; CHUNK_WORDS], m: usize) {
     b.len += m;
 }
 
-fn push_prim<T: Copy + Default>(
-    c: &mut Option<PrimCol<T>>,
-    vals: &[T; CHUNK],
-    words: &[u64; CHUNK_WORDS],
-    m: usize,
-) {
-    if let Some(c) = c.as_mut() {
-        c.values.extend_from_slice(&vals[..m]);
-        push_words(&mut c.validity, words, m);
-    }
-}
-
 impl ReadingColumns {
     /// `n` rows to be filled chunk by chunk with [`ReadingColumns::push_chunk`]
     /// (capacity reserved, nothing written yet), then row by row for the rows the
@@ -750,46 +745,71 @@ impl ReadingColumns {
             latitude: col(f(Fields::LOCATION)),
             longitude: col(f(Fields::LOCATION)),
             stored: f(Fields::STORED).then(StoredCol::default),
+            stream: n.saturating_mul(8) >= crate::mem::STREAM_MIN_BYTES,
             ..ReadingColumns::default()
+        }
+    }
+
+    /// Append a chunk's values to a value column (streaming stores for a large batch).
+    #[inline]
+    pub(crate) fn append<T: Copy>(stream: bool, v: &mut Vec<T>, src: &[T]) {
+        if stream {
+            crate::mem::append_streaming(v, src);
+        } else {
+            v.extend_from_slice(src);
         }
     }
 
     /// Append the next `m` rows from a chunk.
     pub fn push_chunk(&mut self, c: &ChunkCols, m: usize) {
+        let st = self.stream;
+        for (col, vals) in [
+            (&mut self.distance_mm, &c.distance_mm),
+            (&mut self.fill_pct_reported, &c.fill_pct_reported),
+            (&mut self.temperature_c, &c.temperature_c),
+            (&mut self.battery_pct, &c.battery_pct),
+            (&mut self.battery_v, &c.battery_v),
+            (&mut self.latitude, &c.latitude),
+            (&mut self.longitude, &c.longitude),
+        ] {
+            if let Some(col) = col.as_mut() {
+                Self::append(st, &mut col.values, &vals[..m]);
+            }
+        }
+        if let Some(col) = self.measured_at_ms.as_mut() {
+            Self::append(st, &mut col.values, &c.measured_at_ms[..m]);
+        }
+        Self::append(st, &mut self.alarm_flags.values, &c.alarm_flags[..m]);
+        self.push_chunk_bits(c, m);
+    }
+
+    /// Append the next `m` rows' validity and boolean words from a chunk whose values
+    /// were written straight into the columns (by a columnar path that extends each
+    /// value column by `m` rows itself); a value column the chunk did not write (still
+    /// `m` rows short) is padded with default values, which its validity marks null.
+    pub fn push_chunk_bits(&mut self, c: &ChunkCols, m: usize) {
         use chunk_col as k;
-        push_prim(
-            &mut self.distance_mm,
-            &c.distance_mm,
-            &c.valid[k::DISTANCE],
-            m,
-        );
-        push_prim(
-            &mut self.fill_pct_reported,
-            &c.fill_pct_reported,
-            &c.valid[k::FILL],
-            m,
-        );
-        push_prim(
-            &mut self.temperature_c,
-            &c.temperature_c,
-            &c.valid[k::TEMPERATURE],
-            m,
-        );
-        push_prim(
-            &mut self.battery_pct,
-            &c.battery_pct,
-            &c.valid[k::BATTERY_PCT],
-            m,
-        );
-        push_prim(&mut self.battery_v, &c.battery_v, &c.valid[k::BATTERY_V], m);
-        push_prim(&mut self.latitude, &c.latitude, &c.valid[k::LATITUDE], m);
-        push_prim(&mut self.longitude, &c.longitude, &c.valid[k::LONGITUDE], m);
-        push_prim(
-            &mut self.measured_at_ms,
-            &c.measured_at_ms,
-            &c.valid[k::MEASURED_AT],
-            m,
-        );
+        fn bits<T: Copy + Default>(
+            col: &mut Option<PrimCol<T>>,
+            words: &[u64; CHUNK_WORDS],
+            m: usize,
+        ) {
+            if let Some(col) = col.as_mut() {
+                let want = col.validity.len + m;
+                if col.values.len() < want {
+                    col.values.resize(want, T::default());
+                }
+                push_words(&mut col.validity, words, m);
+            }
+        }
+        bits(&mut self.distance_mm, &c.valid[k::DISTANCE], m);
+        bits(&mut self.fill_pct_reported, &c.valid[k::FILL], m);
+        bits(&mut self.temperature_c, &c.valid[k::TEMPERATURE], m);
+        bits(&mut self.battery_pct, &c.valid[k::BATTERY_PCT], m);
+        bits(&mut self.battery_v, &c.valid[k::BATTERY_V], m);
+        bits(&mut self.latitude, &c.valid[k::LATITUDE], m);
+        bits(&mut self.longitude, &c.valid[k::LONGITUDE], m);
+        bits(&mut self.measured_at_ms, &c.valid[k::MEASURED_AT], m);
         for (col, vals, valid) in [
             (&mut self.tilt, &c.tilt, &c.valid[k::TILT]),
             (&mut self.fire_alarm, &c.fire_alarm, &c.valid[k::FIRE]),
@@ -799,8 +819,5 @@ impl ReadingColumns {
                 push_words(&mut b.validity, valid, m);
             }
         }
-        self.alarm_flags
-            .values
-            .extend_from_slice(&c.alarm_flags[..m]);
     }
 }

@@ -11,9 +11,12 @@
 //! fPort, the wrapper's guard) are found column by column, then each field runs two
 //! branch-free loops over the chunk that LLVM vectorises: its raw integers (cut out
 //! of the row words, mask / shift / sign), then one fused loop for the value (the
-//! vendor's arithmetic), specials as a mask, alarm flags and the column slice, plus
-//! the validity words. The pass is compiled twice, for the baseline target and for
-//! AVX2 (picked at run time). Rows without the shape (other record sequences,
+//! vendor's arithmetic), specials as a mask, alarm flags and the values written
+//! straight into the output column (appended by the first op on the column in the
+//! chunk; in a large batch computed into the chunk's rows and appended with
+//! streaming stores, [`crate::mem::append_streaming`]), plus the validity words. The next chunk's bytes are prefetched while a
+//! chunk is computed. The pass is compiled three times, for the baseline target,
+//! AVX2 and AVX-512 (picked at run time). Rows without the shape (other record sequences,
 //! truncated or null frames, bad fPorts) go through the per-frame path afterwards,
 //! which overwrites every cell of those rows, so the values the field loops computed
 //! for them never show.
@@ -348,6 +351,19 @@ fn int_value(r: u32, unsigned: u32) -> f64 {
     f64::from(r as i32) + f64::from((r >> 31) & unsigned) * 4_294_967_296.0
 }
 
+/// Where an f64 op writes its chunk of values.
+enum Dst<'a> {
+    /// Append the chunk's rows to the column (the first op on it in this chunk): the
+    /// values go straight into the output buffer, written once.
+    Append(&'a mut Vec<f64>),
+    /// Overwrite the chunk's rows (a later op on the same column, or a scratch
+    /// chunk): special-value rows keep what was there.
+    Over(&'a mut [f64]),
+    /// As `Append`, for a large batch: the values are computed into the chunk's
+    /// scratch rows, then appended with streaming stores.
+    Stream(&'a mut Vec<f64>, &'a mut [f64]),
+}
+
 /// Apply one op to a chunk, row by row, exactly as the per-frame
 /// `Field::normalize` (minus the reads): for f32 fields, rounding, or many special
 /// values. `put(row in chunk, normalized value, raw non-zero, skip)`; `skip` rows
@@ -404,7 +420,7 @@ fn apply_fused<
     skip: &mut [bool; CHUNK],
     flags: &mut [u16],
     valid: &mut [u64; CHUNK_WORDS],
-    vals: Option<&mut [f64]>,
+    vals: Option<Dst<'_>>,
     mut put: V,
 ) {
     let f = &op.field;
@@ -442,7 +458,16 @@ fn apply_fused<
         }
         (v + add) * nscale
     };
-    if let Some(vals) = vals {
+    if let Some(Dst::Append(vals)) = vals {
+        // Straight into the column (a special-value row's value is never read: its
+        // validity bit stays 0).
+        vals.extend(raw.iter().map(|&r| value(r)));
+    } else if let Some(Dst::Stream(vals, rows)) = vals {
+        for (x, &r) in rows.iter_mut().zip(raw) {
+            *x = value(r);
+        }
+        ReadingColumns::append(true, vals, &rows[..m]);
+    } else if let Some(Dst::Over(vals)) = vals {
         // An f64 column: zipped, so no bounds check keeps LLVM from vectorising.
         for ((x, &r), &b) in vals.iter_mut().zip(raw).zip(skip.iter()) {
             let v = value(r);
@@ -493,12 +518,20 @@ fn apply<V: FnMut(usize, f64, bool, bool)>(
     skip: &mut [bool; CHUNK],
     flags: &mut [u16],
     valid: &mut [u64; CHUNK_WORDS],
-    vals: Option<&mut [f64]>,
+    vals: Option<Dst<'_>>,
     put: V,
 ) {
     let f = &op.field;
     if op.float || f.round.is_some() || op.special.len() > 4 {
-        if let Some(vals) = vals {
+        if let Some(dst) = vals {
+            let vals = match dst {
+                Dst::Append(v) | Dst::Stream(v, _) => {
+                    let at = v.len();
+                    v.resize(at + raw.len(), 0.0);
+                    &mut v[at..]
+                }
+                Dst::Over(v) => v,
+            };
             return apply_rows(op, raw, flags, valid, |k, v, _, s| {
                 if let (false, Some(x)) = (s, vals.get_mut(k)) {
                     *x = v;
@@ -525,22 +558,65 @@ fn apply<V: FnMut(usize, f64, bool, bool)>(
     }
 }
 
-/// Run one op over the chunk's `raw.len()` rows.
+/// The rows `r0..r0 + m` of an output column for an op that overwrites them: the
+/// column is extended to them first (with zeros) if no op wrote them yet.
+fn rows_of<T: Copy + Default>(v: &mut Vec<T>, r0: usize, m: usize) -> &mut [T] {
+    if v.len() < r0 + m {
+        v.resize(r0 + m, T::default());
+    }
+    &mut v[r0..r0 + m]
+}
+
+/// Run one op over the chunk's `raw.len()` rows (rows `r0..` of the batch): values
+/// straight into `cols`' value columns (a column the codec does not fill into the
+/// chunk's scratch arrays), alarm flags into `cols` (already extended to the chunk),
+/// validity and boolean words into `c`.
 #[inline(always)]
-fn run_op(op: &Op, raw: &[u32], skip: &mut [bool; CHUNK], c: &mut ChunkCols) {
+fn run_op(
+    op: &Op,
+    raw: &[u32],
+    skip: &mut [bool; CHUNK],
+    c: &mut ChunkCols,
+    cols: &mut ReadingColumns,
+    r0: usize,
+) {
     let Some(t) = op.field.target else { return };
     let m = raw.len();
-    let flags = &mut c.alarm_flags[..m];
-    let (vals, idx) = match t {
-        Target::Distance => (&mut c.distance_mm, chunk_col::DISTANCE),
-        Target::Fill => (&mut c.fill_pct_reported, chunk_col::FILL),
-        Target::Temperature => (&mut c.temperature_c, chunk_col::TEMPERATURE),
-        Target::BatteryPct => (&mut c.battery_pct, chunk_col::BATTERY_PCT),
-        Target::BatteryV => (&mut c.battery_v, chunk_col::BATTERY_V),
-        Target::Latitude => (&mut c.latitude, chunk_col::LATITUDE),
-        Target::Longitude => (&mut c.longitude, chunk_col::LONGITUDE),
+    let stream = cols.stream;
+    let flags = if stream {
+        &mut c.alarm_flags[..m]
+    } else {
+        &mut cols.alarm_flags.values[r0..r0 + m]
+    };
+    let (col, scratch, idx) = match t {
+        Target::Distance => (
+            &mut cols.distance_mm,
+            &mut c.distance_mm,
+            chunk_col::DISTANCE,
+        ),
+        Target::Fill => (
+            &mut cols.fill_pct_reported,
+            &mut c.fill_pct_reported,
+            chunk_col::FILL,
+        ),
+        Target::Temperature => (
+            &mut cols.temperature_c,
+            &mut c.temperature_c,
+            chunk_col::TEMPERATURE,
+        ),
+        Target::BatteryPct => (
+            &mut cols.battery_pct,
+            &mut c.battery_pct,
+            chunk_col::BATTERY_PCT,
+        ),
+        Target::BatteryV => (&mut cols.battery_v, &mut c.battery_v, chunk_col::BATTERY_V),
+        Target::Latitude => (&mut cols.latitude, &mut c.latitude, chunk_col::LATITUDE),
+        Target::Longitude => (&mut cols.longitude, &mut c.longitude, chunk_col::LONGITUDE),
         Target::MeasuredAtS => {
-            let vals = &mut c.measured_at_ms[..m];
+            let vals = match cols.measured_at_ms.as_mut() {
+                Some(col) => rows_of(&mut col.values, r0, m),
+                None => &mut c.measured_at_ms[..m],
+            };
             let valid = &mut c.valid[chunk_col::MEASURED_AT];
             return apply(op, raw, skip, flags, valid, None, |k, v, _, s| {
                 if let (false, Some(x)) = (s, vals.get_mut(k)) {
@@ -601,14 +677,23 @@ fn run_op(op: &Op, raw: &[u32], skip: &mut [bool; CHUNK], c: &mut ChunkCols) {
             return apply(op, raw, skip, flags, &mut unused, None, |_, _, _, _| {});
         }
     };
-    // A skipped row keeps what an earlier op on the column wrote.
+    // The first op on the column in this chunk appends its rows; a later one
+    // overwrites them (a skipped row keeps what the earlier op wrote).
+    let dst = match col.as_mut() {
+        Some(col) if col.values.len() == r0 && stream => {
+            Dst::Stream(&mut col.values, &mut scratch[..m])
+        }
+        Some(col) if col.values.len() == r0 => Dst::Append(&mut col.values),
+        Some(col) => Dst::Over(&mut col.values[r0..r0 + m]),
+        None => Dst::Over(&mut scratch[..m]),
+    };
     apply(
         op,
         raw,
         skip,
         flags,
         &mut c.valid[idx],
-        Some(&mut vals[..m]),
+        Some(dst),
         |_, _, _, _| {},
     )
 }
@@ -700,11 +785,32 @@ fn fast_rows_dispatch(
 ) -> Vec<usize> {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+        {
+            // SAFETY: the CPU supports these, checked just above.
+            return unsafe { fast_rows_avx512(shape, flat, info, fports, guard, cols) };
+        }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
             return unsafe { fast_rows_avx2(shape, flat, info, fports, guard, cols) };
         }
     }
+    fast_rows(shape, flat, info, fports, guard, cols)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2")]
+unsafe fn fast_rows_avx512(
+    shape: &Shape,
+    flat: &FlatView<'_>,
+    info: &ModelInfo,
+    fports: &FportSource,
+    guard: Guard<'_>,
+    cols: &mut ReadingColumns,
+) -> Vec<usize> {
     fast_rows(shape, flat, info, fports, guard, cols)
 }
 
@@ -769,6 +875,15 @@ fn fast_rows(
     while r0 < n {
         let m = CHUNK.min(n - r0);
         flat.ranges(r0, &mut starts[..m], &mut lens[..m]);
+        // The next chunk's bytes (about as many as this chunk's) on their way to the
+        // cache while this chunk is computed: the load loop below then finds them.
+        let (first, last) = (starts[0], starts[m - 1].saturating_add(lens[m - 1]));
+        if lens[m - 1] != usize::MAX && last > first {
+            let end = last.saturating_add(last - first).min(data.len());
+            if let Some(next) = data.get(last..end) {
+                crate::mem::prefetch(next);
+            }
+        }
         for (wi, ws) in words.iter_mut().enumerate().take(nw) {
             for (x, &s) in ws[..m].iter_mut().zip(&starts[..m]) {
                 *x = word_at(data, s + 8 * wi);
@@ -815,12 +930,112 @@ fn fast_rows(
             }
         }
         chunk.reset(m);
+        if !cols.stream {
+            cols.alarm_flags.values.resize(r0 + m, 0);
+        }
         for op in &shape.ops {
             read_raw(op, data, &starts[..m], &words, &mut raw[..m]);
-            run_op(op, &raw[..m], &mut skip, &mut chunk);
+            run_op(op, &raw[..m], &mut skip, &mut chunk, cols, r0);
         }
-        cols.push_chunk(&chunk, m);
+        if cols.stream {
+            ReadingColumns::append(true, &mut cols.alarm_flags.values, &chunk.alarm_flags[..m]);
+        }
+        cols.push_chunk_bits(&chunk, m);
         r0 += m;
     }
     slow
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::codec::{FlatPayloads, FportSource, Registry};
+    use crate::reading::{Bitmap, PrimCol, Reading, ReadingColumns};
+
+    /// Row `i` of a value column: `None` when null.
+    fn cell<T: Copy>(c: &Option<PrimCol<T>>, i: usize) -> Option<T> {
+        c.as_ref()
+            .and_then(|c| c.validity.get(i).then(|| c.values[i]))
+    }
+
+    fn bit(b: &Option<crate::reading::BoolCol>, i: usize) -> Option<bool> {
+        b.as_ref()
+            .and_then(|c| c.validity.get(i).then(|| c.values.get(i)))
+    }
+
+    fn row(c: &ReadingColumns, i: usize) -> String {
+        let ok = Bitmap::get(&c.ok, i);
+        let err = c.errors.iter().find(|e| e.0 == i).map(|e| e.1.to_string());
+        format!(
+            "{ok} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            cell(&c.distance_mm, i).map(f64::to_bits),
+            cell(&c.temperature_c, i).map(f64::to_bits),
+            cell(&c.battery_pct, i).map(f64::to_bits),
+            cell(&c.battery_v, i).map(f64::to_bits),
+            cell(&c.measured_at_ms, i),
+            bit(&c.tilt, i),
+            bit(&c.fire_alarm, i),
+            c.alarm_flags.values[i] * u16::from(ok),
+            err,
+            cell(&c.fill_pct_reported, i).map(f64::to_bits),
+        )
+    }
+
+    /// A batch large enough for streaming stores (`mem::STREAM_MIN_BYTES`) decodes
+    /// exactly as the same frames in small batches (ordinary stores), damaged and
+    /// special-value frames included.
+    #[test]
+    fn streaming_batches_equal_small_batches() {
+        let n = crate::mem::STREAM_MIN_BYTES / 8 * 4 + 1000;
+        for model in ["dragino-ldds75", "milesight-em310-udl", "tid1"] {
+            let c = Registry::global().get(model).unwrap();
+            let (mut data, mut offsets) = (Vec::new(), vec![0i32]);
+            let mut x = 0x9E37_79B9_7F4A_7C15u64;
+            for i in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let r = Reading {
+                    distance_mm: Some(if x % 50 == 0 { 20.0 } else { (x % 4000) as f64 }),
+                    battery_pct: Some((x % 101) as f64),
+                    battery_v: Some(2.5 + (x % 1000) as f64 / 1000.0),
+                    temperature_c: Some((x % 900) as f64 / 10.0 - 40.0),
+                    tilt: Some(x % 7 == 0),
+                    measured_at_ms: Some(1_700_000_000_000 + i as i64 * 1000),
+                    ..Reading::default()
+                };
+                let at = data.len();
+                c.encode(&r, &mut data).unwrap();
+                if x % 97 == 0 {
+                    data.truncate(at + (x % 4) as usize); // a damaged frame
+                }
+                offsets.push(data.len() as i32);
+            }
+            let all = FlatPayloads {
+                data: &data,
+                offsets: &offsets,
+                validity: None,
+                validity_bit_offset: 0,
+            };
+            let big = c.decode_batch(&all, &FportSource::None);
+            assert!(big.stream, "{model}: the big batch streams");
+            let mut i = 0;
+            for r0 in (0..n).step_by(1000) {
+                let r1 = (r0 + 1000).min(n);
+                let part = FlatPayloads {
+                    data: &data,
+                    offsets: &offsets[r0..=r1],
+                    validity: None,
+                    validity_bit_offset: 0,
+                };
+                let small = c.decode_batch(&part, &FportSource::None);
+                assert!(!small.stream);
+                for k in 0..r1 - r0 {
+                    assert_eq!(row(&big, r0 + k), row(&small, k), "{model} row {}", r0 + k);
+                    i += 1;
+                }
+            }
+            assert_eq!(i, n);
+            assert!(big.error_count > 0, "{model}: damaged frames fail");
+        }
+    }
 }
