@@ -44,6 +44,11 @@ STEPS_US = 9.71
 #: The same table's source and sink, µs/frame (nats-py), and the whole flow measured.
 NATSPY_SOURCE_US, NATSPY_SINK_US, FLOW_MEASURED_US = 19.80, 23.03, 46.77
 
+#: Inside the flow, nats-py's source and sink cost more than alone (GIL shared with the
+#: steps and loop threads): RESULTS.md source 19.80 in the flow vs 8.5 alone, sink 23.03 vs
+#: 9.4. The pessimistic projection applies the same factors to the Rust parts.
+SOURCE_INFLATION, SINK_INFLATION = NATSPY_SOURCE_US / 8.5, NATSPY_SINK_US / 9.4
+
 STREAM_IN, SUBJECT_IN = "BRIO_IN", "brio.in.>"
 
 
@@ -100,6 +105,13 @@ class RustioResult:
             "goal_rate": 0.7 * ceiling.rate,
             "projected_ratio": (1e6 / projected) / ceiling.rate,
             "natspy_flow_us": FLOW_MEASURED_US,
+            "pessimistic_us": src * SOURCE_INFLATION + sink * SINK_INFLATION + STEPS_US,
+            "pessimistic_ratio": (1e6 / (src * SOURCE_INFLATION + sink * SINK_INFLATION + STEPS_US))
+            / ceiling.rate,
+            # nats-server CPU per frame on the Rust path (consume + publish): with the server
+            # on the same 2 cores, (client + server) / 2 bounds the frame time from below.
+            "server_us": self.get("consume: Rust ordered pull -> Python batches").server_us
+            + self.get("publish: Rust").server_us,
         }
 
 
@@ -302,7 +314,9 @@ def run_rustio(n: int, payload_bytes: int = 300, repeats: int = 3, batch: int = 
         f"+ Rust sink {pr['rust_sink_us']:.2f} + steps {pr['steps_us']:.2f}) -> {pr['projected_rate']:,.0f} frames/s "
         f"if the flow process is the bottleneck = {pr['projected_ratio']:.0%} of the nats-py ceiling "
         f"{pr['ceiling_rate']:,.0f}/s (goal 70 %); with RawMsg items {pr['projected_rawmsg_us']:.1f} µs/frame "
-        f"= {pr['projected_rawmsg_ratio']:.0%}"
+        f"= {pr['projected_rawmsg_ratio']:.0%}; pessimistic (Rust parts inflated in the flow as nats-py's are) "
+        f"{pr['pessimistic_us']:.1f} µs/frame = {pr['pessimistic_ratio']:.0%}; nats-server {pr['server_us']:.1f} "
+        f"µs/frame: 2 cores cap the flow at {2e6 / (pr['projected_us'] + pr['server_us']):,.0f} frames/s"
     )
     return r
 
