@@ -240,3 +240,60 @@ def test_nkey_auth_and_a_wrong_key_is_refused(tmp_path):
         assert other.seed.decode() not in str(e.value) and user.seed.decode() not in str(e.value)
     finally:
         srv.stop()
+
+
+def test_token_auth(tmp_path):
+    srv = EmbeddedServer(
+        store_dir=tmp_path / "nats" / "jetstream",
+        extra_config='authorization {\n  token: "tok-s3cret-42"\n}\n',
+    ).start()
+    try:
+        cfg = NatsSettings(url=srv.url, token="tok-s3cret-42")
+        seqs = _setup(cfg, [("rio.t", b"token")])
+        rows, _ = _drain(RustConsumer(cfg, STREAM, "rio.>"), 10)
+        assert rows == [(seqs[0], "rio.t", b"token")]
+        with pytest.raises(ConnectorError) as e:
+            RustPublisher(NatsSettings(url=srv.url, token="tok-wrong-77", connect_timeout=2))
+        assert "tok-wrong-77" not in str(e.value)
+    finally:
+        srv.stop()
+
+
+def test_mutual_tls_with_the_roles_inbox_prefix(tmp_path):
+    """TLS CA + client certificate (the server verifies it), user/password and the admin
+    role's own inbox prefix (the server only lets it read ``_INBOX_admin.>`` replies)."""
+    from tlskit import start_secure_nats
+
+    sn = start_secure_nats(tmp_path, verify=True)
+    try:
+        cfg = sn.settings("admin")
+        cfg.connect_timeout = 3
+        with pytest.raises(ConnectorError):  # no client certificate: refused
+            RustPublisher(cfg)
+        cfg.tls_cert_file = str(sn.certs["client"])
+        cfg.tls_key_file = str(sn.certs["client_key"])
+        seqs = _setup(cfg, [("rio.tls", b"over tls")])
+        pub = RustPublisher(cfg).publish_batch(["rio.tls"], [b"by rust"], ["tls-1"])
+        assert pub.ok and pub.seqs.tolist() == [seqs[0] + 1]
+        rows, _ = _drain(RustConsumer(cfg, STREAM, "rio.>"), 10)
+        assert rows == [(seqs[0], "rio.tls", b"over tls"), (seqs[0] + 1, "rio.tls", b"by rust")]
+    finally:
+        sn.server.stop()
+
+
+def test_creds_file_of_decentralised_auth(tmp_path):
+    from nkeykit import Decentralised
+
+    d = Decentralised.new()
+    creds = d.write_creds(tmp_path / "rio.creds")
+    srv = EmbeddedServer(store_dir=tmp_path / "nats" / "jetstream", extra_config=d.server_config()).start()
+    try:
+        cfg = NatsSettings(url=srv.url, credentials_file=str(creds))
+        seqs = _setup(cfg, [("rio.c", b"creds")])
+        rows, _ = _drain(RustConsumer(cfg, STREAM, "rio.>"), 10)
+        assert rows == [(seqs[0], "rio.c", b"creds")]
+        with pytest.raises(ConnectorError) as e:
+            RustConsumer(NatsSettings(url=srv.url, connect_timeout=2), STREAM, "rio.>")
+        assert d.user_jwt not in str(e.value) and d.user.seed.decode() not in str(e.value)
+    finally:
+        srv.stop()
