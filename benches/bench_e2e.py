@@ -52,6 +52,7 @@ def test_e2e_small_fleet_accounts_for_every_uplink(tmp_path: Path) -> None:
     assert r.main.run.peak_rss_mib > 50 and r.export.peak_rss_mib > 50
     assert r.main.run.complete_s <= r.main.run.exit_s
     assert min(r.ceiling_push_s) > 0 and min(r.ceiling_pull_s) > 0 and min(r.ceiling_fetch_s) > 0
+    assert len(r.ceiling_rust_s) == 1 and min(r.ceiling_rust_s) > 0
     assert r.ceiling_rate == max(r.ceiling_push_rate, r.ceiling_pull_rate)
     c = r.components
     assert c is not None and c.frames == UPLINKS and c.items_out == acc.readings + acc.dead_letters

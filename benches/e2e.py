@@ -301,10 +301,32 @@ async def _consume_fetch(
         await nc.close()
 
 
+def _consume_rust(settings: Any, stream: str, subject: str, n: int, timeout: float) -> float:
+    """Seconds for the Rust consumer (``tidstream._core``, async-nats ordered pull; the
+    prototype of docs/NATSIO.md) to hand ``n`` messages to Python as columnar batches
+    turned into Arrow arrays (subjects, payloads), the batches then dropped."""
+    from tidstream.nats.rustio import RustConsumer
+
+    t0 = time.perf_counter()
+    c = RustConsumer(settings.nats, stream, subject)
+    got, deadline = 0, time.monotonic() + timeout
+    while got < n and time.monotonic() < deadline:
+        b = c.next_batch(4096, timeout_ms=1000)
+        b.subjects(), b.payloads()
+        got += len(b)
+    t1 = time.perf_counter()
+    if got != n:
+        raise RuntimeError(f"Rust consumer read {got} of {n} messages within {timeout:.0f} s")
+    return t1 - t0
+
+
 def consume_ceiling(settings: Any, n: int, repeats: int, kind: str) -> list[float]:
     """Seconds per repeat to consume the whole raw stream (``n`` messages)."""
     stream = settings.streams.raw
     subject = f"{settings.streams.prefix}.raw.>"
+    if kind == "rust":
+        timeout = max(60.0, n / 5_000)
+        return [_consume_rust(settings, stream, subject, n, timeout) for _ in range(repeats)]
     fn = {"push": _consume_push, "pull": _consume_raw_pull, "fetch": _consume_fetch}[kind]
     timeout = max(60.0, n / 5_000)
     return [asyncio.run(fn(settings, stream, subject, n, timeout)) for _ in range(repeats)]
@@ -998,6 +1020,9 @@ class E2EResult:
     long: IngestResult | None
     cpu: list[CpuUse]
     wall_s: float
+    #: The Rust consumer (tidstream._core) reading the same raw stream: for reference, not
+    #: part of the (nats-py) ceiling the goal is measured against.
+    ceiling_rust_s: list[float] = field(default_factory=list)
 
     # -- figures ------------------------------------------------------------------------
     @property
@@ -1264,6 +1289,17 @@ def run_e2e(cfg: E2EConfig) -> E2EResult:
                 f"({', '.join(f'{x:.2f}' for x in fetch)} s)"
             )
 
+            c0, s0 = time.process_time(), proc_cpu_s(srv.pid)
+            rust = consume_ceiling(settings, n, cfg.repeats, "rust")
+            cpu.append(
+                CpuUse("raw consume: Rust consumer (tidstream._core) -> Python batches (all repeats)",
+                       n * len(rust), sum(rust), time.process_time() - c0, proc_cpu_s(srv.pid) - s0)
+            )  # fmt: skip
+            say(
+                f"  raw consume, Rust consumer (tidstream._core) -> Python batches: best "
+                f"{fleet.uplinks / min(rust):,.0f} msg/s ({', '.join(f'{x:.2f}' for x in rust)} s)"
+            )
+
             env = start_env(settings, fleet.registry_path, work / "export")
             ing = run_flow("ingest", settings, env, work, poll_streams=polled, server_pid=srv.pid)
             if ing.returncode != 0:
@@ -1334,7 +1370,7 @@ def run_e2e(cfg: E2EConfig) -> E2EResult:
             shutil.rmtree(work / "nats-long", ignore_errors=True)
         return E2EResult(
             cfg, settings, push, pull, fetch, ingest_startup, export_startup, main, exp, comps, long,
-            cpu, time.perf_counter() - t_wall,
+            cpu, time.perf_counter() - t_wall, rust,
         )  # fmt: skip
     finally:
         if own_tmp is not None:

@@ -515,6 +515,13 @@ def e2e_section(r: Any) -> Section:
         min(r.ceiling_fetch_s),
         statistics.median(r.ceiling_fetch_s),
     )
+    rust_c = Row(
+        "Rust consumer (tidstream._core, async-nats ordered pull) -> Python batches, dropped",
+        "raw stream, 1 connection",
+        n,
+        min(r.ceiling_rust_s),
+        statistics.median(r.ceiling_rust_s),
+    )
     ing_total = Row(
         "ingest flow, 1 process: start to all accounted for",
         "raw → readings + DLQ",
@@ -547,10 +554,10 @@ def e2e_section(r: Any) -> Section:
         r.export_net_s,
         ours=True,
     )
-    rows = [push, pull, fetch, ing_total, ing_net, exp_total, exp_net]
+    rows = [push, pull, fetch, rust_c, ing_total, ing_net, exp_total, exp_net]
     if r.long is not None:
         ln = r.long.frames
-        rows.insert(5, Row(f"ingest flow, long run (fleet x{cfg.long_factor}): start to all accounted for",
+        rows.insert(6, Row(f"ingest flow, long run (fleet x{cfg.long_factor}): start to all accounted for",
                            "raw → readings + DLQ", ln, r.long.run.complete_s, r.long.run.complete_s,
                            ours=True))  # fmt: skip
     sec.tables.append(

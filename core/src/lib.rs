@@ -21,6 +21,7 @@ pub mod fill;
 pub mod forecast;
 pub mod json_rows;
 mod mem;
+pub mod natsio;
 pub mod reading;
 pub mod routes;
 pub mod sim;

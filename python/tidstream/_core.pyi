@@ -340,3 +340,46 @@ def parse_vrplib(text: str, rounding: str = "tsplib") -> dict[str, Any]:
 
 def parse_vrplib_solution(text: str) -> tuple[list[list[int]], float | None]:
     """Parse a CVRPLIB solution: (routes as lists of customer numbers, cost or None)."""
+
+# --- NATS JetStream I/O in Rust (prototype, docs/NATSIO.md; wrapper: tidstream.nats.rustio)
+
+class _ConsumedBatch(TypedDict):
+    seqs: npt.NDArray[np.int64]
+    timestamps_ns: npt.NDArray[np.int64]
+    num_pending: int | None
+    subject_offsets: npt.NDArray[np.int64]
+    subject_data: npt.NDArray[np.uint8]
+    payload_offsets: npt.NDArray[np.int64]
+    payload_data: npt.NDArray[np.uint8]
+    errors: list[str]
+
+class _PublishResults(TypedDict):
+    seqs: npt.NDArray[np.int64]
+    duplicate: npt.NDArray[np.bool_]
+    errors: list[str | None]
+
+@final
+class NatsConsumer:
+    """Ordered pull consumer on ``stream`` for ``filter_subject``, messages after
+    ``after_seq``. ``settings``: dict from ``tidstream.nats.rustio.settings_dict``."""
+
+    def __new__(
+        cls, settings: dict[str, Any], stream: str, filter_subject: str, after_seq: int = 0
+    ) -> NatsConsumer: ...
+    def next_batch(self, max_msgs: int, timeout_ms: float) -> _ConsumedBatch:
+        """Up to ``max_msgs`` messages (Arrow-style offsets + data), waiting at most
+        ``timeout_ms``; returns early at the end of the stream. Releases the GIL."""
+    @property
+    def last_seq(self) -> int:
+        """Stream sequence of the last message returned."""
+
+@final
+class NatsPublisher:
+    """JetStream publisher awaiting every PubAck (``ack_timeout_ms`` each)."""
+
+    def __new__(cls, settings: dict[str, Any], ack_timeout_ms: float = 5000.0) -> NatsPublisher: ...
+    def publish_batch(
+        self, subjects: list[str], payloads: list[bytes], msg_ids: list[str], max_inflight: int = 4096
+    ) -> _PublishResults:
+        """Publish with ``Nats-Msg-Id`` (none when empty) and wait for every ack.
+        Releases the GIL."""

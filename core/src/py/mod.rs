@@ -5,6 +5,7 @@ mod convert;
 mod errors;
 mod forecast;
 mod json_rows;
+mod natsio;
 mod routes;
 mod sim;
 
@@ -494,5 +495,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     forecast::register(m)?;
     routes::register(m)?;
     json_rows::register(m)?;
+    natsio::register(m)?;
     Ok(())
 }

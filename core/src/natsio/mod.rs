@@ -1,0 +1,515 @@
+//! NATS JetStream I/O in Rust (prototype, docs/NATSIO.md): an ordered pull consumer that
+//! hands out columnar batches, and a JetStream publisher that awaits every PubAck.
+//!
+//! Each handle owns a small tokio runtime (one worker thread) and its own connection:
+//! the worker reads the socket and keeps the consumer's pull requests going while the
+//! caller (Python, with the GIL) works on the previous batch. The caller blocks only in
+//! [`Consumer::next_batch`] / [`Publisher::publish_batch`]. No PyO3 here.
+//!
+//! Secrets (password, token, seeds, `user:pass@` in URLs) never appear in the errors:
+//! every message passes through [`ConnectSettings::mask`].
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
+use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::jetstream::message::PublishMessage;
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use tokio::runtime::Runtime;
+
+/// How to reach NATS: the fields of tidstream's `NatsSettings` (python/tidstream/config.py).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectSettings {
+    /// Server URLs (`nats://`, `tls://`; `user:pass@` userinfo allowed).
+    pub urls: Vec<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    /// File holding an NKEY user seed (`SU...`).
+    pub nkey_seed_file: Option<PathBuf>,
+    /// A `.creds` file (JWT + seed).
+    pub credentials_file: Option<PathBuf>,
+    pub tls_ca_file: Option<PathBuf>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// Seconds for one connection attempt.
+    pub connect_timeout_s: f64,
+    /// Client name shown in server monitoring.
+    pub name: String,
+    /// Reply subject prefix (`_INBOX` when None).
+    pub inbox_prefix: Option<String>,
+}
+
+/// Failures of the NATS I/O; messages never hold a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NatsIoError {
+    /// Bad settings (a file that cannot be read, a key without a cert, ...).
+    Config(String),
+    /// No connection could be made.
+    Connect(String),
+    /// The stream or consumer could not be set up, or the consumer failed for good.
+    Consumer(String),
+    /// A publish could not be sent at all (per-message failures are in [`PublishResults`]).
+    Publish(String),
+}
+
+impl std::fmt::Display for NatsIoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NatsIoError::Config(m) => write!(f, "NATS settings: {m}"),
+            NatsIoError::Connect(m) => write!(f, "cannot connect to NATS: {m}"),
+            NatsIoError::Consumer(m) => write!(f, "JetStream consumer: {m}"),
+            NatsIoError::Publish(m) => write!(f, "JetStream publish: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for NatsIoError {}
+
+impl ConnectSettings {
+    /// `text` with every secret of these settings replaced by `***`.
+    pub fn mask(&self, text: &str) -> String {
+        let mut secrets: Vec<String> = Vec::new();
+        secrets.extend(self.password.iter().cloned());
+        secrets.extend(self.token.iter().cloned());
+        for u in &self.urls {
+            if let Some((_, rest)) = u.split_once("://") {
+                if let Some((userinfo, _)) = rest.rsplit_once('@') {
+                    secrets.push(userinfo.to_string());
+                    if let Some((_, pw)) = userinfo.split_once(':') {
+                        secrets.push(pw.to_string());
+                    }
+                }
+            }
+        }
+        secrets.retain(|s| !s.is_empty());
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut out = text.to_string();
+        for s in secrets {
+            out = out.replace(&s, "***");
+        }
+        out
+    }
+
+    /// The URLs without userinfo, for messages.
+    pub fn redacted_urls(&self) -> String {
+        self.urls
+            .iter()
+            .map(|u| match u.split_once("://") {
+                Some((scheme, rest)) => match rest.rsplit_once('@') {
+                    Some((_, host)) => format!("{scheme}://***@{host}"),
+                    None => u.clone(),
+                },
+                None => u.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    async fn options(&self) -> Result<async_nats::ConnectOptions, NatsIoError> {
+        let mut o = match &self.credentials_file {
+            Some(p) => async_nats::ConnectOptions::with_credentials_file(p)
+                .await
+                .map_err(|e| {
+                    NatsIoError::Config(format!(
+                        "cannot read credentials file {}: {}",
+                        p.display(),
+                        e.kind()
+                    ))
+                })?,
+            None => async_nats::ConnectOptions::new(),
+        };
+        if let Some(user) = &self.user {
+            o = o.user_and_password(user.clone(), self.password.clone().unwrap_or_default());
+        }
+        if let Some(token) = &self.token {
+            o = o.token(token.clone());
+        }
+        if let Some(p) = &self.nkey_seed_file {
+            let seed = std::fs::read_to_string(p).map_err(|e| {
+                NatsIoError::Config(format!(
+                    "cannot read NKEY seed file {}: {}",
+                    p.display(),
+                    e.kind()
+                ))
+            })?;
+            o = o.nkey(seed.trim().to_string());
+        }
+        if let Some(ca) = &self.tls_ca_file {
+            o = o.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(c), Some(k)) => {
+                o = o
+                    .add_client_certificate(c.clone(), k.clone())
+                    .require_tls(true);
+            }
+            (Some(_), None) => {
+                return Err(NatsIoError::Config(
+                    "tls_cert_file given without tls_key_file".into(),
+                ))
+            }
+            _ => {}
+        }
+        if let Some(prefix) = &self.inbox_prefix {
+            o = o.custom_inbox_prefix(prefix);
+        }
+        if !self.name.is_empty() {
+            o = o.name(&self.name);
+        }
+        let timeout = if self.connect_timeout_s > 0.0 {
+            Duration::from_secs_f64(self.connect_timeout_s)
+        } else {
+            Duration::from_secs(5)
+        };
+        Ok(o.connection_timeout(timeout)
+            // Keep reconnecting for ever once connected, like connect.py does with nats-py.
+            .max_reconnects(None)
+            .ping_interval(Duration::from_secs(20)))
+    }
+
+    /// Connect on the current runtime (the first connection attempt must succeed).
+    pub async fn connect(&self) -> Result<async_nats::Client, NatsIoError> {
+        if self.urls.is_empty() {
+            return Err(NatsIoError::Config("no server URL".into()));
+        }
+        let opts = self.options().await?;
+        opts.connect(self.urls.as_slice()).await.map_err(|e| {
+            NatsIoError::Connect(format!(
+                "{} ({})",
+                self.mask(&e.to_string()),
+                self.redacted_urls()
+            ))
+        })
+    }
+}
+
+fn runtime(name: &str) -> Result<Runtime, NatsIoError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(|e| NatsIoError::Config(format!("cannot start the I/O runtime: {e}")))
+}
+
+/// One batch of consumed messages, columnar (Arrow-style offsets: row `i` of `subjects`
+/// is `subject_data[subject_offsets[i]..subject_offsets[i + 1]]`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MessageBatch {
+    /// Stream sequence of each message.
+    pub seqs: Vec<i64>,
+    /// Server receive time of each message, ns since the Unix epoch (UTC).
+    pub timestamps_ns: Vec<i64>,
+    /// Messages still pending for the consumer after the last one of the batch (0 = at the
+    /// end of the stream when the batch was read); `None` for an empty batch.
+    pub num_pending: Option<u64>,
+    pub subject_offsets: Vec<i64>,
+    pub subject_data: Vec<u8>,
+    pub payload_offsets: Vec<i64>,
+    pub payload_data: Vec<u8>,
+    /// Transient consumer errors seen while filling the batch (the ordered consumer
+    /// recreates itself after them: server restarts, missed heartbeats).
+    pub transient_errors: Vec<String>,
+}
+
+impl MessageBatch {
+    fn with_capacity(n: usize) -> Self {
+        let mut b = MessageBatch {
+            seqs: Vec::with_capacity(n),
+            timestamps_ns: Vec::with_capacity(n),
+            subject_offsets: Vec::with_capacity(n + 1),
+            payload_offsets: Vec::with_capacity(n + 1),
+            ..Default::default()
+        };
+        b.subject_offsets.push(0);
+        b.payload_offsets.push(0);
+        b
+    }
+
+    /// Number of messages.
+    pub fn len(&self) -> usize {
+        self.seqs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seqs.is_empty()
+    }
+
+    fn push(&mut self, m: &async_nats::jetstream::Message) -> Result<(), String> {
+        let info = m
+            .info()
+            .map_err(|e| format!("bad JetStream reply subject: {e}"))?;
+        self.seqs.push(info.stream_sequence as i64);
+        self.timestamps_ns
+            .push(i64::try_from(info.published.unix_timestamp_nanos()).unwrap_or(i64::MAX));
+        self.num_pending = Some(info.pending);
+        self.subject_data
+            .extend_from_slice(m.message.subject.as_str().as_bytes());
+        self.subject_offsets.push(self.subject_data.len() as i64);
+        self.payload_data.extend_from_slice(&m.message.payload);
+        self.payload_offsets.push(self.payload_data.len() as i64);
+        Ok(())
+    }
+}
+
+/// An ordered pull consumer (ephemeral, no acks, recreated by async-nats on a sequence
+/// gap or missed heartbeats): every message of `filter_subject` in `stream` after a start
+/// sequence, in stream order. Back-pressure: async-nats keeps at most one pull request
+/// (500 messages) ahead of the caller.
+pub struct Consumer {
+    /// The message stream and the client; `None` only while dropping (they must be
+    /// dropped inside the runtime: async-nats spawns the unsubscribe on drop).
+    io: Option<(Pin<Box<Ordered>>, async_nats::Client)>,
+    rt: Runtime,
+    /// Stream sequence of the last message handed out (0 = none yet).
+    pub last_seq: u64,
+}
+
+impl Consumer {
+    /// Connect and create the consumer: messages with stream sequence > `after_seq`.
+    pub fn open(
+        settings: &ConnectSettings,
+        stream: &str,
+        filter_subject: &str,
+        after_seq: u64,
+    ) -> Result<Consumer, NatsIoError> {
+        let rt = runtime("tidstream-natsio-consumer")?;
+        let (client, messages) = rt.block_on(async {
+            let client = settings.connect().await?;
+            let js = async_nats::jetstream::new(client.clone());
+            let st = js.get_stream(stream).await.map_err(|e| {
+                NatsIoError::Consumer(settings.mask(&format!("stream {stream:?}: {e}")))
+            })?;
+            let deliver_policy = if after_seq == 0 {
+                DeliverPolicy::All
+            } else {
+                DeliverPolicy::ByStartSequence {
+                    start_sequence: after_seq + 1,
+                }
+            };
+            let consumer = st
+                .create_consumer(OrderedConfig {
+                    filter_subject: filter_subject.to_string(),
+                    deliver_policy,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| NatsIoError::Consumer(settings.mask(&e.to_string())))?;
+            let messages = consumer
+                .messages()
+                .await
+                .map_err(|e| NatsIoError::Consumer(settings.mask(&e.to_string())))?;
+            Ok::<_, NatsIoError>((client, messages))
+        })?;
+        Ok(Consumer {
+            io: Some((Box::pin(messages), client)),
+            rt,
+            last_seq: after_seq,
+        })
+    }
+
+    /// Up to `max_msgs` messages. Waits up to `timeout` for the first one; then takes
+    /// what arrives until `max_msgs`, the deadline, or the end of the stream (a message
+    /// with nothing pending after it) whichever comes first. Blocks the calling thread.
+    pub fn next_batch(&mut self, max_msgs: usize, timeout: Duration) -> MessageBatch {
+        let mut batch = MessageBatch::with_capacity(max_msgs.min(65_536));
+        let Some((messages, _)) = self.io.as_mut() else {
+            return batch;
+        };
+        let last_seq = &mut self.last_seq;
+        self.rt.block_on(async {
+            let deadline = tokio::time::Instant::now() + timeout;
+            while batch.len() < max_msgs {
+                match tokio::time::timeout_at(deadline, messages.next()).await {
+                    Err(_) => break, // deadline
+                    Ok(None) => {
+                        batch
+                            .transient_errors
+                            .push("the consumer's message stream ended".into());
+                        break;
+                    }
+                    Ok(Some(Err(e))) => batch.transient_errors.push(e.to_string()),
+                    Ok(Some(Ok(m))) => match batch.push(&m) {
+                        Ok(()) => {
+                            *last_seq = *batch.seqs.last().unwrap_or(&0) as u64;
+                            if batch.num_pending == Some(0) {
+                                break; // caught up with the stream
+                            }
+                        }
+                        Err(e) => batch.transient_errors.push(e),
+                    },
+                }
+            }
+        });
+        batch
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        let _guard = self.rt.enter();
+        drop(self.io.take());
+    }
+}
+
+/// Per-message outcome of [`Publisher::publish_batch`], columnar.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PublishResults {
+    /// Stream sequence from the PubAck (0 when the message failed).
+    pub seqs: Vec<i64>,
+    /// The server reported the `Nats-Msg-Id` as already stored (not stored again).
+    pub duplicate: Vec<bool>,
+    /// `None` when acknowledged, else why not.
+    pub errors: Vec<Option<String>>,
+}
+
+/// Publishes to JetStream with `Nats-Msg-Id` and awaits every PubAck.
+pub struct Publisher {
+    /// Dropped inside the runtime (see [`Consumer`]); `None` only while dropping.
+    io: Option<(async_nats::jetstream::Context, async_nats::Client)>,
+    rt: Runtime,
+    settings: ConnectSettings,
+}
+
+impl Publisher {
+    /// Connect. `ack_timeout` bounds the wait for each PubAck.
+    pub fn open(
+        settings: &ConnectSettings,
+        ack_timeout: Duration,
+    ) -> Result<Publisher, NatsIoError> {
+        let rt = runtime("tidstream-natsio-publisher")?;
+        let (client, js) = rt.block_on(async {
+            let client = settings.connect().await?;
+            let js = async_nats::jetstream::ContextBuilder::new()
+                .timeout(ack_timeout)
+                .build(client.clone());
+            Ok::<_, NatsIoError>((client, js))
+        })?;
+        Ok(Publisher {
+            io: Some((js, client)),
+            rt,
+            settings: settings.clone(),
+        })
+    }
+
+    /// Publish `subjects[i]`, `payloads[i]` with header `Nats-Msg-Id: msg_ids[i]` (no
+    /// header when the id is empty), at most `max_inflight` PubAcks outstanding; waits for
+    /// every ack. The slices must have the same length.
+    pub fn publish_batch(
+        &self,
+        subjects: &[&str],
+        payloads: &[&[u8]],
+        msg_ids: &[&str],
+        max_inflight: usize,
+    ) -> Result<PublishResults, NatsIoError> {
+        let n = subjects.len();
+        if payloads.len() != n || msg_ids.len() != n {
+            return Err(NatsIoError::Publish(format!(
+                "{n} subjects, {} payloads and {} ids: lengths differ",
+                payloads.len(),
+                msg_ids.len()
+            )));
+        }
+        let max_inflight = max_inflight.max(1);
+        let mut out = PublishResults {
+            seqs: vec![0; n],
+            duplicate: vec![false; n],
+            errors: vec![None; n],
+        };
+        let Some((js, _)) = self.io.as_ref() else {
+            return Err(NatsIoError::Publish("publisher closed".into()));
+        };
+        let settings = &self.settings;
+        self.rt.block_on(async {
+            let mut inflight: FuturesOrdered<_> = FuturesOrdered::new();
+            let mut record =
+                |i: usize, r: Result<async_nats::jetstream::publish::PublishAck, String>| match r {
+                    Ok(ack) => {
+                        out.seqs[i] = ack.sequence as i64;
+                        out.duplicate[i] = ack.duplicate;
+                    }
+                    Err(e) => out.errors[i] = Some(settings.mask(&e)),
+                };
+            for i in 0..n {
+                let mut msg =
+                    PublishMessage::build().payload(bytes::Bytes::copy_from_slice(payloads[i]));
+                if !msg_ids[i].is_empty() {
+                    msg = msg.message_id(msg_ids[i]);
+                }
+                match js.send_publish(subjects[i].to_string(), msg).await {
+                    Ok(fut) => {
+                        let f: PublishAckFuture = fut;
+                        inflight.push_back(async move { (i, f.await.map_err(|e| e.to_string())) });
+                    }
+                    Err(e) => record(i, Err(e.to_string())),
+                }
+                while inflight.len() >= max_inflight {
+                    if let Some((j, r)) = inflight.next().await {
+                        record(j, r);
+                    }
+                }
+            }
+            while let Some((j, r)) = inflight.next().await {
+                record(j, r);
+            }
+        });
+        Ok(out)
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _guard = self.rt.enter();
+        drop(self.io.take());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_hides_password_token_and_userinfo() {
+        let s = ConnectSettings {
+            urls: vec!["nats://bob:s3cr3t@h:4222".into()],
+            password: Some("pw-123".into()),
+            token: Some("tok-9".into()),
+            ..Default::default()
+        };
+        let m = s.mask("failed pw-123 tok-9 nats://bob:s3cr3t@h:4222");
+        assert!(
+            !m.contains("pw-123") && !m.contains("tok-9") && !m.contains("s3cr3t"),
+            "{m}"
+        );
+        assert_eq!(s.redacted_urls(), "nats://***@h:4222");
+    }
+
+    #[test]
+    fn unreadable_seed_file_is_a_config_error_without_the_path_contents() {
+        let s = ConnectSettings {
+            urls: vec!["nats://127.0.0.1:1".into()],
+            nkey_seed_file: Some("/nonexistent/seed.nk".into()),
+            ..Default::default()
+        };
+        let rt = runtime("t").unwrap();
+        let e = rt.block_on(s.connect()).unwrap_err();
+        assert!(matches!(e, NatsIoError::Config(_)), "{e}");
+    }
+
+    #[test]
+    fn connect_refused_names_the_server_but_no_secret() {
+        let s = ConnectSettings {
+            urls: vec!["nats://u:hunter2@127.0.0.1:1".into()],
+            connect_timeout_s: 1.0,
+            ..Default::default()
+        };
+        let rt = runtime("t").unwrap();
+        let e = rt.block_on(s.connect()).unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("127.0.0.1:1"), "{e}");
+    }
+}
