@@ -39,7 +39,7 @@ fn main() {
                 battery_pct: Some((x % 101) as f64),
                 battery_v: Some(2.5 + (x % 1000) as f64 / 1000.0),
                 temperature_c: Some((x % 900) as f64 / 10.0 - 40.0),
-                tilt: Some(x % 20 == 0),
+                tilt: Some(x.is_multiple_of(20)),
                 fire_alarm: Some(false),
                 measured_at_ms: Some(1_700_000_000_000 + i as i64 * 1000),
                 ..Reading::default()

@@ -68,7 +68,10 @@ pub(crate) fn append_streaming<T: Copy>(v: &mut Vec<T>, src: &[T]) {
         let bytes = std::mem::size_of_val(src);
         let len = v.len();
         let dst = v.spare_capacity_mut();
-        if dst.len() >= src.len() && bytes % 16 == 0 && (dst.as_ptr() as usize) % 16 == 0 {
+        if dst.len() >= src.len()
+            && bytes.is_multiple_of(16)
+            && (dst.as_ptr() as usize).is_multiple_of(16)
+        {
             let d = dst.as_mut_ptr().cast::<__m128i>();
             let s = src.as_ptr().cast::<__m128i>();
             for i in 0..bytes / 16 {

@@ -136,7 +136,7 @@ impl Bitmap {
     }
     #[inline]
     pub fn push(&mut self, bit: bool) {
-        if self.len % 8 == 0 {
+        if self.len.is_multiple_of(8) {
             self.bytes.push(0);
         }
         if bit {
@@ -163,7 +163,7 @@ impl Bitmap {
     /// `bits` bits, all 1 (the bits past `bits` in the last byte stay 0).
     pub fn ones(bits: usize) -> Self {
         let mut bytes = vec![0xFF; bits.div_ceil(8)];
-        if bits % 8 != 0 {
+        if !bits.is_multiple_of(8) {
             if let Some(last) = bytes.last_mut() {
                 *last = (1u8 << (bits % 8)) - 1;
             }
@@ -230,7 +230,7 @@ impl Bitmap {
                 .map(|x| x.count_ones() as usize)
                 .sum::<usize>()
         });
-        if self.len % 8 != 0 {
+        if !self.len.is_multiple_of(8) {
             let m = (1u8 << (self.len % 8)) - 1;
             c += self
                 .bytes
@@ -714,7 +714,7 @@ fn push_words(b: &mut Bitmap, words: &[u64; CHUNK_WORDS], m: usize) {
     for (dst, w) in bytes.chunks_exact_mut(8).zip(words) {
         dst.copy_from_slice(&w.to_le_bytes());
     }
-    if m % 8 != 0 {
+    if !m.is_multiple_of(8) {
         // Bits past the last row stay 0.
         bytes[nbytes - 1] &= (1u8 << (m % 8)) - 1;
     }

@@ -98,7 +98,7 @@ fn frame(c: &dyn Codec, seed: u64) -> Option<Vec<u8>> {
         x ^= x << 17;
         x
     };
-    let pick = |v: u64, k: u64| v % k == 0;
+    let pick = |v: u64, k: u64| v.is_multiple_of(k);
     let r = Reading {
         distance_mm: (!pick(next(), 9)).then(|| (next() % 4000) as f64),
         battery_pct: (!pick(next(), 7)).then(|| (next() % 101) as f64),

@@ -995,17 +995,21 @@ mod tests {
                 x ^= x >> 7;
                 x ^= x << 17;
                 let r = Reading {
-                    distance_mm: Some(if x % 50 == 0 { 20.0 } else { (x % 4000) as f64 }),
+                    distance_mm: Some(if x.is_multiple_of(50) {
+                        20.0
+                    } else {
+                        (x % 4000) as f64
+                    }),
                     battery_pct: Some((x % 101) as f64),
                     battery_v: Some(2.5 + (x % 1000) as f64 / 1000.0),
                     temperature_c: Some((x % 900) as f64 / 10.0 - 40.0),
-                    tilt: Some(x % 7 == 0),
+                    tilt: Some(x.is_multiple_of(7)),
                     measured_at_ms: Some(1_700_000_000_000 + i as i64 * 1000),
                     ..Reading::default()
                 };
                 let at = data.len();
                 c.encode(&r, &mut data).unwrap();
-                if x % 97 == 0 {
+                if x.is_multiple_of(97) {
                     data.truncate(at + (x % 4) as usize); // a damaged frame
                 }
                 offsets.push(data.len() as i32);
