@@ -149,3 +149,19 @@ class Decentralised:
         )
         path.chmod(0o600)
         return path
+
+
+def nkey_user_server(tmp_path: Path, seed_name: str) -> tuple[Any, Key, Path]:
+    """A started embedded nats-server whose only user is a fresh NKEY user, the user's
+    key and its seed file (mode 0600) in ``tmp_path``; the caller stops the server."""
+    from tidstream.nats.server import EmbeddedServer
+
+    user = Key.new("user")
+    seed_file = tmp_path / seed_name
+    seed_file.write_bytes(user.seed + b"\n")
+    seed_file.chmod(0o600)
+    srv = EmbeddedServer(
+        store_dir=tmp_path / "nats" / "jetstream",
+        extra_config=f"authorization {{\n  users = [\n    {{ nkey: {user.public} }}\n  ]\n}}\n",
+    ).start()
+    return srv, user, seed_file

@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 from flowkit import flow_env, scripted, start_flow, write_registry
-from nkeykit import Decentralised, Key
+from nkeykit import Decentralised, Key, nkey_user_server
 from tidstream.config import NatsSettings, Settings, StreamSettings
 from tidstream.exceptions import ConnectorError
 from tidstream.nats.connect import connect
@@ -68,14 +68,7 @@ def _refused(cfg: NatsSettings) -> str:
 
 
 def test_nkey_user_runs_a_real_flow_and_a_wrong_key_is_refused(tmp_path):
-    user = Key.new("user")
-    seed_file = tmp_path / "ingest.nk"
-    seed_file.write_bytes(user.seed + b"\n")
-    seed_file.chmod(0o600)
-    srv = EmbeddedServer(
-        store_dir=tmp_path / "nats" / "jetstream",
-        extra_config=f"authorization {{\n  users = [\n    {{ nkey: {user.public} }}\n  ]\n}}\n",
-    ).start()
+    srv, user, seed_file = nkey_user_server(tmp_path, "ingest.nk")
     try:
         cfg = NatsSettings(url=srv.url, nkey_seed_file=str(seed_file))
         out = _run_ingest_under(cfg, {"TIDSTREAM_NATS_NKEY_SEED_FILE": str(seed_file)}, srv, tmp_path)

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from nkeykit import Key
+from nkeykit import Key, nkey_user_server
 from tidstream.config import NatsSettings
 from tidstream.exceptions import ConnectorError
 from tidstream.nats.connect import connect
@@ -217,13 +217,7 @@ def test_user_password_auth_and_no_secret_in_errors(tmp_path):
 
 
 def test_nkey_auth_and_a_wrong_key_is_refused(tmp_path):
-    user = Key.new("user")
-    seed_file = tmp_path / "rio.nk"
-    seed_file.write_bytes(user.seed + b"\n")
-    srv = EmbeddedServer(
-        store_dir=tmp_path / "nats" / "jetstream",
-        extra_config=f"authorization {{\n  users = [\n    {{ nkey: {user.public} }}\n  ]\n}}\n",
-    ).start()
+    srv, user, seed_file = nkey_user_server(tmp_path, "rio.nk")
     try:
         cfg = NatsSettings(url=srv.url, nkey_seed_file=str(seed_file))
         seqs = _setup(cfg, [("rio.k", b"nkey")])
