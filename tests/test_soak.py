@@ -66,8 +66,11 @@ def test_backlog_stays_in_jetstream_and_the_flow_holds_a_bounded_part(tmp_path):
     acc = res.accounting
     assert acc["frames_in"] == res.uplinks == 80_000
     assert acc["frames_with_readings"] + acc["dead_letters"] == 80_000
-    # The flow started on the whole backlog (its lag) ...
-    assert res.max_lag >= 70_000
+    # The flow started on the whole backlog (its lag) ... The lag is sampled every 0.5 s
+    # from the flow's /metrics, so the first sample comes after the flow's first batches:
+    # 68,818 to 79,000 seen (CI once drained 11,000 before its first sample); half the
+    # backlog still tells a backlog from a flow that kept up.
+    assert res.max_lag >= 0.5 * res.uplinks
     # ... and held a bounded part of it: the server's flow-control window plus the source's
     # high_water queue, ~30,000 uplinks measured; without back-pressure it is the whole
     # backlog (nats-py read all of it: 159,613 of 200,000 in flight, RSS +264 MiB).
