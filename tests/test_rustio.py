@@ -30,6 +30,11 @@ def _messages(n: int) -> list[tuple[str, bytes]]:
     return out
 
 
+def _server(tmp_path, extra_config: str = "") -> EmbeddedServer:
+    """A started embedded nats-server with its store in ``tmp_path`` (the caller stops it)."""
+    return EmbeddedServer(store_dir=tmp_path / "nats" / "jetstream", extra_config=extra_config).start()
+
+
 def _setup(cfg: NatsSettings, msgs: list[tuple[str, bytes]]) -> list[int]:
     """Stream ``RIO`` on ``rio.>`` holding ``msgs`` (published with nats-py); their seqs."""
 
@@ -170,7 +175,7 @@ def test_publish_waits_for_acks_and_a_repeated_id_is_a_duplicate_not_stored(nats
 
 
 def test_consumer_survives_a_server_restart(tmp_path):
-    srv = EmbeddedServer(store_dir=tmp_path / "nats" / "jetstream").start()
+    srv = _server(tmp_path)
     try:
         cfg = NatsSettings(url=srv.url)
         msgs = _messages(400)
@@ -193,10 +198,7 @@ def test_consumer_survives_a_server_restart(tmp_path):
 
 
 def test_user_password_auth_and_no_secret_in_errors(tmp_path):
-    srv = EmbeddedServer(
-        store_dir=tmp_path / "nats" / "jetstream",
-        extra_config='authorization {\n  user: "rio"\n  password: "pa55-w0rd-xyz"\n}\n',
-    ).start()
+    srv = _server(tmp_path, 'authorization {\n  user: "rio"\n  password: "pa55-w0rd-xyz"\n}\n')
     try:
         cfg = NatsSettings(url=srv.url, user="rio", password="pa55-w0rd-xyz")
         seqs = _setup(cfg, [("rio.a", b"1"), ("rio.b", b"2")])
@@ -237,10 +239,7 @@ def test_nkey_auth_and_a_wrong_key_is_refused(tmp_path):
 
 
 def test_token_auth(tmp_path):
-    srv = EmbeddedServer(
-        store_dir=tmp_path / "nats" / "jetstream",
-        extra_config='authorization {\n  token: "tok-s3cret-42"\n}\n',
-    ).start()
+    srv = _server(tmp_path, 'authorization {\n  token: "tok-s3cret-42"\n}\n')
     try:
         cfg = NatsSettings(url=srv.url, token="tok-s3cret-42")
         seqs = _setup(cfg, [("rio.t", b"token")])
@@ -280,7 +279,7 @@ def test_creds_file_of_decentralised_auth(tmp_path):
 
     d = Decentralised.new()
     creds = d.write_creds(tmp_path / "rio.creds")
-    srv = EmbeddedServer(store_dir=tmp_path / "nats" / "jetstream", extra_config=d.server_config()).start()
+    srv = _server(tmp_path, d.server_config())
     try:
         cfg = NatsSettings(url=srv.url, credentials_file=str(creds))
         seqs = _setup(cfg, [("rio.c", b"creds")])

@@ -55,6 +55,13 @@ __all__ = [
 WAKE_HORIZON_S = 60.0
 
 
+def _wake_at(due: datetime | None) -> datetime | None:
+    """``notify_at`` for a deadline ``due``: the deadline, at most WAKE_HORIZON_S ahead."""
+    if due is None:
+        return None
+    return min(due, datetime.now(timezone.utc) + timedelta(seconds=WAKE_HORIZON_S))
+
+
 def alert_publish(a: Alert, subjects: Subjects) -> Publish:
     """The JetStream message of an alert (deterministic id)."""
     return Publish(
@@ -203,10 +210,7 @@ class AlertLogic(StatefulLogic[dict, "Publish | TwinUpdate", DeviceState]):
         return out, StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        due = self._silent_at()
-        if due is None:
-            return None
-        return min(due, datetime.now(timezone.utc) + timedelta(seconds=WAKE_HORIZON_S))
+        return _wake_at(self._silent_at())
 
     def snapshot(self) -> DeviceState:
         import copy
@@ -236,8 +240,13 @@ class TwinSnapshotLogic(StatefulLogic[dict, None, dict]):
         self.dirty = True
         return [], StatefulLogic.RETAIN
 
+    def _due(self) -> datetime | None:
+        """When the next snapshot is due (None: nothing changed since the last one)."""
+        return self.last_write + self.interval if self.dirty else None
+
     def on_notify(self) -> tuple[Iterable[None], bool]:
-        if self.dirty and datetime.now(timezone.utc) >= self.last_write + self.interval:
+        due = self._due()
+        if due is not None and datetime.now(timezone.utc) >= due:
             self._write()
         return [], StatefulLogic.RETAIN  # else an early wake-up (WAKE_HORIZON_S)
 
@@ -247,11 +256,7 @@ class TwinSnapshotLogic(StatefulLogic[dict, None, dict]):
         return [], StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        if not self.dirty:
-            return None
-        return min(
-            self.last_write + self.interval, datetime.now(timezone.utc) + timedelta(seconds=WAKE_HORIZON_S)
-        )
+        return _wake_at(self._due())
 
     def snapshot(self) -> dict[str, dict]:
         return dict(self.entries)

@@ -773,8 +773,9 @@ pub enum Guard<'g> {
     Frame(&'g dyn Fn(&[u8]) -> bool),
 }
 
-/// [`fast_rows`], compiled for AVX2 when the CPU has it (the column loops then run
-/// on 4 lanes; the arithmetic is the same IEEE operations, so results are identical).
+/// [`fast_rows`], compiled for AVX-512 or else AVX2 when the CPU has it (the column
+/// loops then run on 8 or 4 lanes; the arithmetic is the same IEEE operations, so
+/// results are identical).
 fn fast_rows_dispatch(
     shape: &Shape,
     flat: &FlatView<'_>,
