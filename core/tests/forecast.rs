@@ -432,3 +432,132 @@ fn state_sizes_are_small() {
     );
     assert!(per <= 1100, "{per}");
 }
+
+/// FNV-1a style mix of everything the forecaster gives out after a mixed simulated
+/// workload: predictions (quantiles, exceedance, times to the threshold) at
+/// calibration and in-between horizons, accountability rows, interval levels,
+/// counters and the serialized state's bytes.
+fn golden_digest(calibrate: bool, score_rule: ScoreRule) -> (u64, u64) {
+    struct Rng(u64);
+    impl Rng {
+        fn u(&mut self) -> f64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut f = Forecaster::new(Config {
+        calibrate,
+        score_rule,
+        utc_offset_s: 3600,
+        ..Config::default()
+    })
+    .unwrap();
+    // 0..240 hourly fine sensors, 240..300 hourly coarse (tenths), 300..340 daily,
+    // 340..380 every 5 to 7 hours
+    let n = 380usize;
+    let rate: Vec<f64> = (0..n).map(|_| 0.02 + 0.2 * rng.u() * rng.u()).collect();
+    let empty_at: Vec<f64> = (0..n).map(|_| 0.7 + 0.3 * rng.u()).collect();
+    let mut level: Vec<f64> = (0..n).map(|_| 0.5 * rng.u()).collect();
+    let mut next_t: Vec<i64> = (0..n as i64).map(|c| T0 + (c % 7) * 600).collect();
+    for day in 0..45i64 {
+        let end = T0 + (day + 1) * 24 * H;
+        let mut rows: Vec<(i64, usize, f64, i8)> = Vec::new();
+        for c in 0..n {
+            let step = match c {
+                0..=299 => H,
+                300..=339 => 24 * H + 300,
+                _ => (5 + (c as i64 % 3)) * H,
+            };
+            while next_t[c] < end {
+                let tc = next_t[c];
+                let hod = ((tc / H) % 24) as usize;
+                let w = if (7..20).contains(&hod) { 1.6 } else { 0.3 };
+                level[c] += rate[c] * w * step as f64 / (24.0 * H as f64) * (0.5 + rng.u());
+                let mut tl = 0i8;
+                if level[c] > empty_at[c] {
+                    level[c] = 0.05 * rng.u();
+                    tl = i8::from(c % 2 == 0);
+                }
+                let u = rng.u();
+                let mut obs = if u < 0.004 {
+                    0.0
+                } else if u > 0.996 {
+                    0.95
+                } else if u > 0.995 {
+                    f64::NAN
+                } else {
+                    level[c] + 0.006 * (rng.u() - 0.5)
+                };
+                if (240..300).contains(&c) && obs.is_finite() {
+                    obs = (obs * 10.0).round() / 10.0;
+                }
+                rows.push((tc, c, obs, tl));
+                next_t[c] = tc + step;
+            }
+        }
+        // time-major within the day
+        rows.sort_by_key(|r| (r.0, r.1));
+        let ids: Vec<i64> = rows.iter().map(|r| r.1 as i64).collect();
+        let t: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let x: Vec<f64> = rows.iter().map(|r| r.2).collect();
+        let tilt: Vec<i8> = rows.iter().map(|r| r.3).collect();
+        f.update(IdSource::Int(&ids), &t, &x, Some(&tilt)).unwrap();
+    }
+    if calibrate {
+        // the workload exercises scoring, issuing in rotation and daily issuing
+        assert!(f.stats.scored > 10_000, "{:?}", f.stats);
+        assert!(
+            f.stats.emptyings > 100 && f.stats.spikes_high > 10,
+            "{:?}",
+            f.stats
+        );
+    }
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut mix = |v: u64| h = (h ^ v).wrapping_mul(0x100_0000_01b3);
+    let at = T0 + 45 * 24 * H - 1800;
+    let p = f
+        .predict(at, &[6.0, 24.0, 36.0, 48.0, 72.0, 100.0], None)
+        .unwrap();
+    for v in [&p.p10, &p.p50, &p.p90, &p.p_over, &p.t50, &p.t90] {
+        v.iter().for_each(|x| mix(x.to_bits()));
+    }
+    let a = f.accountability(None);
+    a.n.iter().for_each(|&v| mix(u64::from(v)));
+    for v in [&a.mae, &a.bias, &a.coverage] {
+        v.iter().for_each(|x| mix(x.to_bits()));
+    }
+    a.last.iter().for_each(|&v| mix(v as u64));
+    for (_, lo, hi) in f.interval_levels() {
+        mix(lo.to_bits());
+        mix(hi.to_bits());
+    }
+    f.stats.values().iter().for_each(|&v| mix(v));
+    let bytes = f.to_bytes();
+    let mut hb = 0xcbf2_9ce4_8422_2325u64;
+    for &b in &bytes {
+        hb = (hb ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    (h, hb)
+}
+
+/// Speed-ups of the update must not change a single output bit: digests of a mixed
+/// workload's outputs and snapshot, recorded from the code before the speed-ups.
+#[test]
+fn outputs_and_snapshot_are_bit_identical_to_the_recorded_digests() {
+    let got = [
+        golden_digest(true, ScoreRule::Cycle),
+        golden_digest(true, ScoreRule::Endpoints),
+        golden_digest(false, ScoreRule::Cycle),
+    ];
+    println!("{got:016x?}");
+    assert_eq!(got, GOLDEN);
+}
+/// Recorded from main at ebd067c (before the fcspeed4 speed-ups).
+const GOLDEN: [(u64, u64); 3] = [
+    (0x06f5_ed69_bb33_e45b, 0xe707_55e3_0e95_0d2e),
+    (0x6e8e_c7f0_cebd_4ceb, 0x5a91_4f27_5661_4925),
+    (0xd4f7_333a_b0db_9f33, 0x763b_0b0f_b5dd_fcc1),
+];
