@@ -855,16 +855,55 @@ struct Batch<'a> {
 #[inline]
 fn process(b: &mut Batch<'_>, ctx: &mut Ctx<'_>) {
     ctx.stats.readings += b.ridx.len() as u64;
+    // A large fleet's rows come (or are put) in runs per container: the rows'
+    // columns are then read at scattered places (a time-major batch grouped by
+    // container) and the container's state, pending forecasts and rolling errors are
+    // far from the caches, so both are prefetched some rows ahead of their use.
+    let ahead = b.st.len() > GROUP_ABOVE;
     match b.order {
-        None => run(b, ctx, 0..b.ridx.len()),
-        Some(o) => run(b, ctx, o.iter().map(|&j| j as usize)),
+        None => run(b, ctx, b.ridx.len(), |p| p, ahead),
+        Some(o) => run(b, ctx, o.len(), |p| o[p] as usize, ahead),
     }
 }
 
+/// Rows ahead at which a row's columns (id index, time, fill, tilt) are prefetched.
+const PREFETCH_ROWS: usize = 32;
+/// Rows ahead at which a container's state and pending forecasts are prefetched
+/// (its id index was prefetched `PREFETCH_ROWS - PREFETCH_STATE` rows before).
+const PREFETCH_STATE: usize = 12;
+
 /// The per-reading loop: one copy per row order, with `State::step` inlined in each.
+/// `at(p)` is the position in `ridx` of the `p`-th row to process.
 #[inline(always)]
-fn run(b: &mut Batch<'_>, ctx: &mut Ctx<'_>, js: impl Iterator<Item = usize>) {
-    for j in js {
+fn run(b: &mut Batch<'_>, ctx: &mut Ctx<'_>, n: usize, at: impl Fn(usize) -> usize, ahead: bool) {
+    let k = ctx.calib.horizons.len();
+    let calibrate = ctx.cfg.calibrate;
+    let mut fetched = usize::MAX;
+    for p in 0..n {
+        if ahead {
+            if p + PREFETCH_ROWS < n {
+                let j = at(p + PREFETCH_ROWS);
+                let row = b.rows.map_or(j, |rs| rs[j] as usize);
+                crate::mem::prefetch(&b.ridx[j..=j]);
+                crate::mem::prefetch(&b.t[row..=row]);
+                crate::mem::prefetch(&b.x[row..=row]);
+                if let Some(tl) = b.tilt {
+                    crate::mem::prefetch(&tl[row..=row]);
+                }
+            }
+            if p + PREFETCH_STATE < n {
+                let i = b.ridx[at(p + PREFETCH_STATE)] as usize;
+                if i != fetched {
+                    fetched = i;
+                    crate::mem::prefetch(std::slice::from_ref(&b.st[i]));
+                    if calibrate {
+                        crate::mem::prefetch(&b.pend[i * k * RING..(i + 1) * k * RING]);
+                        crate::mem::prefetch(&b.acc[i * k..(i + 1) * k]);
+                    }
+                }
+            }
+        }
+        let j = at(p);
         let row = b.rows.map_or(j, |rs| rs[j] as usize);
         let i = b.ridx[j] as usize;
         let tilt_v = b.tilt.map_or(-1, |a| a[row]);

@@ -915,7 +915,8 @@ impl State {
             let cum = cum.get_or_insert_with(|| self.profile(ctx.env).cum());
             let end = self.t_last + (hk * 3600.0) as i64;
             let f = self.forecast(ctx.env, ctx.calib, cum, end, hk, ctx.cfg.threshold);
-            let (lo, hi) = ctx.calib.levels(hk);
+            // `levels(hk)` at a calibration horizon: its own levels (weights 1 and 0)
+            let (lo, hi) = (ctx.calib.lo[k], ctx.calib.hi[k]);
             let q = f.quantiles3([lo, 0.5, hi]);
             slots[i] = Pending {
                 due: end,
