@@ -40,6 +40,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+# numba's on-disk cache of a kernel compiled under pytest (module `benches.bench_forecast`)
+# refers to the `benches` package: keep it importable so that the cache loads here too
+sys.path.append(str(HERE.parent))
 
 import baselines as B  # noqa: E402
 import numpy as np  # noqa: E402
