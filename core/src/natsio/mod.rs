@@ -20,6 +20,8 @@ use async_nats::jetstream::message::PublishMessage;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::runtime::Runtime;
 
+use crate::json_rows::Messages;
+
 /// How to reach NATS: the fields of tidstream's `NatsSettings` (python/tidstream/config.py).
 #[derive(Debug, Clone, Default)]
 pub struct ConnectSettings {
@@ -211,6 +213,10 @@ pub struct MessageBatch {
     pub subject_data: Vec<u8>,
     pub payload_offsets: Vec<i64>,
     pub payload_data: Vec<u8>,
+    /// Header lines of each message (`Key: value\r\n` each, keys sorted, the last value
+    /// of a repeated key; empty when the message has none), same offset layout.
+    pub header_offsets: Vec<i64>,
+    pub header_data: Vec<u8>,
     /// Transient consumer errors seen while filling the batch (the ordered consumer
     /// recreates itself after them: server restarts, missed heartbeats).
     pub transient_errors: Vec<String>,
@@ -223,10 +229,12 @@ impl MessageBatch {
             timestamps_ns: Vec::with_capacity(n),
             subject_offsets: Vec::with_capacity(n + 1),
             payload_offsets: Vec::with_capacity(n + 1),
+            header_offsets: Vec::with_capacity(n + 1),
             ..Default::default()
         };
         b.subject_offsets.push(0);
         b.payload_offsets.push(0);
+        b.header_offsets.push(0);
         b
     }
 
@@ -252,8 +260,42 @@ impl MessageBatch {
         self.subject_offsets.push(self.subject_data.len() as i64);
         self.payload_data.extend_from_slice(&m.message.payload);
         self.payload_offsets.push(self.payload_data.len() as i64);
+        if let Some(h) = &m.message.headers {
+            write_header_lines(&mut self.header_data, h);
+        }
+        self.header_offsets.push(self.header_data.len() as i64);
         Ok(())
     }
+}
+
+/// `Key: value\r\n` per header of `h`, keys sorted (a `HeaderMap` has no order), the last
+/// value of a repeated key (as nats-py's header dict keeps it).
+fn write_header_lines(out: &mut Vec<u8>, h: &async_nats::HeaderMap) {
+    let mut kv: Vec<(&str, &str)> = h
+        .iter()
+        .filter_map(|(k, vs)| vs.last().map(|v| (AsRef::<str>::as_ref(k), v.as_str())))
+        .collect();
+    kv.sort_unstable();
+    for (k, v) in kv {
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Header lines (`Key: value\r\n`) as a `HeaderMap` (a line without `": "` is a key
+/// with an empty value; CR / LF cannot occur: they end the lines).
+fn header_map(lines: &[u8]) -> async_nats::HeaderMap {
+    let mut h = async_nats::HeaderMap::new();
+    for line in String::from_utf8_lossy(lines)
+        .split("\r\n")
+        .filter(|l| !l.is_empty())
+    {
+        let (k, v) = line.split_once(": ").unwrap_or((line, ""));
+        h.append(k, v);
+    }
+    h
 }
 
 /// An ordered pull consumer (ephemeral, no acks, recreated by async-nats on a sequence
@@ -267,29 +309,42 @@ pub struct Consumer {
     rt: Runtime,
     /// Stream sequence of the last message handed out (0 = none yet).
     pub last_seq: u64,
+    /// Messages the consumer had to deliver when it was created (0: nothing to read).
+    pub initial_pending: u64,
 }
 
 impl Consumer {
-    /// Connect and create the consumer: messages with stream sequence > `after_seq`.
+    /// Connect and create the consumer: messages with stream sequence > `after_seq`;
+    /// when `after_seq` is 0 and `start_ns` is given, messages stored at or after that
+    /// time (ns since the Unix epoch, UTC).
     pub fn open(
         settings: &ConnectSettings,
         stream: &str,
         filter_subject: &str,
         after_seq: u64,
+        start_ns: Option<i64>,
     ) -> Result<Consumer, NatsIoError> {
+        let start_time = match (after_seq, start_ns) {
+            (0, Some(ns)) => Some(
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).map_err(|e| {
+                    NatsIoError::Config(format!("start time {ns} ns is out of range: {e}"))
+                })?,
+            ),
+            _ => None,
+        };
         let rt = runtime("tidstream-natsio-consumer")?;
-        let (client, messages) = rt.block_on(async {
+        let (client, messages, initial_pending) = rt.block_on(async {
             let client = settings.connect().await?;
             let js = async_nats::jetstream::new(client.clone());
             let st = js.get_stream(stream).await.map_err(|e| {
                 NatsIoError::Consumer(settings.mask(&format!("stream {stream:?}: {e}")))
             })?;
-            let deliver_policy = if after_seq == 0 {
-                DeliverPolicy::All
-            } else {
-                DeliverPolicy::ByStartSequence {
+            let deliver_policy = match (after_seq, start_time) {
+                (0, None) => DeliverPolicy::All,
+                (0, Some(start_time)) => DeliverPolicy::ByStartTime { start_time },
+                _ => DeliverPolicy::ByStartSequence {
                     start_sequence: after_seq + 1,
-                }
+                },
             };
             let consumer = st
                 .create_consumer(OrderedConfig {
@@ -299,16 +354,18 @@ impl Consumer {
                 })
                 .await
                 .map_err(|e| NatsIoError::Consumer(settings.mask(&e.to_string())))?;
+            let pending = consumer.cached_info().num_pending;
             let messages = consumer
                 .messages()
                 .await
                 .map_err(|e| NatsIoError::Consumer(settings.mask(&e.to_string())))?;
-            Ok::<_, NatsIoError>((client, messages))
+            Ok::<_, NatsIoError>((client, messages, pending))
         })?;
         Ok(Consumer {
             io: Some((Box::pin(messages), client)),
             rt,
             last_seq: after_seq,
+            initial_pending,
         })
     }
 
@@ -321,7 +378,9 @@ impl Consumer {
             return batch;
         };
         let last_seq = &mut self.last_seq;
-        self.rt.block_on(async {
+        // Unconstrained: tokio's cooperative budget would otherwise end a batch of buffered
+        // messages after ~128 with a zero timeout.
+        self.rt.block_on(tokio::task::unconstrained(async {
             let deadline = tokio::time::Instant::now() + timeout;
             while batch.len() < max_msgs {
                 match tokio::time::timeout_at(deadline, messages.next()).await {
@@ -344,8 +403,17 @@ impl Consumer {
                     },
                 }
             }
-        });
+        }));
         batch
+    }
+}
+
+impl Consumer {
+    /// True while the connection is up.
+    pub fn is_connected(&self) -> bool {
+        self.io
+            .as_ref()
+            .is_some_and(|(_, c)| c.connection_state() == async_nats::connection::State::Connected)
     }
 }
 
@@ -414,6 +482,60 @@ impl Publisher {
                 msg_ids.len()
             )));
         }
+        let mut msgs = Messages::default();
+        for i in 0..n {
+            msgs.push(subjects[i], msg_ids[i], &[], payloads[i])
+                .map_err(|e| NatsIoError::Publish(e.to_string()))?;
+        }
+        self.publish_messages(&msgs, None, max_inflight)
+    }
+}
+
+impl Publisher {
+    /// True while the connection is up.
+    pub fn is_connected(&self) -> bool {
+        self.io
+            .as_ref()
+            .is_some_and(|(_, c)| c.connection_state() == async_nats::connection::State::Connected)
+    }
+
+    /// Connections made so far (1 + reconnects).
+    pub fn connects(&self) -> u64 {
+        self.io.as_ref().map_or(0, |(_, c)| {
+            c.statistics()
+                .connects
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
+    /// Publish messages `rows` of `msgs` (all when `None`) with their `Nats-Msg-Id` and
+    /// headers, at most `max_inflight` PubAcks outstanding, and wait for every ack. Row
+    /// `k` of the result is the `k`-th message published. A bad row index is an error
+    /// before anything is sent.
+    pub fn publish_messages(
+        &self,
+        msgs: &Messages,
+        rows: Option<&[i64]>,
+        max_inflight: usize,
+    ) -> Result<PublishResults, NatsIoError> {
+        let pick: Vec<usize> = match rows {
+            None => (0..msgs.len()).collect(),
+            Some(rows) => rows
+                .iter()
+                .map(|&r| {
+                    usize::try_from(r)
+                        .ok()
+                        .filter(|&i| i < msgs.len())
+                        .ok_or_else(|| {
+                            NatsIoError::Publish(format!(
+                                "row {r} out of range ({} messages)",
+                                msgs.len()
+                            ))
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let n = pick.len();
         let max_inflight = max_inflight.max(1);
         let mut out = PublishResults {
             seqs: vec![0; n],
@@ -427,25 +549,29 @@ impl Publisher {
         self.rt.block_on(async {
             let mut inflight: FuturesOrdered<_> = FuturesOrdered::new();
             let mut record =
-                |i: usize, r: Result<async_nats::jetstream::publish::PublishAck, String>| match r {
+                |k: usize, r: Result<async_nats::jetstream::publish::PublishAck, String>| match r {
                     Ok(ack) => {
-                        out.seqs[i] = ack.sequence as i64;
-                        out.duplicate[i] = ack.duplicate;
+                        out.seqs[k] = ack.sequence as i64;
+                        out.duplicate[k] = ack.duplicate;
                     }
-                    Err(e) => out.errors[i] = Some(settings.mask(&e)),
+                    Err(e) => out.errors[k] = Some(settings.mask(&e)),
                 };
-            for i in 0..n {
+            for (k, &i) in pick.iter().enumerate() {
+                let lines = msgs.header_lines(i);
                 let mut msg =
-                    PublishMessage::build().payload(bytes::Bytes::copy_from_slice(payloads[i]));
-                if !msg_ids[i].is_empty() {
-                    msg = msg.message_id(msg_ids[i]);
+                    PublishMessage::build().payload(bytes::Bytes::copy_from_slice(msgs.payload(i)));
+                if !lines.is_empty() {
+                    msg = msg.headers(header_map(lines));
                 }
-                match js.send_publish(subjects[i].to_string(), msg).await {
+                if !msgs.msg_id(i).is_empty() {
+                    msg = msg.message_id(msgs.msg_id(i));
+                }
+                match js.send_publish(msgs.subject(i).to_string(), msg).await {
                     Ok(fut) => {
                         let f: PublishAckFuture = fut;
-                        inflight.push_back(async move { (i, f.await.map_err(|e| e.to_string())) });
+                        inflight.push_back(async move { (k, f.await.map_err(|e| e.to_string())) });
                     }
-                    Err(e) => record(i, Err(e.to_string())),
+                    Err(e) => record(k, Err(e.to_string())),
                 }
                 while inflight.len() >= max_inflight {
                     if let Some((j, r)) = inflight.next().await {
