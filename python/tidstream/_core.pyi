@@ -379,6 +379,8 @@ class NatsConsumer:
     @property
     def last_seq(self) -> int:
         """Stream sequence of the last message returned."""
+    def take_events(self) -> list[str]:
+        """Connection events since the last call (``connected``, ``disconnected``, ...)."""
     @property
     def initial_pending(self) -> int:
         """Messages the consumer had to deliver when it was created (0: nothing to read)."""
@@ -407,3 +409,5 @@ class NatsPublisher:
     @property
     def connects(self) -> int:
         """Connections made so far (1 + reconnects)."""
+    def take_events(self) -> list[str]:
+        """Connection events since the last call (``connected``, ``disconnected``, ...)."""

@@ -11,6 +11,7 @@
 
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
@@ -111,7 +112,7 @@ impl ConnectSettings {
             .join(",")
     }
 
-    async fn options(&self) -> Result<async_nats::ConnectOptions, NatsIoError> {
+    async fn options(&self, events: EventLog) -> Result<async_nats::ConnectOptions, NatsIoError> {
         let mut o = match &self.credentials_file {
             Some(p) => async_nats::ConnectOptions::with_credentials_file(p)
                 .await
@@ -162,6 +163,11 @@ impl ConnectSettings {
         if !self.name.is_empty() {
             o = o.name(&self.name);
         }
+        let masker = self.clone();
+        o = o.event_callback(move |ev| {
+            events.push(masker.mask(&ev.to_string()));
+            async {}
+        });
         let timeout = if self.connect_timeout_s > 0.0 {
             Duration::from_secs_f64(self.connect_timeout_s)
         } else {
@@ -175,10 +181,18 @@ impl ConnectSettings {
 
     /// Connect on the current runtime (the first connection attempt must succeed).
     pub async fn connect(&self) -> Result<async_nats::Client, NatsIoError> {
+        self.connect_logged(EventLog::default()).await
+    }
+
+    /// [`ConnectSettings::connect`], the connection's events going to `events`.
+    pub async fn connect_logged(
+        &self,
+        events: EventLog,
+    ) -> Result<async_nats::Client, NatsIoError> {
         if self.urls.is_empty() {
             return Err(NatsIoError::Config("no server URL".into()));
         }
-        let opts = self.options().await?;
+        let opts = self.options(events).await?;
         opts.connect(self.urls.as_slice()).await.map_err(|e| {
             NatsIoError::Connect(format!(
                 "{} ({})",
@@ -186,6 +200,25 @@ impl ConnectSettings {
                 self.redacted_urls()
             ))
         })
+    }
+}
+
+/// Connection events of one handle (`connected`, `disconnected`, server errors, ...) as
+/// masked text, oldest first, kept (at most 1,000) until [`EventLog::take`].
+#[derive(Debug, Clone, Default)]
+pub struct EventLog(Arc<Mutex<Vec<String>>>);
+
+impl EventLog {
+    fn push(&self, text: String) {
+        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if v.len() < 1000 {
+            v.push(text);
+        }
+    }
+
+    /// The events so far (and forget them).
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -311,6 +344,44 @@ pub struct Consumer {
     pub last_seq: u64,
     /// Messages the consumer had to deliver when it was created (0: nothing to read).
     pub initial_pending: u64,
+    /// Its connection's events.
+    pub events: EventLog,
+    /// To recreate the consumer after a reconnect: the stream, the filter, where to
+    /// start when nothing was handed out yet, the connection count it was created at.
+    st: async_nats::jetstream::stream::Stream,
+    filter: String,
+    start: DeliverPolicy,
+    connects: u64,
+    settings: ConnectSettings,
+}
+
+/// The ordered consumer's message stream (and its pending count at creation).
+async fn ordered(
+    st: &async_nats::jetstream::stream::Stream,
+    filter: &str,
+    deliver_policy: DeliverPolicy,
+    settings: &ConnectSettings,
+) -> Result<(Ordered, u64), NatsIoError> {
+    let consumer = st
+        .create_consumer(OrderedConfig {
+            filter_subject: filter.to_string(),
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| NatsIoError::Consumer(settings.mask(&e.to_string())))?;
+    let pending = consumer.cached_info().num_pending;
+    let messages = consumer
+        .messages()
+        .await
+        .map_err(|e| NatsIoError::Consumer(settings.mask(&e.to_string())))?;
+    Ok((messages, pending))
+}
+
+fn connects(c: &async_nats::Client) -> u64 {
+    c.statistics()
+        .connects
+        .load(std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Consumer {
@@ -333,40 +404,75 @@ impl Consumer {
             _ => None,
         };
         let rt = runtime("tidstream-natsio-consumer")?;
-        let (client, messages, initial_pending) = rt.block_on(async {
-            let client = settings.connect().await?;
+        let events = EventLog::default();
+        let start = match (after_seq, start_time) {
+            (0, None) => DeliverPolicy::All,
+            (0, Some(start_time)) => DeliverPolicy::ByStartTime { start_time },
+            _ => DeliverPolicy::ByStartSequence {
+                start_sequence: after_seq + 1,
+            },
+        };
+        let (client, st, messages, initial_pending) = rt.block_on(async {
+            let client = settings.connect_logged(events.clone()).await?;
             let js = async_nats::jetstream::new(client.clone());
             let st = js.get_stream(stream).await.map_err(|e| {
                 NatsIoError::Consumer(settings.mask(&format!("stream {stream:?}: {e}")))
             })?;
-            let deliver_policy = match (after_seq, start_time) {
-                (0, None) => DeliverPolicy::All,
-                (0, Some(start_time)) => DeliverPolicy::ByStartTime { start_time },
-                _ => DeliverPolicy::ByStartSequence {
-                    start_sequence: after_seq + 1,
-                },
-            };
-            let consumer = st
-                .create_consumer(OrderedConfig {
-                    filter_subject: filter_subject.to_string(),
-                    deliver_policy,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| NatsIoError::Consumer(settings.mask(&e.to_string())))?;
-            let pending = consumer.cached_info().num_pending;
-            let messages = consumer
-                .messages()
-                .await
-                .map_err(|e| NatsIoError::Consumer(settings.mask(&e.to_string())))?;
-            Ok::<_, NatsIoError>((client, messages, pending))
+            let (messages, pending) = ordered(&st, filter_subject, start.clone(), settings).await?;
+            Ok::<_, NatsIoError>((client, st, messages, pending))
         })?;
+        let connects = connects(&client);
         Ok(Consumer {
             io: Some((Box::pin(messages), client)),
             rt,
             last_seq: after_seq,
             initial_pending,
+            events,
+            st,
+            filter: filter_subject.to_string(),
+            start,
+            connects,
+            settings: settings.clone(),
         })
+    }
+
+    /// After a reconnect, a new consumer from the last message handed out: the server
+    /// may have lost the old one (a restart), and async-nats would only notice after two
+    /// missed 15-s heartbeats. Nothing is lost or repeated: it starts after `last_seq`.
+    fn recreate_after_reconnect(&mut self, errors: &mut Vec<String>) {
+        let Some((_, client)) = self.io.as_ref() else {
+            return;
+        };
+        let now = connects(client);
+        if now == self.connects
+            || client.connection_state() != async_nats::connection::State::Connected
+        {
+            return;
+        }
+        let policy = if self.last_seq == 0 {
+            self.start.clone()
+        } else {
+            DeliverPolicy::ByStartSequence {
+                start_sequence: self.last_seq + 1,
+            }
+        };
+        let made = self
+            .rt
+            .block_on(ordered(&self.st, &self.filter, policy, &self.settings));
+        match made {
+            Ok((messages, _)) => {
+                let _guard = self.rt.enter();
+                if let Some((old, _)) = self.io.as_mut() {
+                    drop(std::mem::replace(old, Box::pin(messages)));
+                }
+                self.connects = now;
+                errors.push(format!(
+                    "reconnected: consumer recreated after stream sequence {}",
+                    self.last_seq
+                ));
+            }
+            Err(e) => errors.push(format!("reconnected, consumer not recreated yet: {e}")),
+        }
     }
 
     /// Up to `max_msgs` messages. Waits up to `timeout` for the first one; then takes
@@ -374,6 +480,7 @@ impl Consumer {
     /// with nothing pending after it) whichever comes first. Blocks the calling thread.
     pub fn next_batch(&mut self, max_msgs: usize, timeout: Duration) -> MessageBatch {
         let mut batch = MessageBatch::with_capacity(max_msgs.min(65_536));
+        self.recreate_after_reconnect(&mut batch.transient_errors);
         let Some((messages, _)) = self.io.as_mut() else {
             return batch;
         };
@@ -441,6 +548,8 @@ pub struct Publisher {
     io: Option<(async_nats::jetstream::Context, async_nats::Client)>,
     rt: Runtime,
     settings: ConnectSettings,
+    /// Its connection's events.
+    pub events: EventLog,
 }
 
 impl Publisher {
@@ -450,8 +559,9 @@ impl Publisher {
         ack_timeout: Duration,
     ) -> Result<Publisher, NatsIoError> {
         let rt = runtime("tidstream-natsio-publisher")?;
+        let events = EventLog::default();
         let (client, js) = rt.block_on(async {
-            let client = settings.connect().await?;
+            let client = settings.connect_logged(events.clone()).await?;
             let js = async_nats::jetstream::ContextBuilder::new()
                 .timeout(ack_timeout)
                 .build(client.clone());
@@ -461,6 +571,7 @@ impl Publisher {
             io: Some((js, client)),
             rt,
             settings: settings.clone(),
+            events,
         })
     }
 

@@ -117,6 +117,15 @@ impl NatsConsumer {
         Ok(d)
     }
 
+    /// Connection events since the last call (`connected`, `disconnected`, ...), masked.
+    fn take_events(&self) -> PyResult<Vec<String>> {
+        let c = self
+            .inner
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("consumer poisoned by an earlier panic"))?;
+        Ok(c.events.take())
+    }
+
     /// Messages the consumer had to deliver when it was created (0: nothing to read).
     #[getter]
     fn initial_pending(&self) -> PyResult<u64> {
@@ -220,6 +229,11 @@ impl NatsPublisher {
     #[getter]
     fn connects(&self) -> u64 {
         self.inner.connects()
+    }
+
+    /// Connection events since the last call (`connected`, `disconnected`, ...), masked.
+    fn take_events(&self) -> Vec<String> {
+        self.inner.events.take()
     }
 }
 

@@ -626,6 +626,7 @@ class _RustSinkPartition(_SinkBase):
         _log_outage()
         while not self._pub.is_connected:
             time.sleep(0.25)
+            self._pub.log_events()
         return True
 
     def _connects(self) -> int:

@@ -12,6 +12,8 @@ NKEY seed file, ``.creds`` file, TLS CA/cert/key); no secret ever appears in the
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -62,6 +64,36 @@ def settings_dict(cfg: NatsSettings) -> dict[str, Any]:
         "name": cfg.name,
         "inbox_prefix": cfg.inbox_prefix,
     }
+
+
+_log = logging.getLogger("tidstream.nats")
+
+
+class _EventLogger:
+    """Logs a Rust handle's connection events as :func:`tidstream.nats.connect.connect`
+    logs nats-py's (same texts, same logger)."""
+
+    def __init__(self, cfg: NatsSettings) -> None:
+        self._where = cfg.redacted()["url"]
+        self._connected = False  # the first "connected" is the initial connection
+
+    def log(self, events: list[str]) -> None:
+        where = self._where
+        for e, group in itertools.groupby(events):
+            if e.startswith("client error"):  # one per failed reconnect attempt: once per run
+                _log.warning("NATS error: %s (x%d)", e, len(list(group)), extra={"nats": where})
+                continue
+            if e == "connected":
+                if self._connected:
+                    _log.info("NATS reconnected to %s", where, extra={"nats": where})
+                self._connected = True
+            elif e == "disconnected":
+                self._connected = True
+                _log.warning("NATS disconnected from %s; reconnecting", where, extra={"nats": where})
+            elif e == "closed":
+                _log.debug("NATS connection to %s closed", where, extra={"nats": where})
+            else:
+                _log.warning("NATS error: %s", e, extra={"nats": where})
 
 
 @dataclass(frozen=True)
@@ -145,6 +177,8 @@ class RustConsumer:
             self._c = NatsConsumer(settings_dict(cfg), stream, filter_subject, after_seq, start_ns)
         except (ConnectionError, RuntimeError, ValueError, OverflowError) as e:
             raise ConnectorError(str(e)) from None
+        self._events = _EventLogger(cfg)
+        self._events.log(self._c.take_events())
 
     @property
     def initial_pending(self) -> int:
@@ -165,6 +199,7 @@ class RustConsumer:
         """Up to ``max_msgs`` messages: waits up to ``timeout_ms`` for them, returns early
         at the end of the stream (``num_pending == 0``). Empty on timeout."""
         d = self._c.next_batch(max_msgs, timeout_ms)
+        self._events.log(self._c.take_events())  # connection events, logged as nats-py's
         return MessageBatch(**d)
 
 
@@ -194,6 +229,12 @@ class RustPublisher:
             self._p = NatsPublisher(settings_dict(cfg), ack_timeout_s * 1000.0)
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise ConnectorError(str(e)) from None
+        self._events = _EventLogger(cfg)
+        self._events.log(self._p.take_events())
+
+    def log_events(self) -> None:
+        """Log the connection events since the last call (as nats-py's are logged)."""
+        self._events.log(self._p.take_events())
 
     def publish_batch(
         self, subjects: list[str], payloads: list[bytes], msg_ids: list[str], max_inflight: int = 4096
@@ -215,6 +256,8 @@ class RustPublisher:
             d = self._p.publish_pubbatch(batch, rows, max_inflight)
         except RuntimeError as e:
             raise ConnectorError(str(e)) from None
+        finally:
+            self.log_events()
         return PublishResult(**d)
 
     @property
