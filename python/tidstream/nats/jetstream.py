@@ -12,6 +12,11 @@ waits for every PubAck (in atomic mode: every atomic batch's PubAck) before
 ids and JetStream drops them (within the stream's duplicate window). Together:
 effectively-once outputs. Any publish error raises, so the dataflow stops and resumes
 instead of losing data.
+
+Two data paths, chosen by ``NatsSettings.data_path`` (docs/NATSIO.md): ``"python"``
+(nats-py: :class:`_SourcePartition`, :class:`_SinkPartition`) and ``"rust"`` (async-nats
+in ``tidstream._core``: :class:`_RustSourcePartition`, :class:`_RustSinkPartition`), with
+the same items, resume state, end of input, retries, metrics and health probes.
 """
 
 from __future__ import annotations
