@@ -418,7 +418,7 @@ impl Consumer {
             let st = js.get_stream(stream).await.map_err(|e| {
                 NatsIoError::Consumer(settings.mask(&format!("stream {stream:?}: {e}")))
             })?;
-            let (messages, pending) = ordered(&st, filter_subject, start.clone(), settings).await?;
+            let (messages, pending) = ordered(&st, filter_subject, start, settings).await?;
             Ok::<_, NatsIoError>((client, st, messages, pending))
         })?;
         let connects = connects(&client);
@@ -450,7 +450,7 @@ impl Consumer {
             return;
         }
         let policy = if self.last_seq == 0 {
-            self.start.clone()
+            self.start
         } else {
             DeliverPolicy::ByStartSequence {
                 start_sequence: self.last_seq + 1,
