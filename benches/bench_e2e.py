@@ -29,6 +29,7 @@ def test_e2e_small_fleet_accounts_for_every_uplink(tmp_path: Path) -> None:
         partitions=None,  # the configuration default, as make bench
         repeats=1,
         startup_repeats=1,
+        path_repeats=1,
         work=tmp_path,
     )
     r = e2e.run_e2e(cfg)
@@ -70,7 +71,12 @@ def test_e2e_small_fleet_accounts_for_every_uplink(tmp_path: Path) -> None:
     text = run.render([sec], _Args(), dt.datetime.now(dt.timezone.utc))
     assert "e2e: ingest flow at least 100,000 frames/s per process" in text
     assert "Long run" in text and "Where the ingest time goes" in text
-    assert len(sec.goals) == 3 and all(g.met is not None for g in sec.goals)
+    assert len(sec.goals) == 4 and all(g.met is not None for g in sec.goals)
+    # Both data paths ran (their accounting is checked in run_data_paths) and are reported.
+    assert [len(r.path_runs[p]) for p in ("python", "rust")] == [1, 1]
+    # (CPU measured; per frame less start-up it is noise at this size, possibly < 0)
+    assert all(run.cpu_s > 0 for p in ("python", "rust") for run in r.path_runs[p])
+    assert 'data_path = "rust"' in text and "% of ceiling" in text
     # `run.py --only e2e --merge` splices the section into an existing RESULTS.md.
     old = (Path(run.__file__).parent / "RESULTS.md").read_text(encoding="utf-8")
     new = run.merge_results(old, text, [sec], dt.datetime.now(dt.timezone.utc))

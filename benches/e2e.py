@@ -955,6 +955,9 @@ class E2EConfig:
     startup_repeats: int = 2
     #: also time the ingest flow's parts alone (see :func:`measure_components`)
     components: bool = True
+    #: rounds of the ingest flow on each data path (``[nats] data_path``: python, then
+    #: rust), same raw stream, output streams emptied before each run; 0 = none
+    path_repeats: int = 2
     seed: int = 7
     work: Path | None = None  # None: a temporary folder, removed after
     say: Callable[[str], None] = print
@@ -966,6 +969,7 @@ class E2EConfig:
             long_factor=env_int("TIDSTREAM_E2E_LONG_FACTOR", DEFAULT_LONG_FACTOR),
             partitions=env_int("TIDSTREAM_E2E_PARTITIONS", 0) or None,
             repeats=env_int("TIDSTREAM_E2E_REPEATS", 3),
+            path_repeats=env_int("TIDSTREAM_E2E_PATH_REPEATS", 2),
         )
         for k, v in over.items():
             if v is not None:
@@ -1023,6 +1027,32 @@ class E2EResult:
     #: The Rust consumer (tidstream._core) reading the same raw stream: for reference, not
     #: part of the (nats-py) ceiling the goal is measured against.
     ceiling_rust_s: list[float] = field(default_factory=list)
+    #: Ingest runs per data path (``[nats] data_path``), alternated on the same raw stream.
+    path_runs: dict[str, list[FlowRun]] = field(default_factory=dict)
+    #: Start-up runs (empty stream) per data path.
+    path_startup: dict[str, list[FlowRun]] = field(default_factory=dict)
+
+    # -- per data path ----------------------------------------------------------------
+    def path_startup_s(self, path: str) -> float:
+        return min(r.exit_s for r in self.path_startup[path])
+
+    def path_net_s(self, path: str) -> list[float]:
+        """Each run's time to all accounted for, less the path's start-up."""
+        return [r.complete_s - self.path_startup_s(path) for r in self.path_runs[path]]
+
+    def path_rate(self, path: str) -> float:
+        """Best frames/s excluding start-up."""
+        return self.n / min(self.path_net_s(path))
+
+    def path_cpu_us(self, path: str) -> list[float]:
+        """Flow-process CPU (user + system, rusage) per frame of each run, less the
+        CPU of the path's start-up on an empty stream (least of its runs), µs."""
+        base = min(r.cpu_s for r in self.path_startup[path])
+        return [(r.cpu_s - base) / self.n * 1e6 for r in self.path_runs[path]]
+
+    def path_server_us(self, path: str) -> list[float]:
+        """nats-server CPU per frame during each run, µs."""
+        return [r.server_cpu_s / self.n * 1e6 for r in self.path_runs[path]]
 
     # -- figures ------------------------------------------------------------------------
     @property
@@ -1179,6 +1209,49 @@ def check_accounting(settings: Any, frames: int, parquet_seqs: list[int] | None 
     return acc
 
 
+#: The flows' data paths (``[nats] data_path``), in the order each round runs them.
+DATA_PATHS = ("python", "rust")
+
+
+def run_data_paths(
+    cfg: E2EConfig,
+    settings: Any,
+    env: dict[str, str],
+    work: Path,
+    n: int,
+    server_pid: int | None,
+    startup: dict[str, list[FlowRun]],
+) -> dict[str, list[FlowRun]]:
+    """The ingest flow on each data path, ``cfg.path_repeats`` rounds (python then rust
+    in each, so both see the same machine load), on the same raw stream with the output
+    streams emptied before each run; every run's accounting checked (exact or raise)."""
+    out: dict[str, list[FlowRun]] = {dp: [] for dp in DATA_PATHS}
+    st = settings.streams
+    for k in range(cfg.path_repeats):
+        for dp in DATA_PATHS:
+            recreate_output_streams(settings)
+            fr = run_flow(
+                "ingest", settings, {**env, "TIDSTREAM_NATS_DATA_PATH": dp}, work,
+                poll_streams=(st.readings, st.dlq), server_pid=server_pid,
+            )  # fmt: skip
+            if fr.returncode != 0:
+                raise RuntimeError(f"ingest flow (data_path={dp}) failed:\n{fr.log[-3000:]}")
+            if ("Rust data path" in fr.log) != (dp == "rust"):
+                raise RuntimeError(f"ingest flow did not run on data_path={dp}:\n{fr.log[-3000:]}")
+            acc = check_accounting(settings, n)
+            if not acc.exact:
+                raise RuntimeError(f"ingest (data_path={dp}) accounting: {'; '.join(acc.problems)}")
+            out[dp].append(fr)
+            base = min(r.exit_s for r in startup[dp])
+            cpu0 = min(r.cpu_s for r in startup[dp])
+            cfg.say(
+                f"  ingest, data_path={dp} (round {k + 1}): {n / (fr.complete_s - base):,.0f} frames/s "
+                f"excluding {base:.2f} s start-up; flow CPU {(fr.cpu_s - cpu0) / n * 1e6:.1f} µs/frame, "
+                f"nats-server {fr.server_cpu_s / n * 1e6:.1f} µs/frame; accounting exact"
+            )
+    return out
+
+
 def serve_fleet(cfg: E2EConfig, work: Path, fleet: Fleet, tag: str) -> tuple[Any, Any, CpuUse]:
     """A fresh embedded server with the streams set up and the fleet published to its raw
     stream. Returns (server, settings, publish CPU use); the caller stops the server."""
@@ -1246,7 +1319,14 @@ def run_e2e(cfg: E2EConfig) -> E2EResult:
                 env_e = start_env(es, fleet.registry_path, work / "export-empty")
                 ingest_startup = [run_flow("ingest", es, env_e, work) for _ in range(cfg.startup_repeats)]
                 export_startup = [run_flow("export", es, env_e, work) for _ in range(cfg.startup_repeats)]
-            for r in (*ingest_startup, *export_startup):
+                path_startup: dict[str, list[FlowRun]] = {}
+                if cfg.path_repeats > 0:
+                    for dp in DATA_PATHS:
+                        path_startup[dp] = [
+                            run_flow("ingest", es, {**env_e, "TIDSTREAM_NATS_DATA_PATH": dp}, work)
+                            for _ in range(cfg.startup_repeats)
+                        ]
+            for r in (*ingest_startup, *export_startup, *(x for v in path_startup.values() for x in v)):
                 if r.returncode != 0:
                     raise RuntimeError(f"{r.name} flow on an empty stream failed:\n{r.log[-3000:]}")
             say(
@@ -1330,6 +1410,7 @@ def run_e2e(cfg: E2EConfig) -> E2EResult:
             comps = None
             if cfg.components:
                 comps = measure_components(settings, fleet.registry_path, fleet.uplinks, say, srv.pid)
+            path_runs = run_data_paths(cfg, settings, env, work, fleet.uplinks, srv.pid, path_startup)
         finally:
             srv.stop()
         shutil.rmtree(work / "nats-main", ignore_errors=True)
@@ -1370,7 +1451,7 @@ def run_e2e(cfg: E2EConfig) -> E2EResult:
             shutil.rmtree(work / "nats-long", ignore_errors=True)
         return E2EResult(
             cfg, settings, push, pull, fetch, ingest_startup, export_startup, main, exp, comps, long,
-            cpu, time.perf_counter() - t_wall, rust,
+            cpu, time.perf_counter() - t_wall, rust, path_runs, path_startup,
         )  # fmt: skip
     finally:
         if own_tmp is not None:
@@ -1383,10 +1464,20 @@ def main() -> int:
     p.add_argument("--long-factor", type=int, default=None)
     p.add_argument("--partitions", type=int, default=None)
     p.add_argument("--repeats", type=int, default=None)
+    p.add_argument(
+        "--path-repeats", type=int, default=None, help="ingest rounds per data path (python, rust)"
+    )
+    p.add_argument("--no-components", action="store_true", help="skip timing the flow's parts alone")
     p.add_argument("--work", type=Path, default=None, help="keep files here (default: a temp folder)")
     a = p.parse_args()
     cfg = E2EConfig.from_env(
-        uplinks=a.uplinks, long_factor=a.long_factor, partitions=a.partitions, repeats=a.repeats, work=a.work
+        uplinks=a.uplinks,
+        long_factor=a.long_factor,
+        partitions=a.partitions,
+        repeats=a.repeats,
+        work=a.work,
+        path_repeats=a.path_repeats,
+        components=False if a.no_components else None,
     )
     r = run_e2e(cfg)
     print(
@@ -1402,6 +1493,15 @@ def main() -> int:
             f"  {u.what}: wall {u.wall_s:.2f} s, client {u.client_s / u.n * 1e6:.1f} us/msg, "
             f"nats-server {u.server_s / u.n * 1e6:.1f} us/msg"
         )
+    for dp, runs in r.path_runs.items():
+        if runs:
+            cpu = r.path_cpu_us(dp)
+            print(
+                f"ingest data_path={dp}: best {r.path_rate(dp):,.0f} frames/s excluding "
+                f"{r.path_startup_s(dp):.2f} s start-up ({r.path_rate(dp) / r.ceiling_rate:.1%} of the "
+                f"ceiling); flow CPU {', '.join(f'{x:.1f}' for x in cpu)} µs/frame; nats-server "
+                f"{', '.join(f'{x:.1f}' for x in r.path_server_us(dp))} µs/frame"
+            )
     if r.components:
         c = r.components
         print(f"step profile (profiled {c.step_profiled_s:.2f} s, unprofiled {c.step_s:.2f} s):")

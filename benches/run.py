@@ -567,6 +567,53 @@ def e2e_section(r: Any) -> Section:
         ("Throughput (one run each; ceilings: best and median of their repeats)", rows, ing_net)
     )
 
+    if any(r.path_runs.values()):
+        path_rows = []
+        for dp, runs in r.path_runs.items():
+            net = r.path_net_s(dp)
+            path_rows.append(
+                Row(
+                    f'ingest flow, `data_path = "{dp}"`, excluding start-up ({r.path_startup_s(dp):.2f} s), '
+                    f"best and median of {len(runs)}",
+                    "raw → readings + DLQ",
+                    n,
+                    min(net),
+                    statistics.median(net),
+                    ours=True,
+                )
+            )
+        sec.tables.append(
+            (
+                "Data paths (`[nats] data_path`): the ingest flow on nats-py and on the Rust client, "
+                "alternated on the same raw stream (output streams emptied before each run)",
+                [push, *path_rows],
+                None,
+            )
+        )
+        sec.notes += [
+            "",
+            "### Data paths: nats-py vs Rust JetStream I/O in the ingest flow",
+            "",
+            'The same ingest flow with `[nats] data_path = "python"` (nats-py source and sink) '
+            'and `"rust"` (async-nats in `tidstream._core`: ordered pull consumer, publisher '
+            "awaiting every PubAck; docs/NATSIO.md), in rounds (python then rust), each run's "
+            "accounting exact. Start-up of each path measured on the empty stream. Flow CPU = "
+            "user + system time of the flow process (`getrusage` of the reaped child) less its "
+            "start-up run's CPU, per frame; nats-server CPU from `/proc/<pid>/stat`.",
+            "",
+            "| data path | frames/s (best) | % of ceiling | flow CPU µs/frame (each run) | "
+            "nats-server µs/frame (each run) |",
+            "| --- | ---: | ---: | --- | --- |",
+        ]
+        for dp in r.path_runs:
+            sec.notes.append(
+                f"| {dp} | {r.path_rate(dp):,.0f} | {r.path_rate(dp) / r.ceiling_rate:.1%} | "
+                + ", ".join(f"{x:.1f}" for x in r.path_cpu_us(dp))
+                + " | "
+                + ", ".join(f"{x:.1f}" for x in r.path_server_us(dp))
+                + " |"
+            )
+
     c = r.components
     if c is not None:
         per = lambda sec_: sec_ / c.frames * 1e6  # noqa: E731
@@ -742,6 +789,18 @@ def e2e_section(r: Any) -> Section:
             r.ratio_to_ceiling >= 0.70,
         ),
     ]
+    if r.path_runs.get("rust"):
+        rate = r.path_rate("rust")
+        sec.goals.insert(
+            2,
+            Goal(
+                'e2e: ingest flow at least 70 % of the raw consume ceiling, `data_path = "rust"`',
+                f"{rate / r.ceiling_rate:.1%} ({rate:,.0f} vs {r.ceiling_rate:,.0f} msg/s, best of "
+                f"{len(r.path_runs['rust'])}; python in the same rounds "
+                f"{r.path_rate('python') / r.ceiling_rate:.1%})",
+                rate >= 0.70 * r.ceiling_rate,
+            ),
+        )
     sec.notes.append("")
     sec.notes.append(
         f"Family wall time {r.wall_s:.0f} s. Sizes: `TIDSTREAM_E2E_UPLINKS` (default "

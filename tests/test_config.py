@@ -29,6 +29,17 @@ def test_defaults_file_then_env(tmp_path):
         ('[[streams.inputs]]\nsubject = "a.*"\nformat = "lora"\ndevice_token = 1\n', {}, "format must be"),
         ('[[streams.inputs]]\nsubject = "a.*"\nformat = "ttn"\ndevice_token = 3\n', {}, "device_token"),
         ("[nats\n", {}, "config file"),
+        ('[nats]\ndata_path = "go"\n', {}, 'data_path must be "python" or "rust"'),
+        (
+            '[nats]\ntls_hostname = "nats.example"\n',
+            {"TIDSTREAM_NATS_DATA_PATH": "rust"},
+            "tls_hostname is not supported by data_path = .rust.*put the certificate's host name in",
+        ),
+        (
+            '[streams]\natomic_publish = true\n[nats]\ndata_path = "rust"\n',
+            {},
+            "atomic_publish is not implemented by data_path = .rust.*turn atomic_publish off",
+        ),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path, text, env, fragment):
@@ -41,3 +52,8 @@ def test_bad_config_is_a_clear_error(tmp_path, text, env, fragment):
 def test_url_credentials_are_masked():
     s = load_settings(env={"TIDSTREAM_NATS_URL": "nats://user:pw@host:4222"})
     assert s.nats.redacted()["url"] == "nats://***@host:4222"
+
+
+def test_data_path_from_file_and_env():
+    assert load_settings(env={}).nats.data_path == "python"  # the default
+    assert load_settings(env={"TIDSTREAM_NATS_DATA_PATH": "rust"}).nats.data_path == "rust"

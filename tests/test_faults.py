@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import pytest
 from flowkit import flow_env, publish, read_stream, scripted, start_flow, write_registry
-from test_flows import _count, init, readings, wait
+from test_flows import DATA_PATHS, _count, check_path, init, path_env, readings, wait
 from tidstream.nats.server import EmbeddedServer
 
 pytestmark = pytest.mark.nats
@@ -27,10 +27,10 @@ N_GOOD = 4000
 OUTAGE_S = float(os.environ.get("TIDSTREAM_OUTAGE_S", "10"))
 
 
-def run_through_outage(tmp_path, outage: Callable[[EmbeddedServer], None]) -> str:
+def run_through_outage(tmp_path, outage: Callable[[EmbeddedServer], None], data_path: str = "python") -> str:
     """Ingest 4,000 valid + 6 malformed uplinks; ``outage(server)`` is applied once ~300
     readings are out; the flow must finish by itself with exactly the expected output.
-    Returns the flow's output."""
+    ``data_path``: the flow's client (``[nats] data_path``). Returns the flow's output."""
     srv = EmbeddedServer(store_dir=tmp_path / "nats" / "jetstream").start()
     try:
         url = srv.url
@@ -39,7 +39,7 @@ def run_through_outage(tmp_path, outage: Callable[[EmbeddedServer], None]) -> st
         script = scripted(40, N_GOOD)
         asyncio.run(publish(url, script.uplinks))
         # Small batches so the run lasts long enough to be cut in the middle.
-        env = flow_env(url, reg, tmp_path, TIDSTREAM_BATCH_SIZE="10")
+        env = flow_env(url, reg, tmp_path, TIDSTREAM_BATCH_SIZE="10", **path_env(data_path))
         proc = start_flow("ingest", env, tmp_path / "rec-ingest")
         out_before = 0
         while proc.poll() is None:
@@ -55,6 +55,7 @@ def run_through_outage(tmp_path, outage: Callable[[EmbeddedServer], None]) -> st
         back = time.monotonic()
         assert proc.poll() is None, "the flow ended during the outage"
         text = wait(proc, timeout=300)  # it finishes by itself
+        check_path(text, data_path)
         # for docs/RELIABILITY.md (pytest -s): not asserted
         print(
             f"\noutage {back - t0:.1f} s; flow done {time.monotonic() - back:.1f} s after the server was back"
@@ -78,13 +79,14 @@ def run_through_outage(tmp_path, outage: Callable[[EmbeddedServer], None]) -> st
         srv.stop()
 
 
-def test_nats_server_restarted_mid_run_flow_resumes_and_loses_nothing(tmp_path):
+@pytest.mark.parametrize("data_path", DATA_PATHS)
+def test_nats_server_restarted_mid_run_flow_resumes_and_loses_nothing(tmp_path, data_path):
     def restart(srv: EmbeddedServer) -> None:
         srv.stop()  # SIGTERM; the store dir is kept (it was given)
         time.sleep(4)
         srv.start()  # same port, same store dir
 
-    text = run_through_outage(tmp_path, restart)
+    text = run_through_outage(tmp_path, restart, data_path)
     # It went through a real outage: its connections saw the server go and come back.
     assert "NATS disconnected from" in text and "NATS reconnected to" in text, text[-2000:]
 

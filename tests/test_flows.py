@@ -44,18 +44,37 @@ def wait(proc, timeout: float = 120) -> str:
     return text
 
 
+#: The flows' data path (``[nats] data_path``): the key flow tests run on both clients.
+DATA_PATHS = ["python", "rust"]
+
+
+@pytest.fixture(params=DATA_PATHS)
+def data_path(request) -> str:
+    return request.param
+
+
+def path_env(data_path: str) -> dict[str, str]:
+    """The environment choosing ``data_path`` for a flow process."""
+    return {"TIDSTREAM_NATS_DATA_PATH": data_path}
+
+
+def check_path(text: str, data_path: str) -> None:
+    """The flow's log shows its source partitions ran on ``data_path``."""
+    assert ("Rust data path" in text) == (data_path == "rust"), text[-2000:]
+
+
 def readings(url: str) -> list[dict]:
     return [orjson.loads(m.data) for m in asyncio.run(read_stream(url, "TID_READINGS"))]
 
 
-def test_ingest_accounts_for_every_frame_and_export_writes_parquet(nats_server, tmp_path):
+def test_ingest_accounts_for_every_frame_and_export_writes_parquet(nats_server, tmp_path, data_path):
     url = nats_server.url
     init(url)
     reg = write_registry(tmp_path / "registry.csv", 40)
     script = scripted(40, 600)
     asyncio.run(publish(url, script.uplinks))
-    env = flow_env(url, reg, tmp_path)
-    wait(start_flow("ingest", env, tmp_path / "rec-ingest"))
+    env = flow_env(url, reg, tmp_path, **path_env(data_path))
+    check_path(wait(start_flow("ingest", env, tmp_path / "rec-ingest")), data_path)
 
     got = readings(url)
     dlq = asyncio.run(read_stream(url, "TID_DLQ"))
@@ -86,6 +105,8 @@ def test_ingest_accounts_for_every_frame_and_export_writes_parquet(nats_server, 
         up = script.uplinks[body["raw_seq"] - 1]
         assert base64.b64decode(body["original_base64"]) == up.data
         assert body["reason"] == up.expect[1] == m.headers["Tid-Reason"]
+        assert m.headers["Tid-Raw-Seq"] == str(body["raw_seq"])  # the sink's headers
+        assert body["headers"] == (up.headers or None)  # the source's headers, carried
         jsonschema.validate(body, ds)
 
     wait(start_flow("export", env, tmp_path / "rec-export"))
@@ -115,13 +136,13 @@ def test_ingest_accounts_for_every_frame_and_export_writes_parquet(nats_server, 
     assert len(pd.read_parquet(tmp_path / "export")) == len(got)
 
 
-def test_ingest_killed_and_restarted_loses_and_duplicates_nothing(nats_server, tmp_path):
+def test_ingest_killed_and_restarted_loses_and_duplicates_nothing(nats_server, tmp_path, data_path):
     url = nats_server.url
     init(url)
     reg = write_registry(tmp_path / "registry.csv", 50)
     script = scripted(50, 8000, with_bad=False)
     asyncio.run(publish(url, script.uplinks))
-    env = flow_env(url, reg, tmp_path)
+    env = flow_env(url, reg, tmp_path, **path_env(data_path))
     rec = tmp_path / "rec-ingest"
     for _ in range(2):  # kill it twice mid-run
         proc = start_flow("ingest", env, rec)
@@ -133,7 +154,7 @@ def test_ingest_killed_and_restarted_loses_and_duplicates_nothing(nats_server, t
             time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate()
-    wait(start_flow("ingest", env, rec))
+    check_path(wait(start_flow("ingest", env, rec)), data_path)
     got = readings(url)
     ids = [r["reading_id"] for r in got]
     assert len(ids) == len(set(ids)) == 8000
@@ -160,24 +181,26 @@ async def _count(url: str, stream: str) -> int:
         await nc.close()
 
 
-def test_two_processes_share_the_partitions(nats_server, tmp_path):
+def test_two_processes_share_the_partitions(nats_server, tmp_path, data_path):
     url = nats_server.url
     init(url, partitions=4)
     reg = write_registry(tmp_path / "registry.csv", 30)
     script = scripted(30, 1500, with_bad=False)
     asyncio.run(publish(url, script.uplinks))
-    env = flow_env(url, reg, tmp_path)
+    env = flow_env(url, reg, tmp_path, **path_env(data_path))
     addresses = f"127.0.0.1:{free_port()};127.0.0.1:{free_port()}"
     procs = [
         start_flow("ingest", env, tmp_path / f"rec-{i}", process_id=i, addresses=addresses, parts=1)
         for i in range(2)
     ]
     outs = [wait(p) for p in procs]
+    for text in outs:
+        check_path(text, data_path)
     got = readings(url)
     assert len(got) == len({r["reading_id"] for r in got}) == 1500, outs
 
 
-def test_replay_rewrites_a_window_into_a_fresh_export(nats_server, tmp_path):
+def test_replay_rewrites_a_window_into_a_fresh_export(nats_server, tmp_path, data_path):
     url = nats_server.url
     init(url)
     reg = write_registry(tmp_path / "registry.csv", 20)
@@ -189,10 +212,17 @@ def test_replay_rewrites_a_window_into_a_fresh_export(nats_server, tmp_path):
     cut = datetime.now(timezone.utc).isoformat()
     time.sleep(1.2)
     asyncio.run(publish(url, scripted(20, 200, with_bad=True).uplinks))
-    env = flow_env(url, reg, tmp_path, TIDSTREAM_REPLAY_TO=cut, TIDSTREAM_REPLAY_OUT=str(tmp_path / "replay"))
+    env = flow_env(
+        url,
+        reg,
+        tmp_path,
+        TIDSTREAM_REPLAY_TO=cut,
+        TIDSTREAM_REPLAY_OUT=str(tmp_path / "replay"),
+        **path_env(data_path),
+    )
     env.pop("TIDSTREAM_REPLAY_FROM", None)
     for _ in range(2):  # a second replay of the same window rewrites the same files
-        wait(start_flow("replay", env, tmp_path / f"rec-replay-{_}"))
+        check_path(wait(start_flow("replay", env, tmp_path / f"rec-replay-{_}")), data_path)
     table = read_dataset(tmp_path / "replay")
     assert table.num_rows == 300
     assert sorted(set(table.column("raw_seq").to_pylist())) == list(range(1, 301))

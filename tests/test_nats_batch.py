@@ -83,8 +83,9 @@ def test_batch_publisher_acks_dedupes_and_reports_failures(nats_server) -> None:
 
 
 @pytest.mark.nats
-def test_sink_raises_after_retries_and_rejects_bad_subjects(nats_server) -> None:
-    cfg = NatsSettings(url=nats_server.url)
+@pytest.mark.parametrize("data_path", ["python", "rust"])
+def test_sink_raises_after_retries_and_rejects_bad_subjects(nats_server, data_path) -> None:
+    cfg = NatsSettings(url=nats_server.url, data_path=data_path)
     asyncio.run(_stream(nats_server.url, "OUT", ["out.>"]))
     part = JetStreamSink(cfg, ["0"], ack_timeout=2.0, retries=1).build_part("s", "0", None)
     try:

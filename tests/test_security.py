@@ -203,10 +203,12 @@ def test_alerting_and_export_roles(secure):
     asyncio.run(go())
 
 
-def test_real_ingest_and_export_flows_run_under_their_users_over_tls(tmp_path):
+@pytest.mark.parametrize("data_path", ["python", "rust"])
+def test_real_ingest_and_export_flows_run_under_their_users_over_tls(tmp_path, data_path):
     """The gateway publishes scripted uplinks, the ingest flow (ingest user, TLS) turns
-    them into readings and dead letters, the export flow (export user) writes Parquet.
-    A server of its own: the other tests put hand-made messages in the streams."""
+    them into readings and dead letters, the export flow (export user) writes Parquet,
+    on both data paths (``[nats] data_path``: the Rust consumer pulls, which the roles
+    allow). A server of its own: the other tests put hand-made messages in the streams."""
     from tidstream.flow.export import read_dataset
 
     secure = start_secure_nats(tmp_path / "srv")
@@ -225,16 +227,17 @@ def test_real_ingest_and_export_flows_run_under_their_users_over_tls(tmp_path):
         )
         assert n == len(script.uplinks) == asyncio.run(_count(secure, "TID_RAW"))
 
-        env = flow_env(secure.url, reg, tmp_path, partitions=4)
+        env = flow_env(secure.url, reg, tmp_path, partitions=4, TIDSTREAM_NATS_DATA_PATH=data_path)
         env.update(secure.env("ingest"))
         p = start_flow("ingest", env, tmp_path / "rec-ingest")
         out, _ = p.communicate(timeout=240)
         assert p.returncode == 0, out.decode(errors="replace")[:3000]
+        assert (b"Rust data path" in out) == (data_path == "rust")
         # Every frame accounted for: one reading per frame, or one dead letter.
         assert asyncio.run(_count(secure, "TID_READINGS")) == script.expected_readings()
         assert asyncio.run(_count(secure, "TID_DLQ")) == sum(script.expected_dlq().values())
 
-        env_x = flow_env(secure.url, reg, tmp_path, partitions=4)
+        env_x = flow_env(secure.url, reg, tmp_path, partitions=4, TIDSTREAM_NATS_DATA_PATH=data_path)
         env_x.update(secure.env("export"))
         p = start_flow("export", env_x, tmp_path / "rec-export")
         out2, _ = p.communicate(timeout=240)

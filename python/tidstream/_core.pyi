@@ -341,7 +341,7 @@ def parse_vrplib(text: str, rounding: str = "tsplib") -> dict[str, Any]:
 def parse_vrplib_solution(text: str) -> tuple[list[list[int]], float | None]:
     """Parse a CVRPLIB solution: (routes as lists of customer numbers, cost or None)."""
 
-# --- NATS JetStream I/O in Rust (prototype, docs/NATSIO.md; wrapper: tidstream.nats.rustio)
+# --- NATS JetStream I/O in Rust (the data path of [nats] data_path = "rust", docs/NATSIO.md; wrapper: tidstream.nats.rustio)
 
 class _ConsumedBatch(TypedDict):
     seqs: npt.NDArray[np.int64]
@@ -351,6 +351,8 @@ class _ConsumedBatch(TypedDict):
     subject_data: npt.NDArray[np.uint8]
     payload_offsets: npt.NDArray[np.int64]
     payload_data: npt.NDArray[np.uint8]
+    header_offsets: npt.NDArray[np.int64]
+    header_data: npt.NDArray[np.uint8]
     errors: list[str]
 
 class _PublishResults(TypedDict):
@@ -364,7 +366,12 @@ class NatsConsumer:
     ``after_seq``. ``settings``: dict from ``tidstream.nats.rustio.settings_dict``."""
 
     def __new__(
-        cls, settings: dict[str, Any], stream: str, filter_subject: str, after_seq: int = 0
+        cls,
+        settings: dict[str, Any],
+        stream: str,
+        filter_subject: str,
+        after_seq: int = 0,
+        start_ns: int | None = None,
     ) -> NatsConsumer: ...
     def next_batch(self, max_msgs: int, timeout_ms: float) -> _ConsumedBatch:
         """Up to ``max_msgs`` messages (Arrow-style offsets + data), waiting at most
@@ -372,6 +379,14 @@ class NatsConsumer:
     @property
     def last_seq(self) -> int:
         """Stream sequence of the last message returned."""
+    def take_events(self) -> list[str]:
+        """Connection events since the last call (``connected``, ``disconnected``, ...)."""
+    @property
+    def initial_pending(self) -> int:
+        """Messages the consumer had to deliver when it was created (0: nothing to read)."""
+    @property
+    def is_connected(self) -> bool:
+        """True while the connection is up."""
 
 @final
 class NatsPublisher:
@@ -383,3 +398,16 @@ class NatsPublisher:
     ) -> _PublishResults:
         """Publish with ``Nats-Msg-Id`` (none when empty) and wait for every ack.
         Releases the GIL."""
+    def publish_pubbatch(
+        self, batch: PubBatch, rows: npt.NDArray[np.int64] | None = None, max_inflight: int = 4096
+    ) -> _PublishResults:
+        """Publish messages ``rows`` of ``batch`` (all when None) with their ids and
+        headers and wait for every ack; row ``k`` = the ``k``-th published. Releases the GIL."""
+    @property
+    def is_connected(self) -> bool:
+        """True while the connection is up."""
+    @property
+    def connects(self) -> int:
+        """Connections made so far (1 + reconnects)."""
+    def take_events(self) -> list[str]:
+        """Connection events since the last call (``connected``, ``disconnected``, ...)."""

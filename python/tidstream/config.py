@@ -66,6 +66,11 @@ class NatsSettings:
     #: Prefix of reply subjects (``_INBOX`` by default). With least-privilege users each
     #: role has its own (``_INBOX_<role>``, docs/SECURITY.md) so no role reads another's replies.
     inbox_prefix: str | None = None
+    #: Client of the flows' data path (``JetStreamSource`` / ``JetStreamSink``): ``"python"``
+    #: (nats-py) or ``"rust"`` (async-nats in ``tidstream._core``, docs/NATSIO.md: less CPU
+    #: per message; no ``tls_hostname``, no ``streams.atomic_publish``). Control-plane
+    #: calls (``nats init``, KV reads, tools) always use nats-py.
+    data_path: str = "python"
 
     def __repr__(self) -> str:
         """Never shows a secret (the dataclass repr would print the password)."""
@@ -440,6 +445,19 @@ def load_settings(
 
 
 def _validate(s: Settings) -> None:
+    if s.nats.data_path not in ("python", "rust"):
+        raise ConfigError(f'[nats] data_path must be "python" or "rust", got {s.nats.data_path!r}')
+    if s.nats.data_path == "rust" and s.nats.tls_hostname:
+        raise ConfigError(
+            '[nats] tls_hostname is not supported by data_path = "rust" (the Rust client verifies '
+            "the host name of the URL): put the certificate's host name in [nats] url, or use "
+            'data_path = "python"'
+        )
+    if s.nats.data_path == "rust" and s.streams.atomic_publish:
+        raise ConfigError(
+            '[streams] atomic_publish is not implemented by data_path = "rust" (one PubAck per '
+            'message there): turn atomic_publish off, or use data_path = "python"'
+        )
     if not 1 <= s.streams.partitions <= 1024:
         raise ConfigError(f"streams.partitions must be 1..1024, got {s.streams.partitions}")
     if s.streams.duplicate_window_s < 60:

@@ -11,6 +11,7 @@
 
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
@@ -19,6 +20,8 @@ use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::runtime::Runtime;
+
+use crate::json_rows::Messages;
 
 /// How to reach NATS: the fields of tidstream's `NatsSettings` (python/tidstream/config.py).
 #[derive(Debug, Clone, Default)]
@@ -109,7 +112,7 @@ impl ConnectSettings {
             .join(",")
     }
 
-    async fn options(&self) -> Result<async_nats::ConnectOptions, NatsIoError> {
+    async fn options(&self, events: EventLog) -> Result<async_nats::ConnectOptions, NatsIoError> {
         let mut o = match &self.credentials_file {
             Some(p) => async_nats::ConnectOptions::with_credentials_file(p)
                 .await
@@ -160,6 +163,11 @@ impl ConnectSettings {
         if !self.name.is_empty() {
             o = o.name(&self.name);
         }
+        let masker = self.clone();
+        o = o.event_callback(move |ev| {
+            events.push(masker.mask(&ev.to_string()));
+            async {}
+        });
         let timeout = if self.connect_timeout_s > 0.0 {
             Duration::from_secs_f64(self.connect_timeout_s)
         } else {
@@ -173,10 +181,18 @@ impl ConnectSettings {
 
     /// Connect on the current runtime (the first connection attempt must succeed).
     pub async fn connect(&self) -> Result<async_nats::Client, NatsIoError> {
+        self.connect_logged(EventLog::default()).await
+    }
+
+    /// [`ConnectSettings::connect`], the connection's events going to `events`.
+    pub async fn connect_logged(
+        &self,
+        events: EventLog,
+    ) -> Result<async_nats::Client, NatsIoError> {
         if self.urls.is_empty() {
             return Err(NatsIoError::Config("no server URL".into()));
         }
-        let opts = self.options().await?;
+        let opts = self.options(events).await?;
         opts.connect(self.urls.as_slice()).await.map_err(|e| {
             NatsIoError::Connect(format!(
                 "{} ({})",
@@ -184,6 +200,25 @@ impl ConnectSettings {
                 self.redacted_urls()
             ))
         })
+    }
+}
+
+/// Connection events of one handle (`connected`, `disconnected`, server errors, ...) as
+/// masked text, oldest first, kept (at most 1,000) until [`EventLog::take`].
+#[derive(Debug, Clone, Default)]
+pub struct EventLog(Arc<Mutex<Vec<String>>>);
+
+impl EventLog {
+    fn push(&self, text: String) {
+        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if v.len() < 1000 {
+            v.push(text);
+        }
+    }
+
+    /// The events so far (and forget them).
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -211,6 +246,10 @@ pub struct MessageBatch {
     pub subject_data: Vec<u8>,
     pub payload_offsets: Vec<i64>,
     pub payload_data: Vec<u8>,
+    /// Header lines of each message (`Key: value\r\n` each, keys sorted, the last value
+    /// of a repeated key; empty when the message has none), same offset layout.
+    pub header_offsets: Vec<i64>,
+    pub header_data: Vec<u8>,
     /// Transient consumer errors seen while filling the batch (the ordered consumer
     /// recreates itself after them: server restarts, missed heartbeats).
     pub transient_errors: Vec<String>,
@@ -223,10 +262,12 @@ impl MessageBatch {
             timestamps_ns: Vec::with_capacity(n),
             subject_offsets: Vec::with_capacity(n + 1),
             payload_offsets: Vec::with_capacity(n + 1),
+            header_offsets: Vec::with_capacity(n + 1),
             ..Default::default()
         };
         b.subject_offsets.push(0);
         b.payload_offsets.push(0);
+        b.header_offsets.push(0);
         b
     }
 
@@ -252,8 +293,42 @@ impl MessageBatch {
         self.subject_offsets.push(self.subject_data.len() as i64);
         self.payload_data.extend_from_slice(&m.message.payload);
         self.payload_offsets.push(self.payload_data.len() as i64);
+        if let Some(h) = &m.message.headers {
+            write_header_lines(&mut self.header_data, h);
+        }
+        self.header_offsets.push(self.header_data.len() as i64);
         Ok(())
     }
+}
+
+/// `Key: value\r\n` per header of `h`, keys sorted (a `HeaderMap` has no order), the last
+/// value of a repeated key (as nats-py's header dict keeps it).
+fn write_header_lines(out: &mut Vec<u8>, h: &async_nats::HeaderMap) {
+    let mut kv: Vec<(&str, &str)> = h
+        .iter()
+        .filter_map(|(k, vs)| vs.last().map(|v| (AsRef::<str>::as_ref(k), v.as_str())))
+        .collect();
+    kv.sort_unstable();
+    for (k, v) in kv {
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Header lines (`Key: value\r\n`) as a `HeaderMap` (a line without `": "` is a key
+/// with an empty value; CR / LF cannot occur: they end the lines).
+fn header_map(lines: &[u8]) -> async_nats::HeaderMap {
+    let mut h = async_nats::HeaderMap::new();
+    for line in String::from_utf8_lossy(lines)
+        .split("\r\n")
+        .filter(|l| !l.is_empty())
+    {
+        let (k, v) = line.split_once(": ").unwrap_or((line, ""));
+        h.append(k, v);
+    }
+    h
 }
 
 /// An ordered pull consumer (ephemeral, no acks, recreated by async-nats on a sequence
@@ -267,49 +342,137 @@ pub struct Consumer {
     rt: Runtime,
     /// Stream sequence of the last message handed out (0 = none yet).
     pub last_seq: u64,
+    /// Messages the consumer had to deliver when it was created (0: nothing to read).
+    pub initial_pending: u64,
+    /// Its connection's events.
+    pub events: EventLog,
+    /// To recreate the consumer after a reconnect: the stream, the filter, where to
+    /// start when nothing was handed out yet, the connection count it was created at.
+    st: async_nats::jetstream::stream::Stream,
+    filter: String,
+    start: DeliverPolicy,
+    connects: u64,
+    settings: ConnectSettings,
+}
+
+/// The ordered consumer's message stream (and its pending count at creation).
+async fn ordered(
+    st: &async_nats::jetstream::stream::Stream,
+    filter: &str,
+    deliver_policy: DeliverPolicy,
+    settings: &ConnectSettings,
+) -> Result<(Ordered, u64), NatsIoError> {
+    let consumer = st
+        .create_consumer(OrderedConfig {
+            filter_subject: filter.to_string(),
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| NatsIoError::Consumer(settings.mask(&e.to_string())))?;
+    let pending = consumer.cached_info().num_pending;
+    let messages = consumer
+        .messages()
+        .await
+        .map_err(|e| NatsIoError::Consumer(settings.mask(&e.to_string())))?;
+    Ok((messages, pending))
+}
+
+fn connects(c: &async_nats::Client) -> u64 {
+    c.statistics()
+        .connects
+        .load(std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Consumer {
-    /// Connect and create the consumer: messages with stream sequence > `after_seq`.
+    /// Connect and create the consumer: messages with stream sequence > `after_seq`;
+    /// when `after_seq` is 0 and `start_ns` is given, messages stored at or after that
+    /// time (ns since the Unix epoch, UTC).
     pub fn open(
         settings: &ConnectSettings,
         stream: &str,
         filter_subject: &str,
         after_seq: u64,
+        start_ns: Option<i64>,
     ) -> Result<Consumer, NatsIoError> {
+        let start_time = match (after_seq, start_ns) {
+            (0, Some(ns)) => Some(
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).map_err(|e| {
+                    NatsIoError::Config(format!("start time {ns} ns is out of range: {e}"))
+                })?,
+            ),
+            _ => None,
+        };
         let rt = runtime("tidstream-natsio-consumer")?;
-        let (client, messages) = rt.block_on(async {
-            let client = settings.connect().await?;
+        let events = EventLog::default();
+        let start = match (after_seq, start_time) {
+            (0, None) => DeliverPolicy::All,
+            (0, Some(start_time)) => DeliverPolicy::ByStartTime { start_time },
+            _ => DeliverPolicy::ByStartSequence {
+                start_sequence: after_seq + 1,
+            },
+        };
+        let (client, st, messages, initial_pending) = rt.block_on(async {
+            let client = settings.connect_logged(events.clone()).await?;
             let js = async_nats::jetstream::new(client.clone());
             let st = js.get_stream(stream).await.map_err(|e| {
                 NatsIoError::Consumer(settings.mask(&format!("stream {stream:?}: {e}")))
             })?;
-            let deliver_policy = if after_seq == 0 {
-                DeliverPolicy::All
-            } else {
-                DeliverPolicy::ByStartSequence {
-                    start_sequence: after_seq + 1,
-                }
-            };
-            let consumer = st
-                .create_consumer(OrderedConfig {
-                    filter_subject: filter_subject.to_string(),
-                    deliver_policy,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| NatsIoError::Consumer(settings.mask(&e.to_string())))?;
-            let messages = consumer
-                .messages()
-                .await
-                .map_err(|e| NatsIoError::Consumer(settings.mask(&e.to_string())))?;
-            Ok::<_, NatsIoError>((client, messages))
+            let (messages, pending) = ordered(&st, filter_subject, start, settings).await?;
+            Ok::<_, NatsIoError>((client, st, messages, pending))
         })?;
+        let connects = connects(&client);
         Ok(Consumer {
             io: Some((Box::pin(messages), client)),
             rt,
             last_seq: after_seq,
+            initial_pending,
+            events,
+            st,
+            filter: filter_subject.to_string(),
+            start,
+            connects,
+            settings: settings.clone(),
         })
+    }
+
+    /// After a reconnect, a new consumer from the last message handed out: the server
+    /// may have lost the old one (a restart), and async-nats would only notice after two
+    /// missed 15-s heartbeats. Nothing is lost or repeated: it starts after `last_seq`.
+    fn recreate_after_reconnect(&mut self, errors: &mut Vec<String>) {
+        let Some((_, client)) = self.io.as_ref() else {
+            return;
+        };
+        let now = connects(client);
+        if now == self.connects
+            || client.connection_state() != async_nats::connection::State::Connected
+        {
+            return;
+        }
+        let policy = if self.last_seq == 0 {
+            self.start
+        } else {
+            DeliverPolicy::ByStartSequence {
+                start_sequence: self.last_seq + 1,
+            }
+        };
+        let made = self
+            .rt
+            .block_on(ordered(&self.st, &self.filter, policy, &self.settings));
+        match made {
+            Ok((messages, _)) => {
+                let _guard = self.rt.enter();
+                if let Some((old, _)) = self.io.as_mut() {
+                    drop(std::mem::replace(old, Box::pin(messages)));
+                }
+                self.connects = now;
+                errors.push(format!(
+                    "reconnected: consumer recreated after stream sequence {}",
+                    self.last_seq
+                ));
+            }
+            Err(e) => errors.push(format!("reconnected, consumer not recreated yet: {e}")),
+        }
     }
 
     /// Up to `max_msgs` messages. Waits up to `timeout` for the first one; then takes
@@ -317,11 +480,14 @@ impl Consumer {
     /// with nothing pending after it) whichever comes first. Blocks the calling thread.
     pub fn next_batch(&mut self, max_msgs: usize, timeout: Duration) -> MessageBatch {
         let mut batch = MessageBatch::with_capacity(max_msgs.min(65_536));
+        self.recreate_after_reconnect(&mut batch.transient_errors);
         let Some((messages, _)) = self.io.as_mut() else {
             return batch;
         };
         let last_seq = &mut self.last_seq;
-        self.rt.block_on(async {
+        // Unconstrained: tokio's cooperative budget would otherwise end a batch of buffered
+        // messages after ~128 with a zero timeout.
+        self.rt.block_on(tokio::task::unconstrained(async {
             let deadline = tokio::time::Instant::now() + timeout;
             while batch.len() < max_msgs {
                 match tokio::time::timeout_at(deadline, messages.next()).await {
@@ -344,8 +510,17 @@ impl Consumer {
                     },
                 }
             }
-        });
+        }));
         batch
+    }
+}
+
+impl Consumer {
+    /// True while the connection is up.
+    pub fn is_connected(&self) -> bool {
+        self.io
+            .as_ref()
+            .is_some_and(|(_, c)| c.connection_state() == async_nats::connection::State::Connected)
     }
 }
 
@@ -373,6 +548,8 @@ pub struct Publisher {
     io: Option<(async_nats::jetstream::Context, async_nats::Client)>,
     rt: Runtime,
     settings: ConnectSettings,
+    /// Its connection's events.
+    pub events: EventLog,
 }
 
 impl Publisher {
@@ -382,8 +559,9 @@ impl Publisher {
         ack_timeout: Duration,
     ) -> Result<Publisher, NatsIoError> {
         let rt = runtime("tidstream-natsio-publisher")?;
+        let events = EventLog::default();
         let (client, js) = rt.block_on(async {
-            let client = settings.connect().await?;
+            let client = settings.connect_logged(events.clone()).await?;
             let js = async_nats::jetstream::ContextBuilder::new()
                 .timeout(ack_timeout)
                 .build(client.clone());
@@ -393,6 +571,7 @@ impl Publisher {
             io: Some((js, client)),
             rt,
             settings: settings.clone(),
+            events,
         })
     }
 
@@ -414,6 +593,60 @@ impl Publisher {
                 msg_ids.len()
             )));
         }
+        let mut msgs = Messages::default();
+        for i in 0..n {
+            msgs.push(subjects[i], msg_ids[i], &[], payloads[i])
+                .map_err(|e| NatsIoError::Publish(e.to_string()))?;
+        }
+        self.publish_messages(&msgs, None, max_inflight)
+    }
+}
+
+impl Publisher {
+    /// True while the connection is up.
+    pub fn is_connected(&self) -> bool {
+        self.io
+            .as_ref()
+            .is_some_and(|(_, c)| c.connection_state() == async_nats::connection::State::Connected)
+    }
+
+    /// Connections made so far (1 + reconnects).
+    pub fn connects(&self) -> u64 {
+        self.io.as_ref().map_or(0, |(_, c)| {
+            c.statistics()
+                .connects
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
+    /// Publish messages `rows` of `msgs` (all when `None`) with their `Nats-Msg-Id` and
+    /// headers, at most `max_inflight` PubAcks outstanding, and wait for every ack. Row
+    /// `k` of the result is the `k`-th message published. A bad row index is an error
+    /// before anything is sent.
+    pub fn publish_messages(
+        &self,
+        msgs: &Messages,
+        rows: Option<&[i64]>,
+        max_inflight: usize,
+    ) -> Result<PublishResults, NatsIoError> {
+        let pick: Vec<usize> = match rows {
+            None => (0..msgs.len()).collect(),
+            Some(rows) => rows
+                .iter()
+                .map(|&r| {
+                    usize::try_from(r)
+                        .ok()
+                        .filter(|&i| i < msgs.len())
+                        .ok_or_else(|| {
+                            NatsIoError::Publish(format!(
+                                "row {r} out of range ({} messages)",
+                                msgs.len()
+                            ))
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let n = pick.len();
         let max_inflight = max_inflight.max(1);
         let mut out = PublishResults {
             seqs: vec![0; n],
@@ -427,25 +660,29 @@ impl Publisher {
         self.rt.block_on(async {
             let mut inflight: FuturesOrdered<_> = FuturesOrdered::new();
             let mut record =
-                |i: usize, r: Result<async_nats::jetstream::publish::PublishAck, String>| match r {
+                |k: usize, r: Result<async_nats::jetstream::publish::PublishAck, String>| match r {
                     Ok(ack) => {
-                        out.seqs[i] = ack.sequence as i64;
-                        out.duplicate[i] = ack.duplicate;
+                        out.seqs[k] = ack.sequence as i64;
+                        out.duplicate[k] = ack.duplicate;
                     }
-                    Err(e) => out.errors[i] = Some(settings.mask(&e)),
+                    Err(e) => out.errors[k] = Some(settings.mask(&e)),
                 };
-            for i in 0..n {
+            for (k, &i) in pick.iter().enumerate() {
+                let lines = msgs.header_lines(i);
                 let mut msg =
-                    PublishMessage::build().payload(bytes::Bytes::copy_from_slice(payloads[i]));
-                if !msg_ids[i].is_empty() {
-                    msg = msg.message_id(msg_ids[i]);
+                    PublishMessage::build().payload(bytes::Bytes::copy_from_slice(msgs.payload(i)));
+                if !lines.is_empty() {
+                    msg = msg.headers(header_map(lines));
                 }
-                match js.send_publish(subjects[i].to_string(), msg).await {
+                if !msgs.msg_id(i).is_empty() {
+                    msg = msg.message_id(msgs.msg_id(i));
+                }
+                match js.send_publish(msgs.subject(i).to_string(), msg).await {
                     Ok(fut) => {
                         let f: PublishAckFuture = fut;
-                        inflight.push_back(async move { (i, f.await.map_err(|e| e.to_string())) });
+                        inflight.push_back(async move { (k, f.await.map_err(|e| e.to_string())) });
                     }
-                    Err(e) => record(i, Err(e.to_string())),
+                    Err(e) => record(k, Err(e.to_string())),
                 }
                 while inflight.len() >= max_inflight {
                     if let Some((j, r)) = inflight.next().await {

@@ -245,7 +245,8 @@ fn msg_err(e: MessageError) -> PyErr {
 #[pyclass(module = "tidstream._core")]
 #[derive(Default)]
 pub struct PubBatch {
-    m: Messages,
+    /// Read by the Rust JetStream publisher (`py/natsio.rs`).
+    pub(crate) m: Messages,
 }
 
 fn rows_arg<'a>(rows: &'a Option<PyReadonlyArray1<'_, i64>>) -> PyResult<Option<&'a [i64]>> {

@@ -5,12 +5,13 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use numpy::PyArray1;
+use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::{PyConnectionError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use crate::natsio::{ConnectSettings, Consumer, NatsIoError, Publisher};
+use super::json_rows::PubBatch;
+use crate::natsio::{ConnectSettings, Consumer, NatsIoError, PublishResults, Publisher};
 
 fn to_py(e: NatsIoError) -> PyErr {
     match e {
@@ -68,17 +69,18 @@ pub struct NatsConsumer {
 #[pymethods]
 impl NatsConsumer {
     #[new]
-    #[pyo3(signature = (settings, stream, filter_subject, after_seq=0))]
+    #[pyo3(signature = (settings, stream, filter_subject, after_seq=0, start_ns=None))]
     fn new(
         py: Python<'_>,
         settings: &Bound<'_, PyDict>,
         stream: &str,
         filter_subject: &str,
         after_seq: u64,
+        start_ns: Option<i64>,
     ) -> PyResult<Self> {
         let s = self::settings(settings)?;
         let c = py
-            .detach(|| Consumer::open(&s, stream, filter_subject, after_seq))
+            .detach(|| Consumer::open(&s, stream, filter_subject, after_seq, start_ns))
             .map_err(to_py)?;
         Ok(NatsConsumer {
             inner: Mutex::new(c),
@@ -109,8 +111,39 @@ impl NatsConsumer {
         d.set_item("subject_data", PyArray1::from_vec(py, b.subject_data))?;
         d.set_item("payload_offsets", PyArray1::from_vec(py, b.payload_offsets))?;
         d.set_item("payload_data", PyArray1::from_vec(py, b.payload_data))?;
+        d.set_item("header_offsets", PyArray1::from_vec(py, b.header_offsets))?;
+        d.set_item("header_data", PyArray1::from_vec(py, b.header_data))?;
         d.set_item("errors", b.transient_errors)?;
         Ok(d)
+    }
+
+    /// Connection events since the last call (`connected`, `disconnected`, ...), masked.
+    fn take_events(&self) -> PyResult<Vec<String>> {
+        let c = self
+            .inner
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("consumer poisoned by an earlier panic"))?;
+        Ok(c.events.take())
+    }
+
+    /// Messages the consumer had to deliver when it was created (0: nothing to read).
+    #[getter]
+    fn initial_pending(&self) -> PyResult<u64> {
+        let c = self
+            .inner
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("consumer poisoned by an earlier panic"))?;
+        Ok(c.initial_pending)
+    }
+
+    /// True while the connection is up.
+    #[getter]
+    fn is_connected(&self) -> PyResult<bool> {
+        let c = self
+            .inner
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("consumer poisoned by an earlier panic"))?;
+        Ok(c.is_connected())
     }
 
     /// Stream sequence of the last message handed out (the resume point).
@@ -158,12 +191,58 @@ impl NatsPublisher {
         let r = py
             .detach(|| self.inner.publish_batch(&subj, &pays, &ids, max_inflight))
             .map_err(to_py)?;
-        let d = PyDict::new(py);
-        d.set_item("seqs", PyArray1::from_vec(py, r.seqs))?;
-        d.set_item("duplicate", PyArray1::from_vec(py, r.duplicate))?;
-        d.set_item("errors", r.errors)?;
-        Ok(d)
+        results(py, r)
     }
+
+    /// Publish messages `rows` of `batch` (all when None) with their ids and headers and
+    /// wait for every ack: the same dict as `publish_batch`, row `k` = `k`-th published.
+    /// One crossing, the GIL released while publishing.
+    #[pyo3(signature = (batch, rows=None, max_inflight=4096))]
+    fn publish_pubbatch<'py>(
+        &self,
+        py: Python<'py>,
+        batch: PyRef<'py, PubBatch>,
+        rows: Option<PyReadonlyArray1<'py, i64>>,
+        max_inflight: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let rows = rows
+            .as_ref()
+            .map(|r| {
+                r.as_slice()
+                    .map_err(|e| PyValueError::new_err(format!("rows: {e}")))
+            })
+            .transpose()?;
+        let msgs = &batch.m;
+        let r = py
+            .detach(|| self.inner.publish_messages(msgs, rows, max_inflight))
+            .map_err(to_py)?;
+        results(py, r)
+    }
+
+    /// True while the connection is up.
+    #[getter]
+    fn is_connected(&self) -> bool {
+        self.inner.is_connected()
+    }
+
+    /// Connections made so far (1 + reconnects).
+    #[getter]
+    fn connects(&self) -> u64 {
+        self.inner.connects()
+    }
+
+    /// Connection events since the last call (`connected`, `disconnected`, ...), masked.
+    fn take_events(&self) -> Vec<String> {
+        self.inner.events.take()
+    }
+}
+
+fn results<'py>(py: Python<'py>, r: PublishResults) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("seqs", PyArray1::from_vec(py, r.seqs))?;
+    d.set_item("duplicate", PyArray1::from_vec(py, r.duplicate))?;
+    d.set_item("errors", r.errors)?;
+    Ok(d)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -12,12 +12,18 @@ waits for every PubAck (in atomic mode: every atomic batch's PubAck) before
 ids and JetStream drops them (within the stream's duplicate window). Together:
 effectively-once outputs. Any publish error raises, so the dataflow stops and resumes
 instead of losing data.
+
+Two data paths, chosen by ``NatsSettings.data_path`` (docs/NATSIO.md): ``"python"``
+(nats-py: :class:`_SourcePartition`, :class:`_SinkPartition`) and ``"rust"`` (async-nats
+in ``tidstream._core``: :class:`_RustSourcePartition`, :class:`_RustSinkPartition`), with
+the same items, resume state, end of input, retries, metrics and health probes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
+import numpy as np
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from nats import errors as nats_errors
@@ -34,7 +41,7 @@ from .. import metrics
 from .._core import PubBatch
 from ..config import NatsSettings
 from ..exceptions import ConnectorError
-from .batch import BatchPublisher, as_pub_batch
+from .batch import BatchOutcome, BatchPublisher, as_pub_batch
 from .connect import LoopThread, SharedConnection, connect
 
 __all__ = ["JetStreamSink", "JetStreamSource", "PubBatch", "Publish", "RawMsg"]
@@ -275,6 +282,116 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
         self._loop.stop()
 
 
+class _RustSourcePartition(StatefulSourcePartition[RawMsg, int]):
+    """The same partition read by the Rust consumer (``[nats] data_path = "rust"``,
+    :class:`~tidstream.nats.rustio.RustConsumer`): same items, resume state, end of
+    input, metrics and health probe as :class:`_SourcePartition`. Back-pressure is the
+    consumer's: at most one pull request (500 messages) is read ahead in Rust, the rest
+    stays in JetStream until Bytewax asks for more (``high_water`` is not used)."""
+
+    def __init__(
+        self,
+        cfg: NatsSettings,
+        stream: str,
+        part: str,
+        filter_subject: str,
+        resume_seq: int | None,
+        batch_size: int,
+        stop_at_end: bool,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+    ) -> None:
+        from .rustio import RustConsumer
+
+        self._part = part
+        self._stream = stream
+        self._end_ns = end_ns
+        self._last = resume_seq or 0
+        self._batch = batch_size
+        self._stop_at_end = stop_at_end
+        self._c = RustConsumer(
+            cfg, stream, filter_subject, after_seq=resume_seq or 0, start_ns=None if resume_seq else start_ns
+        )
+        # Server-side pending count after the last message taken (lag behind the head).
+        self._pending = self._c.initial_pending
+        self._at_end = self._pending == 0
+        self._idle = False
+        self._errors = 0
+        self._progress = time.monotonic()
+        self._m_lag = metrics.SOURCE_LAG.labels(stream, part)
+        self._m_msgs = metrics.SOURCE_MESSAGES.labels(stream, part)
+        self._m_batch = metrics.BATCH_SIZE.labels(stream)
+        metrics.register_source(stream, part, self._probe)
+        log.info(
+            "source partition %s/%s started, Rust data path (resume after seq %s, %d pending)",
+            stream,
+            part,
+            resume_seq or 0,
+            self._pending,
+            extra={"stream": stream, "partition": part, "resume_seq": resume_seq or 0},
+        )
+
+    def _probe(self) -> metrics.HealthProbe:
+        return metrics.HealthProbe(self._c.is_connected, self._pending, self._progress)
+
+    def next_batch(self) -> Iterable[RawMsg]:
+        if self._stop_at_end and self._at_end:
+            self._m_lag.set(self._pending)
+            raise StopIteration
+        # No wait: what the consumer has read ahead (Bytewax polls again after next_awake).
+        b = self._c.next_batch(self._batch, 0.0)
+        for e in b.errors:  # masked in Rust; the ordered consumer recreates itself
+            self._errors += 1
+            log.warning("source partition %s/%s: %s", self._stream, self._part, e, extra={"transient": True})
+        n = len(b)
+        self._idle = n == 0
+        if n == 0:
+            self._m_lag.set(self._pending)
+            return []
+        ts = b.timestamps_ns
+        if self._end_ns is not None and ts[-1] > self._end_ns:
+            n = int(np.searchsorted(ts, self._end_ns, side="right"))  # stored in order
+            self._at_end = True  # nothing later belongs to the window
+        if b.num_pending == 0:
+            self._at_end = True
+        self._pending = int(b.num_pending or 0)
+        if n == 0:
+            self._m_lag.set(self._pending)
+            return []
+        seqs = b.seqs[:n].tolist()
+        out = list(
+            map(
+                RawMsg,
+                itertools.repeat(self._part, n),
+                seqs,
+                b.subjects()[:n].to_pylist(),
+                b.payloads()[:n].to_pylist(),
+                ts[:n].tolist(),
+                b.headers()[:n],
+            )
+        )
+        self._last = seqs[-1]
+        self._progress = time.monotonic()
+        self._m_msgs.inc(n)
+        self._m_batch.observe(n)
+        self._m_lag.set(self._pending)
+        return out
+
+    def next_awake(self) -> datetime | None:
+        # Poll again soon when idle (as the nats-py partition does).
+        if self._idle:
+            return datetime.now(timezone.utc) + timedelta(milliseconds=5)
+        return None
+
+    def snapshot(self) -> int:
+        # The sequence of the last *emitted* message: resume starts after it.
+        return self._last
+
+    def close(self) -> None:
+        metrics.unregister(source=(self._stream, self._part))
+        del self._c  # drops the consumer and its connection (in its own runtime)
+
+
 @dataclass
 class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
     """Read ``stream`` partition by partition: partition ``p`` is the subject filter
@@ -309,13 +426,28 @@ class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
     def list_parts(self) -> list[str]:
         return list(self.partitions)
 
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _SourcePartition:
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: int | None
+    ) -> _SourcePartition | _RustSourcePartition:
+        resume = resume_state if resume_state is not None else (self.start_after or {}).get(for_part)
+        if self.nats.data_path == "rust":
+            return _RustSourcePartition(
+                self.nats,
+                self.stream,
+                for_part,
+                self.filter_template.format(for_part),
+                resume,
+                self.batch_size,
+                self.stop_at_end,
+                self.start_ns,
+                self.end_ns,
+            )
         return _SourcePartition(
             self.nats,
             self.stream,
             for_part,
             self.filter_template.format(for_part),
-            resume_state if resume_state is not None else (self.start_after or {}).get(for_part),
+            resume,
             self.batch_size,
             self.stop_at_end,
             self.high_water,
@@ -341,50 +473,41 @@ def _retry_list(sent: list[Publish], failed: list[int]) -> list[Publish]:
     return [sent[i] for i in _retry_indices([p.subject for p in sent], failed)]
 
 
-class _SinkPartition(StatefulSinkPartition[Any, None]):
-    def __init__(self, cfg: NatsSettings, part: str, ack_timeout: float, retries: int, atomic: bool) -> None:
+class _SinkBase(StatefulSinkPartition[Any, None]):
+    """What both data paths' sink partitions share: the retry loop and the counters.
+    A subclass makes one publish attempt (:meth:`_attempt`) and reports the connection
+    (:meth:`_wait_connected`, :meth:`_connects`)."""
+
+    def __init__(self, part: str, ack_timeout: float, retries: int) -> None:
         self._timeout = ack_timeout
         self._retries = retries
-        self._atomic = atomic
-        self._conn = SharedConnection.acquire(cfg, "sink")
-        try:
-            self._pub = self._conn.run(self._start(), timeout=60)
-        except BaseException:
-            self._conn.release()
-            raise
         self.published = 0
         self.duplicates = 0
         #: messages acknowledged through atomic batches (one PubAck per batch)
         self.atomic_published = 0
         self._health_name = f"sink/{part}"
-        metrics.register_connection(self._health_name, lambda: bool(self._conn.nc.is_connected))
 
-    async def _start(self) -> BatchPublisher:
-        pub = BatchPublisher(self._conn.nc, atomic=self._atomic)
-        await pub.start()
-        return pub
+    def _attempt(self, pb: PubBatch, rows: list[int] | None) -> BatchOutcome:
+        """Publish messages ``rows`` of ``pb`` (all when None) once and wait for the acks."""
+        raise NotImplementedError
 
-    async def _connected(self) -> bool:
-        """Wait (for ever) while the connection is down; True when it was down. An
-        outage must pause the flow, not use up its retries: those are for a server that
-        answers but does not acknowledge."""
-        nc = self._conn.nc
-        if nc.is_connected or nc.is_closed:
-            return False
-        log.warning("NATS connection down: publishing waits until it is back", extra={"waiting": True})
-        while not nc.is_connected and not nc.is_closed:
-            await asyncio.sleep(0.25)
-        return True
+    def _wait_connected(self) -> bool:
+        """Wait (for ever) while the connection is down; True when it was down."""
+        raise NotImplementedError
 
-    async def _publish_all(self, pb: PubBatch) -> tuple[int, int, int]:
+    def _connects(self) -> int:
+        """A counter that changes when the connection is re-established."""
+        raise NotImplementedError
+
+    def _publish_all(self, pb: PubBatch) -> tuple[int, int, int]:
         n = len(pb)
         rows: list[int] | None = None  # None: every message
         dup = atomic = 0
         attempt = 0
         while True:
-            await self._connected()
-            reconnects = self._conn.nc.stats["reconnects"]
-            res = await self._pub.publish(pb, self._timeout, rows)
+            self._wait_connected()
+            connects = self._connects()
+            res = self._attempt(pb, rows)
             dup += res.duplicates
             atomic += res.atomic
             if not res.failed:
@@ -393,7 +516,7 @@ class _SinkPartition(StatefulSinkPartition[Any, None]):
             # whose key got a later value acknowledged in this attempt is superseded:
             # retrying it after that value would roll the key back.
             rows = _retry_indices([pb.subject(i) for i in range(n)], res.failed)
-            if await self._connected() or self._conn.nc.stats["reconnects"] != reconnects:
+            if self._wait_connected() or self._connects() != connects:
                 continue  # lost in an outage: again at once, same ids, the attempt not counted
             if attempt == self._retries:
                 detail = res.errors[0] if res.errors else f"no PubAck within {self._timeout:.0f} s"
@@ -410,7 +533,7 @@ class _SinkPartition(StatefulSinkPartition[Any, None]):
                 self._retries + 1,
                 extra={"failed": len(res.failed), "attempt": attempt + 1},
             )
-            await asyncio.sleep(min(2.0**attempt, 10.0))
+            time.sleep(min(2.0**attempt, 10.0))
             attempt += 1
 
     def write_batch(self, items: list[Any]) -> None:
@@ -419,7 +542,7 @@ class _SinkPartition(StatefulSinkPartition[Any, None]):
             return
         t0 = time.perf_counter()
         pb = as_pub_batch(items)
-        n, dup, atomic = self._conn.run(self._publish_all(pb))
+        n, dup, atomic = self._publish_all(pb)
         self.atomic_published += atomic
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - t0)
         metrics.PUBLISHED.inc(n)
@@ -431,6 +554,55 @@ class _SinkPartition(StatefulSinkPartition[Any, None]):
     def snapshot(self) -> None:
         return None
 
+
+def _log_outage() -> None:
+    log.warning("NATS connection down: publishing waits until it is back", extra={"waiting": True})
+
+
+class _SinkPartition(_SinkBase):
+    """A sink partition on nats-py (``[nats] data_path = "python"``): the process's
+    shared ``"sink"`` connection, its own :class:`BatchPublisher` (reply inbox)."""
+
+    def __init__(self, cfg: NatsSettings, part: str, ack_timeout: float, retries: int, atomic: bool) -> None:
+        super().__init__(part, ack_timeout, retries)
+        self._atomic = atomic
+        self._conn = SharedConnection.acquire(cfg, "sink")
+        try:
+            self._pub = self._conn.run(self._start(), timeout=60)
+        except BaseException:
+            self._conn.release()
+            raise
+        metrics.register_connection(self._health_name, lambda: bool(self._conn.nc.is_connected))
+
+    async def _start(self) -> BatchPublisher:
+        pub = BatchPublisher(self._conn.nc, atomic=self._atomic)
+        await pub.start()
+        return pub
+
+    async def _connected(self) -> bool:
+        """Wait (for ever) while the connection is down; True when it was down. An
+        outage must pause the flow, not use up its retries: those are for a server that
+        answers but does not acknowledge."""
+        nc = self._conn.nc
+        if nc.is_connected or nc.is_closed:
+            return False
+        _log_outage()
+        while not nc.is_connected and not nc.is_closed:
+            await asyncio.sleep(0.25)
+        return True
+
+    def _wait_connected(self) -> bool:
+        nc = self._conn.nc
+        if nc.is_connected or nc.is_closed:  # the usual case, without a hop to the loop
+            return False
+        return self._conn.run(self._connected())
+
+    def _connects(self) -> int:
+        return int(self._conn.nc.stats["reconnects"])
+
+    def _attempt(self, pb: PubBatch, rows: list[int] | None) -> BatchOutcome:
+        return self._conn.run(self._pub.publish(pb, self._timeout, rows))
+
     def close(self) -> None:
         metrics.unregister(connection=self._health_name)
         try:
@@ -438,6 +610,49 @@ class _SinkPartition(StatefulSinkPartition[Any, None]):
         except Exception:
             pass
         self._conn.release()
+
+
+class _RustSinkPartition(_SinkBase):
+    """A sink partition on the Rust publisher (``[nats] data_path = "rust"``): the
+    process's one :class:`~tidstream.nats.rustio.RustPublisher` (connection and I/O
+    thread shared by the partitions); each message's PubAck awaited in Rust (up to
+    ``ack_timeout`` each), the GIL released meanwhile. No atomic batches."""
+
+    def __init__(self, cfg: NatsSettings, part: str, ack_timeout: float, retries: int) -> None:
+        from .rustio import SharedRustPublisher
+
+        super().__init__(part, ack_timeout, retries)
+        self._pub = SharedRustPublisher.acquire(cfg, ack_timeout)
+        metrics.register_connection(self._health_name, lambda: self._pub.is_connected)
+
+    def _wait_connected(self) -> bool:
+        if self._pub.is_connected:
+            return False
+        _log_outage()
+        while not self._pub.is_connected:
+            time.sleep(0.25)
+            self._pub.log_events()
+        return True
+
+    def _connects(self) -> int:
+        return self._pub.connects
+
+    def _attempt(self, pb: PubBatch, rows: list[int] | None) -> BatchOutcome:
+        out = BatchOutcome()
+        sel = None if rows is None else np.asarray(rows, dtype=np.int64)
+        res = self._pub.publish(pb, sel)
+        ok = res.seqs != 0
+        out.duplicates = int(np.count_nonzero(res.duplicate & ok))
+        bad = [k for k, e in enumerate(res.errors) if e is not None]
+        out.failed = bad if sel is None else sel[bad].tolist()
+        out.errors = [e for e in (res.errors[k] for k in bad[:3]) if e is not None]
+        return out
+
+    def close(self) -> None:
+        from .rustio import SharedRustPublisher
+
+        metrics.unregister(connection=self._health_name)
+        SharedRustPublisher.release(self._pub)
 
 
 @dataclass
@@ -469,7 +684,14 @@ class JetStreamSink(FixedPartitionedSink[Any, None]):
 
             return zlib.adler32(item_key.encode()) % len(self.partitions)
 
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _SinkPartition:
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _SinkBase:
+        if self.nats.data_path == "rust":
+            if self.atomic:
+                raise ConnectorError(
+                    'atomic batches are not implemented by data_path = "rust": turn '
+                    '[streams] atomic_publish off, or use data_path = "python"'
+                )
+            return _RustSinkPartition(self.nats, for_part, self.ack_timeout, self.retries)
         return _SinkPartition(self.nats, for_part, self.ack_timeout, self.retries, self.atomic)
 
 

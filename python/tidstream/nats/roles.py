@@ -40,7 +40,9 @@ def inbox_prefix(role: str) -> str:
 
 
 def _consume(stream: str) -> list[str]:
-    """JetStream API subjects an ordered push consumer of ``stream`` needs (nats-py)."""
+    """JetStream API subjects an ordered consumer of ``stream`` needs: push (nats-py,
+    ``data_path = "python"``) or pull (async-nats, ``data_path = "rust"``: its pull
+    requests, ``CONSUMER.MSG.NEXT``)."""
     return [
         "$JS.API.INFO",
         f"$JS.API.STREAM.INFO.{stream}",
@@ -48,6 +50,7 @@ def _consume(stream: str) -> list[str]:
         f"$JS.API.CONSUMER.CREATE.{stream}.>",
         f"$JS.API.CONSUMER.INFO.{stream}.*",
         f"$JS.API.CONSUMER.DELETE.{stream}.*",
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*",
         f"$JS.FC.{stream}.>",  # flow-control replies
         f"$JS.ACK.{stream}.>",
     ]

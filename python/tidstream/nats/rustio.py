@@ -1,5 +1,6 @@
-"""JetStream I/O done in Rust (``tidstream._core``, async-nats): a PROTOTYPE measured by
-``benches/bench_rustio.py`` and described in docs/NATSIO.md. Not wired into the flows yet.
+"""JetStream I/O done in Rust (``tidstream._core``, async-nats), docs/NATSIO.md: the data
+path of :class:`~tidstream.nats.jetstream.JetStreamSource` and
+:class:`~tidstream.nats.jetstream.JetStreamSink` when ``[nats] data_path = "rust"``.
 
 :class:`RustConsumer` reads a stream with an ordered pull consumer and returns one columnar
 :class:`MessageBatch` per call (one FFI crossing per batch, GIL released while waiting).
@@ -10,23 +11,45 @@ NKEY seed file, ``.creds`` file, TLS CA/cert/key); no secret ever appears in the
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import logging
+import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from .._core import NatsConsumer, NatsPublisher
+from .._core import NatsConsumer, NatsPublisher, PubBatch
 from ..config import NatsSettings
 from ..exceptions import ConnectorError
 
-__all__ = ["MessageBatch", "PublishResult", "RustConsumer", "RustPublisher", "settings_dict"]
+__all__ = [
+    "RUST_TLS_HOSTNAME_ERROR",
+    "MessageBatch",
+    "PublishResult",
+    "RustConsumer",
+    "RustPublisher",
+    "SharedRustPublisher",
+    "settings_dict",
+]
+
+#: Why ``tls_hostname`` and the Rust data path do not go together, and the fix.
+RUST_TLS_HOSTNAME_ERROR = (
+    '[nats] tls_hostname is not supported by data_path = "rust" (the Rust client verifies the '
+    "host name of the URL): put the certificate's host name in [nats] url, or use "
+    'data_path = "python"'
+)
 
 
 def settings_dict(cfg: NatsSettings) -> dict[str, Any]:
-    """The connection settings the Rust side reads (``tls_hostname`` is not supported
-    there: the host of the URL is the name verified)."""
+    """The connection settings the Rust side reads. Raises :class:`ConnectorError` for
+    ``tls_hostname``, which the Rust client does not support (it verifies the host of
+    the URL)."""
+    if cfg.tls_hostname:
+        raise ConnectorError(RUST_TLS_HOSTNAME_ERROR)
     return {
         "urls": cfg.servers(),
         "user": cfg.user,
@@ -41,6 +64,36 @@ def settings_dict(cfg: NatsSettings) -> dict[str, Any]:
         "name": cfg.name,
         "inbox_prefix": cfg.inbox_prefix,
     }
+
+
+_log = logging.getLogger("tidstream.nats")
+
+
+class _EventLogger:
+    """Logs a Rust handle's connection events as :func:`tidstream.nats.connect.connect`
+    logs nats-py's (same texts, same logger)."""
+
+    def __init__(self, cfg: NatsSettings) -> None:
+        self._where = cfg.redacted()["url"]
+        self._connected = False  # the first "connected" is the initial connection
+
+    def log(self, events: list[str]) -> None:
+        where = self._where
+        for e, group in itertools.groupby(events):
+            if e.startswith("client error"):  # one per failed reconnect attempt: once per run
+                _log.warning("NATS error: %s (x%d)", e, len(list(group)), extra={"nats": where})
+                continue
+            if e == "connected":
+                if self._connected:
+                    _log.info("NATS reconnected to %s", where, extra={"nats": where})
+                self._connected = True
+            elif e == "disconnected":
+                self._connected = True
+                _log.warning("NATS disconnected from %s; reconnecting", where, extra={"nats": where})
+            elif e == "closed":
+                _log.debug("NATS connection to %s closed", where, extra={"nats": where})
+            else:
+                _log.warning("NATS error: %s", e, extra={"nats": where})
 
 
 @dataclass(frozen=True)
@@ -62,11 +115,30 @@ class MessageBatch:
     subject_data: npt.NDArray[np.uint8]
     payload_offsets: npt.NDArray[np.int64]
     payload_data: npt.NDArray[np.uint8]
+    #: Header lines of each message (``Key: value\r\n`` each, keys sorted, the last value
+    #: of a repeated key; none when the message had no headers), same layout.
+    header_offsets: npt.NDArray[np.int64]
+    header_data: npt.NDArray[np.uint8]
     #: Transient consumer errors met while reading (the consumer recreates itself).
     errors: list[str]
 
     def __len__(self) -> int:
         return len(self.seqs)
+
+    def headers(self) -> list[dict[str, str] | None]:
+        """The headers of each message as a dict (None when it had none), as nats-py
+        gives them (a repeated key keeps its last value)."""
+        off = self.header_offsets
+        out: list[dict[str, str] | None] = [None] * len(self.seqs)
+        for i in np.flatnonzero(np.diff(off)).tolist():
+            text = self.header_data[off[i] : off[i + 1]].tobytes().decode("utf-8", "replace")
+            d: dict[str, str] = {}
+            for line in text.split("\r\n"):
+                if line:
+                    k, _, v = line.partition(": ")
+                    d[k] = v
+            out[i] = d
+        return out
 
     def subjects(self) -> pa.LargeStringArray:
         """The subjects as an Arrow array (zero copy)."""
@@ -91,11 +163,32 @@ class RustConsumer:
     itself after a gap or a server restart). Buffers at most one pull request (500
     messages) ahead of the caller. Raises :class:`ConnectorError` when it cannot start."""
 
-    def __init__(self, cfg: NatsSettings, stream: str, filter_subject: str, after_seq: int = 0) -> None:
+    def __init__(
+        self,
+        cfg: NatsSettings,
+        stream: str,
+        filter_subject: str,
+        after_seq: int = 0,
+        start_ns: int | None = None,
+    ) -> None:
+        """``start_ns`` (ns since the epoch, UTC): when ``after_seq`` is 0, start at the
+        first message stored at or after that time."""
         try:
-            self._c = NatsConsumer(settings_dict(cfg), stream, filter_subject, after_seq)
-        except (ConnectionError, RuntimeError, ValueError) as e:
+            self._c = NatsConsumer(settings_dict(cfg), stream, filter_subject, after_seq, start_ns)
+        except (ConnectionError, RuntimeError, ValueError, OverflowError) as e:
             raise ConnectorError(str(e)) from None
+        self._events = _EventLogger(cfg)
+        self._events.log(self._c.take_events())
+
+    @property
+    def initial_pending(self) -> int:
+        """Messages the consumer had to deliver when it was created (0: nothing)."""
+        return self._c.initial_pending
+
+    @property
+    def is_connected(self) -> bool:
+        """True while the connection is up."""
+        return self._c.is_connected
 
     @property
     def last_seq(self) -> int:
@@ -106,6 +199,7 @@ class RustConsumer:
         """Up to ``max_msgs`` messages: waits up to ``timeout_ms`` for them, returns early
         at the end of the stream (``num_pending == 0``). Empty on timeout."""
         d = self._c.next_batch(max_msgs, timeout_ms)
+        self._events.log(self._c.take_events())  # connection events, logged as nats-py's
         return MessageBatch(**d)
 
 
@@ -135,10 +229,75 @@ class RustPublisher:
             self._p = NatsPublisher(settings_dict(cfg), ack_timeout_s * 1000.0)
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise ConnectorError(str(e)) from None
+        self._events = _EventLogger(cfg)
+        self._events.log(self._p.take_events())
+
+    def log_events(self) -> None:
+        """Log the connection events since the last call (as nats-py's are logged)."""
+        self._events.log(self._p.take_events())
 
     def publish_batch(
         self, subjects: list[str], payloads: list[bytes], msg_ids: list[str], max_inflight: int = 4096
     ) -> PublishResult:
         """Publish and wait for all acks; an empty id means no ``Nats-Msg-Id`` header."""
-        d = self._p.publish_batch(subjects, payloads, msg_ids, max_inflight)
+        try:
+            d = self._p.publish_batch(subjects, payloads, msg_ids, max_inflight)
+        except RuntimeError as e:
+            raise ConnectorError(str(e)) from None
         return PublishResult(**d)
+
+    def publish(
+        self, batch: PubBatch, rows: npt.NDArray[np.int64] | None = None, max_inflight: int = 4096
+    ) -> PublishResult:
+        """Publish messages ``rows`` of ``batch`` (all when None) with their
+        ``Nats-Msg-Id`` and headers, and wait for every ack (one call, GIL released).
+        Result row ``k`` is the ``k``-th message published."""
+        try:
+            d = self._p.publish_pubbatch(batch, rows, max_inflight)
+        except RuntimeError as e:
+            raise ConnectorError(str(e)) from None
+        finally:
+            self.log_events()
+        return PublishResult(**d)
+
+    @property
+    def is_connected(self) -> bool:
+        """True while the connection is up."""
+        return self._p.is_connected
+
+    @property
+    def connects(self) -> int:
+        """Connections made so far (1 + reconnects)."""
+        return self._p.connects
+
+
+class SharedRustPublisher:
+    """The process's :class:`RustPublisher` for one set of settings (one connection and
+    I/O thread shared by every sink partition), reference-counted: :meth:`acquire` /
+    :meth:`release` in pairs; the last release closes it."""
+
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _shared: ClassVar[dict[str, tuple[RustPublisher, int]]] = {}
+
+    @classmethod
+    def acquire(cls, cfg: NatsSettings, ack_timeout_s: float) -> RustPublisher:
+        key = repr(sorted(dataclasses.asdict(cfg).items())) + f"|{ack_timeout_s}"
+        with cls._lock:
+            hit = cls._shared.get(key)
+            if hit is not None:
+                cls._shared[key] = (hit[0], hit[1] + 1)
+                return hit[0]
+            pub = RustPublisher(cfg, ack_timeout_s)
+            cls._shared[key] = (pub, 1)
+            return pub
+
+    @classmethod
+    def release(cls, pub: RustPublisher) -> None:
+        with cls._lock:
+            for key, (p, users) in list(cls._shared.items()):
+                if p is pub:
+                    if users > 1:
+                        cls._shared[key] = (p, users - 1)
+                    else:
+                        del cls._shared[key]
+                    return
