@@ -461,9 +461,6 @@ pub struct ReadingColumns {
     pub error_kind: Option<StrCol>,
     pub error_offset: Option<PrimCol<i32>>,
     pub error_count: usize,
-    /// Large batch: chunks are appended with streaming stores
-    /// ([`crate::mem::append_streaming`]); set by [`ReadingColumns::for_chunks`].
-    pub(crate) stream: bool,
 }
 
 fn opt_col<T: Copy + Default>(on: bool, n: usize) -> Option<PrimCol<T>> {
@@ -495,7 +492,6 @@ impl ReadingColumns {
             error_kind: None,
             error_offset: None,
             error_count: 0,
-            stream: false,
         }
     }
 
@@ -545,9 +541,6 @@ impl ReadingColumns {
     /// Count nulls, null the failed rows, build the stored-readings offsets and (when
     /// a row failed) the error columns.
     pub fn finish(mut self) -> Self {
-        if self.stream {
-            crate::mem::stream_fence();
-        }
         let n = self.len;
         self.error_count = self.errors.len();
         for &(i, _) in &self.errors {
@@ -633,8 +626,36 @@ impl ReadingColumns {
     }
 }
 
-/// Rows per chunk of the columnar batch paths (a multiple of 64).
+/// Rows per chunk of the columnar batch paths (a multiple of 64): the size of the
+/// chunk arrays, and the chunk of a batch smaller than [`LARGE_MIN_ROWS`].
 pub const CHUNK: usize = 256;
+/// Rows per chunk of a batch of [`LARGE_MIN_ROWS`] rows or more (a multiple of 64).
+///
+/// A large batch's columns are far beyond the caches, so every output line written
+/// is a cache miss. A chunk writes each of its value columns in one burst of
+/// vector stores (256 rows: 2 KiB, 32 lines, per f64 column); with three or four
+/// columns the bursts outnumber the store buffer's entries and the core stalls on
+/// the misses instead of computing. 64-row chunks keep one chunk's output stores
+/// (~30 cache lines) inside the store buffer, so their misses overlap with the next
+/// chunk's arithmetic, as a one-pass-per-row loop's do. Measured (decode_bench, 1 M
+/// frames, thread CPU): ldds75 5.5 -> 3.9 ns/frame, em310 5.7 -> 4.1, tid1 16.1 ->
+/// 15.2; but batches in cache (100 k frames) of ldds75 and em310 are 8-15 % faster
+/// with 256-row chunks (less per-chunk overhead), hence two sizes. Streaming (non-temporal) stores were slower than
+/// ordinary ones with either chunk size (docs/LAYOUTS.md).
+pub const LARGE_CHUNK: usize = 64;
+/// Batches of at least this many rows (4 MiB per f64 column) use [`LARGE_CHUNK`].
+/// (8 Ki in the crate's unit tests, so that they exercise both sizes.)
+pub const LARGE_MIN_ROWS: usize = if cfg!(test) { 8 << 10 } else { 512 << 10 };
+
+/// Rows per chunk of the columnar batch paths for a batch of `n` rows.
+#[inline]
+pub fn chunk_rows(n: usize) -> usize {
+    if n >= LARGE_MIN_ROWS {
+        LARGE_CHUNK
+    } else {
+        CHUNK
+    }
+}
 /// Validity words per chunk.
 pub const CHUNK_WORDS: usize = CHUNK / 64;
 
@@ -707,7 +728,7 @@ impl ChunkCols {
 }
 
 /// Append `m` rows' worth of bits from `words` (byte-aligned: the bitmap's length is
-/// a multiple of [`CHUNK`] before every chunk but the last).
+/// a multiple of 64 (every chunk size is) before every chunk but the last).
 fn push_words(b: &mut Bitmap, words: &[u64; CHUNK_WORDS], m: usize) {
     let nbytes = m.div_ceil(8);
     let mut bytes = [0u8; CHUNK / 8];
@@ -745,24 +766,12 @@ impl ReadingColumns {
             latitude: col(f(Fields::LOCATION)),
             longitude: col(f(Fields::LOCATION)),
             stored: f(Fields::STORED).then(StoredCol::default),
-            stream: n.saturating_mul(8) >= crate::mem::STREAM_MIN_BYTES,
             ..ReadingColumns::default()
-        }
-    }
-
-    /// Append a chunk's values to a value column (streaming stores for a large batch).
-    #[inline]
-    pub(crate) fn append<T: Copy>(stream: bool, v: &mut Vec<T>, src: &[T]) {
-        if stream {
-            crate::mem::append_streaming(v, src);
-        } else {
-            v.extend_from_slice(src);
         }
     }
 
     /// Append the next `m` rows from a chunk.
     pub fn push_chunk(&mut self, c: &ChunkCols, m: usize) {
-        let st = self.stream;
         for (col, vals) in [
             (&mut self.distance_mm, &c.distance_mm),
             (&mut self.fill_pct_reported, &c.fill_pct_reported),
@@ -773,13 +782,15 @@ impl ReadingColumns {
             (&mut self.longitude, &c.longitude),
         ] {
             if let Some(col) = col.as_mut() {
-                Self::append(st, &mut col.values, &vals[..m]);
+                col.values.extend_from_slice(&vals[..m]);
             }
         }
         if let Some(col) = self.measured_at_ms.as_mut() {
-            Self::append(st, &mut col.values, &c.measured_at_ms[..m]);
+            col.values.extend_from_slice(&c.measured_at_ms[..m]);
         }
-        Self::append(st, &mut self.alarm_flags.values, &c.alarm_flags[..m]);
+        self.alarm_flags
+            .values
+            .extend_from_slice(&c.alarm_flags[..m]);
         self.push_chunk_bits(c, m);
     }
 
