@@ -626,36 +626,17 @@ impl ReadingColumns {
     }
 }
 
-/// Rows per chunk of the columnar batch paths (a multiple of 64): the size of the
-/// chunk arrays, and the chunk of a batch smaller than [`LARGE_MIN_ROWS`].
-pub const CHUNK: usize = 256;
-/// Rows per chunk of a batch of [`LARGE_MIN_ROWS`] rows or more (a multiple of 64).
+/// Rows per chunk of the columnar batch paths (a multiple of 64).
 ///
-/// A large batch's columns are far beyond the caches, so every output line written
-/// is a cache miss. A chunk writes each of its value columns in one burst of
-/// vector stores (256 rows: 2 KiB, 32 lines, per f64 column); with three or four
-/// columns the bursts outnumber the store buffer's entries and the core stalls on
-/// the misses instead of computing. 64-row chunks keep one chunk's output stores
-/// (~30 cache lines) inside the store buffer, so their misses overlap with the next
-/// chunk's arithmetic, as a one-pass-per-row loop's do. Measured (decode_bench, 1 M
-/// frames, thread CPU): ldds75 5.5 -> 3.9 ns/frame, em310 5.7 -> 4.1, tid1 16.1 ->
-/// 15.2; but batches in cache (100 k frames) of ldds75 and em310 are 8-15 % faster
-/// with 256-row chunks (less per-chunk overhead), hence two sizes. Streaming (non-temporal) stores were slower than
-/// ordinary ones with either chunk size (docs/LAYOUTS.md).
-pub const LARGE_CHUNK: usize = 64;
-/// Batches of at least this many rows (4 MiB per f64 column) use [`LARGE_CHUNK`].
-/// (8 Ki in the crate's unit tests, so that they exercise both sizes.)
-pub const LARGE_MIN_ROWS: usize = if cfg!(test) { 8 << 10 } else { 512 << 10 };
-
-/// Rows per chunk of the columnar batch paths for a batch of `n` rows.
-#[inline]
-pub fn chunk_rows(n: usize) -> usize {
-    if n >= LARGE_MIN_ROWS {
-        LARGE_CHUNK
-    } else {
-        CHUNK
-    }
-}
+/// 64, not more: a chunk writes each of its value columns in one burst of vector
+/// stores, and in a batch beyond the caches every output line written is a miss.
+/// With 256-row chunks (2 KiB, 32 lines per f64 column, three or four columns in a
+/// row) the bursts outnumbered the store buffer's entries and the core stalled on
+/// the misses instead of computing; a 64-row chunk's ~30 output lines fit, so their
+/// misses overlap with the next chunk's arithmetic, as the stores of a
+/// one-pass-per-row loop do. Figures (1 M frames: ldds75 ~5.0 -> ~4.1 ns/frame) and
+/// the price in cache (5-9 % at 50 k frames for ldds75 / em310) in docs/LAYOUTS.md.
+pub const CHUNK: usize = 64;
 /// Validity words per chunk.
 pub const CHUNK_WORDS: usize = CHUNK / 64;
 
@@ -728,7 +709,7 @@ impl ChunkCols {
 }
 
 /// Append `m` rows' worth of bits from `words` (byte-aligned: the bitmap's length is
-/// a multiple of 64 (every chunk size is) before every chunk but the last).
+/// a multiple of [`CHUNK`] before every chunk but the last).
 fn push_words(b: &mut Bitmap, words: &[u64; CHUNK_WORDS], m: usize) {
     let nbytes = m.div_ceil(8);
     let mut bytes = [0u8; CHUNK / 8];

@@ -24,7 +24,7 @@ use super::bytes::{crc16_ccitt, u16_le, u8_at};
 use super::{decode_rows, Codec, EncodeError, FportSource, ModelInfo, PayloadSource};
 use crate::error::{DecodeError, DecodeResult, ErrorKind};
 use crate::reading::{
-    alarm, chunk_col, chunk_rows, ChunkCols, Fields, Reading, ReadingColumns, StoredReading, CHUNK,
+    alarm, chunk_col, ChunkCols, Fields, Reading, ReadingColumns, StoredReading, CHUNK,
 };
 use crate::value::Value;
 
@@ -370,10 +370,9 @@ impl Codec for Tid1 {
         let mut starts = [0usize; CHUNK];
         let mut lens = [0usize; CHUNK];
         let mut chunk = Box::<ChunkCols>::default();
-        let step = chunk_rows(n);
         let mut r0 = 0;
         while r0 < n {
-            let m = step.min(n - r0);
+            let m = CHUNK.min(n - r0);
             flat.ranges(r0, &mut starts[..m], &mut lens[..m]);
             chunk.reset(m);
             for j in 0..m.div_ceil(64) {

@@ -13,12 +13,11 @@
 //! of the row words, mask / shift / sign), then one fused loop for the value (the
 //! vendor's arithmetic), specials as a mask, alarm flags and the values written
 //! straight into the output column (appended by the first op on the column in the
-//! chunk, with ordinary stores), plus the validity words. A large batch is walked in
-//! chunks of [`LARGE_CHUNK`] rows instead, so that one chunk's output stores fit the
-//! store buffer and their cache misses overlap with the next chunk's arithmetic
-//! ([`chunk_rows`]). The next chunk's bytes are prefetched while a chunk is
-//! computed. The pass is compiled three times, for the baseline target, AVX2 and
-//! AVX-512 (picked at run time). Rows without the shape (other record sequences,
+//! chunk, with ordinary stores: [`CHUNK`] is small enough that one chunk's output
+//! stores fit the store buffer, so their cache misses overlap with the next chunk's
+//! arithmetic), plus the validity words. The next chunk's bytes are prefetched while
+//! a chunk is computed. The pass is compiled three times, for the baseline target,
+//! AVX2 and AVX-512 (picked at run time). Rows without the shape (other record sequences,
 //! truncated or null frames, bad fPorts) go through the per-frame path afterwards,
 //! which overwrites every cell of those rows, so the values the field loops computed
 //! for them never show.
@@ -33,9 +32,7 @@ use crate::codec::bytes::Order;
 use crate::codec::{
     check_fport, decode_rows, Codec, FlatView, FportSource, ModelInfo, PayloadSource,
 };
-#[cfg(doc)]
-use crate::reading::LARGE_CHUNK;
-use crate::reading::{alarm, chunk_col, chunk_rows, ChunkCols, ReadingColumns, CHUNK, CHUNK_WORDS};
+use crate::reading::{alarm, chunk_col, ChunkCols, ReadingColumns, CHUNK, CHUNK_WORDS};
 
 /// One normalized field at a fixed offset of the frame, with its read compiled:
 /// `raw = (((bytes & mask) >> rshift) << sx) as i32 >> sx` (unsigned: mask and
@@ -860,10 +857,9 @@ fn fast_rows(
     let mut fast = [false; CHUNK];
     let mut words: Box<RowWords> = Box::new([[0u64; CHUNK]; WORDS]);
     let mut chunk = Box::<ChunkCols>::default();
-    let step = chunk_rows(n);
     let mut r0 = 0;
     while r0 < n {
-        let m = step.min(n - r0);
+        let m = CHUNK.min(n - r0);
         flat.ranges(r0, &mut starts[..m], &mut lens[..m]);
         // The next chunk's bytes (about as many as this chunk's) on their way to the
         // cache while this chunk is computed: the load loop below then finds them.
@@ -965,13 +961,11 @@ mod tests {
         )
     }
 
-    /// A batch large enough for [`crate::reading::LARGE_CHUNK`]-row chunks decodes
-    /// exactly as the same frames in small batches (256-row chunks), damaged and
-    /// special-value frames included.
+    /// A big batch (hundreds of chunks, a partial last one) decodes exactly as the
+    /// same frames in small batches, damaged and special-value frames included.
     #[test]
-    fn large_batches_equal_small_batches() {
-        use crate::reading::{chunk_rows, LARGE_CHUNK, LARGE_MIN_ROWS};
-        let n = LARGE_MIN_ROWS * 4 + 1000;
+    fn big_batches_equal_small_batches() {
+        let n = 33_768;
         for model in ["dragino-ldds75", "milesight-em310-udl", "tid1"] {
             let c = Registry::global().get(model).unwrap();
             let (mut data, mut offsets) = (Vec::new(), vec![0i32]);
@@ -1007,7 +1001,6 @@ mod tests {
                 validity_bit_offset: 0,
             };
             let big = c.decode_batch(&all, &FportSource::None);
-            assert_eq!(chunk_rows(n), LARGE_CHUNK, "{model}: large-batch chunks");
             let mut i = 0;
             for r0 in (0..n).step_by(1000) {
                 let r1 = (r0 + 1000).min(n);
@@ -1018,7 +1011,6 @@ mod tests {
                     validity_bit_offset: 0,
                 };
                 let small = c.decode_batch(&part, &FportSource::None);
-                assert_eq!(chunk_rows(r1 - r0), crate::reading::CHUNK);
                 for k in 0..r1 - r0 {
                     assert_eq!(row(&big, r0 + k), row(&small, k), "{model} row {}", r0 + k);
                     i += 1;
