@@ -2,7 +2,9 @@
 //! `cargo run --release -p tidstream-core --example decode_bench [frames] [repeats] [model]`.
 //! Prints the best wall time and the best CPU time of the decoding thread per frame
 //! (the CPU time is the steadier figure on a shared machine: time-slicing does not
-//! count, page faults taken for the fresh output columns do).
+//! count, page faults taken for the fresh output columns do). For dragino-ldds75 it
+//! also times the numba baseline's loop written in plain Rust (one pass per row,
+//! ordinary stores): the reference for how a batch beyond the caches should scale.
 use _core::codec::{FlatPayloads, FportSource, Registry};
 use _core::reading::Reading;
 use std::time::Instant;
@@ -59,7 +61,16 @@ fn main() {
             .nth(2)
             .and_then(|s| s.parse().ok())
             .unwrap_or(15);
+        let (mut nb_best, mut nb_cpu) = (f64::MAX, f64::MAX);
         for _ in 0..reps {
+            if model == "dragino-ldds75" {
+                // The numba baseline's loop (benches/baselines.py `ldds75`), in Rust:
+                // one pass per row, ordinary stores into fresh columns.
+                let (t, c0) = (Instant::now(), thread_cpu_s());
+                std::hint::black_box(ldds75_plain(&data, &offsets));
+                nb_best = nb_best.min(t.elapsed().as_secs_f64());
+                nb_cpu = nb_cpu.min(thread_cpu_s() - c0);
+            }
             let (t, c0) = (Instant::now(), thread_cpu_s());
             let cols = c.decode_batch(&src, &FportSource::None);
             let (dt, dc) = (t.elapsed().as_secs_f64(), thread_cpu_s() - c0);
@@ -73,7 +84,51 @@ fn main() {
             best / n as f64 * 1e9,
             best_cpu / n as f64 * 1e9
         );
+        if nb_best < f64::MAX {
+            println!(
+                "{:22} {:6.2} ns/frame wall, {:6.2} ns/frame thread CPU",
+                "  numba-like plain loop",
+                nb_best / n as f64 * 1e9,
+                nb_cpu / n as f64 * 1e9
+            );
+        }
     }
+}
+
+/// The numba baseline's LDDS75 kernel as a plain Rust loop (the reference the
+/// columnar path is compared with at large batches): (distance, battery, temperature,
+/// ok) columns, one pass per row, ordinary stores.
+#[allow(clippy::type_complexity)]
+fn ldds75_plain(data: &[u8], offsets: &[i32]) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<bool>) {
+    let n = offsets.len() - 1;
+    let (mut dist, mut bat, mut temp, mut ok) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for k in 0..n {
+        let i = offsets[k] as usize;
+        if offsets[k + 1] as usize - i < 8 {
+            ok.push(false);
+            dist.push(f64::NAN);
+            bat.push(f64::NAN);
+            temp.push(f64::NAN);
+            continue;
+        }
+        let b = ((u32::from(data[i]) << 8) | u32::from(data[i + 1])) & 0x3FFF;
+        let d = (u32::from(data[i + 2]) << 8) | u32::from(data[i + 3]);
+        let t = i16::from_be_bytes([data[i + 5], data[i + 6]]);
+        ok.push(true);
+        bat.push(f64::from(b) / 1000.0);
+        dist.push(if d == 0 || d == 20 {
+            f64::NAN
+        } else {
+            f64::from(d)
+        });
+        temp.push(f64::from(t) / 10.0);
+    }
+    (dist, bat, temp, ok)
 }
 
 /// CPU time of the calling thread, seconds.

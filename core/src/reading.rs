@@ -461,9 +461,6 @@ pub struct ReadingColumns {
     pub error_kind: Option<StrCol>,
     pub error_offset: Option<PrimCol<i32>>,
     pub error_count: usize,
-    /// Large batch: chunks are appended with streaming stores
-    /// ([`crate::mem::append_streaming`]); set by [`ReadingColumns::for_chunks`].
-    pub(crate) stream: bool,
 }
 
 fn opt_col<T: Copy + Default>(on: bool, n: usize) -> Option<PrimCol<T>> {
@@ -495,7 +492,6 @@ impl ReadingColumns {
             error_kind: None,
             error_offset: None,
             error_count: 0,
-            stream: false,
         }
     }
 
@@ -545,9 +541,6 @@ impl ReadingColumns {
     /// Count nulls, null the failed rows, build the stored-readings offsets and (when
     /// a row failed) the error columns.
     pub fn finish(mut self) -> Self {
-        if self.stream {
-            crate::mem::stream_fence();
-        }
         let n = self.len;
         self.error_count = self.errors.len();
         for &(i, _) in &self.errors {
@@ -634,7 +627,16 @@ impl ReadingColumns {
 }
 
 /// Rows per chunk of the columnar batch paths (a multiple of 64).
-pub const CHUNK: usize = 256;
+///
+/// 64, not more: a chunk writes each of its value columns in one burst of vector
+/// stores, and in a batch beyond the caches every output line written is a miss.
+/// With 256-row chunks (2 KiB, 32 lines per f64 column, three or four columns in a
+/// row) the bursts outnumbered the store buffer's entries and the core stalled on
+/// the misses instead of computing; a 64-row chunk's ~30 output lines fit, so their
+/// misses overlap with the next chunk's arithmetic, as the stores of a
+/// one-pass-per-row loop do. Figures (1 M frames: ldds75 ~5.0 -> ~4.1 ns/frame) and
+/// the price in cache (5-9 % at 50 k frames for ldds75 / em310) in docs/LAYOUTS.md.
+pub const CHUNK: usize = 64;
 /// Validity words per chunk.
 pub const CHUNK_WORDS: usize = CHUNK / 64;
 
@@ -745,24 +747,12 @@ impl ReadingColumns {
             latitude: col(f(Fields::LOCATION)),
             longitude: col(f(Fields::LOCATION)),
             stored: f(Fields::STORED).then(StoredCol::default),
-            stream: n.saturating_mul(8) >= crate::mem::STREAM_MIN_BYTES,
             ..ReadingColumns::default()
-        }
-    }
-
-    /// Append a chunk's values to a value column (streaming stores for a large batch).
-    #[inline]
-    pub(crate) fn append<T: Copy>(stream: bool, v: &mut Vec<T>, src: &[T]) {
-        if stream {
-            crate::mem::append_streaming(v, src);
-        } else {
-            v.extend_from_slice(src);
         }
     }
 
     /// Append the next `m` rows from a chunk.
     pub fn push_chunk(&mut self, c: &ChunkCols, m: usize) {
-        let st = self.stream;
         for (col, vals) in [
             (&mut self.distance_mm, &c.distance_mm),
             (&mut self.fill_pct_reported, &c.fill_pct_reported),
@@ -773,13 +763,15 @@ impl ReadingColumns {
             (&mut self.longitude, &c.longitude),
         ] {
             if let Some(col) = col.as_mut() {
-                Self::append(st, &mut col.values, &vals[..m]);
+                col.values.extend_from_slice(&vals[..m]);
             }
         }
         if let Some(col) = self.measured_at_ms.as_mut() {
-            Self::append(st, &mut col.values, &c.measured_at_ms[..m]);
+            col.values.extend_from_slice(&c.measured_at_ms[..m]);
         }
-        Self::append(st, &mut self.alarm_flags.values, &c.alarm_flags[..m]);
+        self.alarm_flags
+            .values
+            .extend_from_slice(&c.alarm_flags[..m]);
         self.push_chunk_bits(c, m);
     }
 

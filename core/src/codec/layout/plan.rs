@@ -13,9 +13,10 @@
 //! of the row words, mask / shift / sign), then one fused loop for the value (the
 //! vendor's arithmetic), specials as a mask, alarm flags and the values written
 //! straight into the output column (appended by the first op on the column in the
-//! chunk; in a large batch computed into the chunk's rows and appended with
-//! streaming stores, [`crate::mem::append_streaming`]), plus the validity words. The next chunk's bytes are prefetched while a
-//! chunk is computed. The pass is compiled three times, for the baseline target,
+//! chunk, with ordinary stores: [`CHUNK`] is small enough that one chunk's output
+//! stores fit the store buffer, so their cache misses overlap with the next chunk's
+//! arithmetic), plus the validity words. The next chunk's bytes are prefetched while
+//! a chunk is computed. The pass is compiled three times, for the baseline target,
 //! AVX2 and AVX-512 (picked at run time). Rows without the shape (other record sequences,
 //! truncated or null frames, bad fPorts) go through the per-frame path afterwards,
 //! which overwrites every cell of those rows, so the values the field loops computed
@@ -359,9 +360,6 @@ enum Dst<'a> {
     /// Overwrite the chunk's rows (a later op on the same column, or a scratch
     /// chunk): special-value rows keep what was there.
     Over(&'a mut [f64]),
-    /// As `Append`, for a large batch: the values are computed into the chunk's
-    /// scratch rows, then appended with streaming stores.
-    Stream(&'a mut Vec<f64>, &'a mut [f64]),
 }
 
 /// Apply one op to a chunk, row by row, exactly as the per-frame
@@ -462,11 +460,6 @@ fn apply_fused<
         // Straight into the column (a special-value row's value is never read: its
         // validity bit stays 0).
         vals.extend(raw.iter().map(|&r| value(r)));
-    } else if let Some(Dst::Stream(vals, rows)) = vals {
-        for (x, &r) in rows.iter_mut().zip(raw) {
-            *x = value(r);
-        }
-        ReadingColumns::append(true, vals, &rows[..m]);
     } else if let Some(Dst::Over(vals)) = vals {
         // An f64 column: zipped, so no bounds check keeps LLVM from vectorising.
         for ((x, &r), &b) in vals.iter_mut().zip(raw).zip(skip.iter()) {
@@ -525,7 +518,7 @@ fn apply<V: FnMut(usize, f64, bool, bool)>(
     if op.float || f.round.is_some() || op.special.len() > 4 {
         if let Some(dst) = vals {
             let vals = match dst {
-                Dst::Append(v) | Dst::Stream(v, _) => {
+                Dst::Append(v) => {
                     let at = v.len();
                     v.resize(at + raw.len(), 0.0);
                     &mut v[at..]
@@ -582,12 +575,7 @@ fn run_op(
 ) {
     let Some(t) = op.field.target else { return };
     let m = raw.len();
-    let stream = cols.stream;
-    let flags = if stream {
-        &mut c.alarm_flags[..m]
-    } else {
-        &mut cols.alarm_flags.values[r0..r0 + m]
-    };
+    let flags = &mut cols.alarm_flags.values[r0..r0 + m];
     let (col, scratch, idx) = match t {
         Target::Distance => (
             &mut cols.distance_mm,
@@ -680,9 +668,6 @@ fn run_op(
     // The first op on the column in this chunk appends its rows; a later one
     // overwrites them (a skipped row keeps what the earlier op wrote).
     let dst = match col.as_mut() {
-        Some(col) if col.values.len() == r0 && stream => {
-            Dst::Stream(&mut col.values, &mut scratch[..m])
-        }
         Some(col) if col.values.len() == r0 => Dst::Append(&mut col.values),
         Some(col) => Dst::Over(&mut col.values[r0..r0 + m]),
         None => Dst::Over(&mut scratch[..m]),
@@ -931,15 +916,10 @@ fn fast_rows(
             }
         }
         chunk.reset(m);
-        if !cols.stream {
-            cols.alarm_flags.values.resize(r0 + m, 0);
-        }
+        cols.alarm_flags.values.resize(r0 + m, 0);
         for op in &shape.ops {
             read_raw(op, data, &starts[..m], &words, &mut raw[..m]);
             run_op(op, &raw[..m], &mut skip, &mut chunk, cols, r0);
-        }
-        if cols.stream {
-            ReadingColumns::append(true, &mut cols.alarm_flags.values, &chunk.alarm_flags[..m]);
         }
         cols.push_chunk_bits(&chunk, m);
         r0 += m;
@@ -981,12 +961,11 @@ mod tests {
         )
     }
 
-    /// A batch large enough for streaming stores (`mem::STREAM_MIN_BYTES`) decodes
-    /// exactly as the same frames in small batches (ordinary stores), damaged and
-    /// special-value frames included.
+    /// A big batch (hundreds of chunks, a partial last one) decodes exactly as the
+    /// same frames in small batches, damaged and special-value frames included.
     #[test]
-    fn streaming_batches_equal_small_batches() {
-        let n = crate::mem::STREAM_MIN_BYTES / 8 * 4 + 1000;
+    fn big_batches_equal_small_batches() {
+        let n = 33_768;
         for model in ["dragino-ldds75", "milesight-em310-udl", "tid1"] {
             let c = Registry::global().get(model).unwrap();
             let (mut data, mut offsets) = (Vec::new(), vec![0i32]);
@@ -1022,7 +1001,6 @@ mod tests {
                 validity_bit_offset: 0,
             };
             let big = c.decode_batch(&all, &FportSource::None);
-            assert!(big.stream, "{model}: the big batch streams");
             let mut i = 0;
             for r0 in (0..n).step_by(1000) {
                 let r1 = (r0 + 1000).min(n);
@@ -1033,7 +1011,6 @@ mod tests {
                     validity_bit_offset: 0,
                 };
                 let small = c.decode_batch(&part, &FportSource::None);
-                assert!(!small.stream);
                 for k in 0..r1 - r0 {
                     assert_eq!(row(&big, r0 + k), row(&small, k), "{model} row {}", r0 + k);
                     i += 1;
