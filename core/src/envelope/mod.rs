@@ -322,8 +322,18 @@ impl UplinkColumns {
 /// row; any other unusable message an error row as described in the [module
 /// docs](self). Never panics; the result always has exactly `messages.len()` rows.
 pub fn decode_uplinks(format: Format, messages: &dyn PayloadSource) -> UplinkColumns {
+    let mut cols = UplinkColumns::with_capacity(messages.len());
+    decode_uplinks_into(format, messages, &mut cols);
+    cols
+}
+
+/// [`decode_uplinks`] appending to existing columns: `messages.len()` rows are added
+/// after the ones `cols` holds, exactly as if all had been parsed in one batch. A
+/// caller that can only borrow its messages part by part (a Python list, whose items
+/// must be referenced while the GIL is released) parses the parts one after the
+/// other into one set of columns.
+pub fn decode_uplinks_into(format: Format, messages: &dyn PayloadSource, cols: &mut UplinkColumns) {
     let n = messages.len();
-    let mut cols = UplinkColumns::with_capacity(n);
     // Typical uplinks carry a few dozen bytes; grow from there if needed.
     cols.payload_data.reserve(n.saturating_mul(32));
     let mut scratch = Vec::new();
@@ -340,7 +350,6 @@ pub fn decode_uplinks(format: Format, messages: &dyn PayloadSource) -> UplinkCol
         }
         cols.push_message(format, messages.get(i), &mut scratch);
     }
-    cols
 }
 
 /// How many messages ahead of the one being parsed [`prefetch`] reaches (measured on

@@ -399,7 +399,112 @@ impl<'a> Scanner<'a> {
     }
 
     /// Skip an object or array without recursion (a bit stack records the nesting).
+    ///
+    /// Two states: at the start of a value, and after one (expecting `,` or the
+    /// closing bracket). Checking the byte that normally follows first (`"` after `{`
+    /// and `,` in an object, `:` after a key) keeps the common path of compact JSON
+    /// short; errors and their offsets are those of a plain grammar walk.
     fn skip_container(&mut self, object: bool) -> SResult<()> {
+        let mut stack = [0u64; MAX_DEPTH / 64];
+        let mut depth = 0usize;
+        let mut in_obj = object;
+        // On the opening bracket of the outer container.
+        let mut v = if object { b'{' } else { b'[' };
+        loop {
+            // At the first byte `v` of a value (not consumed).
+            if v == b'{' || v == b'[' {
+                if depth >= MAX_DEPTH {
+                    return err("recursion limit exceeded", self.pos);
+                }
+                in_obj = v == b'{';
+                if let Some(w) = stack.get_mut(depth / 64) {
+                    let bit = 1u64 << (depth % 64);
+                    if in_obj {
+                        *w |= bit;
+                    } else {
+                        *w &= !bit;
+                    }
+                }
+                depth += 1;
+                self.pos += 1;
+                let close = if in_obj { b'}' } else { b']' };
+                match self.ws() {
+                    Some(c) if c == close => {
+                        // Empty container: a complete value.
+                        self.pos += 1;
+                        depth -= 1;
+                    }
+                    Some(c) => {
+                        if in_obj {
+                            if c != b'"' {
+                                return err("key must be a string", self.pos);
+                            }
+                            self.member_key()?;
+                            v = match self.ws() {
+                                Some(v) => v,
+                                None => return err(EOF_VALUE, self.pos),
+                            };
+                        } else {
+                            v = c;
+                        }
+                        continue;
+                    }
+                    None => return err(if in_obj { EOF_OBJECT } else { EOF_LIST }, self.pos),
+                }
+            } else {
+                self.scalar(v)?;
+            }
+            // After a complete value, inside the container at `depth`.
+            loop {
+                if depth == 0 {
+                    return Ok(());
+                }
+                let top = depth - 1;
+                in_obj = stack
+                    .get(top / 64)
+                    .is_some_and(|w| w & (1 << (top % 64)) != 0);
+                let close = if in_obj { b'}' } else { b']' };
+                let eof = if in_obj { EOF_OBJECT } else { EOF_LIST };
+                match self.ws() {
+                    Some(b',') => {
+                        self.pos += 1;
+                        match self.ws() {
+                            Some(c) if c == close => return err("trailing comma", self.pos),
+                            Some(b'"') if in_obj => {
+                                self.member_key()?;
+                                v = match self.ws() {
+                                    Some(v) => v,
+                                    None => return err(EOF_VALUE, self.pos),
+                                };
+                            }
+                            Some(_) if in_obj => return err("key must be a string", self.pos),
+                            Some(c) => v = c,
+                            None => return err(eof, self.pos),
+                        }
+                        break;
+                    }
+                    Some(c) if c == close => {
+                        self.pos += 1;
+                        depth -= 1;
+                    }
+                    Some(_) => {
+                        let what = if in_obj {
+                            "expected `,` or `}`"
+                        } else {
+                            "expected `,` or `]`"
+                        };
+                        return err(what, self.pos);
+                    }
+                    None => return err(eof, self.pos),
+                }
+            }
+        }
+    }
+
+    /// The previous form of [`Scanner::skip_container`], kept as the reference its
+    /// replacement is property-tested against (same results, same error positions).
+    #[cfg(test)]
+    fn skip_container_reference(&mut self, object: bool) -> SResult<()> {
         let mut stack = [0u64; MAX_DEPTH / 64];
         let mut depth = 0usize;
         let mut in_obj = object;
@@ -778,5 +883,86 @@ mod tests {
         assert_eq!(un(r"\uD83D"), Err(0));
         assert_eq!(un(r"\uD83Dx\uDE00"), Err(0));
         assert_eq!(un(r"\uD83D\u0041"), Err(0));
+    }
+
+    /// Both container walks on the same bytes: same outcome, same error, same position.
+    fn same_as_reference(doc: &[u8]) {
+        let (mut a, mut b) = (Scanner::new(doc), Scanner::new(doc));
+        let object = doc.first() == Some(&b'{');
+        let ra = a.skip_container(object);
+        let rb = b.skip_container_reference(object);
+        assert_eq!(ra, rb, "{:?}", String::from_utf8_lossy(doc));
+        assert_eq!(a.pos(), b.pos(), "{:?}", String::from_utf8_lossy(doc));
+    }
+
+    /// A JSON value from small pieces (`depth` levels of nesting at most).
+    fn json_value(depth: u32) -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop::sample::select(vec![
+            "0",
+            "-1.5e3",
+            "true",
+            "false",
+            "null",
+            "\"\"",
+            "\"ab\\\"c\"",
+            "\"\\u00e9\"",
+            "\"é\"",
+        ])
+        .prop_map(str::to_string);
+        leaf.prop_recursive(depth, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(("[a-z]{0,3}", inner), 0..5).prop_map(|v| {
+                    let m: Vec<String> = v.iter().map(|(k, x)| format!("\"{k}\": {x}")).collect();
+                    format!("{{ {} }}", m.join(" ,"))
+                }),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn skip_container_matches_reference_on_token_soup(
+            object in proptest::bool::ANY,
+            toks in proptest::collection::vec(proptest::sample::select(vec![
+                "{", "}", "[", "]", ",", ":", " ", "\"k\"", "\"", "1", "-", "2.5", "null", "tru",
+                "\\", "\"\\u12\"", "\n", "x", "\u{1}",
+            ]), 0..24),
+        ) {
+            let doc = format!("{}{}", if object { "{" } else { "[" }, toks.concat());
+            same_as_reference(doc.as_bytes());
+        }
+
+        #[test]
+        fn skip_container_matches_reference_on_mutated_json(
+            v in json_value(4),
+            at in 0usize..400,
+            byte in proptest::sample::select(vec![b'{', b'}', b'[', b']', b',', b':', b'"', b' ', b'1', b'x', 0u8]),
+            cut in proptest::bool::ANY,
+        ) {
+            let mut doc = format!("[{v}]").into_bytes();
+            same_as_reference(&doc);
+            let at = at % doc.len();
+            if cut {
+                doc.truncate(at);
+            } else {
+                doc[at] = byte;
+            }
+            if !doc.is_empty() {
+                same_as_reference(&doc);
+            }
+        }
+    }
+
+    #[test]
+    fn skip_container_depth_limit_as_reference() {
+        for n in [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1] {
+            let doc = format!("{}{}", "[".repeat(n), "]".repeat(n));
+            same_as_reference(doc.as_bytes());
+            let doc = format!("{}1{}", "[{\"a\":".repeat(n / 2), "}]".repeat(n / 2));
+            same_as_reference(doc.as_bytes());
+        }
     }
 }
