@@ -358,6 +358,21 @@ const PREFETCH_AHEAD: usize = 4;
 /// Bytes of a message [`prefetch`] asks for.
 const PREFETCH_BYTES: usize = 512;
 
+/// Hint the CPU to start loading the cache line holding `addr` (the header of a
+/// Python object about to be referenced, say). A hint only: any address is fine,
+/// nothing is dereferenced and it never faults.
+#[inline]
+pub fn prefetch_line(addr: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` never faults and reads nothing architecturally, whatever
+    // the address. SSE is part of x86_64.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(addr.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
+
 /// Hint the CPU to start loading the first [`PREFETCH_BYTES`] of `msg` into cache.
 /// A hint only: no effect on results, and nothing is dereferenced.
 #[inline]

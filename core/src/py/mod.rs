@@ -398,6 +398,8 @@ impl crate::codec::PayloadSource for Borrowed<'_> {
 /// (one pass per chunk instead of three passes over a whole batch of scattered
 /// objects); about 0.5 MB of typical envelopes.
 const LIST_CHUNK: usize = 256;
+/// How many items ahead the reference loop of a chunk prefetches object headers.
+const LIST_PREFETCH_AHEAD: usize = 8;
 
 /// Parse a batch of uplink JSON envelopes given as a list of `bytes` / `str` / `None`,
 /// read in place (no copy into an Arrow array first); the GIL is released while parsing,
@@ -430,6 +432,17 @@ fn decode_uplinks_list<'py>(
         // stay valid.
         items.clear();
         for i in start..end {
+            let ahead = i + LIST_PREFETCH_AHEAD;
+            if ahead < n {
+                // Start loading a later item's header (scattered objects: a cache miss
+                // each) while this one is referenced.
+                // SAFETY: the GIL is held and `ahead < n == messages.len()` (checked
+                // above, and no Python code runs in this loop), so `PyList_GetItem`
+                // returns a borrowed pointer without touching the item; only its
+                // address is used, as a prefetch hint.
+                let item = unsafe { pyo3::ffi::PyList_GetItem(messages.as_ptr(), ahead as isize) };
+                crate::envelope::prefetch_line(item.cast::<u8>());
+            }
             items.push(messages.get_item(i)?);
         }
         let mut slices = Vec::with_capacity(items.len());
