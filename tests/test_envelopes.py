@@ -122,3 +122,44 @@ def test_list_input_is_read_in_place_like_an_array():
     assert tidstream.decode_uplinks("ttn-v3", [bytearray(ttn)]).equals(from_list.slice(0, 1))
     with pytest.raises(TypeError, match="list of bytes or str"):
         tidstream.decode_uplinks("ttn-v3", [ttn, 7])
+
+
+def test_long_list_is_parsed_chunk_by_chunk_like_an_array():
+    """The core parses a list a few hundred messages per GIL release: rows stay in
+    order across chunk boundaries, with errors, nulls and str items anywhere."""
+    msgs: list[bytes | str | None] = []
+    for i in range(700):
+        m = json.loads(json.dumps(TTN))
+        m["end_device_ids"]["dev_eui"] = f"{0x0004A30B00000000 + i:016X}"
+        m["uplink_message"]["f_cnt"] = i
+        m["uplink_message"]["frm_payload"] = base64.b64encode(i.to_bytes(2, "big")).decode()
+        msgs.append(json.dumps(m).encode())
+    # Around the chunk boundaries (256, 512) and elsewhere.
+    bad = {255: b"{not json", 256: None, 511: b'{"end_device_ids":{}}', 512: b"[]", 699: None}
+    for i, m in bad.items():
+        msgs[i] = m
+    for i in (3, 257, 600):
+        msgs[i] = msgs[i].decode()  # type: ignore[union-attr]
+    from_list = tidstream.decode_uplinks("ttn-v3", msgs)
+    as_bytes = [m.encode() if isinstance(m, str) else m for m in msgs]
+    assert from_list.equals(tidstream.decode_uplinks("ttn-v3", pa.array(as_bytes, pa.binary())))
+    ok = from_list.column("ok").to_pylist()
+    assert [i for i, o in enumerate(ok) if not o] == sorted(bad)
+    good = [i for i in range(700) if i not in bad]
+    assert [from_list.column("fcnt")[i].as_py() for i in good] == good
+    assert [from_list.column("payload")[i].as_py() for i in good] == [i.to_bytes(2, "big") for i in good]
+    assert from_list.column("dev_eui")[600].as_py() == f"{0x0004A30B00000000 + 600:016x}"
+    kinds = from_list.column("error_kind").to_pylist()
+    assert [kinds[i] for i in sorted(bad)] == [
+        "invalid_json",
+        "missing_payload",
+        "missing_field",
+        "wrong_type",
+        "missing_payload",
+    ]
+    # A wrong item type in a later chunk: the core names it, the wrapper raises TypeError.
+    msgs[600] = 7  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match=r"messages\[600\] must be bytes, str or None, got int"):
+        tidstream._core.decode_uplinks_list("ttn-v3", msgs)
+    with pytest.raises(TypeError, match=r"list of bytes or str"):
+        tidstream.decode_uplinks("ttn-v3", msgs)

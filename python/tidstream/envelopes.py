@@ -63,6 +63,10 @@ def decode_uplinks(
         One row per message, in order: DevEUI (lowercase), received time (UTC, ns),
         fport, frame counter, payload bytes, best RSSI / SNR, gateway count, and
         ``ok`` / ``error`` / ``error_kind`` / ``error_offset``.
+
+    Raises:
+        RuntimeError: another thread resized the ``list`` of messages during the call
+            (a list is parsed a few hundred messages per GIL release).
     """
     if format == "raw":
         return _raw(messages, device_ids, fports, received_at)

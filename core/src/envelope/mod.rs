@@ -322,8 +322,18 @@ impl UplinkColumns {
 /// row; any other unusable message an error row as described in the [module
 /// docs](self). Never panics; the result always has exactly `messages.len()` rows.
 pub fn decode_uplinks(format: Format, messages: &dyn PayloadSource) -> UplinkColumns {
+    let mut cols = UplinkColumns::with_capacity(messages.len());
+    decode_uplinks_into(format, messages, &mut cols);
+    cols
+}
+
+/// [`decode_uplinks`] appending to existing columns: `messages.len()` rows are added
+/// after the ones `cols` holds, exactly as if all had been parsed in one batch. A
+/// caller that can only borrow its messages part by part (a Python list, whose items
+/// must be referenced while the GIL is released) parses the parts one after the
+/// other into one set of columns.
+pub fn decode_uplinks_into(format: Format, messages: &dyn PayloadSource, cols: &mut UplinkColumns) {
     let n = messages.len();
-    let mut cols = UplinkColumns::with_capacity(n);
     // Typical uplinks carry a few dozen bytes; grow from there if needed.
     cols.payload_data.reserve(n.saturating_mul(32));
     let mut scratch = Vec::new();
@@ -340,7 +350,6 @@ pub fn decode_uplinks(format: Format, messages: &dyn PayloadSource) -> UplinkCol
         }
         cols.push_message(format, messages.get(i), &mut scratch);
     }
-    cols
 }
 
 /// How many messages ahead of the one being parsed [`prefetch`] reaches (measured on
@@ -348,6 +357,21 @@ pub fn decode_uplinks(format: Format, messages: &dyn PayloadSource) -> UplinkCol
 const PREFETCH_AHEAD: usize = 4;
 /// Bytes of a message [`prefetch`] asks for.
 const PREFETCH_BYTES: usize = 512;
+
+/// Hint the CPU to start loading the cache line holding `addr` (the header of a
+/// Python object about to be referenced, say). A hint only: any address is fine,
+/// nothing is dereferenced and it never faults.
+#[inline]
+pub fn prefetch_line(addr: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` never faults and reads nothing architecturally, whatever
+    // the address. SSE is part of x86_64.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(addr.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
 
 /// Hint the CPU to start loading the first [`PREFETCH_BYTES`] of `msg` into cache.
 /// A hint only: no effect on results, and nothing is dereferenced.

@@ -1,0 +1,74 @@
+//! Rust-only timing of `envelope::decode_uplinks` (diagnostic, no Python involved):
+//! `cargo run --release -p tidstream-core --example envelope_bench FILE [ttn|chirpstack] [repeats]`.
+//!
+//! `FILE` holds one compact JSON envelope per line, e.g. written by
+//! `benches/baselines.py` (`make_ttn_messages` / `make_chirpstack_messages` joined with
+//! `\n`). Each batch is timed twice: from one flat Arrow-like buffer (the BinaryArray
+//! input) and from separately allocated messages (what a `list[bytes]` looks like to
+//! the core). Prints the best wall and thread-CPU time per message.
+use _core::codec::FlatPayloads;
+use _core::envelope::{decode_uplinks, Format};
+use std::time::Instant;
+
+fn main() {
+    // Keep freed output buffers in the heap for the next repeat, as a long-running
+    // Python process does.
+    // SAFETY: mallopt only changes allocator thresholds.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+    let mut args = std::env::args().skip(1);
+    let path = args
+        .next()
+        .expect("usage: envelope_bench FILE [ttn|chirpstack] [repeats]");
+    let format = Format::parse(&args.next().unwrap_or_else(|| "ttn".into())).expect("format");
+    let reps: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(15);
+    let text = std::fs::read(&path).expect("read FILE");
+    let mut data = Vec::with_capacity(text.len());
+    let mut offsets = vec![0i32];
+    let mut owned: Vec<Vec<u8>> = Vec::new();
+    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        data.extend_from_slice(line);
+        offsets.push(i32::try_from(data.len()).expect("under 2 GiB"));
+        owned.push(line.to_vec());
+    }
+    let n = owned.len();
+    let flat = FlatPayloads {
+        data: &data,
+        offsets: &offsets,
+        validity: None,
+        validity_bit_offset: 0,
+    };
+    let inputs: [(&str, &dyn _core::codec::PayloadSource); 2] =
+        [("flat", &flat), ("scattered", &owned)];
+    for (name, src) in inputs {
+        let (mut best, mut best_cpu) = (f64::MAX, f64::MAX);
+        for _ in 0..reps {
+            let (t, c0) = (Instant::now(), thread_cpu_s());
+            let cols = decode_uplinks(format, src);
+            let (dt, dc) = (t.elapsed().as_secs_f64(), thread_cpu_s() - c0);
+            assert_eq!(cols.error_count, 0, "{:?}", cols.error.get(0));
+            std::hint::black_box(cols);
+            best = best.min(dt);
+            best_cpu = best_cpu.min(dc);
+        }
+        println!(
+            "{format} {name:9} {n} msgs: {:7.1} ns/msg wall, {:7.1} ns/msg thread CPU",
+            best / n as f64 * 1e9,
+            best_cpu / n as f64 * 1e9
+        );
+    }
+}
+
+/// CPU time of the calling thread, seconds.
+fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
