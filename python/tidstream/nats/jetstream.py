@@ -26,6 +26,7 @@ import collections
 import itertools
 import logging
 import time
+from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -487,17 +488,17 @@ class _SinkBase(StatefulSinkPartition[Any, None]):
         self.atomic_published = 0
         self._health_name = f"sink/{part}"
 
+    @abstractmethod
     def _attempt(self, pb: PubBatch, rows: list[int] | None) -> BatchOutcome:
         """Publish messages ``rows`` of ``pb`` (all when None) once and wait for the acks."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _wait_connected(self) -> bool:
         """Wait (for ever) while the connection is down; True when it was down."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _connects(self) -> int:
         """A counter that changes when the connection is re-established."""
-        raise NotImplementedError
 
     def _publish_all(self, pb: PubBatch) -> tuple[int, int, int]:
         n = len(pb)
