@@ -198,6 +198,8 @@ class SoakConfig:
     twin_snapshot_s: float = 60.0
     #: seconds between the flows' Bytewax recovery snapshots (the configuration's 5 s).
     snapshot_s: int = 5
+    #: ``[nats] data_path`` of the flows: "python" (nats-py) or "rust" (docs/NATSIO.md).
+    data_path: str = "python"
     #: flow name -> command prefix (a profiler, e.g. ``["heaptrack", "-o", "out/alerts"]``).
     wrap: dict[str, list[str]] = field(default_factory=dict)
     #: seconds to wait for the flows to drain after the last uplink.
@@ -267,6 +269,7 @@ def flow_env(settings: Any, registry: Path, work: Path, cfg: SoakConfig) -> dict
             "TIDSTREAM_BATCH_SIZE": str(cfg.batch_size),
             "TIDSTREAM_TWIN_SNAPSHOT_PATH": str(work / "twin" / "twin.parquet"),
             "TIDSTREAM_TWIN_SNAPSHOT_INTERVAL_S": str(cfg.twin_snapshot_s),
+            "TIDSTREAM_NATS_DATA_PATH": cfg.data_path,
         }
     )
     return env
@@ -318,7 +321,9 @@ def run_steady(cfg: SoakConfig, out: Path) -> SoakResult:
 
         shutil.rmtree(work)
     work.mkdir()
-    cfg.say(f"soak: {cfg.uplinks:,} uplinks at {cfg.rate:g}/s for {cfg.seconds:g} s, flows {cfg.flows}")
+    cfg.say(
+        f"soak: {cfg.uplinks:,} uplinks at {cfg.rate:g}/s for {cfg.seconds:g} s, flows {cfg.flows}, data_path {cfg.data_path}"
+    )
     fleet = e2e.make_fleet(work / "fleet", cfg.uplinks, scale=cfg.scale, seed=cfg.seed)
     srv = EmbeddedServer(store_dir=work / "nats" / "jetstream").start()
     flows: dict[str, Flow] = {}
@@ -749,6 +754,9 @@ def main() -> int:
     p.add_argument("--snapshot", type=int, default=5, help="seconds between Bytewax recovery snapshots")
     p.add_argument("--twin-snapshot", type=float, default=60.0, help="seconds between Parquet twin snapshots")
     p.add_argument(
+        "--data-path", choices=("python", "rust"), default="python", help="the flows' [nats] data_path"
+    )
+    p.add_argument(
         "--wrap",
         action="append",
         default=[],
@@ -777,6 +785,7 @@ def main() -> int:
         export_block=a.export_block,
         snapshot_s=a.snapshot,
         twin_snapshot_s=a.twin_snapshot,
+        data_path=a.data_path,
         wrap={k: v.split() for k, v in (w.split("=", 1) for w in a.wrap)},
         say=say,
     )
