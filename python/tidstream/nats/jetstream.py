@@ -101,7 +101,36 @@ def _ack_fields(msg: Any) -> tuple[int, int, int]:
 _HEARTBEAT_S = 20.0
 
 
-class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
+class _SourceBase(StatefulSourcePartition[RawMsg, int]):
+    """What both data paths' source partitions share: the partition's identity, its
+    resume state (the sequence of the last *emitted* message: resume starts after it)
+    and its metrics. A subclass reads the messages."""
+
+    def __init__(
+        self, stream: str, part: str, resume_seq: int | None, batch_size: int, stop_at_end: bool
+    ) -> None:
+        self._part = part
+        self._stream = stream
+        self._last = resume_seq or 0
+        self._batch = batch_size
+        self._stop_at_end = stop_at_end
+        self._progress = time.monotonic()
+        self._m_lag = metrics.SOURCE_LAG.labels(stream, part)
+        self._m_msgs = metrics.SOURCE_MESSAGES.labels(stream, part)
+        self._m_batch = metrics.BATCH_SIZE.labels(stream)
+
+    def _emitted(self, last_seq: int, n: int) -> None:
+        """Book ``n`` messages handed to the flow, the last with sequence ``last_seq``."""
+        self._last = last_seq
+        self._progress = time.monotonic()
+        self._m_msgs.inc(n)
+        self._m_batch.observe(n)
+
+    def snapshot(self) -> int:
+        return self._last
+
+
+class _SourcePartition(_SourceBase):
     def __init__(
         self,
         cfg: NatsSettings,
@@ -115,23 +144,15 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
         start_ns: int | None = None,
         end_ns: int | None = None,
     ) -> None:
-        self._part = part
-        self._stream = stream
+        super().__init__(stream, part, resume_seq, batch_size, stop_at_end)
         self._start_ns = start_ns
         self._end_ns = end_ns
-        self._last = resume_seq or 0
-        self._batch = batch_size
-        self._stop_at_end = stop_at_end
         self._high = high_water
         self._q: collections.deque[RawMsg] = collections.deque()
         self._at_end = False
         self._error: BaseException | None = None
         # Server-side pending count of the last delivered message (lag behind the head).
         self._pending = 0
-        self._progress = time.monotonic()
-        self._m_lag = metrics.SOURCE_LAG.labels(stream, part)
-        self._m_msgs = metrics.SOURCE_MESSAGES.labels(stream, part)
-        self._m_batch = metrics.BATCH_SIZE.labels(stream)
         # Its own loop thread and connection (the sinks share one; see SharedConnection).
         self._loop = LoopThread(f"tidstream-src-{part}")
         try:
@@ -254,10 +275,7 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
         while q and len(out) < self._batch:
             out.append(q.popleft())
         if out:
-            self._last = out[-1].seq
-            self._progress = time.monotonic()
-            self._m_msgs.inc(len(out))
-            self._m_batch.observe(len(out))
+            self._emitted(out[-1].seq, len(out))
         elif self._stop_at_end and self._at_end:
             self._m_lag.set(self._lag())
             raise StopIteration
@@ -270,10 +288,6 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
             return datetime.now(timezone.utc) + timedelta(milliseconds=5)
         return None
 
-    def snapshot(self) -> int:
-        # The sequence of the last *emitted* message: resume starts after it.
-        return self._last
-
     def close(self) -> None:
         metrics.unregister(source=(self._stream, self._part))
         try:
@@ -283,7 +297,7 @@ class _SourcePartition(StatefulSourcePartition[RawMsg, int]):
         self._loop.stop()
 
 
-class _RustSourcePartition(StatefulSourcePartition[RawMsg, int]):
+class _RustSourcePartition(_SourceBase):
     """The same partition read by the Rust consumer (``[nats] data_path = "rust"``,
     :class:`~tidstream.nats.rustio.RustConsumer`): same items, resume state, end of
     input, metrics and health probe as :class:`_SourcePartition`. Back-pressure is the
@@ -304,12 +318,8 @@ class _RustSourcePartition(StatefulSourcePartition[RawMsg, int]):
     ) -> None:
         from .rustio import RustConsumer
 
-        self._part = part
-        self._stream = stream
+        super().__init__(stream, part, resume_seq, batch_size, stop_at_end)
         self._end_ns = end_ns
-        self._last = resume_seq or 0
-        self._batch = batch_size
-        self._stop_at_end = stop_at_end
         self._c = RustConsumer(
             cfg, stream, filter_subject, after_seq=resume_seq or 0, start_ns=None if resume_seq else start_ns
         )
@@ -318,10 +328,6 @@ class _RustSourcePartition(StatefulSourcePartition[RawMsg, int]):
         self._at_end = self._pending == 0
         self._idle = False
         self._errors = 0
-        self._progress = time.monotonic()
-        self._m_lag = metrics.SOURCE_LAG.labels(stream, part)
-        self._m_msgs = metrics.SOURCE_MESSAGES.labels(stream, part)
-        self._m_batch = metrics.BATCH_SIZE.labels(stream)
         metrics.register_source(stream, part, self._probe)
         log.info(
             "source partition %s/%s started, Rust data path (resume after seq %s, %d pending)",
@@ -371,10 +377,7 @@ class _RustSourcePartition(StatefulSourcePartition[RawMsg, int]):
                 b.headers()[:n],
             )
         )
-        self._last = seqs[-1]
-        self._progress = time.monotonic()
-        self._m_msgs.inc(n)
-        self._m_batch.observe(n)
+        self._emitted(seqs[-1], n)
         self._m_lag.set(self._pending)
         return out
 
@@ -383,10 +386,6 @@ class _RustSourcePartition(StatefulSourcePartition[RawMsg, int]):
         if self._idle:
             return datetime.now(timezone.utc) + timedelta(milliseconds=5)
         return None
-
-    def snapshot(self) -> int:
-        # The sequence of the last *emitted* message: resume starts after it.
-        return self._last
 
     def close(self) -> None:
         metrics.unregister(source=(self._stream, self._part))
