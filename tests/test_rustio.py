@@ -13,6 +13,7 @@ from nkeykit import Key, nkey_user_server
 from tidstream.config import NatsSettings
 from tidstream.exceptions import ConnectorError
 from tidstream.nats.connect import connect
+from tidstream.nats.roles import _consume
 from tidstream.nats.rustio import MessageBatch, RustConsumer, RustPublisher
 from tidstream.nats.server import EmbeddedServer
 
@@ -214,6 +215,33 @@ def test_user_password_auth_and_no_secret_in_errors(tmp_path):
         with pytest.raises(ConnectorError) as e:
             RustPublisher(inurl)
         assert "bad-in-url-77" not in str(e.value)
+    finally:
+        srv.stop()
+
+
+def test_refused_pull_requests_fail_the_consumer_instead_of_waiting(tmp_path):
+    # A user who may create the consumer but not publish its pull requests
+    # ($JS.API.CONSUMER.MSG.NEXT): the server only sends an asynchronous permissions
+    # error, so without the check the consumer would wait for ever.
+    perms = [p for p in _consume(STREAM) if "MSG.NEXT" not in p]  # the role's rights less the pulls
+    srv = _server(
+        tmp_path,
+        "authorization { users = [\n"
+        '  { user: "adm", password: "adm-pw-1" },\n'
+        f'  {{ user: "puller", password: "pull-pw-2", permissions: {{ publish: {{ allow: {perms!r} }},'
+        ' subscribe: { allow: ["_INBOX.>"] } } }\n] }\n'.replace("'", '"'),
+    )
+    try:
+        _setup(NatsSettings(url=srv.url, user="adm", password="adm-pw-1"), [("rio.a", b"1")])
+        c = RustConsumer(NatsSettings(url=srv.url, user="puller", password="pull-pw-2"), STREAM, "rio.>")
+        assert c.initial_pending == 1  # created: the refusal comes with the first pull
+        with pytest.raises(ConnectorError) as e:
+            deadline = time.monotonic() + 20  # a bound on the loop, not a speed check
+            while time.monotonic() < deadline:
+                assert len(c.next_batch(10, 200)) == 0
+        msg = str(e.value)
+        assert f"$JS.API.CONSUMER.MSG.NEXT.{STREAM}.*" in msg and "puller" in msg
+        assert "pull-pw-2" not in msg
     finally:
         srv.stop()
 

@@ -161,7 +161,8 @@ class RustConsumer:
     """Ordered pull consumer: every message of ``filter_subject`` in ``stream`` with a
     stream sequence above ``after_seq``, in order, exactly once per consumer (it recreates
     itself after a gap or a server restart). Buffers at most one pull request (500
-    messages) ahead of the caller. Raises :class:`ConnectorError` when it cannot start."""
+    messages) ahead of the caller. Raises :class:`ConnectorError` when it cannot start, and
+    from :meth:`next_batch` when the server refuses its pull requests (a missing permission)."""
 
     def __init__(
         self,
@@ -177,8 +178,10 @@ class RustConsumer:
             self._c = NatsConsumer(settings_dict(cfg), stream, filter_subject, after_seq, start_ns)
         except (ConnectionError, RuntimeError, ValueError, OverflowError) as e:
             raise ConnectorError(str(e)) from None
+        self._stream = stream
+        self._user = cfg.user or "(the configured credentials)"
         self._events = _EventLogger(cfg)
-        self._events.log(self._c.take_events())
+        self._check(self._c.take_events())
 
     @property
     def initial_pending(self) -> int:
@@ -199,8 +202,26 @@ class RustConsumer:
         """Up to ``max_msgs`` messages: waits up to ``timeout_ms`` for them, returns early
         at the end of the stream (``num_pending == 0``). Empty on timeout."""
         d = self._c.next_batch(max_msgs, timeout_ms)
-        self._events.log(self._c.take_events())  # connection events, logged as nats-py's
+        self._check(self._c.take_events())
         return MessageBatch(**d)
+
+    def _check(self, events: list[str]) -> None:
+        """Log the connection events as nats-py's are logged; raise :class:`ConnectorError`
+        when the server refused this consumer's pull requests. The consumer is created
+        with ``$JS.API.CONSUMER.CREATE`` rights, but each pull is a publish to
+        ``$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>``: without that right the server
+        answers only with an asynchronous permissions error and no message would ever
+        arrive, so the flow fails now instead of waiting for ever."""
+        self._events.log(events)
+        pull = f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}."
+        for e in events:
+            if pull in e and "permissions violation" in e.lower():
+                raise ConnectorError(
+                    f"the NATS server refused the pull requests of the consumer of stream "
+                    f"{self._stream!r} ({e}): user {self._user} needs publish permission on "
+                    f'"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.*" with data_path = "rust" '
+                    f"(docs/SECURITY.md; `tidstream.nats.roles` grants it)"
+                )
 
 
 @dataclass(frozen=True)
