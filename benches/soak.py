@@ -198,8 +198,9 @@ class SoakConfig:
     twin_snapshot_s: float = 60.0
     #: seconds between the flows' Bytewax recovery snapshots (the configuration's 5 s).
     snapshot_s: int = 5
-    #: ``[nats] data_path`` of the flows: "python" (nats-py) or "rust" (docs/NATSIO.md).
-    data_path: str = "python"
+    #: ``[nats] data_path`` of the flows: "auto" (the default: Rust), "python" (nats-py) or
+    #: "rust" (docs/NATSIO.md).
+    data_path: str = "auto"
     #: flow name -> command prefix (a profiler, e.g. ``["heaptrack", "-o", "out/alerts"]``).
     wrap: dict[str, list[str]] = field(default_factory=dict)
     #: seconds to wait for the flows to drain after the last uplink.
@@ -754,7 +755,7 @@ def main() -> int:
     p.add_argument("--snapshot", type=int, default=5, help="seconds between Bytewax recovery snapshots")
     p.add_argument("--twin-snapshot", type=float, default=60.0, help="seconds between Parquet twin snapshots")
     p.add_argument(
-        "--data-path", choices=("python", "rust"), default="python", help="the flows' [nats] data_path"
+        "--data-path", choices=("auto", "python", "rust"), default="auto", help="the flows' [nats] data_path"
     )
     p.add_argument(
         "--wrap",

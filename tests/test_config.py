@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from tidstream.config import load_settings
+from tidstream.config import NatsSettings, load_settings
 from tidstream.exceptions import ConfigError
 
 
@@ -29,7 +29,7 @@ def test_defaults_file_then_env(tmp_path):
         ('[[streams.inputs]]\nsubject = "a.*"\nformat = "lora"\ndevice_token = 1\n', {}, "format must be"),
         ('[[streams.inputs]]\nsubject = "a.*"\nformat = "ttn"\ndevice_token = 3\n', {}, "device_token"),
         ("[nats\n", {}, "config file"),
-        ('[nats]\ndata_path = "go"\n', {}, 'data_path must be "python" or "rust"'),
+        ('[nats]\ndata_path = "go"\n', {}, 'data_path must be "auto", "python" or "rust"'),
         (
             '[nats]\ntls_hostname = "nats.example"\n',
             {"TIDSTREAM_NATS_DATA_PATH": "rust"},
@@ -55,5 +55,28 @@ def test_url_credentials_are_masked():
 
 
 def test_data_path_from_file_and_env():
-    assert load_settings(env={}).nats.data_path == "python"  # the default
+    assert load_settings(env={}).nats.data_path == "auto"  # the default
     assert load_settings(env={"TIDSTREAM_NATS_DATA_PATH": "rust"}).nats.data_path == "rust"
+
+
+@pytest.mark.parametrize(
+    ("data_path", "tls_hostname", "atomic", "source_rust", "sink_rust"),
+    [
+        ("auto", None, False, True, True),  # the default: Rust
+        ("auto", "nats.example", False, False, False),  # tls_hostname: nats-py only
+        ("auto", None, True, True, False),  # atomic batches: the sink on nats-py
+        ("python", None, False, False, False),
+        ("rust", None, False, True, True),
+    ],
+)
+def test_auto_data_path_is_rust_unless_an_option_needs_nats_py(
+    data_path, tls_hostname, atomic, source_rust, sink_rust
+):
+    n = NatsSettings(data_path=data_path, tls_hostname=tls_hostname)
+    assert n.rust_data_path() == source_rust
+    assert n.rust_data_path(atomic_publish=atomic) == sink_rust
+    # "auto" with an option only nats-py has is valid configuration (explicit "rust" is refused)
+    env = {"TIDSTREAM_NATS_DATA_PATH": data_path, "TIDSTREAM_STREAMS_ATOMIC_PUBLISH": str(atomic).lower()}
+    if tls_hostname:
+        env["TIDSTREAM_NATS_TLS_HOSTNAME"] = tls_hostname
+    assert load_settings(env=env).nats.rust_data_path(atomic) == sink_rust

@@ -111,7 +111,8 @@ def test_nats_server_frozen_partition_tcp_open_nothing_answers(tmp_path):
     run_through_outage(tmp_path, frozen)
 
 
-def test_sink_waits_out_an_outage_longer_than_its_retry_budget(tmp_path):
+@pytest.mark.parametrize("data_path", DATA_PATHS)
+def test_sink_waits_out_an_outage_longer_than_its_retry_budget(tmp_path, data_path):
     """A batch in flight when the server goes away: with 1 s PubAck timeout and 1 retry
     (a ~3 s budget), an 8 s outage must pause the sink, not use up its retries and stop
     the flow (before the fix it raised after ~3 s; with the defaults, after ~205 s)."""
@@ -126,6 +127,7 @@ def test_sink_waits_out_an_outage_longer_than_its_retry_budget(tmp_path):
         init(srv.url)
         s = Settings()
         s.nats.url = srv.url
+        s.nats.data_path = data_path
         part = JetStreamSink(s.nats, ["0"], ack_timeout=1.0, retries=1).build_part("sink", "0", None)
         batch = [Publish(f"tid.readings.25031.dev{i}", b'{"i": %d}' % i, f"sink-test:{i}") for i in range(50)]
         errors: list[BaseException] = []

@@ -332,7 +332,7 @@ def test_source_stop_at_end_delivers_the_whole_backlog(nats_server, high_water, 
     n = 3_000
     asyncio.run(_publish_plain(url, "SRC", "src.0.x", n, size))
     src = JetStreamSource(
-        NatsSettings(url=url),
+        NatsSettings(url=url, data_path="python"),  # the nats-py partition's client-side queue
         "SRC",
         ["0"],
         "src.{}.>",

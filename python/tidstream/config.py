@@ -66,15 +66,25 @@ class NatsSettings:
     #: Prefix of reply subjects (``_INBOX`` by default). With least-privilege users each
     #: role has its own (``_INBOX_<role>``, docs/SECURITY.md) so no role reads another's replies.
     inbox_prefix: str | None = None
-    #: Client of the flows' data path (``JetStreamSource`` / ``JetStreamSink``): ``"python"``
-    #: (nats-py) or ``"rust"`` (async-nats in ``tidstream._core``, docs/NATSIO.md: less CPU
-    #: per message; no ``tls_hostname``, no ``streams.atomic_publish``). Control-plane
-    #: calls (``nats init``, KV reads, tools) always use nats-py.
-    data_path: str = "python"
+    #: Client of the flows' data path (``JetStreamSource`` / ``JetStreamSink``): ``"rust"``
+    #: (async-nats in ``tidstream._core``, docs/NATSIO.md: about half the flow's CPU per
+    #: message; no ``tls_hostname``, no ``streams.atomic_publish``), ``"python"`` (nats-py),
+    #: or ``"auto"`` (the default): Rust unless an option only nats-py has is set
+    #: (``tls_hostname``; ``atomic_publish`` for the sink). Control-plane calls (``nats
+    #: init``, KV reads, tools) always use nats-py.
+    data_path: str = "auto"
 
     def __repr__(self) -> str:
         """Never shows a secret (the dataclass repr would print the password)."""
         return f"NatsSettings({', '.join(f'{k}={v!r}' for k, v in self.redacted().items())})"
+
+    def rust_data_path(self, atomic_publish: bool = False) -> bool:
+        """Whether the flows' sources and sinks use the Rust client: ``data_path`` "rust",
+        or "auto" without ``tls_hostname`` (and, for a sink, without ``atomic_publish``),
+        the two options only the nats-py path implements."""
+        if self.data_path == "auto":
+            return not self.tls_hostname and not atomic_publish
+        return self.data_path == "rust"
 
     def servers(self) -> list[str]:
         """The URL list."""
@@ -445,8 +455,8 @@ def load_settings(
 
 
 def _validate(s: Settings) -> None:
-    if s.nats.data_path not in ("python", "rust"):
-        raise ConfigError(f'[nats] data_path must be "python" or "rust", got {s.nats.data_path!r}')
+    if s.nats.data_path not in ("auto", "python", "rust"):
+        raise ConfigError(f'[nats] data_path must be "auto", "python" or "rust", got {s.nats.data_path!r}')
     if s.nats.data_path == "rust" and s.nats.tls_hostname:
         raise ConfigError(
             '[nats] tls_hostname is not supported by data_path = "rust" (the Rust client verifies '

@@ -16,7 +16,9 @@ instead of losing data.
 Two data paths, chosen by ``NatsSettings.data_path`` (docs/NATSIO.md): ``"python"``
 (nats-py: :class:`_SourcePartition`, :class:`_SinkPartition`) and ``"rust"`` (async-nats
 in ``tidstream._core``: :class:`_RustSourcePartition`, :class:`_RustSinkPartition`), with
-the same items, resume state, end of input, retries, metrics and health probes.
+the same items, resume state, end of input, retries, metrics and health probes; the
+default ``"auto"`` is Rust unless an option only nats-py implements is set
+(:meth:`~tidstream.config.NatsSettings.rust_data_path`).
 """
 
 from __future__ import annotations
@@ -430,7 +432,7 @@ class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
         self, step_id: str, for_part: str, resume_state: int | None
     ) -> _SourcePartition | _RustSourcePartition:
         resume = resume_state if resume_state is not None else (self.start_after or {}).get(for_part)
-        if self.nats.data_path == "rust":
+        if self.nats.rust_data_path():
             return _RustSourcePartition(
                 self.nats,
                 self.stream,
@@ -685,7 +687,7 @@ class JetStreamSink(FixedPartitionedSink[Any, None]):
             return zlib.adler32(item_key.encode()) % len(self.partitions)
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _SinkBase:
-        if self.nats.data_path == "rust":
+        if self.nats.rust_data_path(self.atomic):
             if self.atomic:
                 raise ConnectorError(
                     'atomic batches are not implemented by data_path = "rust": turn '
