@@ -122,22 +122,22 @@ _JIT = {"cache": True, "nogil": True, "boundscheck": False}
 # -- small helpers (f64 max/min as tidstream's fmax/fmin: no NaN on these paths) ------------
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def fmax(a, b):
     return a if a > b else b
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def fmin(a, b):
     return a if a < b else b
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def clamp(v, lo, hi):
     return lo if v < lo else (hi if v > hi else v)
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def round_away(v):
     """f64::round (halves away from zero)."""
     r = math.trunc(v)
@@ -166,9 +166,9 @@ def phi_exact(z):
     x = z / math.sqrt(2.0)
     ax = abs(x)
     t = 1.0 / (1.0 + 0.3275911 * ax)
-    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * (
-        math.exp(-ax * ax)
-    )
+    y = 1.0 - (
+        ((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592
+    ) * t * (math.exp(-ax * ax))
     erf = y if x >= 0.0 else -y
     return 0.5 * (1.0 + erf)
 
@@ -196,7 +196,7 @@ def phi_in(tab, z):
     return tab[i] + (tab[i + 1] - tab[i]) * t
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def split(tl):
     """(start of the local hour, hour of day, day of week Mon=0)."""
     hour = tl // 3600
@@ -249,14 +249,14 @@ def prof_w(env, sf, i, dow, hod):
 # -- calibration (calib.rs) ---------------------------------------------------------------
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def band(base):
     if base <= 0.0:
         return 0
     return min(int(base * 5.0 + 1e-6), N_BAND - 1)
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def m_pos(m):
     lm = math.log(max(m, M_LO))
     u = (lm - LN_M_LO) / LN_M_SPAN * (N_M - 1)
@@ -265,7 +265,7 @@ def m_pos(m):
     return j, u - j
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def cell(k, b, j, s):
     return ((k * N_BAND + b) * N_M + j) * N_STALL + s
 
@@ -446,13 +446,13 @@ def dist_exceed(f, g):
     return clamp(1.0 - c, 0.0, 1.0)
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def logit(p):
     p = clamp(p, 1e-6, 1.0 - 1e-6)
     return math.log(p / (1.0 - p))
 
 
-@njit(inline="always", **_JIT)
+@njit(**_JIT)
 def logistic(z):
     return 1.0 / (1.0 + math.exp(-z))
 
@@ -596,7 +596,7 @@ def next_due_of(pi, i, kr):
 def forecast(si, sf, env, off, cal, c, i, end, h_total, f):
     """Container i's predictive CDF of the increment at `end` (UTC s) into f; returns
     (base, cap, m, band, stall, coarse, res, noise) (model.rs `State::forecast`)."""
-    hist, cnt, scale, lo, hi, scored, horizons, ln_h, tab = cal
+    hist, cnt, scale, _lo, _hi, _scored, horizons, ln_h, tab = cal
     r_phi = rate(sf, i, env[E_FR]) * env[E_PHI]
     w = cum_between(c, si[i, T_LAST] + off, end + off)
     base = sf[i, LEVEL]
@@ -634,7 +634,7 @@ def fc_snap(v, base, cap, coarse, res):
 def score(si, sf, pi, pf, ai, af, cal, stats, i, k_n, t, y, threshold, cycle_rule):
     """Score container i's pending forecasts due by t against the reading y (model.rs
     `State::score`): calibration tables, interval levels, rolling errors, offset."""
-    hist, cnt, scale, lo, hi, scored, horizons, ln_h, tab = cal
+    hist, cnt, scale, lo, hi, scored, horizons, _ln_h, _tab = cal
     if t < si[i, NEXT_DUE]:
         return False
     res = sf[i, RES]
@@ -652,7 +652,9 @@ def score(si, sf, pi, pf, ai, af, cal, stats, i, k_n, t, y, threshold, cycle_rul
             else:
                 ok = y >= base - max(allow, 1e-6)
             if t - due <= tol and ok:
-                calib_learn(hist, cnt, scale, scored, k, pi[j, P_BAND], float(pf[j, P_M]), pi[j, P_STALL], y - base)
+                calib_learn(
+                    hist, cnt, scale, scored, k, pi[j, P_BAND], float(pf[j, P_M]), pi[j, P_STALL], y - base
+                )
                 below = y < float(pf[j, P_P10]) - 1e-6
                 above = y > float(pf[j, P_P90]) + 1e-6
                 calib_adapt(lo, hi, k, below, above)
@@ -692,7 +694,7 @@ def issue(si, sf, pi, pf, env, off, cal, c, f, i, k_n, dt_h, threshold, calibrat
     if not calibrate:
         si[i, NEXT_ISSUE] = I64_MAX
         return
-    hist, cnt, scale, lo, hi, scored, horizons, ln_h, tab = cal
+    _hist, _cnt, _scale, lo, hi, _scored, horizons, _ln_h, _tab = cal
     have_cum = False
     issued = False
     next_issue = I64_MAX
@@ -758,9 +760,10 @@ def bookkeep_due(si, sf, pi, pf, ai, af, env, off, cal, stats, c, f, i, k_n, t, 
                  calibrate):  # fmt: skip
     """Score the pending forecasts due by t and issue new ones when it is time (once
     per container and local day on hourly streams: a call, not inlined, as in model.rs)."""
-    if (t >= si[i, NEXT_DUE] and score(si, sf, pi, pf, ai, af, cal, stats, i, k_n, t, x, threshold, cycle_rule)) or (
-        t >= si[i, NEXT_ISSUE]
-    ):
+    if (
+        t >= si[i, NEXT_DUE]
+        and score(si, sf, pi, pf, ai, af, cal, stats, i, k_n, t, x, threshold, cycle_rule)
+    ) or (t >= si[i, NEXT_ISSUE]):
         issue(si, sf, pi, pf, env, off, cal, c, f, i, k_n, dt_h, threshold, calibrate)
 
 
@@ -1214,7 +1217,9 @@ def update_kernel(idx, t, x, tilt, n_ids, st, fleet, cal, stats, off, cfg):
             start[day[r]] += 1
         for j in range(nd):
             if bounds[j] < bounds[j + 1]:
-                run_rows(idx, rows[bounds[j] : bounds[j + 1]], t, x, tilt, n_ids, st, fleet, cal, stats, off, cfg)
+                run_rows(
+                    idx, rows[bounds[j] : bounds[j + 1]], t, x, tilt, n_ids, st, fleet, cal, stats, off, cfg
+                )
 
 
 # -- outputs (predict, times to threshold, accountability) ------------------------------------
@@ -1223,10 +1228,10 @@ def update_kernel(idx, t, x, tilt, n_ids, st, fleet, cal, stats, off, cfg):
 @njit(**_JIT)
 def _q_at(si, sf, env, off, cal, c, f, i, start, hours, threshold):
     """(median, upper) fill `hours` after `start` on a continuous scale."""
-    hist, cnt, scale, lo, hi, scored, horizons, ln_h, tab = cal
+    _hist, _cnt, _scale, lo, hi, _scored, horizons, ln_h, _tab = cal
     end = start + np.int64(round_away(hours * 3600.0))
     h_total = max((end - si[i, T_LAST]) / 3600.0, 1e-3)
-    base, cap, m, b, s, coarse, res, noise = forecast(si, sf, env, off, cal, c, i, end, h_total, f)
+    base, cap, _m, _b, _s, coarse, _res, noise = forecast(si, sf, env, off, cal, c, i, end, h_total, f)
     up = levels(horizons, ln_h, lo, hi, h_total)[1]
     q0, q1, _ = dist_q3(f, 0.5, up, 2.0)
     return fc_clip(q0, base, cap, coarse, noise), fc_clip(q1, base, cap, coarse, noise)
@@ -1273,9 +1278,9 @@ def predict_kernel(st, fleet, cal, off, threshold, max_horizon_h, at, hz, out):
     """Forecasts at `at` for every initialised container and horizon (mod.rs
     `Forecaster::predict`); out rows: idx, horizon, p10, p50, p90, p_over, t50, t90.
     Returns the number of rows."""
-    si, sf, pi, pf, ai, af = st
-    fl, days_d, days_v, last_day = fleet
-    hist, cnt, scale, lo, hi, scored, horizons, ln_h, tab = cal
+    si, sf, _pi, _pf, _ai, _af = st
+    fl, days_d, days_v, _last_day = fleet
+    _hist, _cnt, _scale, lo, hi, _scored, horizons, ln_h, _tab = cal
     env = np.empty(NE)
     make_env(fl, days_d, days_v, (at + off) // 86_400, env)
     c = np.empty(NC)
@@ -1309,7 +1314,7 @@ def predict_kernel(st, fleet, cal, off, threshold, max_horizon_h, at, hz, out):
             j = order[o]
             end = start + np.int64(round_away(hz[j] * 3600.0))
             h_total = max((end - si[i, T_LAST]) / 3600.0, 1e-3)
-            base, cap, m, b, s, coarse, res, noise = forecast(si, sf, env, off, cal, c, i, end, h_total, f)
+            base, cap, _m, _b, _s, coarse, res, noise = forecast(si, sf, env, off, cal, c, i, end, h_total, f)
             qlo, qhi = levels(horizons, ln_h, lo, hi, h_total)
             q0, q1, q2 = dist_q3(f, qlo, 0.5, qhi)
             p = dist_exceed(f, threshold - base - 1e-9)
@@ -1374,7 +1379,12 @@ class FullNumbaForecaster:
         fl = np.zeros(64)
         fl[FL_RNUM] = 0.125 / 24.0 * 1000.0
         fl[FL_RDEN] = 1000.0
-        self.fleet = (fl, np.full(N_DAYS, NONE_T, np.int64), np.zeros((N_DAYS, 2)), np.full(1, NONE_T, np.int64))
+        self.fleet = (
+            fl,
+            np.full(N_DAYS, NONE_T, np.int64),
+            np.zeros((N_DAYS, 2)),
+            np.full(1, NONE_T, np.int64),
+        )
         cells = k * N_BAND * N_M * N_STALL
         self.cal = (
             np.zeros(cells * N_HIST, np.float32),
@@ -1413,7 +1423,7 @@ class FullNumbaForecaster:
         c.__dict__.update(self.__dict__)
         c.st = tuple(a.copy() for a in self.st)
         c.fleet = tuple(a.copy() for a in self.fleet)
-        c.cal = tuple(a.copy() for a in self.cal[:-1]) + (PHI_TAB,)
+        c.cal = (*tuple(a.copy() for a in self.cal[:-1]), PHI_TAB)
         c.stats_arr = self.stats_arr.copy()
         return c
 
@@ -1457,7 +1467,7 @@ class FullNumbaForecaster:
 
     def rate_per_day(self) -> np.ndarray:
         """As tidstream's ``states()['rate_per_day']`` (rate x activity factor x profile week / 7)."""
-        si, sf = self.st[0], self.st[1]
+        _si, sf = self.st[0], self.st[1]
         env = np.empty(NE)
         fl, days_d, days_v, last_day = self.fleet
         make_env(fl, days_d, days_v, last_day[0], env)
@@ -1471,7 +1481,10 @@ class FullNumbaForecaster:
 # -- tidstream's own state, read from its snapshot (for the check) ----------------------------
 
 _STATE_DT = np.dtype(
-    [(nm, "<i8") for nm in "t_last hour t_cycle t_rise up_t bk_t_last bk_hour bk_t_cycle bk_t_rise issue_day".split()]
+    [
+        (nm, "<i8")
+        for nm in "t_last hour t_cycle t_rise up_t bk_t_last bk_hour bk_t_cycle bk_t_rise issue_day".split()
+    ]
     + [
         (nm, "<f8")
         for nm in (
@@ -1564,4 +1577,99 @@ def parse_snapshot(blob: bytes) -> dict[str, Any]:
     p += n * k * _ACC_DT.itemsize
     if p != len(b) - 8:
         raise ValueError(f"snapshot: {len(b) - 8 - p} unread bytes (format changed?)")
+    return out
+
+
+# -- the check: this port against tidstream on the same readings ------------------------------
+
+#: Agreement required before a timing of the port is kept. Counters, pending forecasts'
+#: due / made times and scored counts must be equal; the rest within these absolute
+#: differences (the port is not bit-identical only where libm's exp/log or f32 rounding of
+#: a last bit differ; the times to threshold come from a root finder stopping within
+#: 2e-4 of the threshold, so they move more with such differences).
+TOLERANCE = {
+    "median": 1e-6,  # median |difference| of every compared float
+    "max": 1e-3,  # max |difference| of every compared float (except the times to threshold)
+    "hours_median": 1e-3,  # hours to threshold (p50 and p90 times): median |difference|, hours
+    "hours_max": 0.5,  # ... and max: the root finder's own bracket width
+}
+
+
+def _diff(a: Any, b: Any) -> np.ndarray:
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise AssertionError(f"shapes differ: {a.shape} vs {b.shape}")
+    if not np.array_equal(np.isnan(a), np.isnan(b)):
+        raise AssertionError(f"NaN at different places ({np.isnan(a).sum()} vs {np.isnan(b).sum()})")
+    return np.abs(np.nan_to_num(a) - np.nan_to_num(b))
+
+
+def compare(fc: Any, port: FullNumbaForecaster, at: int, sample: np.ndarray | None = None) -> dict[str, Any]:
+    """Compare the port with tidstream's Forecaster fed the same readings (ids 0..n-1 in
+    first-seen order, so tidstream's state index = id): counters, interval levels, the
+    calibration tables, the container states and pending forecasts (from tidstream's
+    snapshot), ``predict`` at ``at`` (24/48/72 h and 6 h, interpolated between tables) and
+    the accountability table, for the containers in ``sample`` (all when None).
+    Returns {quantity: (median, max) |difference|}; raises AssertionError beyond
+    :data:`TOLERANCE`."""
+    out: dict[str, Any] = {}
+    ref_stats = {k: v for k, v in fc.stats().items() if k != "containers"}
+    if ref_stats != port.stats():
+        raise AssertionError(f"counters differ: tidstream {ref_stats} vs port {port.stats()}")
+    snap = parse_snapshot(fc.to_bytes())
+    if not np.array_equal(snap["ids"], np.arange(len(snap["ids"]))):
+        raise AssertionError("tidstream's ids are not 0..n-1 in order: feed ids 0..n-1 in first-seen order")
+    _si, sf, pi, pf, _ai, _af = port.st
+    sel = np.arange(port.n) if sample is None else np.asarray(sample)
+    hz = port.cal[6]
+    k = len(hz)
+    pend_rows = (sel[:, None] * k * RING + np.arange(k * RING)).ravel()
+    acc_rows = (sel[:, None] * k + np.arange(k)).ravel()
+    if not np.array_equal(snap["scored"], port.cal[5]):
+        raise AssertionError(f"scored per horizon differ: {snap['scored']} vs {port.cal[5]}")
+    pe = snap["pending"][pend_rows]
+    for nm, col in (("due", P_DUE), ("made", P_MADE)):
+        if not np.array_equal(pe[nm], pi[pend_rows, col]):
+            raise AssertionError(f"pending forecasts' {nm} times differ")
+    st = snap["states"][sel]
+    floats = {
+        "interval levels": (np.r_[snap["lo"], snap["hi"]], np.r_[port.cal[3], port.cal[4]]),
+        "calibration hist": (snap["hist"], port.cal[0]),
+        "calibration counts": (snap["cnt"], port.cal[1]),
+        "calibration scales": (snap["scale"], port.cal[2]),
+        "fleet sums": (snap["fleet"], port.fleet[0]),
+        "state level": (st["level"], sf[sel, LEVEL]),
+        "state rate sums": (np.r_[st["rnum"], st["rden"]], np.r_[sf[sel, RNUM], sf[sel, RDEN]]),
+        "state profile": (np.c_[st["cd"], st["ch"]], sf[sel, CD : CH + 24]),
+        "state p_off": (st["p_off"], sf[sel, P_OFF]),
+    }
+    for nm, col in (("p10", P_P10), ("p50", P_P50), ("p90", P_P90), ("po", P_PO)):
+        floats[f"pending {nm}"] = (pe[nm], pf[pend_rows, col])
+    hz_p = [24.0, 48.0, 72.0, 6.0]
+    sub = np.asarray(sel, np.uint32)
+    ref = fc._core.predict(int(at), hz_p, sub)
+    got = port.predict(int(at), hz_p)
+    rows = np.isin(got["idx"], sel)
+    for nm in ("fill_p10", "fill_p50", "fill_p90", "p_over_threshold"):
+        floats[f"predict {nm}"] = (ref[nm], got[nm][rows])
+    ra = fc._core.accountability(sub)
+    ga = port.accountability()
+    if not np.array_equal(np.asarray(ra["n"], np.int64), ga["n"][acc_rows]):
+        raise AssertionError("accountability n_scored differ")
+    for nm in ("mae", "bias", "coverage"):
+        floats[f"accountability {nm}"] = (ra[nm], ga[nm][acc_rows])
+    bad = []
+    for nm, (a, b) in floats.items():
+        d = _diff(a, b)
+        out[nm] = (float(np.median(d)), float(d.max()))
+        if out[nm][0] >= TOLERANCE["median"] or out[nm][1] >= TOLERANCE["max"]:
+            bad.append(nm)
+    for nm in ("hours_to_threshold", "hours_to_threshold_p90"):
+        d = _diff(ref[nm], got[nm][rows])
+        out[f"predict {nm}"] = (float(np.median(d)), float(d.max()))
+        if out[f"predict {nm}"][0] >= TOLERANCE["hours_median"] or d.max() >= TOLERANCE["hours_max"]:
+            bad.append(nm)
+    if bad:
+        raise AssertionError("port differs from tidstream: " + "; ".join(f"{nm} {out.get(nm)}" for nm in bad))
     return out
