@@ -755,7 +755,7 @@ def issue(si, sf, pi, pf, env, off, cal, c, f, i, k_n, dt_h, threshold, calibrat
     si[i, NEXT_ISSUE] = next_issue
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def bookkeep_due(si, sf, pi, pf, ai, af, env, off, cal, stats, c, f, i, k_n, t, x, dt_h, threshold, cycle_rule,
                  calibrate):  # fmt: skip
     """Score the pending forecasts due by t and issue new ones when it is time (once
