@@ -605,6 +605,30 @@ def test_forecast_predict(benchmark, warm):
     assert tab.num_rows == 3 * warm.n
 
 
+def test_numba_full_matches_tidstream_mixed_batches():
+    """The port's other paths agree too: container-major batches spanning several days
+    (not time-sorted: the per-day counting sort; the second batch goes back in time for the
+    fleet's day buckets), tilt flags (-1 unknown, 0, 1), missing and invalid readings."""
+    n, days = 300, 6
+    w = make_workload(n, days, seed=3)
+    rng = np.random.default_rng(4)
+    order = np.lexsort((w["t"], w["ids"]))  # container-major, time-ordered per container
+    ids, t, x = w["ids"][order], w["t"][order], w["x"][order].copy()
+    u = rng.random(len(x))
+    x[u < 0.002] = np.nan
+    x[(u >= 0.002) & (u < 0.003)] = 5.0
+    tilt = np.where(u > 0.99, 1, np.where(u > 0.9, 0, -1)).astype(np.int8)
+    fc = tidstream.Forecaster()
+    port = FN.FullNumbaForecaster(n)
+    half = len(x) // 2
+    for sl in (slice(0, half), slice(half, None)):
+        fc.update(ids[sl], t[sl], x[sl], tilt[sl])
+        port.update(ids[sl], t[sl], x[sl], tilt[sl])
+    FN.compare(fc, port, int(t.max()))
+    st = port.stats()
+    assert min(st["missing"], st["invalid"], st["tilted"], st["emptyings"], st["scored"]) > 0, st
+
+
 # -- real figures (python benches/bench_forecast.py) -----------------------------------------
 
 
