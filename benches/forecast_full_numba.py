@@ -17,7 +17,9 @@ tidstream stores f32 (calibration tables, pending forecasts, rolling errors), so
 rounding agrees too.
 
 What it does not do: the id map (container ids must be 0..n-1, given as indices: that
-favours this baseline), tilt is supported, string ids and persistence are not.
+favours this baseline), string ids and persistence; the UTC offset and the "endpoints"
+score rule are in the kernels but not exposed (defaults: UTC, "cycle"). Tilt flags are
+taken as in tidstream.
 
 Layout (the closest numba gets to tidstream's array of structs): one row of int64 and
 one row of float64 per container (``si``, ``sf``), the pending forecasts as rows of
@@ -488,11 +490,6 @@ def stall(si, sf, i, r_phi):
     return N_STALL - 1
 
 
-@njit(inline="always", **_JIT)
-def drop_min(sf, i, drop_threshold):
-    return fmax(fmax(drop_threshold, 0.75 * sf[i, RES]), 4.0 * noise_eff(sf, i))
-
-
 @njit(**_JIT)
 def init_state(si, sf, i):
     si[i, T_LAST] = NONE_T
@@ -557,14 +554,6 @@ def flush_dow(si, sf, i):
         d = si[i, D_DOW]
         sf[i, CD + d] = clamp(sf[i, CD + d] * (1.0 + ETA_D * sf[i, D_SUM]), 0.05, 20.0)
         sf[i, D_SUM] = 0.0
-
-
-@njit(inline="always", **_JIT)
-def commit(si, i, t, hs, hod, dow):
-    si[i, T_LAST] = t
-    si[i, HOUR] = hs
-    si[i, HOD] = hod
-    si[i, DOW] = dow
 
 
 @njit(inline="always", **_JIT)

@@ -1250,8 +1250,11 @@ def family_forecast(args: argparse.Namespace) -> Section:
     )  # fmt: skip
     warm = None
     gc.collect()
-    sec.tables.append((f"Update: {n:,} containers x {days} days hourly", rows, rows[0]))
     full, nbf, core, nbf_core, nb = rows[0], rows[1], rows[2], rows[3], rows[4]
+    sec.tables += [
+        (f"Update, full default model: {n:,} containers x {days} days hourly", [full, nbf], full),
+        (f"Update, calibrate=False model: {n:,} containers x {days} days hourly", rows[2:], core),
+    ]
     r_full, r_core = ratio(full, nbf), ratio(core, nb)
     sec.goals += [
         Goal(
