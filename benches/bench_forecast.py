@@ -718,6 +718,9 @@ def backtest_100k(n: int = 100_000, days: int = 90, chunk_days: int = 1) -> dict
 
 
 if __name__ == "__main__":
+    # numba's on-disk cache of a kernel compiled under pytest (module `benches.bench_forecast`)
+    # refers to the `benches` package: keep it importable here too (as run.py does)
+    sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     if "--backtest" in sys.argv:
         r = backtest_100k()
         print(
