@@ -17,8 +17,8 @@ Two model sizes are compared, each in the same run:
   ``core/src/forecast/model.rs``: robust level, emptying detection with provisional
   confirmation (lid-open spikes revert), rejection of high spikes until confirmed, stuck
   sensors, the fill rate (ratio of forgetting sums), the day-of-week and hour-of-day
-  multipliers, the fleet sums and the rise anchor; not the fleet activity factor or
-  fleet profile feedback. Each one's learned rates are checked against tidstream's (a
+  multipliers, the fleet sums and the rise anchor, simplified (fleet rate, profile and
+  activity factor held fixed, day-of-week multiplier updated per reading, no tilt). Each one's learned rates are checked against tidstream's (a
   fast wrong baseline is worthless). The port with ``calibrate=False`` is timed too.
 
 All baselines get container indices for free (ids are 0..n-1; tidstream maps its ids).

@@ -1202,8 +1202,9 @@ def family_forecast(args: argparse.Namespace) -> Section:
             "calibration and accountability; **numba port, calibrate=False**: the port with the "
             "same switch (counters checked equal).",
             "- **numba @njit** and **numpy** (vectorised across containers, one hour at a "
-            "time), per-reading model (`bench_forecast.py`): the calibrate=False model without "
-            "the fleet activity factor and profile feedback, with container ids given as 0..n-1. "
+            "time), per-reading model (`bench_forecast.py`): a simplified calibrate=False model "
+            "(fleet rate, profile and activity factor held fixed, day-of-week multiplier updated "
+            "per reading, no tilt), with container ids given as 0..n-1. "
             "Each one's learned fill rates are checked against tidstream's (median relative "
             "difference < 15 %) before its figure is kept.",
         ],
