@@ -1184,17 +1184,28 @@ def family_forecast(args: argparse.Namespace) -> Section:
             f"{days} days untimed (steady state); each timed run starts from a copy of that "
             f"warmed state (made untimed) and takes the next {days} days "
             f"({n * days * 24:,} readings) in one `update` call.",
-            "- **tidstream Forecaster.update**: the full forecaster (int64 ids mapped to "
-            "states, robust level, emptying detection, rate, day/hour profile, fleet sums, "
-            "pending forecasts issued and scored into the calibration tables, per-container "
-            "accountability); GIL released, one thread.",
+            "Two model sizes, each with its own baseline:",
+            "- **tidstream Forecaster.update**: the full default forecaster (int64 ids mapped to "
+            "states, robust level, emptying detection, rate, day/hour profile, fleet sums and "
+            "activity factor, pending forecasts issued and scored into the calibration tables "
+            "and interval levels, per-container accountability); GIL released, one thread.",
+            "- **numba @njit, full model** (`benches/forecast_full_numba.py`): a line-by-line port "
+            "of that same model (`core/src/forecast/`: step, pending forecasts, calibration "
+            "tables with f32 storage, interval levels, accountability, fleet, one local day at a "
+            "time, the row grouping of large fleets), container ids given as 0..n-1 (no id map). "
+            "Checked against tidstream on the same readings before its figure is kept: counters "
+            "and scored counts equal, calibration tables, interval levels, states, pending "
+            "forecasts, `predict` (p10/p50/p90, P(over)) and accountability within median "
+            "|difference| < 1e-6 and max < 1e-3, hours to threshold within median 1e-3 h and "
+            "max 0.5 h (a root finder's bracket); the largest difference measured is printed.",
             "- **tidstream, calibrate=False**: the same update without pending forecasts, "
-            "calibration and accountability: the model the baselines implement.",
+            "calibration and accountability; **numba port, calibrate=False**: the port with the "
+            "same switch (counters checked equal).",
             "- **numba @njit** and **numpy** (vectorised across containers, one hour at a "
-            "time): the same per-reading model (`bench_forecast.py`), without pending "
-            "forecasts, calibration, accountability or the fleet activity factor, with "
-            "container ids given as 0..n-1 (no id map): both favour the baselines. Each "
-            "baseline's learned fill rates are checked against tidstream's (median relative "
+            "time), per-reading model (`bench_forecast.py`): a simplified calibrate=False model "
+            "(fleet rate, profile and activity factor held fixed, day-of-week multiplier updated "
+            "per reading, no tilt), with container ids given as 0..n-1. "
+            "Each one's learned fill rates are checked against tidstream's (median relative "
             "difference < 15 %) before its figure is kept.",
         ],
     )
@@ -1207,26 +1218,45 @@ def family_forecast(args: argparse.Namespace) -> Section:
     accepted = ref.stats()["accepted"]
     if accepted < 0.95 * 2 * warm.readings:
         raise RuntimeError(f"forecast: tidstream accepted only {accepted:,} readings")
-    print("  outputs checked: baselines' rates == tidstream's (median rel. diff < 15 %)")
+    diffs = F.check_full(warm, warm.run(warm.copy("numba-full")), ref)
     ref = None
+    core_ref = F.tidstream.Forecaster.from_bytes(warm.blob_core)
+    warm.run(core_ref)
+    core_port = warm.run(warm.copy("numba-full-core"))
+    if core_port.stats() != {k: v for k, v in core_ref.stats().items() if k != "containers"}:
+        raise RuntimeError("forecast: the numba port with calibrate=False counts differently from tidstream")
+    core_ref = core_port = None
+    worst = max(v[1] for k, v in diffs.items() if "hours" not in k)
+    worst_h = max(v[1] for k, v in diffs.items() if "hours" in k)
+    print(
+        "  outputs checked: per-reading baselines' rates == tidstream's (median rel. diff < 15 %); "
+        f"numba full-model port == tidstream (max |diff| {worst:.2g}, hours to threshold {worst_h:.2g} h)"
+    )
     rows, _ = _time_with_setup(
         [
             ("tidstream Forecaster.update", "int64 ids", partial(warm.copy, "tidstream"),
              warm.run, args.repeats, True),
+            ("numba @njit, full model (port)", "indices 0..n-1", partial(warm.copy, "numba-full"),
+             warm.run, args.repeats, False),
             ("tidstream Forecaster.update, calibrate=False", "int64 ids",
              partial(warm.copy, "tidstream-core"), warm.run, args.repeats, True),
-            ("numba @njit", "indices 0..n-1", partial(warm.copy, "numba"), warm.run, args.repeats,
-             False),
-            ("numpy, vectorised across containers", "indices 0..n-1", partial(warm.copy, "numpy"),
-             warm.run, args.py_repeats, False),
+            ("numba @njit, full model port, calibrate=False", "indices 0..n-1",
+             partial(warm.copy, "numba-full-core"), warm.run, args.repeats, False),
+            ("numba @njit, per-reading model", "indices 0..n-1", partial(warm.copy, "numba"), warm.run,
+             args.repeats, False),
+            ("numpy, per-reading model, vectorised across containers", "indices 0..n-1",
+             partial(warm.copy, "numpy"), warm.run, args.py_repeats, False),
         ],
         warm.readings,
     )  # fmt: skip
     warm = None
     gc.collect()
-    sec.tables.append((f"Update: {n:,} containers x {days} days hourly", rows, rows[0]))
-    full, core, nb = rows[0], rows[1], rows[2]
-    r_nb = ratio(full, nb)
+    full, nbf, core, nbf_core, nb = rows[0], rows[1], rows[2], rows[3], rows[4]
+    sec.tables += [
+        (f"Update, full default model: {n:,} containers x {days} days hourly", [full, nbf], full),
+        (f"Update, calibrate=False model: {n:,} containers x {days} days hourly", rows[2:], core),
+    ]
+    r_full, r_core = ratio(full, nbf), ratio(core, nb)
     sec.goals += [
         Goal(
             "Forecaster update throughput at least 20 M readings/s on one core",
@@ -1235,9 +1265,11 @@ def family_forecast(args: argparse.Namespace) -> Section:
         ),
         Goal(
             "Forecaster update ahead of the numba implementation of the same model (same run)",
-            f"{fmt_rate(full.rate)} vs {fmt_rate(nb.rate)} readings/s (tidstream/numba = "
-            f"{fmt_ratio(r_nb)}; calibrate=False: {fmt_ratio(ratio(core, nb))})",
-            None if r_nb is None else r_nb >= 1.0,
+            f"full model: tidstream {fmt_rate(full.rate)} vs numba port {fmt_rate(nbf.rate)} readings/s "
+            f"(tidstream/numba = {fmt_ratio(r_full)}); calibrate=False: tidstream {fmt_rate(core.rate)} vs "
+            f"numba per-reading model {fmt_rate(nb.rate)} ({fmt_ratio(r_core)}; vs the port with "
+            f"calibrate=False: {fmt_ratio(ratio(core, nbf_core))})",
+            None if r_full is None or r_core is None else (r_full >= 1.0 and r_core >= 1.0),
         ),
     ]
     sec.notes.append(
