@@ -17,6 +17,8 @@
 //! digits only while skipping (surrogate pairing is checked when a string is decoded
 //! with [`unescape_into`]), and nesting deeper than [`MAX_DEPTH`] is rejected.
 
+use super::index::{any_in, window, Index};
+
 /// Maximum nesting depth of arrays/objects in a skipped value.
 pub(crate) const MAX_DEPTH: usize = 256;
 
@@ -94,16 +96,50 @@ mod sse2 {
     }
 }
 
-/// Pull scanner over one JSON document.
-pub(crate) struct Scanner<'a> {
+/// Pull scanner over one JSON document. With `INDEXED`, string and digit-run ends
+/// are read from the message's [`Index`] (which the caller built successfully, see
+/// [`Index::build`]) instead of being searched for; the tokens, positions and
+/// accepted documents are the same.
+pub(crate) struct Scanner<'a, const INDEXED: bool = false> {
     data: &'a [u8],
     pos: usize,
+    /// The index's quote bitmap (empty unless `INDEXED`).
+    quotes: &'a [u64],
+    /// The index's digit bitmap (empty unless `INDEXED`).
+    digits: &'a [u64],
+    /// The index's control-byte bitmap, if the message has any such byte.
+    ctrl: Option<&'a [u64]>,
 }
 
-impl<'a> Scanner<'a> {
+impl<'a> Scanner<'a, false> {
+    /// The byte-wise scanner (the reference, and the only one that reports errors
+    /// with their documented messages and offsets).
     pub fn new(data: &'a [u8]) -> Self {
-        Scanner { data, pos: 0 }
+        Scanner {
+            data,
+            pos: 0,
+            quotes: &[],
+            digits: &[],
+            ctrl: None,
+        }
     }
+}
+
+impl<'a> Scanner<'a, true> {
+    /// The indexed scanner over `data`; `index` must be the successful
+    /// [`Index::build`] of `data`.
+    pub fn indexed(data: &'a [u8], index: &'a Index) -> Self {
+        Scanner {
+            data,
+            pos: 0,
+            quotes: &index.quotes,
+            digits: &index.digits,
+            ctrl: index.has_ctrl.then_some(&index.ctrl[..]),
+        }
+    }
+}
+
+impl<'a, const INDEXED: bool> Scanner<'a, INDEXED> {
 
     /// Current byte offset.
     #[inline(always)]
@@ -230,6 +266,9 @@ impl<'a> Scanner<'a> {
     /// On a `"`: scan the string, validating escapes, control characters and UTF-8.
     #[inline(always)]
     pub fn string(&mut self) -> SResult<RawStr<'a>> {
+        if INDEXED {
+            return self.string_indexed();
+        }
         let data = self.data;
         self.pos += 1;
         let start = self.pos;
@@ -320,6 +359,56 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// [`Self::string`] on an indexed message: no backslash and valid UTF-8 were
+    /// checked by [`Index::build`], so the string ends at the next quote and is valid
+    /// unless it holds a control byte.
+    #[inline(always)]
+    fn string_indexed(&mut self) -> SResult<RawStr<'a>> {
+        let start = self.pos + 1;
+        let mut p = start;
+        loop {
+            let w = window(self.quotes, p);
+            if w != 0 {
+                let end = p + w.trailing_zeros() as usize;
+                let Some(raw) = self.data.get(start..end) else {
+                    return err(EOF_STRING, self.data.len());
+                };
+                if let Some(ctrl) = self.ctrl {
+                    if any_in(ctrl, start, end) {
+                        return err("control character in string", start);
+                    }
+                }
+                self.pos = end + 1;
+                return Ok(RawStr {
+                    raw,
+                    escaped: false,
+                });
+            }
+            p += 64;
+            if p > self.data.len() {
+                return err(EOF_STRING, self.data.len());
+            }
+        }
+    }
+
+    /// The end of the run of ASCII digits starting at `p` (`p` if none).
+    #[inline(always)]
+    fn digits_end(&self, mut p: usize) -> usize {
+        if INDEXED {
+            loop {
+                let run = (!window(self.digits, p)).trailing_zeros() as usize;
+                p += run;
+                if run < 64 {
+                    return p;
+                }
+            }
+        }
+        while matches!(self.data.get(p), Some(b'0'..=b'9')) {
+            p += 1;
+        }
+        p
+    }
+
     /// On the first byte of a number: consume it, returning its text.
     #[inline(always)]
     pub fn number(&mut self) -> SResult<&'a [u8]> {
@@ -332,12 +421,7 @@ impl<'a> Scanner<'a> {
         }
         match data.get(p) {
             Some(b'0') => p += 1,
-            Some(b'1'..=b'9') => {
-                p += 1;
-                while digit(p) {
-                    p += 1;
-                }
-            }
+            Some(b'1'..=b'9') => p = self.digits_end(p + 1),
             Some(_) => return err("invalid number", p),
             None => return err(EOF_VALUE, p),
         }
@@ -346,9 +430,7 @@ impl<'a> Scanner<'a> {
             if !digit(p) {
                 return err("invalid number", p);
             }
-            while digit(p) {
-                p += 1;
-            }
+            p = self.digits_end(p + 1);
         }
         if matches!(data.get(p), Some(b'e' | b'E')) {
             p += 1;
@@ -358,9 +440,7 @@ impl<'a> Scanner<'a> {
             if !digit(p) {
                 return err("invalid number", p);
             }
-            while digit(p) {
-                p += 1;
-            }
+            p = self.digits_end(p + 1);
         }
         self.pos = p;
         Ok(data.get(start..p).unwrap_or_default())
