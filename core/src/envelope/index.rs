@@ -1,25 +1,31 @@
 //! A per-message structural index (simdjson's "stage 1", reduced to what the
-//! envelope walk needs), built 64 bytes at a time with SIMD before the walk.
+//! envelope walk needs), built 64 bytes at a time with SIMD, and the walker over it.
 //!
-//! The walk ([`super::scan::Scanner`]) is latency-bound: each token's end must be
-//! found before the next token can be read, and finding the end of a string or a
-//! digit run byte-block by byte-block costs a branch whose outcome depends on the
-//! token's length (a mispredict on most strings longer than one SIMD block). With
-//! the index, the end of a string is the next bit of the quote bitmap and the end
-//! of a digit run the next zero bit of the digit bitmap: one shift and one
-//! trailing-zero count each, whatever the length.
+//! The byte-wise walk ([`super::scan::Scanner`]) is latency-bound: each token's end
+//! is searched for before the next token can be read, so the address of every load
+//! depends on the bytes read just before. Here the positions of all tokens are
+//! found first, block by block with no dependency between blocks but one carry
+//! (the in-string state): every `"`, every `{ } [ ] : ,` outside strings and the
+//! first byte of every other run outside strings (a number or literal). The walk
+//! ([`Indexed`]) then steps through that array: the next token's position is a
+//! load whose address depends only on a counter, and a string is the span between
+//! two consecutive quote tokens.
 //!
-//! The index only speeds the walk up; it never decides validity on its own. A
-//! message is indexed only if it has no backslash (so every `"` delimits a string),
-//! no control character inside a string and balanced quotes, and is valid UTF-8 as
-//! a whole (so every string is). The indexed walk then accepts exactly the
-//! documents the byte-wise walk accepts; anything else (or any syntax error met on
-//! the indexed walk) takes the byte-wise walk, which owns every error message and
-//! offset.
+//! The index only speeds the walk up; it never decides on its own. A message is
+//! indexed only if it has no backslash (so every `"` opens or closes a string), no
+//! control byte inside a string, balanced quotes, and is valid UTF-8 as a whole (so
+//! every string is). On such a message the indexed walk accepts exactly what the
+//! byte-wise walk accepts and returns the same tokens: the bytes between tokens are
+//! whitespace, and a number or literal must be followed by whitespace, a structural
+//! character, a quote or the end, so it is the whole run. Anything else, or any
+//! syntax error met on the indexed walk, is walked again byte-wise, which owns every
+//! error message and offset.
 //!
 //! Blocks are classified with AVX-512BW, else AVX2, else SSE2 (x86_64 baseline),
 //! chosen once per batch ([`Level::detect`]); a portable byte loop serves other
 //! targets and is the reference of the tests.
+
+use super::scan::{number_end, RawStr, SResult, SyntaxError, Tokens, MAX_DEPTH};
 
 /// Which block classifier to use (chosen once per batch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +51,7 @@ impl Level {
         {
             if std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("pclmulqdq")
             {
                 return Level::Avx512;
             }
@@ -69,6 +76,7 @@ impl Level {
             }
             if std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("pclmulqdq")
             {
                 v.push(Level::Avx512);
             }
@@ -77,21 +85,15 @@ impl Level {
     }
 }
 
-/// The bitmaps of one message: bit `i` of word `i / 64` is byte `i`. Two zero words
-/// past the end, so a 64-bit window may start at any offset up to the length.
+/// The index of one message: token positions, then two sentinels (the length).
 #[derive(Debug, Default)]
 pub(crate) struct Index {
-    /// `"` bytes.
-    pub quotes: Vec<u64>,
-    /// `0`-`9` bytes.
-    pub digits: Vec<u64>,
-    /// Bytes below 0x20 (whitespace or invalid); all zero words unless `has_ctrl`.
-    pub ctrl: Vec<u64>,
-    /// Whether the message has a byte below 0x20 anywhere.
-    pub has_ctrl: bool,
+    toks: Vec<u32>,
+    /// Number of positions written (tokens and sentinels).
+    len: usize,
 }
 
-/// Masks of one 64-byte block.
+/// Masks of one 64-byte block (bit `i` = byte `i`).
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 struct Block {
     quote: u64,
@@ -100,13 +102,31 @@ struct Block {
     ctrl: u64,
     /// Bytes 0x80 and above.
     high: u64,
-    digit: u64,
+    /// `{ } [ ] : ,`
+    op: u64,
+    /// Space, tab, line feed, carriage return.
+    ws: u64,
+    /// [`prefix_xor`] of `quote`.
+    quote_xor: u64,
+}
+
+/// Prefix XOR: bit `i` of the result is the XOR of bits `0..=i` of `x` (the
+/// in-string mask from the quote mask, by a shift cascade).
+#[inline(always)]
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
 }
 
 impl Index {
-    /// Index `msg`. `false` if it must take the byte-wise walk instead: it has a
-    /// backslash (escapes), or bytes above 0x7f that are not valid UTF-8. (A control
-    /// character in a string is caught by the indexed walk itself, from `ctrl`.)
+    /// Index `msg`. `false` if it must take the byte-wise walk instead: a backslash
+    /// (escapes), a control byte inside a string, an unterminated string, bytes
+    /// above 0x7f that are not valid UTF-8, or a message of 4 GiB or more.
     pub fn build(&mut self, msg: &[u8], level: Level) -> bool {
         match level {
             Level::Portable => self.build_with(msg, block_portable),
@@ -116,13 +136,13 @@ impl Index {
             // SAFETY: `Level::Avx2` is only chosen when the CPU has AVX2.
             Level::Avx2 => unsafe { self.build_avx2(msg) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Level::Avx512` is only chosen when the CPU has AVX-512F/BW.
+            // SAFETY: `Level::Avx512` is only chosen when the CPU has AVX-512F/BW, PCLMULQDQ.
             Level::Avx512 => unsafe { self.build_avx512(msg) },
         }
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,bmi1,popcnt")]
     unsafe fn build_avx2(&mut self, msg: &[u8]) -> bool {
         self.build_with(msg, |b| {
             // SAFETY: this function only runs when the CPU has AVX2.
@@ -131,74 +151,339 @@ impl Index {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx2")]
+    #[target_feature(enable = "avx512f,avx512bw,pclmulqdq,avx2,bmi1,popcnt")]
     unsafe fn build_avx512(&mut self, msg: &[u8]) -> bool {
         self.build_with(msg, |b| {
-            // SAFETY: this function only runs when the CPU has AVX-512F/BW.
+            // SAFETY: this function only runs when the CPU has AVX-512F/BW, PCLMULQDQ.
             unsafe { x86::block_avx512(b) }
         })
     }
 
     #[inline(always)]
     fn build_with(&mut self, msg: &[u8], block: impl Fn(&[u8; 64]) -> Block) -> bool {
-        let words = msg.len() / 64 + 2;
-        for v in [&mut self.quotes, &mut self.digits, &mut self.ctrl] {
-            v.clear();
-            v.resize(words, 0);
-        }
-        let (mut backslash, mut high, mut ctrl) = (0u64, 0u64, 0u64);
-        let mut add = |i: usize, b: Block| {
-            if let (Some(q), Some(d), Some(c)) = (
-                self.quotes.get_mut(i),
-                self.digits.get_mut(i),
-                self.ctrl.get_mut(i),
-            ) {
-                (*q, *d, *c) = (b.quote, b.digit, b.ctrl);
-            }
-            backslash |= b.backslash;
-            high |= b.high;
-            ctrl |= b.ctrl;
+        let Ok(total) = u32::try_from(msg.len()) else {
+            return false;
         };
+        // At most one token a byte, plus room for whole 64-slot writes and sentinels.
+        let need = msg.len() + 64 + 2;
+        if self.toks.len() < need {
+            self.toks.resize(need, 0);
+        }
+        let mut n = 0usize;
+        let (mut in_string, mut prev_scalar, mut high) = (0u64, 0u64, 0u64);
         let (blocks, tail) = msg.as_chunks::<64>();
-        for (i, b) in blocks.iter().enumerate() {
-            add(i, block(b));
+        let mut last = [b' '; 64];
+        if let Some(dst) = last.get_mut(..tail.len()) {
+            dst.copy_from_slice(tail);
         }
-        if !tail.is_empty() {
-            // Pad with spaces: no quote, backslash, control, high or digit byte.
-            let mut last = [b' '; 64];
-            if let Some(dst) = last.get_mut(..tail.len()) {
-                dst.copy_from_slice(tail);
+        let tail_block = (!tail.is_empty()).then_some(&last);
+        for (i, b) in blocks.iter().chain(tail_block).enumerate() {
+            let m = block(b);
+            // Inside a string: from an opening quote (included) to its closing quote
+            // (excluded); no backslash, so every quote toggles.
+            let inside = m.quote_xor ^ in_string;
+            in_string = 0u64.wrapping_sub(inside >> 63);
+            if (m.backslash | (m.ctrl & inside)) != 0 {
+                return false;
             }
-            add(blocks.len(), block(&last));
+            high |= m.high;
+            let scalar = !(m.ws | m.op | m.quote | inside);
+            let scalar_start = scalar & !((scalar << 1) | prev_scalar);
+            prev_scalar = scalar >> 63;
+            let mut t = (m.op & !inside) | m.quote | scalar_start;
+            // Flatten: eight positions at a time, written whether or not they are
+            // tokens (the slots past the count are overwritten by the next block).
+            let base = (i * 64) as u32;
+            let count = t.count_ones() as usize;
+            if let Some(out) = self.toks.get_mut(n..n + 64) {
+                for group in out.chunks_exact_mut(8).take(count.div_ceil(8)) {
+                    for slot in group {
+                        *slot = base + t.trailing_zeros();
+                        t &= t.wrapping_sub(1);
+                    }
+                }
+            }
+            n += count;
         }
-        self.has_ctrl = ctrl != 0;
-        backslash == 0 && (high == 0 || std::str::from_utf8(msg).is_ok())
+        if in_string != 0 || (high != 0 && std::str::from_utf8(msg).is_err()) {
+            return false;
+        }
+        if let Some(s) = self.toks.get_mut(n..n + 2) {
+            s.fill(total);
+        }
+        self.len = n + 2;
+        true
     }
 }
 
-/// Whether any bit of `bits` in `start..end` is set.
-#[inline]
-pub(crate) fn any_in(bits: &[u64], start: usize, end: usize) -> bool {
-    let mut p = start;
-    while p < end {
-        let n = (end - p).min(64);
-        let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-        if window(bits, p) & mask != 0 {
-            return true;
-        }
-        p += n;
-    }
-    false
+/// A syntax error on the indexed walk: never reported (the byte-wise walk runs
+/// again and reports its own).
+#[cold]
+fn bail<T>(pos: usize) -> SResult<T> {
+    Err(SyntaxError {
+        what: "indexed walk",
+        pos,
+    })
 }
 
-/// The 64 bits of `bits` starting at bit `p` (zeros past the end).
+/// Whether byte `b` may follow a number or literal (`None`: the end).
 #[inline(always)]
-pub(crate) fn window(bits: &[u64], p: usize) -> u64 {
-    let (i, s) = (p / 64, (p % 64) as u32);
-    let lo = bits.get(i).copied().unwrap_or(0);
-    let hi = bits.get(i + 1).copied().unwrap_or(0);
-    // `(hi << 1) << (63 - s)` is `hi << (64 - s)` without overflowing at `s == 0`.
-    (lo >> s) | ((hi << 1) << (63 - s))
+fn ends_scalar(b: Option<&u8>) -> bool {
+    matches!(
+        b,
+        None | Some(b' ' | b'\t' | b'\n' | b'\r' | b',' | b':' | b'{' | b'}' | b'[' | b']' | b'"')
+    )
+}
+
+/// The walker over an [`Index`]: `k` is the next token.
+pub(crate) struct Indexed<'a> {
+    data: &'a [u8],
+    toks: &'a [u32],
+    k: usize,
+}
+
+impl<'a> Indexed<'a> {
+    /// The walker over `data`; `index` must be its successful [`Index::build`].
+    pub fn new(data: &'a [u8], index: &'a Index) -> Self {
+        Indexed {
+            data,
+            toks: index.toks.get(..index.len).unwrap_or_default(),
+            k: 0,
+        }
+    }
+
+    /// Position of token `k` (the length past the last one).
+    #[inline(always)]
+    fn at(&self, k: usize) -> usize {
+        self.toks.get(k).map_or(self.data.len(), |&p| p as usize)
+    }
+
+    /// First byte of token `k` (`None` past the last one).
+    #[inline(always)]
+    fn byte(&self, k: usize) -> Option<u8> {
+        self.data.get(self.at(k)).copied()
+    }
+
+    /// Consume a key (the current token is its `"`) and the `:` after it.
+    #[inline(always)]
+    fn member_key(&mut self) -> SResult<RawStr<'a>> {
+        let key = self.string()?;
+        if self.byte(self.k) != Some(b':') {
+            return bail(self.at(self.k));
+        }
+        self.k += 1;
+        Ok(key)
+    }
+
+    /// Consume the scalar value starting with byte `b` (the current token).
+    #[inline(always)]
+    fn scalar(&mut self, b: u8) -> SResult<()> {
+        match b {
+            b'"' => self.string().map(drop),
+            b'-' | b'0'..=b'9' => self.number().map(drop),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => bail(self.at(self.k)),
+        }
+    }
+
+    /// Skip an object or array (the current token), validating it, without
+    /// recursion (a bit stack records the nesting, as in the byte-wise walk).
+    fn skip_container(&mut self, object: bool) -> SResult<()> {
+        let mut stack = [0u64; MAX_DEPTH / 64];
+        if let Some(w) = stack.first_mut() {
+            *w |= u64::from(object);
+        }
+        let mut depth = 1usize;
+        let mut in_obj = object;
+        let mut just_opened = true;
+        self.k += 1;
+        loop {
+            let Some(c) = self.byte(self.k) else {
+                return bail(self.data.len());
+            };
+            let close = if in_obj { b'}' } else { b']' };
+            if c == close {
+                self.k += 1;
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(());
+                }
+                let top = depth - 1;
+                in_obj = stack
+                    .get(top / 64)
+                    .is_some_and(|w| w & (1 << (top % 64)) != 0);
+                just_opened = false;
+                continue;
+            }
+            if !just_opened {
+                if c != b',' {
+                    return bail(self.at(self.k));
+                }
+                self.k += 1;
+            }
+            just_opened = false;
+            if in_obj {
+                if self.byte(self.k) != Some(b'"') {
+                    return bail(self.at(self.k));
+                }
+                self.member_key()?;
+            }
+            let Some(v) = self.byte(self.k) else {
+                return bail(self.data.len());
+            };
+            if v == b'{' || v == b'[' {
+                if depth >= MAX_DEPTH {
+                    return bail(self.at(self.k));
+                }
+                in_obj = v == b'{';
+                if let Some(w) = stack.get_mut(depth / 64) {
+                    let bit = 1u64 << (depth % 64);
+                    if in_obj {
+                        *w |= bit;
+                    } else {
+                        *w &= !bit;
+                    }
+                }
+                depth += 1;
+                self.k += 1;
+                just_opened = true;
+            } else {
+                self.scalar(v)?;
+            }
+        }
+    }
+}
+
+impl<'a> Tokens<'a> for Indexed<'a> {
+    #[inline(always)]
+    fn pos(&self) -> usize {
+        self.at(self.k)
+    }
+
+    #[inline(always)]
+    fn peek(&mut self) -> SResult<u8> {
+        match self.byte(self.k) {
+            Some(b) => Ok(b),
+            None => bail(self.data.len()),
+        }
+    }
+
+    #[inline]
+    fn finish(&mut self) -> SResult<()> {
+        if self.at(self.k) < self.data.len() {
+            return bail(self.at(self.k));
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn object_first(&mut self) -> SResult<Option<RawStr<'a>>> {
+        self.k += 1;
+        match self.byte(self.k) {
+            Some(b'"') => self.member_key().map(Some),
+            Some(b'}') => {
+                self.k += 1;
+                Ok(None)
+            }
+            _ => bail(self.at(self.k)),
+        }
+    }
+
+    #[inline]
+    fn object_next(&mut self) -> SResult<Option<RawStr<'a>>> {
+        match self.byte(self.k) {
+            Some(b',') => {
+                self.k += 1;
+                if self.byte(self.k) != Some(b'"') {
+                    return bail(self.at(self.k));
+                }
+                self.member_key().map(Some)
+            }
+            Some(b'}') => {
+                self.k += 1;
+                Ok(None)
+            }
+            _ => bail(self.at(self.k)),
+        }
+    }
+
+    #[inline]
+    fn array_first(&mut self) -> SResult<Option<u8>> {
+        self.k += 1;
+        match self.byte(self.k) {
+            Some(b']') => {
+                self.k += 1;
+                Ok(None)
+            }
+            Some(b) => Ok(Some(b)),
+            None => bail(self.data.len()),
+        }
+    }
+
+    #[inline]
+    fn array_next(&mut self) -> SResult<Option<u8>> {
+        match self.byte(self.k) {
+            Some(b',') => {
+                self.k += 1;
+                match self.byte(self.k) {
+                    Some(b']') | None => bail(self.at(self.k)),
+                    Some(b) => Ok(Some(b)),
+                }
+            }
+            Some(b']') => {
+                self.k += 1;
+                Ok(None)
+            }
+            _ => bail(self.at(self.k)),
+        }
+    }
+
+    /// The current token is an opening quote (quote tokens are consumed in pairs),
+    /// so the next token is its closing quote.
+    #[inline(always)]
+    fn string(&mut self) -> SResult<RawStr<'a>> {
+        let (open, close) = (self.at(self.k), self.at(self.k + 1));
+        let Some(raw) = self.data.get(open + 1..close) else {
+            return bail(open);
+        };
+        self.k += 2;
+        Ok(RawStr {
+            raw,
+            escaped: false,
+        })
+    }
+
+    #[inline(always)]
+    fn number(&mut self) -> SResult<&'a [u8]> {
+        let start = self.at(self.k);
+        let end = number_end(self.data, start)?;
+        if !ends_scalar(self.data.get(end)) {
+            return bail(end);
+        }
+        self.k += 1;
+        Ok(self.data.get(start..end).unwrap_or_default())
+    }
+
+    #[inline(always)]
+    fn literal(&mut self, lit: &'static [u8]) -> SResult<()> {
+        let start = self.at(self.k);
+        let end = start + lit.len();
+        if self.data.get(start..end) != Some(lit) || !ends_scalar(self.data.get(end)) {
+            return bail(start);
+        }
+        self.k += 1;
+        Ok(())
+    }
+
+    #[inline]
+    fn skip(&mut self) -> SResult<()> {
+        match self.peek()? {
+            b @ (b'{' | b'[') => self.skip_container(b == b'{'),
+            b => self.scalar(b),
+        }
+    }
 }
 
 /// The portable classifier (and the reference of the SIMD ones in the tests).
@@ -207,22 +492,18 @@ fn block_portable(b: &[u8; 64]) -> Block {
     let mut m = Block::default();
     for (i, &c) in b.iter().enumerate() {
         let bit = 1u64 << i;
-        if c == b'"' {
-            m.quote |= bit;
-        }
-        if c == b'\\' {
-            m.backslash |= bit;
-        }
-        if c < 0x20 {
-            m.ctrl |= bit;
-        }
-        if c >= 0x80 {
-            m.high |= bit;
-        }
-        if c.is_ascii_digit() {
-            m.digit |= bit;
-        }
+        let set = |mask: &mut u64, yes: bool| *mask |= if yes { bit } else { 0 };
+        set(&mut m.quote, c == b'"');
+        set(&mut m.backslash, c == b'\\');
+        set(&mut m.ctrl, c < 0x20);
+        set(&mut m.high, c >= 0x80);
+        set(
+            &mut m.op,
+            matches!(c, b'{' | b'}' | b'[' | b']' | b':' | b','),
+        );
+        set(&mut m.ws, matches!(c, b' ' | b'\t' | b'\n' | b'\r'));
     }
+    m.quote_xor = prefix_xor(m.quote);
     m
 }
 
@@ -238,26 +519,33 @@ mod x86 {
         for (k, chunk) in b.as_chunks::<16>().0.iter().enumerate() {
             // SAFETY: SSE2 is part of x86_64; the load reads exactly the 16 bytes of
             // `chunk` (unaligned load).
-            let (q, bs, lh, hi, dg) = unsafe {
+            let (q, bs, lh, hi, op, ws) = unsafe {
                 let v = _mm_loadu_si128(chunk.as_ptr().cast());
-                let q = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8)));
-                let bs = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8)));
+                let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+                let q = _mm_movemask_epi8(eq(b'"'));
+                let bs = _mm_movemask_epi8(eq(b'\\'));
                 // Signed: bytes 0x00-0x1f and 0x80-0xff are "less than 0x20".
                 let lh = _mm_movemask_epi8(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
                 let hi = _mm_movemask_epi8(v);
-                let dg = _mm_movemask_epi8(_mm_and_si128(
-                    _mm_cmpgt_epi8(v, _mm_set1_epi8(b'0' as i8 - 1)),
-                    _mm_cmplt_epi8(v, _mm_set1_epi8(b'9' as i8 + 1)),
-                ));
-                (q, bs, lh, hi, dg)
+                let op = _mm_or_si128(
+                    _mm_or_si128(_mm_or_si128(eq(b'{'), eq(b'}')), _mm_or_si128(eq(b'['), eq(b']'))),
+                    _mm_or_si128(eq(b':'), eq(b',')),
+                );
+                let ws = _mm_or_si128(
+                    _mm_or_si128(eq(b' '), eq(b'\t')),
+                    _mm_or_si128(eq(b'\n'), eq(b'\r')),
+                );
+                (q, bs, lh, hi, _mm_movemask_epi8(op), _mm_movemask_epi8(ws))
             };
             let at = |x: i32| u64::from(x as u32 & 0xffff) << (16 * k);
             m.quote |= at(q);
             m.backslash |= at(bs);
             m.ctrl |= at(lh & !hi);
             m.high |= at(hi);
-            m.digit |= at(dg);
+            m.op |= at(op);
+            m.ws |= at(ws);
         }
+        m.quote_xor = super::prefix_xor(m.quote);
         m
     }
 
@@ -272,43 +560,72 @@ mod x86 {
         for (k, chunk) in b.as_chunks::<32>().0.iter().enumerate() {
             // SAFETY: the load reads exactly the 32 bytes of `chunk` (unaligned).
             let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast()) };
-            let q = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'"' as i8)));
-            let bs = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'\\' as i8)));
+            let eq = |c: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8));
+            let q = _mm256_movemask_epi8(eq(b'"'));
+            let bs = _mm256_movemask_epi8(eq(b'\\'));
             // Signed: bytes 0x00-0x1f and 0x80-0xff are "less than 0x20".
             let lh = _mm256_movemask_epi8(_mm256_cmpgt_epi8(_mm256_set1_epi8(0x20), v));
             let hi = _mm256_movemask_epi8(v);
-            let dg = _mm256_movemask_epi8(_mm256_and_si256(
-                _mm256_cmpgt_epi8(v, _mm256_set1_epi8(b'0' as i8 - 1)),
-                _mm256_cmpgt_epi8(_mm256_set1_epi8(b'9' as i8 + 1), v),
-            ));
+            let op = _mm256_or_si256(
+                _mm256_or_si256(
+                    _mm256_or_si256(eq(b'{'), eq(b'}')),
+                    _mm256_or_si256(eq(b'['), eq(b']')),
+                ),
+                _mm256_or_si256(eq(b':'), eq(b',')),
+            );
+            let ws = _mm256_or_si256(
+                _mm256_or_si256(eq(b' '), eq(b'\t')),
+                _mm256_or_si256(eq(b'\n'), eq(b'\r')),
+            );
             let at = |x: i32| u64::from(x as u32) << (32 * k);
             m.quote |= at(q);
             m.backslash |= at(bs);
             m.ctrl |= at(lh & !hi);
             m.high |= at(hi);
-            m.digit |= at(dg);
+            m.op |= at(_mm256_movemask_epi8(op));
+            m.ws |= at(_mm256_movemask_epi8(ws));
         }
+        m.quote_xor = super::prefix_xor(m.quote);
         m
     }
 
-    /// AVX-512BW, the whole block at once.
+    /// AVX-512BW, the whole block at once: structural and whitespace bytes by two
+    /// nibble lookups (simdjson's classification, tables of our own: bit 0 `[]{}`,
+    /// 1 `,`, 2 `:`, 3 space, 4 tab/LF/CR), the in-string prefix XOR by a carry-less
+    /// multiply with all ones.
     ///
     /// # Safety
-    /// The CPU must support AVX-512F and AVX-512BW.
+    /// The CPU must support AVX-512F, AVX-512BW and PCLMULQDQ.
     #[inline]
-    #[target_feature(enable = "avx512f,avx512bw")]
+    #[target_feature(enable = "avx512f,avx512bw,pclmulqdq")]
     pub(super) unsafe fn block_avx512(b: &[u8; 64]) -> Block {
-        // SAFETY: the load reads exactly the 64 bytes of `b` (unaligned).
-        let v = unsafe { _mm512_loadu_si512(b.as_ptr().cast()) };
+        const LO: [i8; 16] = [8, 0, 0, 0, 0, 0, 0, 0, 0, 16, 20, 1, 2, 17, 0, 0];
+        const HI: [i8; 16] = [16, 0, 10, 4, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        // SAFETY: the loads read exactly the 64 bytes of `b` and the 16 of each table.
+        let (v, lo_t, hi_t) = unsafe {
+            (
+                _mm512_loadu_si512(b.as_ptr().cast()),
+                _mm512_broadcast_i32x4(_mm_loadu_si128(LO.as_ptr().cast())),
+                _mm512_broadcast_i32x4(_mm_loadu_si128(HI.as_ptr().cast())),
+            )
+        };
+        let nib = _mm512_set1_epi8(0x0f);
+        let lo = _mm512_shuffle_epi8(lo_t, _mm512_and_si512(v, nib));
+        let hi = _mm512_shuffle_epi8(hi_t, _mm512_and_si512(_mm512_srli_epi16(v, 4), nib));
+        let class = _mm512_and_si512(lo, hi);
+        let quote = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'"' as i8));
+        let ones = _mm_set1_epi8(-1);
+        let quote_xor =
+            _mm_cvtsi128_si64(_mm_clmulepi64_si128(_mm_cvtsi64_si128(quote as i64), ones, 0))
+                as u64;
         Block {
-            quote: _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'"' as i8)),
+            quote,
             backslash: _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'\\' as i8)),
             ctrl: _mm512_cmplt_epu8_mask(v, _mm512_set1_epi8(0x20)),
             high: _mm512_movepi8_mask(v),
-            digit: _mm512_cmplt_epu8_mask(
-                _mm512_sub_epi8(v, _mm512_set1_epi8(b'0' as i8)),
-                _mm512_set1_epi8(10),
-            ),
+            op: _mm512_test_epi8_mask(class, _mm512_set1_epi8(0x07)),
+            ws: _mm512_test_epi8_mask(class, _mm512_set1_epi8(0x18)),
+            quote_xor,
         }
     }
 }
@@ -340,6 +657,7 @@ mod tests {
                 }
                 if std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("pclmulqdq")
                 {
                     // SAFETY: checked just above.
                     assert_eq!(unsafe { x86::block_avx512(&b) }, want);
@@ -348,45 +666,76 @@ mod tests {
         }
     }
 
+    /// Token positions, by every level.
     #[test]
-    fn windows() {
-        let bits = [0x8000_0000_0000_0001u64, 0x3, 0];
-        assert_eq!(window(&bits, 0), 0x8000_0000_0000_0001);
-        assert_eq!(window(&bits, 1), 0xC000_0000_0000_0000 | 1 << 62);
-        assert_eq!(window(&bits, 63), 0x7);
-        assert_eq!(window(&bits, 64), 0x3);
-        assert_eq!(window(&bits, 200), 0);
-    }
-
-    #[test]
-    fn what_is_indexed() {
+    fn tokens() {
         let mut idx = Index::default();
         for level in Level::all_supported() {
-            let ok = |idx: &mut Index, s: &[u8]| idx.build(s, level);
-            assert!(ok(&mut idx, br#"{"a":[1,"b c",true]}"#));
-            assert!(ok(&mut idx, "{\n\t\"é\": \"ü\"\r\n}".as_bytes()));
-            assert!(ok(&mut idx, b""));
-            // Long enough for whole blocks and a tail.
-            let long = format!("[{}]", vec!["\"0123456789\""; 40].join(","));
-            assert!(ok(&mut idx, long.as_bytes()));
-            assert_eq!(idx.quotes.len(), long.len() / 64 + 2);
-            assert_eq!(idx.quotes[0] & 0x3fff, 1 << 1 | 1 << 12);
-            assert_eq!(idx.digits[0] & 0x3fff, 0xffc);
-            for bad in [&br#"{"a\"b":1}"#[..], b"[\"\xff\"]", b"\"\xc3\""] {
-                assert!(!ok(&mut idx, bad), "{bad:?}");
+            let toks = |idx: &mut Index, s: &[u8]| -> Option<Vec<u32>> {
+                idx.build(s, level).then(|| idx.toks[..idx.len].to_vec())
+            };
+            let s = br#" {"a b":[12, true,"{x}"],"c":-1.5e3} "#;
+            assert_eq!(
+                toks(&mut idx, s),
+                Some(vec![
+                    1, 2, 6, 7, 8, 9, 11, 13, 17, 18, 22, 23, 24, 25, 27, 28, 29, 35, 37, 37
+                ])
+            );
+            assert_eq!(toks(&mut idx, s), Some(idx_tokens_of(std::str::from_utf8(s).unwrap())));
+            assert_eq!(toks(&mut idx, b""), Some(vec![0, 0]));
+            let pretty = "{\n\t\"é\": \"ü\"\r\n}";
+            assert_eq!(toks(&mut idx, pretty.as_bytes()), Some(idx_tokens_of(pretty)));
+            // Whole blocks and a tail, tokens across block edges.
+            let long = format!("[{}]", vec!["\"0123456789\",123456"; 40].join(","));
+            let got = toks(&mut idx, long.as_bytes()).unwrap();
+            assert_eq!(got, idx_tokens_of(&long));
+            for bad in [
+                &br#"{"a\"b":1}"#[..],
+                b"[\"tab\there\"]",
+                b"[\"unterminated]",
+                b"[\"\xff\"]",
+                b"\"\xc3\"",
+            ] {
+                assert_eq!(toks(&mut idx, bad), None, "{bad:?}");
             }
-            // Control characters are indexed (the walk rejects them inside strings).
-            assert!(ok(&mut idx, b"[\"tab\there\"]"));
-            assert!(idx.has_ctrl);
-            assert_eq!(idx.ctrl[0], 1 << 5);
-            assert!(any_in(&idx.ctrl, 2, 9) && !any_in(&idx.ctrl, 6, 9));
-            assert!(ok(&mut idx, b"[1]"));
-            assert!(!idx.has_ctrl);
-            let mut far = vec![b' '; 200];
-            far[150] = b'\n';
-            assert!(ok(&mut idx, &far));
-            assert!(any_in(&idx.ctrl, 0, 151) && !any_in(&idx.ctrl, 0, 150));
-            assert!(!any_in(&idx.ctrl, 151, 200));
+            // The string state carries across blocks.
+            let mut across = vec![b' '; 63];
+            across.push(b'"');
+            across.extend_from_slice(b"\nstill in the string\"");
+            assert_eq!(toks(&mut idx, &across), None);
+            across.retain(|&c| c != b'\n');
+            assert_eq!(toks(&mut idx, &across), Some(vec![63, 83, 84, 84]));
         }
+    }
+
+    /// Token positions computed naively, byte by byte (no backslashes).
+    fn idx_tokens_of(s: &str) -> Vec<u32> {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut inside = false;
+        let mut prev_scalar = false;
+        for (i, &c) in b.iter().enumerate() {
+            if c == b'"' {
+                out.push(i as u32);
+                inside = !inside;
+                prev_scalar = false;
+                continue;
+            }
+            if inside {
+                continue;
+            }
+            let op = b"{}[]:,".contains(&c);
+            let ws = b" \t\n\r".contains(&c);
+            if op {
+                out.push(i as u32);
+            }
+            let scalar = !op && !ws;
+            if scalar && !prev_scalar {
+                out.push(i as u32);
+            }
+            prev_scalar = scalar;
+        }
+        out.extend([b.len() as u32; 2]);
+        out
     }
 }

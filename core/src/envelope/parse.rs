@@ -11,9 +11,9 @@
 //! document order (wrong type, bad DevEUI, bad base64, bad timestamp), then missing
 //! required fields.
 
-use super::index::{Index, Level};
+use super::index::{Index, Indexed, Level};
 use super::scan::{
-    number_to_f64, number_to_u64, unescape_into, RawStr, SResult, Scanner, SyntaxError,
+    number_to_f64, number_to_u64, unescape_into, RawStr, SResult, Scanner, SyntaxError, Tokens,
 };
 use super::timestamp::parse_rfc3339_ns;
 use super::Format;
@@ -99,8 +99,9 @@ struct State {
     err: Option<DecodeError>,
 }
 
-struct Parser<'j, 'b, const INDEXED: bool> {
-    s: Scanner<'j, INDEXED>,
+struct Parser<'j, 'b, S: Tokens<'j>> {
+    s: S,
+    _data: std::marker::PhantomData<&'j [u8]>,
     payload: &'b mut Vec<u8>,
     payload_start: usize,
     device_id: &'b mut Vec<u8>,
@@ -154,7 +155,7 @@ pub(crate) fn parse_message(
 ) -> Result<Meta, DecodeError> {
     if let Some(level) = ws.level {
         if ws.index.build(msg, level) {
-            let s = Scanner::indexed(msg, &ws.index);
+            let s = Indexed::new(msg, &ws.index);
             if let Ok(r) = run(s, format, payload, device_id, &mut ws.scratch) {
                 return r;
             }
@@ -173,8 +174,8 @@ pub(crate) fn parse_message(
 /// One walk with scanner `s`. Outer error: malformed JSON. On any error `payload`
 /// and `device_id` are cut back to their original lengths.
 #[inline(always)]
-fn run<const INDEXED: bool>(
-    s: Scanner<'_, INDEXED>,
+fn run<'j, S: Tokens<'j>>(
+    s: S,
     format: Format,
     payload: &mut Vec<u8>,
     device_id: &mut Vec<u8>,
@@ -184,6 +185,7 @@ fn run<const INDEXED: bool>(
     let device_id_start = device_id.len();
     let mut p = Parser {
         s,
+        _data: std::marker::PhantomData,
         payload,
         payload_start,
         device_id,
@@ -419,7 +421,7 @@ impl Want {
     }
 }
 
-impl<'j, const INDEXED: bool> Parser<'j, '_, INDEXED> {
+impl<'j, S: Tokens<'j>> Parser<'j, '_, S> {
     #[cold]
     fn fail(&mut self, kind: ErrorKind, offset: usize) {
         if self.st.err.is_none() {
@@ -1040,3 +1042,87 @@ mod tests {
     }
 }
 
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use std::time::Instant;
+
+    fn cpu() -> f64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    }
+
+    /// Where the time goes (diagnostic): `ENVELOPE_FILE=... cargo test --release --lib
+    /// envelope::parse::timing -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "diagnostic timing, not a test"]
+    fn components() {
+        let Ok(path) = std::env::var("ENVELOPE_FILE") else {
+            return;
+        };
+        let text = std::fs::read(path).unwrap();
+        let mut msgs: Vec<&[u8]> = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+        // ENVELOPE_HOT=N: the first N messages, over and over (cache-resident).
+        if let Some(hot) = std::env::var("ENVELOPE_HOT").ok().and_then(|v| v.parse::<usize>().ok()) {
+            let reps = msgs.len() / hot;
+            msgs = msgs[..hot].repeat(reps);
+        }
+        let n = msgs.len() as f64;
+        let level = Level::detect();
+        let mut idx = Index::default();
+        let time = |name: &str, f: &mut dyn FnMut()| {
+            let (mut best, mut best_cpu) = (f64::MAX, f64::MAX);
+            for _ in 0..7 {
+                let (t, c) = (Instant::now(), cpu());
+                f();
+                best = best.min(t.elapsed().as_secs_f64());
+                best_cpu = best_cpu.min(cpu() - c);
+            }
+            println!(
+                "{name:24} {:7.1} ns/msg wall {:7.1} CPU",
+                best / n * 1e9,
+                best_cpu / n * 1e9
+            );
+        };
+        time("index build", &mut || {
+            for m in &msgs {
+                std::hint::black_box(idx.build(m, level));
+            }
+        });
+        time("skip bytewise", &mut || {
+            for m in &msgs {
+                let mut s = Scanner::new(m);
+                std::hint::black_box(s.skip().is_ok());
+            }
+        });
+        time("build + skip indexed", &mut || {
+            for m in &msgs {
+                idx.build(m, level);
+                let mut s = Indexed::new(m, &idx);
+                std::hint::black_box(s.skip().is_ok());
+            }
+        });
+        let fmt = if msgs[0].starts_with(b"{\"end_device_ids\"") {
+            Format::TtnV3
+        } else {
+            Format::ChirpstackV4
+        };
+        for lv in [None, Some(level)] {
+            let mut ws = Workspace::with_level(lv);
+            let (mut pl, mut di) = (Vec::with_capacity(1 << 20), Vec::with_capacity(1 << 20));
+            time(&format!("parse {lv:?}"), &mut || {
+                for m in &msgs {
+                    pl.clear();
+                    di.clear();
+                    std::hint::black_box(parse_message(fmt, m, &mut pl, &mut di, &mut ws).is_ok());
+                }
+            });
+        }
+    }
+}

@@ -17,8 +17,6 @@
 //! digits only while skipping (surrogate pairing is checked when a string is decoded
 //! with [`unescape_into`]), and nesting deeper than [`MAX_DEPTH`] is rejected.
 
-use super::index::{any_in, window, Index};
-
 /// Maximum nesting depth of arrays/objects in a skipped value.
 pub(crate) const MAX_DEPTH: usize = 256;
 
@@ -36,7 +34,7 @@ fn err<T>(what: &'static str, pos: usize) -> SResult<T> {
     Err(SyntaxError { what, pos })
 }
 
-const EOF_VALUE: &str = "EOF while parsing a value";
+pub(crate) const EOF_VALUE: &str = "EOF while parsing a value";
 const EOF_OBJECT: &str = "EOF while parsing an object";
 const EOF_LIST: &str = "EOF while parsing a list";
 const EOF_STRING: &str = "EOF while parsing a string";
@@ -96,50 +94,16 @@ mod sse2 {
     }
 }
 
-/// Pull scanner over one JSON document. With `INDEXED`, string and digit-run ends
-/// are read from the message's [`Index`] (which the caller built successfully, see
-/// [`Index::build`]) instead of being searched for; the tokens, positions and
-/// accepted documents are the same.
-pub(crate) struct Scanner<'a, const INDEXED: bool = false> {
+/// Pull scanner over one JSON document.
+pub(crate) struct Scanner<'a> {
     data: &'a [u8],
     pos: usize,
-    /// The index's quote bitmap (empty unless `INDEXED`).
-    quotes: &'a [u64],
-    /// The index's digit bitmap (empty unless `INDEXED`).
-    digits: &'a [u64],
-    /// The index's control-byte bitmap, if the message has any such byte.
-    ctrl: Option<&'a [u64]>,
 }
 
-impl<'a> Scanner<'a, false> {
-    /// The byte-wise scanner (the reference, and the only one that reports errors
-    /// with their documented messages and offsets).
+impl<'a> Scanner<'a> {
     pub fn new(data: &'a [u8]) -> Self {
-        Scanner {
-            data,
-            pos: 0,
-            quotes: &[],
-            digits: &[],
-            ctrl: None,
-        }
+        Scanner { data, pos: 0 }
     }
-}
-
-impl<'a> Scanner<'a, true> {
-    /// The indexed scanner over `data`; `index` must be the successful
-    /// [`Index::build`] of `data`.
-    pub fn indexed(data: &'a [u8], index: &'a Index) -> Self {
-        Scanner {
-            data,
-            pos: 0,
-            quotes: &index.quotes,
-            digits: &index.digits,
-            ctrl: index.has_ctrl.then_some(&index.ctrl[..]),
-        }
-    }
-}
-
-impl<'a, const INDEXED: bool> Scanner<'a, INDEXED> {
 
     /// Current byte offset.
     #[inline(always)]
@@ -266,9 +230,6 @@ impl<'a, const INDEXED: bool> Scanner<'a, INDEXED> {
     /// On a `"`: scan the string, validating escapes, control characters and UTF-8.
     #[inline(always)]
     pub fn string(&mut self) -> SResult<RawStr<'a>> {
-        if INDEXED {
-            return self.string_indexed();
-        }
         let data = self.data;
         self.pos += 1;
         let start = self.pos;
@@ -359,91 +320,12 @@ impl<'a, const INDEXED: bool> Scanner<'a, INDEXED> {
         }
     }
 
-    /// [`Self::string`] on an indexed message: no backslash and valid UTF-8 were
-    /// checked by [`Index::build`], so the string ends at the next quote and is valid
-    /// unless it holds a control byte.
-    #[inline(always)]
-    fn string_indexed(&mut self) -> SResult<RawStr<'a>> {
-        let start = self.pos + 1;
-        let mut p = start;
-        loop {
-            let w = window(self.quotes, p);
-            if w != 0 {
-                let end = p + w.trailing_zeros() as usize;
-                let Some(raw) = self.data.get(start..end) else {
-                    return err(EOF_STRING, self.data.len());
-                };
-                if let Some(ctrl) = self.ctrl {
-                    if any_in(ctrl, start, end) {
-                        return err("control character in string", start);
-                    }
-                }
-                self.pos = end + 1;
-                return Ok(RawStr {
-                    raw,
-                    escaped: false,
-                });
-            }
-            p += 64;
-            if p > self.data.len() {
-                return err(EOF_STRING, self.data.len());
-            }
-        }
-    }
-
-    /// The end of the run of ASCII digits starting at `p` (`p` if none).
-    #[inline(always)]
-    fn digits_end(&self, mut p: usize) -> usize {
-        if INDEXED {
-            loop {
-                let run = (!window(self.digits, p)).trailing_zeros() as usize;
-                p += run;
-                if run < 64 {
-                    return p;
-                }
-            }
-        }
-        while matches!(self.data.get(p), Some(b'0'..=b'9')) {
-            p += 1;
-        }
-        p
-    }
-
     /// On the first byte of a number: consume it, returning its text.
     #[inline(always)]
     pub fn number(&mut self) -> SResult<&'a [u8]> {
-        let data = self.data;
         let start = self.pos;
-        let mut p = self.pos;
-        let digit = |p: usize| matches!(data.get(p), Some(b'0'..=b'9'));
-        if data.get(p) == Some(&b'-') {
-            p += 1;
-        }
-        match data.get(p) {
-            Some(b'0') => p += 1,
-            Some(b'1'..=b'9') => p = self.digits_end(p + 1),
-            Some(_) => return err("invalid number", p),
-            None => return err(EOF_VALUE, p),
-        }
-        if data.get(p) == Some(&b'.') {
-            p += 1;
-            if !digit(p) {
-                return err("invalid number", p);
-            }
-            p = self.digits_end(p + 1);
-        }
-        if matches!(data.get(p), Some(b'e' | b'E')) {
-            p += 1;
-            if matches!(data.get(p), Some(b'+' | b'-')) {
-                p += 1;
-            }
-            if !digit(p) {
-                return err("invalid number", p);
-            }
-            p = self.digits_end(p + 1);
-        }
-        self.pos = p;
-        Ok(data.get(start..p).unwrap_or_default())
+        self.pos = number_end(self.data, start)?;
+        Ok(self.data.get(start..self.pos).unwrap_or_default())
     }
 
     /// On the first byte of `true`/`false`/`null`: consume the literal.
@@ -558,6 +440,124 @@ impl<'a, const INDEXED: bool> Scanner<'a, INDEXED> {
                 self.scalar(v)?;
             }
         }
+    }
+}
+
+/// The end of the number starting at `start` (RFC 8259 grammar).
+#[inline(always)]
+pub(crate) fn number_end(data: &[u8], start: usize) -> SResult<usize> {
+    let mut p = start;
+    let digit = |p: usize| matches!(data.get(p), Some(b'0'..=b'9'));
+    if data.get(p) == Some(&b'-') {
+        p += 1;
+    }
+    match data.get(p) {
+        Some(b'0') => p += 1,
+        Some(b'1'..=b'9') => {
+            p += 1;
+            while digit(p) {
+                p += 1;
+            }
+        }
+        Some(_) => return err("invalid number", p),
+        None => return err(EOF_VALUE, p),
+    }
+    if data.get(p) == Some(&b'.') {
+        p += 1;
+        if !digit(p) {
+            return err("invalid number", p);
+        }
+        while digit(p) {
+            p += 1;
+        }
+    }
+    if matches!(data.get(p), Some(b'e' | b'E')) {
+        p += 1;
+        if matches!(data.get(p), Some(b'+' | b'-')) {
+            p += 1;
+        }
+        if !digit(p) {
+            return err("invalid number", p);
+        }
+        while digit(p) {
+            p += 1;
+        }
+    }
+    Ok(p)
+}
+
+/// The token interface the envelope parser walks: [`Scanner`] (byte by byte) and
+/// [`super::index::Indexed`] (over a structural index) implement it. Between calls
+/// the walker is before a token; whitespace is skipped by the calls themselves.
+pub(crate) trait Tokens<'a> {
+    /// Byte offset of the next token (after [`Tokens::peek`]: the value's first byte).
+    fn pos(&self) -> usize;
+    /// The first byte of the next value (not consumed).
+    fn peek(&mut self) -> SResult<u8>;
+    /// After the top-level value: only whitespace may follow.
+    fn finish(&mut self) -> SResult<()>;
+    /// On a `{`: consume it and the first key (`None` for `{}`).
+    fn object_first(&mut self) -> SResult<Option<RawStr<'a>>>;
+    /// After a member's value: the next key, or `None` at the closing `}`.
+    fn object_next(&mut self) -> SResult<Option<RawStr<'a>>>;
+    /// On a `[`: consume it; the first byte of the first element, or `None` if empty.
+    fn array_first(&mut self) -> SResult<Option<u8>>;
+    /// After an element: the first byte of the next one, or `None` at the closing `]`.
+    fn array_next(&mut self) -> SResult<Option<u8>>;
+    /// On a `"`: the string.
+    fn string(&mut self) -> SResult<RawStr<'a>>;
+    /// On the first byte of a number: its text.
+    fn number(&mut self) -> SResult<&'a [u8]>;
+    /// On the first byte of `true`/`false`/`null`: consume the literal `lit`.
+    fn literal(&mut self, lit: &'static [u8]) -> SResult<()>;
+    /// Skip (and validate) the next value, whatever it is.
+    fn skip(&mut self) -> SResult<()>;
+}
+
+impl<'a> Tokens<'a> for Scanner<'a> {
+    #[inline(always)]
+    fn pos(&self) -> usize {
+        Scanner::pos(self)
+    }
+    #[inline(always)]
+    fn peek(&mut self) -> SResult<u8> {
+        Scanner::peek(self)
+    }
+    #[inline(always)]
+    fn finish(&mut self) -> SResult<()> {
+        Scanner::finish(self)
+    }
+    #[inline(always)]
+    fn object_first(&mut self) -> SResult<Option<RawStr<'a>>> {
+        Scanner::object_first(self)
+    }
+    #[inline(always)]
+    fn object_next(&mut self) -> SResult<Option<RawStr<'a>>> {
+        Scanner::object_next(self)
+    }
+    #[inline(always)]
+    fn array_first(&mut self) -> SResult<Option<u8>> {
+        Scanner::array_first(self)
+    }
+    #[inline(always)]
+    fn array_next(&mut self) -> SResult<Option<u8>> {
+        Scanner::array_next(self)
+    }
+    #[inline(always)]
+    fn string(&mut self) -> SResult<RawStr<'a>> {
+        Scanner::string(self)
+    }
+    #[inline(always)]
+    fn number(&mut self) -> SResult<&'a [u8]> {
+        Scanner::number(self)
+    }
+    #[inline(always)]
+    fn literal(&mut self, lit: &'static [u8]) -> SResult<()> {
+        Scanner::literal(self, lit)
+    }
+    #[inline(always)]
+    fn skip(&mut self) -> SResult<()> {
+        Scanner::skip(self)
     }
 }
 
