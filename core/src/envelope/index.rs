@@ -52,6 +52,7 @@ impl Level {
             if std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")
                 && std::arch::is_x86_feature_detected!("pclmulqdq")
+                && std::arch::is_x86_feature_detected!("avx512vbmi2")
             {
                 return Level::Avx512;
             }
@@ -77,6 +78,7 @@ impl Level {
             if std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")
                 && std::arch::is_x86_feature_detected!("pclmulqdq")
+                && std::arch::is_x86_feature_detected!("avx512vbmi2")
             {
                 v.push(Level::Avx512);
             }
@@ -129,9 +131,9 @@ impl Index {
     /// above 0x7f that are not valid UTF-8, or a message of 4 GiB or more.
     pub fn build(&mut self, msg: &[u8], level: Level) -> bool {
         match level {
-            Level::Portable => self.build_with(msg, block_portable),
+            Level::Portable => self.build_with(msg, block_portable, flatten_portable),
             #[cfg(target_arch = "x86_64")]
-            Level::Sse2 => self.build_with(msg, x86::block_sse2),
+            Level::Sse2 => self.build_with(msg, x86::block_sse2, flatten_portable),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Level::Avx2` is only chosen when the CPU has AVX2.
             Level::Avx2 => unsafe { self.build_avx2(msg) },
@@ -144,23 +146,39 @@ impl Index {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,bmi1,popcnt")]
     unsafe fn build_avx2(&mut self, msg: &[u8]) -> bool {
-        self.build_with(msg, |b| {
-            // SAFETY: this function only runs when the CPU has AVX2.
-            unsafe { x86::block_avx2(b) }
-        })
+        self.build_with(
+            msg,
+            |b| {
+                // SAFETY: this function only runs when the CPU has AVX2.
+                unsafe { x86::block_avx2(b) }
+            },
+            flatten_portable,
+        )
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,pclmulqdq,avx2,bmi1,popcnt")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2,pclmulqdq,avx2,bmi1,popcnt")]
     unsafe fn build_avx512(&mut self, msg: &[u8]) -> bool {
-        self.build_with(msg, |b| {
-            // SAFETY: this function only runs when the CPU has AVX-512F/BW, PCLMULQDQ.
-            unsafe { x86::block_avx512(b) }
-        })
+        self.build_with(
+            msg,
+            |b| {
+                // SAFETY: this function only runs when the CPU has AVX-512F/BW, PCLMULQDQ.
+                unsafe { x86::block_avx512(b) }
+            },
+            |out, base, mask| {
+                // SAFETY: this function only runs when the CPU has AVX-512F/BW/VBMI2.
+                unsafe { x86::flatten_avx512(out, base, mask) }
+            },
+        )
     }
 
     #[inline(always)]
-    fn build_with(&mut self, msg: &[u8], block: impl Fn(&[u8; 64]) -> Block) -> bool {
+    fn build_with(
+        &mut self,
+        msg: &[u8],
+        block: impl Fn(&[u8; 64]) -> Block,
+        flatten: impl Fn(&mut [u32], u32, u64),
+    ) -> bool {
         let Ok(total) = u32::try_from(msg.len()) else {
             return false;
         };
@@ -190,18 +208,14 @@ impl Index {
             let scalar = !(m.ws | m.op | m.quote | inside);
             let scalar_start = scalar & !((scalar << 1) | prev_scalar);
             prev_scalar = scalar >> 63;
-            let mut t = (m.op & !inside) | m.quote | scalar_start;
-            // Flatten: eight positions at a time, written whether or not they are
-            // tokens (the slots past the count are overwritten by the next block).
-            let base = (i * 64) as u32;
+            let t = if QUOTES_ONLY {
+                m.quote
+            } else {
+                (m.op & !inside) | m.quote | scalar_start
+            };
             let count = t.count_ones() as usize;
             if let Some(out) = self.toks.get_mut(n..n + 64) {
-                for group in out.chunks_exact_mut(8).take(count.div_ceil(8)) {
-                    for slot in group {
-                        *slot = base + t.trailing_zeros();
-                        t &= t.wrapping_sub(1);
-                    }
-                }
+                flatten(out, (i * 64) as u32, t);
             }
             n += count;
         }
@@ -215,6 +229,9 @@ impl Index {
         true
     }
 }
+
+/// Experiment: index only the quotes (the byte-wise walk reads string ends from them).
+pub(crate) const QUOTES_ONLY: bool = true;
 
 /// A syntax error on the indexed walk: never reported (the byte-wise walk runs
 /// again and reports its own).
@@ -250,6 +267,11 @@ impl<'a> Indexed<'a> {
             toks: index.toks.get(..index.len).unwrap_or_default(),
             k: 0,
         }
+    }
+
+    /// The token positions (quotes only with [`QUOTES_ONLY`]).
+    pub fn positions(index: &'a Index) -> &'a [u32] {
+        index.toks.get(..index.len).unwrap_or_default()
     }
 
     /// Position of token `k` (the length past the last one).
@@ -486,6 +508,20 @@ impl<'a> Tokens<'a> for Indexed<'a> {
     }
 }
 
+/// Write `base +` the position of each set bit of `mask` to `out` (64 slots), in
+/// order, eight slots at a time: the slots past the count get garbage that the next
+/// block overwrites.
+#[inline(always)]
+fn flatten_portable(out: &mut [u32], base: u32, mut mask: u64) {
+    let count = mask.count_ones() as usize;
+    for group in out.chunks_exact_mut(8).take(count.div_ceil(8)) {
+        for slot in group {
+            *slot = base + mask.trailing_zeros();
+            mask &= mask.wrapping_sub(1);
+        }
+    }
+}
+
 /// The portable classifier (and the reference of the SIMD ones in the tests).
 #[inline(always)]
 fn block_portable(b: &[u8; 64]) -> Block {
@@ -589,6 +625,47 @@ mod x86 {
         m
     }
 
+    /// [`super::flatten_portable`] with AVX-512 VBMI2: the byte indices of the set
+    /// bits compressed to the front of one register, then widened 16 at a time.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, AVX-512BW and AVX-512VBMI2.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2")]
+    pub(super) unsafe fn flatten_avx512(out: &mut [u32], base: u32, mask: u64) {
+        const IOTA: [u8; 64] = {
+            let mut a = [0u8; 64];
+            let mut i = 0;
+            while i < 64 {
+                a[i] = i as u8;
+                i += 1;
+            }
+            a
+        };
+        // SAFETY: reads the 64 bytes of IOTA.
+        let iota = unsafe { _mm512_loadu_si512(IOTA.as_ptr().cast()) };
+        let packed = _mm512_maskz_compress_epi8(mask, iota);
+        let base = _mm512_set1_epi32(base as i32);
+        let count = mask.count_ones() as usize;
+        let store = |out: &mut [u32], g: usize, bytes: __m128i| {
+            if let Some(dst) = out.get_mut(16 * g..16 * g + 16) {
+                let v = _mm512_add_epi32(_mm512_cvtepu8_epi32(bytes), base);
+                // SAFETY: `dst` holds exactly 16 u32 (unaligned store).
+                unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast(), v) };
+            }
+        };
+        store(out, 0, _mm512_castsi512_si128(packed));
+        if count > 16 {
+            store(out, 1, _mm512_extracti32x4_epi32::<1>(packed));
+            if count > 32 {
+                store(out, 2, _mm512_extracti32x4_epi32::<2>(packed));
+                if count > 48 {
+                    store(out, 3, _mm512_extracti32x4_epi32::<3>(packed));
+                }
+            }
+        }
+    }
+
     /// AVX-512BW, the whole block at once: structural and whitespace bytes by two
     /// nibble lookups (simdjson's classification, tables of our own: bit 0 `[]{}`,
     /// 1 `,`, 2 `:`, 3 space, 4 tab/LF/CR), the in-string prefix XOR by a carry-less
@@ -658,9 +735,17 @@ mod tests {
                 if std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("pclmulqdq")
+                && std::arch::is_x86_feature_detected!("avx512vbmi2")
                 {
                     // SAFETY: checked just above.
                     assert_eq!(unsafe { x86::block_avx512(&b) }, want);
+                    let mask = x.rotate_left(round as u32) & (x >> (round % 64));
+                    let (mut got, mut want) = ([0u32; 64], [0u32; 64]);
+                    flatten_portable(&mut want, 640, mask);
+                    // SAFETY: checked just above.
+                    unsafe { x86::flatten_avx512(&mut got, 640, mask) };
+                    let count = mask.count_ones() as usize;
+                    assert_eq!(got[..count], want[..count]);
                 }
             }
         }
