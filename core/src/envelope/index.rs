@@ -21,48 +21,39 @@
 //! syntax error met on the indexed walk, is walked again byte-wise, which owns every
 //! error message and offset.
 //!
-//! Blocks are classified with AVX-512BW, else AVX2, else SSE2 (x86_64 baseline),
-//! chosen once per batch ([`Level::detect`]); a portable byte loop serves other
-//! targets and is the reference of the tests.
+//! The index is built with AVX-512 (BW for the classification, a carry-less
+//! multiply for the in-string mask, VBMI2 `compress` to turn a block's token bits
+//! into positions in a few instructions), chosen at run time ([`Level::detect`]).
+//! Without AVX-512 the byte-wise walk is used: flattening bit by bit costs about what
+//! the index saves. The portable byte loops ([`Level::Portable`]) are the tests'
+//! reference.
 
 use super::scan::{number_end, RawStr, SResult, SyntaxError, Tokens, MAX_DEPTH};
 
-/// Which block classifier to use (chosen once per batch).
+/// How to build the index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Level {
-    /// Portable byte loop (on x86_64 only the tests' reference).
-    #[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
+    /// Byte loops: the reference of the tests (not faster than the byte-wise walk).
+    #[cfg_attr(not(test), allow(dead_code))]
     Portable,
-    /// 4 x 16 bytes, SSE2 (every x86_64 CPU).
-    #[cfg(target_arch = "x86_64")]
-    Sse2,
-    /// 2 x 32 bytes.
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    /// 64 bytes at once, compare results straight into 64-bit masks.
+    /// AVX-512: 64 bytes classified at once, positions flattened by VBMI2 compress.
     #[cfg(target_arch = "x86_64")]
     Avx512,
 }
 
 impl Level {
-    /// The best level this CPU supports.
-    pub fn detect() -> Level {
+    /// The level that pays on this CPU, if any: AVX-512 (F, BW, VBMI2) with
+    /// PCLMULQDQ. Without them the flattening alone costs what the index saves
+    /// (measured with AVX-512 classification and the portable flatten: no gain),
+    /// so the byte-wise walk is used.
+    pub fn detect() -> Option<Level> {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("pclmulqdq")
-                && std::arch::is_x86_feature_detected!("avx512vbmi2")
-            {
-                return Level::Avx512;
+            if avx512() {
+                return Some(Level::Avx512);
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                return Level::Avx2;
-            }
-            Level::Sse2
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        Level::Portable
+        None
     }
 
     /// Every level this CPU can run (for tests comparing them).
@@ -70,22 +61,26 @@ impl Level {
     pub fn all_supported() -> Vec<Level> {
         let mut v = vec![Level::Portable];
         #[cfg(target_arch = "x86_64")]
-        {
-            v.push(Level::Sse2);
-            if std::arch::is_x86_feature_detected!("avx2") {
-                v.push(Level::Avx2);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("pclmulqdq")
-                && std::arch::is_x86_feature_detected!("avx512vbmi2")
-            {
-                v.push(Level::Avx512);
-            }
+        if avx512() {
+            v.push(Level::Avx512);
         }
         v
     }
 }
+
+/// Whether the CPU has what [`Level::Avx512`] uses.
+#[cfg(target_arch = "x86_64")]
+fn avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vbmi2")
+        && std::arch::is_x86_feature_detected!("pclmulqdq")
+}
+
+/// Longest message indexed (the flow's default `max_message_bytes`): the index takes
+/// 4 bytes a message byte, so longer messages (hostile, or a direct call) take the
+/// byte-wise walk, which needs no memory.
+pub(crate) const MAX_INDEXED_BYTES: usize = 64 * 1024;
 
 /// The index of one message: token positions, then two sentinels (the length).
 #[derive(Debug, Default)]
@@ -128,32 +123,14 @@ fn prefix_xor(mut x: u64) -> u64 {
 impl Index {
     /// Index `msg`. `false` if it must take the byte-wise walk instead: a backslash
     /// (escapes), a control byte inside a string, an unterminated string, bytes
-    /// above 0x7f that are not valid UTF-8, or a message of 4 GiB or more.
+    /// above 0x7f that are not valid UTF-8, or a message over [`MAX_INDEXED_BYTES`].
     pub fn build(&mut self, msg: &[u8], level: Level) -> bool {
         match level {
             Level::Portable => self.build_with(msg, block_portable, flatten_portable),
             #[cfg(target_arch = "x86_64")]
-            Level::Sse2 => self.build_with(msg, x86::block_sse2, flatten_portable),
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Level::Avx2` is only chosen when the CPU has AVX2.
-            Level::Avx2 => unsafe { self.build_avx2(msg) },
-            #[cfg(target_arch = "x86_64")]
             // SAFETY: `Level::Avx512` is only chosen when the CPU has AVX-512F/BW, PCLMULQDQ.
             Level::Avx512 => unsafe { self.build_avx512(msg) },
         }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,bmi1,popcnt")]
-    unsafe fn build_avx2(&mut self, msg: &[u8]) -> bool {
-        self.build_with(
-            msg,
-            |b| {
-                // SAFETY: this function only runs when the CPU has AVX2.
-                unsafe { x86::block_avx2(b) }
-            },
-            flatten_portable,
-        )
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -182,6 +159,9 @@ impl Index {
         let Ok(total) = u32::try_from(msg.len()) else {
             return false;
         };
+        if msg.len() > MAX_INDEXED_BYTES {
+            return false;
+        }
         // At most one token a byte, plus room for whole 64-slot writes and sentinels.
         let need = msg.len() + 64 + 2;
         if self.toks.len() < need {
@@ -208,11 +188,7 @@ impl Index {
             let scalar = !(m.ws | m.op | m.quote | inside);
             let scalar_start = scalar & !((scalar << 1) | prev_scalar);
             prev_scalar = scalar >> 63;
-            let t = if QUOTES_ONLY {
-                m.quote
-            } else {
-                (m.op & !inside) | m.quote | scalar_start
-            };
+            let t = (m.op & !inside) | m.quote | scalar_start;
             let count = t.count_ones() as usize;
             if let Some(out) = self.toks.get_mut(n..n + 64) {
                 flatten(out, (i * 64) as u32, t);
@@ -229,9 +205,6 @@ impl Index {
         true
     }
 }
-
-/// Experiment: index only the quotes (the byte-wise walk reads string ends from them).
-pub(crate) const QUOTES_ONLY: bool = true;
 
 /// A syntax error on the indexed walk: never reported (the byte-wise walk runs
 /// again and reports its own).
@@ -267,11 +240,6 @@ impl<'a> Indexed<'a> {
             toks: index.toks.get(..index.len).unwrap_or_default(),
             k: 0,
         }
-    }
-
-    /// The token positions (quotes only with [`QUOTES_ONLY`]).
-    pub fn positions(index: &'a Index) -> &'a [u32] {
-        index.toks.get(..index.len).unwrap_or_default()
     }
 
     /// Position of token `k` (the length past the last one).
@@ -548,83 +516,6 @@ mod x86 {
     use super::Block;
     use std::arch::x86_64::*;
 
-    /// SSE2 (x86_64 baseline), 16 bytes a step.
-    #[inline(always)]
-    pub(super) fn block_sse2(b: &[u8; 64]) -> Block {
-        let mut m = Block::default();
-        for (k, chunk) in b.as_chunks::<16>().0.iter().enumerate() {
-            // SAFETY: SSE2 is part of x86_64; the load reads exactly the 16 bytes of
-            // `chunk` (unaligned load).
-            let (q, bs, lh, hi, op, ws) = unsafe {
-                let v = _mm_loadu_si128(chunk.as_ptr().cast());
-                let eq = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
-                let q = _mm_movemask_epi8(eq(b'"'));
-                let bs = _mm_movemask_epi8(eq(b'\\'));
-                // Signed: bytes 0x00-0x1f and 0x80-0xff are "less than 0x20".
-                let lh = _mm_movemask_epi8(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
-                let hi = _mm_movemask_epi8(v);
-                let op = _mm_or_si128(
-                    _mm_or_si128(_mm_or_si128(eq(b'{'), eq(b'}')), _mm_or_si128(eq(b'['), eq(b']'))),
-                    _mm_or_si128(eq(b':'), eq(b',')),
-                );
-                let ws = _mm_or_si128(
-                    _mm_or_si128(eq(b' '), eq(b'\t')),
-                    _mm_or_si128(eq(b'\n'), eq(b'\r')),
-                );
-                (q, bs, lh, hi, _mm_movemask_epi8(op), _mm_movemask_epi8(ws))
-            };
-            let at = |x: i32| u64::from(x as u32 & 0xffff) << (16 * k);
-            m.quote |= at(q);
-            m.backslash |= at(bs);
-            m.ctrl |= at(lh & !hi);
-            m.high |= at(hi);
-            m.op |= at(op);
-            m.ws |= at(ws);
-        }
-        m.quote_xor = super::prefix_xor(m.quote);
-        m
-    }
-
-    /// AVX2, 32 bytes a step.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2.
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn block_avx2(b: &[u8; 64]) -> Block {
-        let mut m = Block::default();
-        for (k, chunk) in b.as_chunks::<32>().0.iter().enumerate() {
-            // SAFETY: the load reads exactly the 32 bytes of `chunk` (unaligned).
-            let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast()) };
-            let eq = |c: u8| _mm256_cmpeq_epi8(v, _mm256_set1_epi8(c as i8));
-            let q = _mm256_movemask_epi8(eq(b'"'));
-            let bs = _mm256_movemask_epi8(eq(b'\\'));
-            // Signed: bytes 0x00-0x1f and 0x80-0xff are "less than 0x20".
-            let lh = _mm256_movemask_epi8(_mm256_cmpgt_epi8(_mm256_set1_epi8(0x20), v));
-            let hi = _mm256_movemask_epi8(v);
-            let op = _mm256_or_si256(
-                _mm256_or_si256(
-                    _mm256_or_si256(eq(b'{'), eq(b'}')),
-                    _mm256_or_si256(eq(b'['), eq(b']')),
-                ),
-                _mm256_or_si256(eq(b':'), eq(b',')),
-            );
-            let ws = _mm256_or_si256(
-                _mm256_or_si256(eq(b' '), eq(b'\t')),
-                _mm256_or_si256(eq(b'\n'), eq(b'\r')),
-            );
-            let at = |x: i32| u64::from(x as u32) << (32 * k);
-            m.quote |= at(q);
-            m.backslash |= at(bs);
-            m.ctrl |= at(lh & !hi);
-            m.high |= at(hi);
-            m.op |= at(_mm256_movemask_epi8(op));
-            m.ws |= at(_mm256_movemask_epi8(ws));
-        }
-        m.quote_xor = super::prefix_xor(m.quote);
-        m
-    }
-
     /// [`super::flatten_portable`] with AVX-512 VBMI2: the byte indices of the set
     /// bits compressed to the front of one register, then widened 16 at a time.
     ///
@@ -692,9 +583,11 @@ mod x86 {
         let class = _mm512_and_si512(lo, hi);
         let quote = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'"' as i8));
         let ones = _mm_set1_epi8(-1);
-        let quote_xor =
-            _mm_cvtsi128_si64(_mm_clmulepi64_si128(_mm_cvtsi64_si128(quote as i64), ones, 0))
-                as u64;
+        let quote_xor = _mm_cvtsi128_si64(_mm_clmulepi64_si128(
+            _mm_cvtsi64_si128(quote as i64),
+            ones,
+            0,
+        )) as u64;
         Block {
             quote,
             backslash: _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'\\' as i8)),
@@ -711,7 +604,8 @@ mod x86 {
 mod tests {
     use super::*;
 
-    /// Every classifier gives the portable one's masks, on every byte value.
+    /// The AVX-512 classifier and flatten give the portable ones' results, on every
+    /// byte value and on random masks.
     #[test]
     fn classifiers_agree() {
         let mut x: u64 = 0x2545_F491_4F6C_DD1D;
@@ -722,21 +616,16 @@ mod tests {
                 x ^= x >> 7;
                 x ^= x << 17;
                 // Cover all 256 values in the first rounds, then random bytes.
-                *c = if round < 4 { (round * 64 + i) as u8 } else { x as u8 };
+                *c = if round < 4 {
+                    (round * 64 + i) as u8
+                } else {
+                    x as u8
+                };
             }
             let want = block_portable(&b);
             #[cfg(target_arch = "x86_64")]
             {
-                assert_eq!(x86::block_sse2(&b), want);
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: checked just above.
-                    assert_eq!(unsafe { x86::block_avx2(&b) }, want);
-                }
-                if std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512bw")
-                    && std::arch::is_x86_feature_detected!("pclmulqdq")
-                && std::arch::is_x86_feature_detected!("avx512vbmi2")
-                {
+                if avx512() {
                     // SAFETY: checked just above.
                     assert_eq!(unsafe { x86::block_avx512(&b) }, want);
                     let mask = x.rotate_left(round as u32) & (x >> (round % 64));
@@ -766,10 +655,16 @@ mod tests {
                     1, 2, 6, 7, 8, 9, 11, 13, 17, 18, 22, 23, 24, 25, 27, 28, 29, 35, 37, 37
                 ])
             );
-            assert_eq!(toks(&mut idx, s), Some(idx_tokens_of(std::str::from_utf8(s).unwrap())));
+            assert_eq!(
+                toks(&mut idx, s),
+                Some(idx_tokens_of(std::str::from_utf8(s).unwrap()))
+            );
             assert_eq!(toks(&mut idx, b""), Some(vec![0, 0]));
             let pretty = "{\n\t\"é\": \"ü\"\r\n}";
-            assert_eq!(toks(&mut idx, pretty.as_bytes()), Some(idx_tokens_of(pretty)));
+            assert_eq!(
+                toks(&mut idx, pretty.as_bytes()),
+                Some(idx_tokens_of(pretty))
+            );
             // Whole blocks and a tail, tokens across block edges.
             let long = format!("[{}]", vec!["\"0123456789\",123456"; 40].join(","));
             let got = toks(&mut idx, long.as_bytes()).unwrap();

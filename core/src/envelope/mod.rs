@@ -342,7 +342,12 @@ pub fn decode_uplinks_into(format: Format, messages: &dyn PayloadSource, cols: &
 #[doc(hidden)]
 pub fn decode_uplinks_bytewise(format: Format, messages: &dyn PayloadSource) -> UplinkColumns {
     let mut cols = UplinkColumns::with_capacity(messages.len());
-    decode_with(format, messages, &mut cols, parse::Workspace::with_level(None));
+    decode_with(
+        format,
+        messages,
+        &mut cols,
+        parse::Workspace::with_level(None),
+    );
     cols
 }
 

@@ -122,12 +122,12 @@ pub(crate) struct Workspace {
 }
 
 impl Workspace {
-    /// Indexed walk with the best block classifier of this CPU.
+    /// The indexed walk if this CPU builds the index fast enough, else byte-wise.
     pub fn new() -> Self {
-        Self::with_level(Some(Level::detect()))
+        Self::with_level(Level::detect())
     }
 
-    /// A given classifier, or `None` for the byte-wise walk only.
+    /// A given index level, or `None` for the byte-wise walk only.
     pub fn with_level(level: Option<Level>) -> Self {
         Workspace {
             scratch: Vec::new(),
@@ -155,13 +155,20 @@ pub(crate) fn parse_message(
 ) -> Result<Meta, DecodeError> {
     if let Some(level) = ws.level {
         if ws.index.build(msg, level) {
-            let s = Scanner::with_quotes(msg, Indexed::positions(&ws.index));
+            let s = Indexed::new(msg, &ws.index);
             if let Ok(r) = run(s, format, payload, device_id, &mut ws.scratch) {
                 return r;
             }
         }
     }
-    run(Scanner::new(msg), format, payload, device_id, &mut ws.scratch).unwrap_or_else(|e| {
+    run(
+        Scanner::new(msg),
+        format,
+        payload,
+        device_id,
+        &mut ws.scratch,
+    )
+    .unwrap_or_else(|e| {
         Err(DecodeError::new(
             ErrorKind::InvalidJson {
                 detail: e.what.to_string(),
@@ -1029,6 +1036,31 @@ mod tests {
         }
     }
 
+    /// Past the indexed size the byte-wise walk answers, with the same result.
+    #[test]
+    fn big_messages_are_walked_bytewise() {
+        let pad = "x".repeat(super::super::index::MAX_INDEXED_BYTES);
+        let msg = envelope(false, "big", &[(-80, "1")], &format!(r#","pad":"{pad}""#));
+        let mut idx = Index::default();
+        for level in Level::all_supported() {
+            assert!(!idx.build(msg.as_bytes(), level));
+            let got = outcome(
+                Format::TtnV3,
+                msg.as_bytes(),
+                &mut Workspace::with_level(Some(level)),
+            );
+            assert!(got.starts_with("Ok("), "{got}");
+            assert_eq!(
+                got,
+                outcome(
+                    Format::TtnV3,
+                    msg.as_bytes(),
+                    &mut Workspace::with_level(None)
+                )
+            );
+        }
+    }
+
     /// The benchmark shape itself is indexed (not silently on the byte-wise walk).
     #[test]
     fn typical_envelopes_are_indexed() {
@@ -1041,7 +1073,6 @@ mod tests {
         }
     }
 }
-
 
 #[cfg(test)]
 mod timing {
@@ -1067,14 +1098,22 @@ mod timing {
             return;
         };
         let text = std::fs::read(path).unwrap();
-        let mut msgs: Vec<&[u8]> = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+        let mut msgs: Vec<&[u8]> = text
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
         // ENVELOPE_HOT=N: the first N messages, over and over (cache-resident).
-        if let Some(hot) = std::env::var("ENVELOPE_HOT").ok().and_then(|v| v.parse::<usize>().ok()) {
+        if let Some(hot) = std::env::var("ENVELOPE_HOT")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+        {
             let reps = msgs.len() / hot;
             msgs = msgs[..hot].repeat(reps);
         }
         let n = msgs.len() as f64;
-        let level = Level::detect();
+        let Some(level) = Level::detect() else {
+            return;
+        };
         let mut idx = Index::default();
         let time = |name: &str, f: &mut dyn FnMut()| {
             let (mut best, mut best_cpu) = (f64::MAX, f64::MAX);
@@ -1104,7 +1143,7 @@ mod timing {
         time("build + skip indexed", &mut || {
             for m in &msgs {
                 idx.build(m, level);
-                let mut s = Scanner::with_quotes(m, Indexed::positions(&idx));
+                let mut s = Indexed::new(m, &idx);
                 std::hint::black_box(s.skip().is_ok());
             }
         });

@@ -94,28 +94,17 @@ mod sse2 {
     }
 }
 
-/// Pull scanner over one JSON document. With `INDEXED`, string ends are read from
-/// the positions of the message's quotes.
-pub(crate) struct Scanner<'a, const INDEXED: bool = false> {
+/// Pull scanner over one JSON document, byte by byte: the reference walk, and the
+/// only one that reports syntax errors (message and offset).
+pub(crate) struct Scanner<'a> {
     data: &'a [u8],
     pos: usize,
-    quotes: &'a [u32],
-    j: usize,
 }
 
-impl<'a> Scanner<'a, false> {
+impl<'a> Scanner<'a> {
     pub fn new(data: &'a [u8]) -> Self {
-        Scanner { data, pos: 0, quotes: &[], j: 0 }
+        Scanner { data, pos: 0 }
     }
-}
-
-impl<'a> Scanner<'a, true> {
-    pub fn with_quotes(data: &'a [u8], quotes: &'a [u32]) -> Self {
-        Scanner { data, pos: 0, quotes, j: 0 }
-    }
-}
-
-impl<'a, const INDEXED: bool> Scanner<'a, INDEXED> {
 
     /// Current byte offset.
     #[inline(always)]
@@ -242,19 +231,6 @@ impl<'a, const INDEXED: bool> Scanner<'a, INDEXED> {
     /// On a `"`: scan the string, validating escapes, control characters and UTF-8.
     #[inline(always)]
     pub fn string(&mut self) -> SResult<RawStr<'a>> {
-        if INDEXED {
-            let open = self.quotes.get(self.j).map_or(usize::MAX, |&p| p as usize);
-            let close = self.quotes.get(self.j + 1).map_or(0, |&p| p as usize);
-            if open != self.pos {
-                return err("indexed walk", self.pos);
-            }
-            let Some(raw) = self.data.get(open + 1..close) else {
-                return err("indexed walk", self.pos);
-            };
-            self.j += 2;
-            self.pos = close + 1;
-            return Ok(RawStr { raw, escaped: false });
-        }
         let data = self.data;
         self.pos += 1;
         let start = self.pos;
@@ -539,7 +515,7 @@ pub(crate) trait Tokens<'a> {
     fn skip(&mut self) -> SResult<()>;
 }
 
-impl<'a, const INDEXED: bool> Tokens<'a> for Scanner<'a, INDEXED> {
+impl<'a> Tokens<'a> for Scanner<'a> {
     #[inline(always)]
     fn pos(&self) -> usize {
         Scanner::pos(self)
