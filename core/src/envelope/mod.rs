@@ -15,7 +15,8 @@
 //! | `rssi`, `snr`, `gateway_count` | `uplink_message.rx_metadata[]` | `rxInfo[]` |
 //!
 //! Parsing is a single validating pass with a small JSON scanner of our own
-//! (`scan.rs`, RFC 8259, SSE2/SWAR string scanning): the whole message is validated,
+//! (`scan.rs`, RFC 8259, SSE2/SWAR string scanning; with AVX-512 over a per-message
+//! structural index, `index.rs`, the same result): the whole message is validated,
 //! unknown keys are skipped without decoding, keys may come in any order (a repeated
 //! key: the last one wins), and a `null` value counts as absent (proto3 JSON). Both the snake_case and lowerCamelCase spellings of
 //! the keys read are accepted, as protobuf JSON parsers do. A batch performs no

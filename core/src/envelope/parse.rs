@@ -1,7 +1,9 @@
 //! The single-pass envelope parser shared by [`super::parse_one`] and
 //! [`super::decode_uplinks`].
 //!
-//! One walk over the JSON with the validating [`Scanner`]: the fields we need are
+//! One walk over the JSON's tokens (the [`Tokens`] of the byte-wise [`Scanner`], or
+//! of the [`Indexed`] walker where the message could be indexed; see
+//! [`parse_message`]): the fields we need are
 //! read where they are, everything else is skipped without building values. The
 //! payload is base64-decoded straight into the caller's buffer and the device id
 //! copied straight into another; on error both are cut back to where they started.
