@@ -1,7 +1,8 @@
 //! Rust-only timing of `envelope::decode_uplinks` (diagnostic, no Python involved):
 //! `cargo run --release -p tidstream-core --example envelope_bench FILE [ttn|chirpstack] [repeats]`.
-//! Times the indexed walk (the default) and the byte-wise walk alone, alternating
-//! repeats so that both see the same machine load.
+//! Times the default walk (over a structural index where the CPU has AVX-512, see
+//! `core/src/envelope/index.rs`) and the byte-wise walk alone, alternating repeats
+//! so that both see the same machine load.
 //!
 //! `FILE` holds one compact JSON envelope per line, e.g. written by
 //! `benches/baselines.py` (`make_ttn_messages` / `make_chirpstack_messages` joined with

@@ -33,7 +33,8 @@ use super::scan::{number_end, RawStr, SResult, SyntaxError, Tokens, MAX_DEPTH};
 /// How to build the index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Level {
-    /// Byte loops: the reference of the tests (not faster than the byte-wise walk).
+    /// Byte loops: the tests' reference, never chosen by [`Level::detect`] (a
+    /// bit-by-bit flatten alone costs what the index saves).
     #[cfg_attr(not(test), allow(dead_code))]
     Portable,
     /// AVX-512: 64 bytes classified at once, positions flattened by VBMI2 compress.
@@ -128,7 +129,8 @@ impl Index {
         match level {
             Level::Portable => self.build_with(msg, block_portable, flatten_portable),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Level::Avx512` is only chosen when the CPU has AVX-512F/BW, PCLMULQDQ.
+            // SAFETY: `Level::Avx512` is only chosen when the CPU has AVX-512F/BW/VBMI2 and
+            // PCLMULQDQ (`avx512()`).
             Level::Avx512 => unsafe { self.build_avx512(msg) },
         }
     }
