@@ -15,7 +15,8 @@
 //! | `rssi`, `snr`, `gateway_count` | `uplink_message.rx_metadata[]` | `rxInfo[]` |
 //!
 //! Parsing is a single validating pass with a small JSON scanner of our own
-//! (`scan.rs`, RFC 8259, SSE2/SWAR string scanning): the whole message is validated,
+//! (`scan.rs`, RFC 8259, SSE2/SWAR string scanning; with AVX-512 over a per-message
+//! structural index, `index.rs`, the same result): the whole message is validated,
 //! unknown keys are skipped without decoding, keys may come in any order (a repeated
 //! key: the last one wins), and a `null` value counts as absent (proto3 JSON). Both the snake_case and lowerCamelCase spellings of
 //! the keys read are accepted, as protobuf JSON parsers do. A batch performs no
@@ -39,6 +40,7 @@
 //! assert_eq!((up.fport, up.payload.as_slice()), (1, &[0xAA][..]));
 //! ```
 
+mod index;
 mod parse;
 mod scan;
 pub mod timestamp;
@@ -125,8 +127,8 @@ pub struct Uplink {
 pub fn parse_one(format: Format, msg: &[u8]) -> Result<Uplink, DecodeError> {
     let mut payload = Vec::new();
     let mut device_id = Vec::new();
-    let mut scratch = Vec::new();
-    let m = parse::parse_message(format, msg, &mut payload, &mut device_id, &mut scratch)?;
+    let mut ws = parse::Workspace::new();
+    let m = parse::parse_message(format, msg, &mut payload, &mut device_id, &mut ws)?;
     Ok(Uplink {
         dev_eui: m.dev_eui.iter().map(|&b| char::from(b)).collect(),
         device_id: if m.has_device_id {
@@ -255,7 +257,7 @@ impl UplinkColumns {
     }
 
     /// Parse one message and append its row.
-    fn push_message(&mut self, format: Format, msg: Option<&[u8]>, scratch: &mut Vec<u8>) {
+    fn push_message(&mut self, format: Format, msg: Option<&[u8]>, ws: &mut parse::Workspace) {
         let Some(msg) = msg else {
             self.push_err(&DecodeError::new(ErrorKind::MissingPayload, 0));
             return;
@@ -265,7 +267,7 @@ impl UplinkColumns {
             msg,
             &mut self.payload_data,
             &mut self.device_id.data,
-            scratch,
+            ws,
         ) {
             Ok(m) => self.push_ok(&m),
             Err(e) => self.push_err(&e),
@@ -333,10 +335,32 @@ pub fn decode_uplinks(format: Format, messages: &dyn PayloadSource) -> UplinkCol
 /// must be referenced while the GIL is released) parses the parts one after the
 /// other into one set of columns.
 pub fn decode_uplinks_into(format: Format, messages: &dyn PayloadSource, cols: &mut UplinkColumns) {
+    decode_with(format, messages, cols, parse::Workspace::new());
+}
+
+/// [`decode_uplinks`] on the byte-wise walk only (no structural index): the
+/// reference the indexed walk is compared with (`examples/envelope_bench.rs`).
+#[doc(hidden)]
+pub fn decode_uplinks_bytewise(format: Format, messages: &dyn PayloadSource) -> UplinkColumns {
+    let mut cols = UplinkColumns::with_capacity(messages.len());
+    decode_with(
+        format,
+        messages,
+        &mut cols,
+        parse::Workspace::with_level(None),
+    );
+    cols
+}
+
+fn decode_with(
+    format: Format,
+    messages: &dyn PayloadSource,
+    cols: &mut UplinkColumns,
+    mut ws: parse::Workspace,
+) {
     let n = messages.len();
     // Typical uplinks carry a few dozen bytes; grow from there if needed.
     cols.payload_data.reserve(n.saturating_mul(32));
-    let mut scratch = Vec::new();
     // Messages that do not follow each other in memory (a list of Python `bytes`, each
     // on its own pages) defeat the hardware prefetcher and miss the TLB once each: ask
     // for the start of a later one while parsing this one (the prefetcher follows on).
@@ -348,7 +372,7 @@ pub fn decode_uplinks_into(format: Format, messages: &dyn PayloadSource, cols: &
                 prefetch(next);
             }
         }
-        cols.push_message(format, messages.get(i), &mut scratch);
+        cols.push_message(format, messages.get(i), &mut ws);
     }
 }
 

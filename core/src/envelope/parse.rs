@@ -1,7 +1,9 @@
 //! The single-pass envelope parser shared by [`super::parse_one`] and
 //! [`super::decode_uplinks`].
 //!
-//! One walk over the JSON with the validating [`Scanner`]: the fields we need are
+//! One walk over the JSON's tokens (the [`Tokens`] of the byte-wise [`Scanner`], or
+//! of the [`Indexed`] walker where the message could be indexed; see
+//! [`parse_message`]): the fields we need are
 //! read where they are, everything else is skipped without building values. The
 //! payload is base64-decoded straight into the caller's buffer and the device id
 //! copied straight into another; on error both are cut back to where they started.
@@ -11,8 +13,9 @@
 //! document order (wrong type, bad DevEUI, bad base64, bad timestamp), then missing
 //! required fields.
 
+use super::index::{Index, Indexed, Level};
 use super::scan::{
-    number_to_f64, number_to_u64, unescape_into, RawStr, SResult, Scanner, SyntaxError,
+    number_to_f64, number_to_u64, unescape_into, RawStr, SResult, Scanner, SyntaxError, Tokens,
 };
 use super::timestamp::parse_rfc3339_ns;
 use super::Format;
@@ -98,8 +101,9 @@ struct State {
     err: Option<DecodeError>,
 }
 
-struct Parser<'j, 'b> {
-    s: Scanner<'j>,
+struct Parser<'j, 'b, S: Tokens<'j>> {
+    s: S,
+    _data: std::marker::PhantomData<&'j [u8]>,
     payload: &'b mut Vec<u8>,
     payload_start: usize,
     device_id: &'b mut Vec<u8>,
@@ -109,21 +113,88 @@ struct Parser<'j, 'b> {
     st: State,
 }
 
+/// What a batch reuses from one message to the next: scratch for strings with
+/// escapes (rare) and the structural index, so a batch does not allocate per message.
+#[derive(Debug)]
+pub(crate) struct Workspace {
+    scratch: Vec<u8>,
+    index: Index,
+    /// `None`: always the byte-wise walk (the reference, for tests).
+    level: Option<Level>,
+}
+
+impl Workspace {
+    /// The indexed walk if this CPU builds the index fast enough, else byte-wise.
+    pub fn new() -> Self {
+        Self::with_level(Level::detect())
+    }
+
+    /// A given index level, or `None` for the byte-wise walk only.
+    pub fn with_level(level: Option<Level>) -> Self {
+        Workspace {
+            scratch: Vec::new(),
+            index: Index::default(),
+            level,
+        }
+    }
+}
+
 /// Parse one message. On `Ok`, the decoded payload has been appended to `payload`
 /// and, if `has_device_id`, the device id to `device_id`. On `Err` both are left at
-/// their original lengths. `scratch` holds unescaped strings (rare); it is kept
-/// across calls so a batch does not allocate per message.
+/// their original lengths.
+///
+/// The message is indexed first and walked over the index; if it cannot be
+/// indexed, or the indexed walk meets a syntax error, it is walked again byte-wise,
+/// and that walk's result (with its error message and offset) is the answer. Both
+/// walks run the same parser over the same tokens, so an indexed result is the
+/// byte-wise one.
 pub(crate) fn parse_message(
     format: Format,
     msg: &[u8],
     payload: &mut Vec<u8>,
     device_id: &mut Vec<u8>,
-    scratch: &mut Vec<u8>,
+    ws: &mut Workspace,
 ) -> Result<Meta, DecodeError> {
+    if let Some(level) = ws.level {
+        if ws.index.build(msg, level) {
+            let s = Indexed::new(msg, &ws.index);
+            if let Ok(r) = run(s, format, payload, device_id, &mut ws.scratch) {
+                return r;
+            }
+        }
+    }
+    run(
+        Scanner::new(msg),
+        format,
+        payload,
+        device_id,
+        &mut ws.scratch,
+    )
+    .unwrap_or_else(|e| {
+        Err(DecodeError::new(
+            ErrorKind::InvalidJson {
+                detail: e.what.to_string(),
+            },
+            e.pos,
+        ))
+    })
+}
+
+/// One walk with scanner `s`. Outer error: malformed JSON. On any error `payload`
+/// and `device_id` are cut back to their original lengths.
+#[inline(always)]
+fn run<'j, S: Tokens<'j>>(
+    s: S,
+    format: Format,
+    payload: &mut Vec<u8>,
+    device_id: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+) -> SResult<Result<Meta, DecodeError>> {
     let payload_start = payload.len();
     let device_id_start = device_id.len();
     let mut p = Parser {
-        s: Scanner::new(msg),
+        s,
+        _data: std::marker::PhantomData,
         payload,
         payload_start,
         device_id,
@@ -131,17 +202,8 @@ pub(crate) fn parse_message(
         scratch,
         st: State::default(),
     };
-    let result = match p.walk(format) {
-        Err(e) => Err(DecodeError::new(
-            ErrorKind::InvalidJson {
-                detail: e.what.to_string(),
-            },
-            e.pos,
-        )),
-        Ok(Err(e)) => Err(e),
-        Ok(Ok(())) => p.finish(format),
-    };
-    if result.is_err() {
+    let result = p.walk(format).map(|r| r.and_then(|()| p.finish(format)));
+    if !matches!(result, Ok(Ok(_))) {
         p.payload.truncate(payload_start);
         p.device_id.truncate(device_id_start);
     }
@@ -368,7 +430,7 @@ impl Want {
     }
 }
 
-impl<'j> Parser<'j, '_> {
+impl<'j, S: Tokens<'j>> Parser<'j, '_, S> {
     #[cold]
     fn fail(&mut self, kind: ErrorKind, offset: usize) {
         if self.st.err.is_none() {
@@ -819,6 +881,7 @@ fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn base64_variants() {
@@ -872,5 +935,235 @@ mod tests {
         assert_eq!(max_opt(Some(1.0), None), Some(1.0));
         assert_eq!(max_opt(None, Some(-2.0)), Some(-2.0));
         assert_eq!(max_opt(Some(-3.0), Some(-2.0)), Some(-2.0));
+    }
+
+    /// Everything `parse_message` reports for one message.
+    fn outcome(format: Format, msg: &[u8], ws: &mut Workspace) -> String {
+        let (mut payload, mut device_id) = (vec![7u8], vec![9u8]);
+        let r = parse_message(format, msg, &mut payload, &mut device_id, ws);
+        format!("{r:?} {payload:?} {device_id:?}")
+    }
+
+    /// A TTN or ChirpStack uplink with the given pieces (compact JSON).
+    fn envelope(chirpstack: bool, id: &str, gateways: &[(i32, &str)], extra: &str) -> String {
+        let gws: Vec<String> = gateways
+            .iter()
+            .map(|(rssi, snr)| {
+                format!(r#"{{"gateway_ids":{{"gateway_id":"{id}"}},"rssi":{rssi},"snr":{snr},"uplink_token":"ChIKEAoEZ3R3MRIInFyOAAAaBcQQ6L3Vlgk=","channel_index":2}}"#)
+            })
+            .collect();
+        let gws = gws.join(",");
+        if chirpstack {
+            format!(
+                r#"{{"deduplicationId":"3ac7e3c4-4401-4b8d-9386-000000000001","time":"2025-11-24T16:00:00.123456789+00:00","deviceInfo":{{"tenantName":"ChirpStack","deviceName":"{id}","devEui":"0004a30b001c0530","tags":{{"k":"v"}}}},"devAddr":"00bc0000","adr":true,"dr":5,"fCnt":12,"fPort":85,"confirmed":false,"data":"AXVkAA==","rxInfo":[{gws}],"txInfo":{{"frequency":868300000,"modulation":{{"lora":{{"bandwidth":125000,"spreadingFactor":7,"codeRate":"CR_4_5"}}}}}}{extra}}}"#
+            )
+        } else {
+            format!(
+                r#"{{"end_device_ids":{{"device_id":"{id}","application_ids":{{"application_id":"app1"}},"dev_eui":"0004A30B001C0530","dev_addr":"00BCB929"}},"correlation_ids":["as:up:01E0WZGT6Y7657CPFPE5WEYDSQ","rpc:/ttn.lorawan.v3.GsNs/HandleUplink:01E0WZGSZXGE1KS577PFBWRJEE"],"received_at":"2020-02-12T15:15:46.014773143Z","uplink_message":{{"session_key_id":"AXA50tHUGUucuzS/bCGMNw==","f_port":85,"f_cnt":1,"frm_payload":"gkHe","rx_metadata":[{gws}],"settings":{{"data_rate":{{"lora":{{"bandwidth":125000,"spreading_factor":7}}}},"frequency":"868300000","timestamp":2463457000}},"locations":{{"user":{{"latitude":37.97155556731436,"longitude":23.72678801175413,"altitude":10,"source":"SOURCE_REGISTRY"}}}},"received_at":"2020-02-12T15:15:46.014773143Z"}}{extra}}}"#
+            )
+        }
+    }
+
+    /// Byte edits: overwrite, insert, remove, truncate.
+    fn mutate(base: &[u8], edits: &[(usize, u8, u8)]) -> Vec<u8> {
+        let mut m = base.to_vec();
+        for &(pos, op, byte) in edits {
+            if m.is_empty() {
+                m.push(byte);
+                continue;
+            }
+            let p = pos % m.len();
+            match op % 4 {
+                0 => m[p] = byte,
+                1 => m.insert(p, byte),
+                2 => {
+                    m.remove(p);
+                }
+                _ => m.truncate(p),
+            }
+        }
+        m
+    }
+
+    fn interesting_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            any::<u8>(),
+            prop::sample::select(
+                b"{}[]\":,\\ \n\t0123456789-+.eEtfnul=/_AZaz\x00\x1f\x7f\x80\xc3\xa9\xff".to_vec()
+            ),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        /// The indexed walk (every block classifier this CPU has) gives exactly the
+        /// byte-wise walk's result, error kind and offset included, on envelopes
+        /// with random pieces, pretty-printed or not, then mutated byte-wise.
+        #[test]
+        fn indexed_walk_equals_bytewise_walk(
+            chirpstack in any::<bool>(),
+            id in "[a-z0-9\\-é\"\\\\]{0,70}",
+            gateways in prop::collection::vec((-140i32..0, prop::sample::select(vec!["-7.5", "0", "12", "1e1", "null", "\"x\"", "-0.25E-2"])), 0..4),
+            extra in prop::sample::select(vec!["", r#","n":[1,2.5,{"a":[]}]"#, r#","join_accept":{}"#, r#","k\u0041":"\n""#, r#","deep":[[[[[[[[]]]]]]]]"#]),
+            pretty in any::<bool>(),
+            edits in prop::collection::vec((any::<usize>(), 0u8..4, interesting_byte()), 0..4),
+            format_ttn in any::<bool>(),
+        ) {
+            let mut text = envelope(chirpstack, &id, &gateways, extra);
+            if pretty {
+                text = text.replace(",\"", ",\n  \"").replace(":{", ": {\t");
+            }
+            let msg = mutate(text.as_bytes(), &edits);
+            let format = if format_ttn { Format::TtnV3 } else { Format::ChirpstackV4 };
+            let want = outcome(format, &msg, &mut Workspace::with_level(None));
+            for level in Level::all_supported() {
+                let got = outcome(format, &msg, &mut Workspace::with_level(Some(level)));
+                prop_assert_eq!(&got, &want, "{:?} {:?}", level, String::from_utf8_lossy(&msg));
+            }
+        }
+
+        /// Arbitrary short byte strings, including around the 64-byte block edges.
+        #[test]
+        fn indexed_walk_equals_bytewise_on_any_bytes(
+            msg in prop::collection::vec(interesting_byte(), 0..200),
+        ) {
+            for format in [Format::TtnV3, Format::ChirpstackV4] {
+                let want = outcome(format, &msg, &mut Workspace::with_level(None));
+                for level in Level::all_supported() {
+                    let got = outcome(format, &msg, &mut Workspace::with_level(Some(level)));
+                    prop_assert_eq!(&got, &want, "{:?}", level);
+                }
+            }
+        }
+    }
+
+    /// Past the indexed size the byte-wise walk answers, with the same result.
+    #[test]
+    fn big_messages_are_walked_bytewise() {
+        let pad = "x".repeat(super::super::index::MAX_INDEXED_BYTES);
+        let msg = envelope(false, "big", &[(-80, "1")], &format!(r#","pad":"{pad}""#));
+        let mut idx = Index::default();
+        for level in Level::all_supported() {
+            assert!(!idx.build(msg.as_bytes(), level));
+            let got = outcome(
+                Format::TtnV3,
+                msg.as_bytes(),
+                &mut Workspace::with_level(Some(level)),
+            );
+            assert!(got.starts_with("Ok("), "{got}");
+            assert_eq!(
+                got,
+                outcome(
+                    Format::TtnV3,
+                    msg.as_bytes(),
+                    &mut Workspace::with_level(None)
+                )
+            );
+        }
+    }
+
+    /// The benchmark shape itself is indexed (not silently on the byte-wise walk).
+    #[test]
+    fn typical_envelopes_are_indexed() {
+        let mut idx = Index::default();
+        for cs in [false, true] {
+            let msg = envelope(cs, "em310-1", &[(-80, "7.5"), (-90, "-2")], "");
+            for level in Level::all_supported() {
+                assert!(idx.build(msg.as_bytes(), level), "{level:?}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use std::time::Instant;
+
+    fn cpu() -> f64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    }
+
+    /// Where the time goes (diagnostic): `ENVELOPE_FILE=... cargo test --release --lib
+    /// envelope::parse::timing -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "diagnostic timing, not a test"]
+    fn components() {
+        let Ok(path) = std::env::var("ENVELOPE_FILE") else {
+            return;
+        };
+        let text = std::fs::read(path).unwrap();
+        let mut msgs: Vec<&[u8]> = text
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        // ENVELOPE_HOT=N: the first N messages, over and over (cache-resident).
+        if let Some(hot) = std::env::var("ENVELOPE_HOT")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            let reps = msgs.len() / hot;
+            msgs = msgs[..hot].repeat(reps);
+        }
+        let n = msgs.len() as f64;
+        let Some(level) = Level::detect() else {
+            return;
+        };
+        let mut idx = Index::default();
+        let time = |name: &str, f: &mut dyn FnMut()| {
+            let (mut best, mut best_cpu) = (f64::MAX, f64::MAX);
+            for _ in 0..7 {
+                let (t, c) = (Instant::now(), cpu());
+                f();
+                best = best.min(t.elapsed().as_secs_f64());
+                best_cpu = best_cpu.min(cpu() - c);
+            }
+            println!(
+                "{name:24} {:7.1} ns/msg wall {:7.1} CPU",
+                best / n * 1e9,
+                best_cpu / n * 1e9
+            );
+        };
+        time("index build", &mut || {
+            for m in &msgs {
+                std::hint::black_box(idx.build(m, level));
+            }
+        });
+        time("skip bytewise", &mut || {
+            for m in &msgs {
+                let mut s = Scanner::new(m);
+                std::hint::black_box(s.skip().is_ok());
+            }
+        });
+        time("build + skip indexed", &mut || {
+            for m in &msgs {
+                idx.build(m, level);
+                let mut s = Indexed::new(m, &idx);
+                std::hint::black_box(s.skip().is_ok());
+            }
+        });
+        let fmt = if msgs[0].starts_with(b"{\"end_device_ids\"") {
+            Format::TtnV3
+        } else {
+            Format::ChirpstackV4
+        };
+        for lv in [None, Some(level)] {
+            let mut ws = Workspace::with_level(lv);
+            let (mut pl, mut di) = (Vec::with_capacity(1 << 20), Vec::with_capacity(1 << 20));
+            time(&format!("parse {lv:?}"), &mut || {
+                for m in &msgs {
+                    pl.clear();
+                    di.clear();
+                    std::hint::black_box(parse_message(fmt, m, &mut pl, &mut di, &mut ws).is_ok());
+                }
+            });
+        }
     }
 }

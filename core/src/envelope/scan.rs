@@ -34,7 +34,7 @@ fn err<T>(what: &'static str, pos: usize) -> SResult<T> {
     Err(SyntaxError { what, pos })
 }
 
-const EOF_VALUE: &str = "EOF while parsing a value";
+pub(crate) const EOF_VALUE: &str = "EOF while parsing a value";
 const EOF_OBJECT: &str = "EOF while parsing an object";
 const EOF_LIST: &str = "EOF while parsing a list";
 const EOF_STRING: &str = "EOF while parsing a string";
@@ -94,7 +94,8 @@ mod sse2 {
     }
 }
 
-/// Pull scanner over one JSON document.
+/// Pull scanner over one JSON document, byte by byte: the reference walk, and the
+/// only one that reports syntax errors (message and offset).
 pub(crate) struct Scanner<'a> {
     data: &'a [u8],
     pos: usize,
@@ -323,47 +324,9 @@ impl<'a> Scanner<'a> {
     /// On the first byte of a number: consume it, returning its text.
     #[inline(always)]
     pub fn number(&mut self) -> SResult<&'a [u8]> {
-        let data = self.data;
         let start = self.pos;
-        let mut p = self.pos;
-        let digit = |p: usize| matches!(data.get(p), Some(b'0'..=b'9'));
-        if data.get(p) == Some(&b'-') {
-            p += 1;
-        }
-        match data.get(p) {
-            Some(b'0') => p += 1,
-            Some(b'1'..=b'9') => {
-                p += 1;
-                while digit(p) {
-                    p += 1;
-                }
-            }
-            Some(_) => return err("invalid number", p),
-            None => return err(EOF_VALUE, p),
-        }
-        if data.get(p) == Some(&b'.') {
-            p += 1;
-            if !digit(p) {
-                return err("invalid number", p);
-            }
-            while digit(p) {
-                p += 1;
-            }
-        }
-        if matches!(data.get(p), Some(b'e' | b'E')) {
-            p += 1;
-            if matches!(data.get(p), Some(b'+' | b'-')) {
-                p += 1;
-            }
-            if !digit(p) {
-                return err("invalid number", p);
-            }
-            while digit(p) {
-                p += 1;
-            }
-        }
-        self.pos = p;
-        Ok(data.get(start..p).unwrap_or_default())
+        self.pos = number_end(self.data, start)?;
+        Ok(self.data.get(start..self.pos).unwrap_or_default())
     }
 
     /// On the first byte of `true`/`false`/`null`: consume the literal.
@@ -478,6 +441,124 @@ impl<'a> Scanner<'a> {
                 self.scalar(v)?;
             }
         }
+    }
+}
+
+/// The end of the number starting at `start` (RFC 8259 grammar).
+#[inline(always)]
+pub(crate) fn number_end(data: &[u8], start: usize) -> SResult<usize> {
+    let mut p = start;
+    let digit = |p: usize| matches!(data.get(p), Some(b'0'..=b'9'));
+    if data.get(p) == Some(&b'-') {
+        p += 1;
+    }
+    match data.get(p) {
+        Some(b'0') => p += 1,
+        Some(b'1'..=b'9') => {
+            p += 1;
+            while digit(p) {
+                p += 1;
+            }
+        }
+        Some(_) => return err("invalid number", p),
+        None => return err(EOF_VALUE, p),
+    }
+    if data.get(p) == Some(&b'.') {
+        p += 1;
+        if !digit(p) {
+            return err("invalid number", p);
+        }
+        while digit(p) {
+            p += 1;
+        }
+    }
+    if matches!(data.get(p), Some(b'e' | b'E')) {
+        p += 1;
+        if matches!(data.get(p), Some(b'+' | b'-')) {
+            p += 1;
+        }
+        if !digit(p) {
+            return err("invalid number", p);
+        }
+        while digit(p) {
+            p += 1;
+        }
+    }
+    Ok(p)
+}
+
+/// The token interface the envelope parser walks: [`Scanner`] (byte by byte) and
+/// [`super::index::Indexed`] (over a structural index) implement it. Between calls
+/// the walker is before a token; whitespace is skipped by the calls themselves.
+pub(crate) trait Tokens<'a> {
+    /// Byte offset of the next token (after [`Tokens::peek`]: the value's first byte).
+    fn pos(&self) -> usize;
+    /// The first byte of the next value (not consumed).
+    fn peek(&mut self) -> SResult<u8>;
+    /// After the top-level value: only whitespace may follow.
+    fn finish(&mut self) -> SResult<()>;
+    /// On a `{`: consume it and the first key (`None` for `{}`).
+    fn object_first(&mut self) -> SResult<Option<RawStr<'a>>>;
+    /// After a member's value: the next key, or `None` at the closing `}`.
+    fn object_next(&mut self) -> SResult<Option<RawStr<'a>>>;
+    /// On a `[`: consume it; the first byte of the first element, or `None` if empty.
+    fn array_first(&mut self) -> SResult<Option<u8>>;
+    /// After an element: the first byte of the next one, or `None` at the closing `]`.
+    fn array_next(&mut self) -> SResult<Option<u8>>;
+    /// On a `"`: the string.
+    fn string(&mut self) -> SResult<RawStr<'a>>;
+    /// On the first byte of a number: its text.
+    fn number(&mut self) -> SResult<&'a [u8]>;
+    /// On the first byte of `true`/`false`/`null`: consume the literal `lit`.
+    fn literal(&mut self, lit: &'static [u8]) -> SResult<()>;
+    /// Skip (and validate) the next value, whatever it is.
+    fn skip(&mut self) -> SResult<()>;
+}
+
+impl<'a> Tokens<'a> for Scanner<'a> {
+    #[inline(always)]
+    fn pos(&self) -> usize {
+        Scanner::pos(self)
+    }
+    #[inline(always)]
+    fn peek(&mut self) -> SResult<u8> {
+        Scanner::peek(self)
+    }
+    #[inline(always)]
+    fn finish(&mut self) -> SResult<()> {
+        Scanner::finish(self)
+    }
+    #[inline(always)]
+    fn object_first(&mut self) -> SResult<Option<RawStr<'a>>> {
+        Scanner::object_first(self)
+    }
+    #[inline(always)]
+    fn object_next(&mut self) -> SResult<Option<RawStr<'a>>> {
+        Scanner::object_next(self)
+    }
+    #[inline(always)]
+    fn array_first(&mut self) -> SResult<Option<u8>> {
+        Scanner::array_first(self)
+    }
+    #[inline(always)]
+    fn array_next(&mut self) -> SResult<Option<u8>> {
+        Scanner::array_next(self)
+    }
+    #[inline(always)]
+    fn string(&mut self) -> SResult<RawStr<'a>> {
+        Scanner::string(self)
+    }
+    #[inline(always)]
+    fn number(&mut self) -> SResult<&'a [u8]> {
+        Scanner::number(self)
+    }
+    #[inline(always)]
+    fn literal(&mut self, lit: &'static [u8]) -> SResult<()> {
+        Scanner::literal(self, lit)
+    }
+    #[inline(always)]
+    fn skip(&mut self) -> SResult<()> {
+        Scanner::skip(self)
     }
 }
 
