@@ -23,7 +23,9 @@ use std::collections::HashMap;
 use crate::codec::{FlatPayloads, FportSource, PayloadSource, Registry};
 use crate::envelope::{decode_uplinks, Format, UplinkColumns};
 use crate::fill::fill_ratio;
-use crate::json_rows::{write_messages, JsonColumn, MessageError, Messages, TextPiece};
+use crate::json_rows::{
+    json_f64, json_string, write_messages, JsonColumn, MessageError, Messages, TextPiece,
+};
 use crate::reading::ReadingColumns;
 
 /// The registry as the kernel reads it (built once per ingestor): one entry per row.
@@ -45,6 +47,28 @@ pub struct IngestIndex {
     pub commune: Vec<Option<String>>,
     /// Readings subject of the row's device (`None` when its id or commune is null).
     pub subject: Vec<Option<String>>,
+    /// The row's values as JSON texts, rendered once by [`IngestIndex::render`]: device
+    /// id, model, container id and kind, stream, commune code and name, lat, lon.
+    pub json: [Vec<Box<[u8]>>; 9],
+}
+
+impl IngestIndex {
+    /// Render [`IngestIndex::json`] from the other fields (call after setting them).
+    pub fn render(&mut self) {
+        let s = |v: &[Option<String>]| v.iter().map(|x| json_string(x.as_deref())).collect();
+        let f = |v: &[f64]| v.iter().map(|&x| json_f64(x)).collect();
+        self.json = [
+            s(&self.device_id),
+            s(&self.model),
+            s(&self.container_id),
+            s(&self.container_kind),
+            s(&self.stream),
+            s(&self.commune_insee),
+            s(&self.commune),
+            f(&self.lat),
+            f(&self.lon),
+        ];
+    }
 }
 
 /// The plausible times of an uplink (`TimeWindow` in `flow/guards.py`); `future_ns` 0
@@ -58,7 +82,12 @@ pub struct TimeWindow {
 impl TimeWindow {
     /// Why the times of an uplink are implausible (`TimeWindow.problem`, same texts);
     /// exact integer arithmetic (no wrap-around).
-    pub fn problem(&self, received_ns: i64, stored_ns: i64, measured_ns: &[Option<i128>]) -> Option<String> {
+    pub fn problem(
+        &self,
+        received_ns: i64,
+        stored_ns: i64,
+        measured_ns: &[Option<i128>],
+    ) -> Option<String> {
         let (recv, fut) = (i128::from(received_ns), i128::from(self.future_ns));
         if recv < i128::from(self.earliest_ns) {
             return Some(format!("received_at {received_ns} ns is before 2015-01-01"));
@@ -74,7 +103,9 @@ impl TimeWindow {
                 return Some(format!("measured_at {t} ns is before 2015-01-01"));
             }
             if fut != 0 && *t > recv + fut {
-                return Some(format!("measured_at is more than {secs} s after received_at"));
+                return Some(format!(
+                    "measured_at is more than {secs} s after received_at"
+                ));
             }
         }
         None
@@ -337,7 +368,8 @@ pub fn ingest_batch(
             dead(ops, i, "oversized", e, "size", None, None);
             continue;
         }
-        let Some(fmt) = split_subject(f.subject, prefix_tokens).and_then(|(t, _)| format_of(t)) else {
+        let Some(fmt) = split_subject(f.subject, prefix_tokens).and_then(|(t, _)| format_of(t))
+        else {
             let e = format!("subject {} has no known format token", f.subject);
             dead(ops, i, "unknown_format", e, "envelope", None, None);
             continue;
@@ -360,7 +392,8 @@ pub fn ingest_batch(
                         let e = format!("device token {} is not a DevEUI", py_repr(dev));
                         dead(ops, i, "invalid_dev_eui", e, "envelope", None, None);
                     } else if !matches!(f.raw, Some(RawFields::Ok { .. })) {
-                        let e = "Tid-FPort / Tid-FCnt header is not an integer in 0..255 / 0..2^32-1";
+                        let e =
+                            "Tid-FPort / Tid-FCnt header is not an integer in 0..255 / 0..2^32-1";
                         let dev = Some(dev.to_ascii_lowercase());
                         dead(ops, i, "wrong_type", e.to_string(), "envelope", None, dev);
                     }
@@ -447,14 +480,33 @@ pub fn ingest_batch(
     let mut reg_of: Vec<usize> = vec![0; ups.len()];
     let mut models: Vec<(&str, Vec<usize>)> = Vec::new();
     for (j, u) in ups.iter().enumerate() {
-        let Some(&r) = (!u.dev.is_empty()).then(|| index.rows.get(&u.dev)).flatten() else {
+        let Some(&r) = (!u.dev.is_empty())
+            .then(|| index.rows.get(&u.dev))
+            .flatten()
+        else {
             let e = format!("device {} is not in the registry", u.dev);
-            dead(ops, u.frame, "unknown_device", e, "registry", None, Some(u.dev.clone()));
+            dead(
+                ops,
+                u.frame,
+                "unknown_device",
+                e,
+                "registry",
+                None,
+                Some(u.dev.clone()),
+            );
             continue;
         };
         let f = &frames[u.frame];
         if let Some(why) = window.problem(u.recv, f.stored_ns, &[]) {
-            dead(ops, u.frame, "implausible_time", why, "envelope", None, Some(u.dev.clone()));
+            dead(
+                ops,
+                u.frame,
+                "implausible_time",
+                why,
+                "envelope",
+                None,
+                Some(u.dev.clone()),
+            );
             continue;
         }
         reg_of[j] = r;
@@ -495,15 +547,14 @@ pub fn ingest_batch(
     // 5. the reading message of every decoded frame, in decoded order ---------------------
     let n_ok: usize = decoded.iter().map(|c| c.len - c.error_count).sum();
     let mut cols = ReadingCols::with_capacity(n_ok);
-    for (m, (c, (_, js))) in decoded.iter().zip(&models).enumerate() {
+    for (c, (_, js)) in decoded.iter().zip(&models) {
         for (k, &j) in js.iter().enumerate() {
             if c.ok.get(k) {
-                cols.push(m as i64, c, k, &ups[j], reg_of[j], frames[ups[j].frame].seq, index);
+                cols.push(c, k, &ups[j], reg_of[j], frames[ups[j].frame].seq, index);
             }
         }
     }
-    let model_names: Vec<Option<String>> = models.iter().map(|(m, _)| Some((*m).to_string())).collect();
-    out.readings = cols.write(&model_names, index).map_err(IngestError::Message)?;
+    out.readings = cols.write(index).map_err(IngestError::Message)?;
     let ops = &mut out.ops;
 
     // 6. per decoded frame: errors, device times, frame counter, placement -----------------
@@ -536,13 +587,29 @@ pub fn ingest_batch(
                 times.push(measured.map(|ms| i128::from(ms) * 1_000_000));
                 times.extend(stored.iter().map(|s| Some(py_timestamp_ns(s.0))));
                 if let Some(why) = window.problem(u.recv, f.stored_ns, &times) {
-                    dead(ops, u.frame, "implausible_time", why, "frame", None, Some(u.dev.clone()));
+                    dead(
+                        ops,
+                        u.frame,
+                        "implausible_time",
+                        why,
+                        "frame",
+                        None,
+                        Some(u.dev.clone()),
+                    );
                     dropped += 1;
                     continue;
                 }
             }
             if let Some(why) = fcnt.check(&u.dev, u.fcnt, f.seq) {
-                dead(ops, u.frame, "fcnt_regression", why, "envelope", None, Some(u.dev.clone()));
+                dead(
+                    ops,
+                    u.frame,
+                    "fcnt_regression",
+                    why,
+                    "envelope",
+                    None,
+                    Some(u.dev.clone()),
+                );
                 dropped += 1;
                 continue;
             }
@@ -589,7 +656,11 @@ fn stored_of(c: &ReadingColumns, k: usize) -> Vec<(i64, Option<f64>, Option<f64>
 /// `repr()` of a Python `str` (single quotes unless it holds one and no double quote;
 /// control characters escaped), for the messages that quote a subject token.
 fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for ch in s.chars() {
@@ -602,8 +673,12 @@ fn py_repr(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if (0x80..0xa0).contains(&(c as u32)) => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if (0x80..0xa0).contains(&(c as u32)) => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -615,9 +690,6 @@ fn py_repr(s: &str) -> String {
 struct ReadingCols {
     seq: Vec<i64>,
     reg: Vec<i64>,
-    model: Vec<i64>,
-    lat: Vec<f64>,
-    lon: Vec<f64>,
     recv: Vec<i64>,
     measured: Vec<i64>,
     distance: Vec<f64>,
@@ -644,9 +716,6 @@ impl ReadingCols {
         ReadingCols {
             seq: Vec::with_capacity(n),
             reg: Vec::with_capacity(n),
-            model: Vec::with_capacity(n),
-            lat: Vec::with_capacity(n),
-            lon: Vec::with_capacity(n),
             recv: Vec::with_capacity(n),
             measured: Vec::with_capacity(n),
             distance: Vec::with_capacity(n),
@@ -670,23 +739,32 @@ impl ReadingCols {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn push(&mut self, model: i64, c: &ReadingColumns, k: usize, u: &Up<'_>, reg: usize, seq: i64, ix: &IngestIndex) {
-        let f = |col: &Option<crate::reading::PrimCol<f64>>| col.as_ref().and_then(|c| c.get(k)).unwrap_or(f64::NAN);
+    fn push(
+        &mut self,
+        c: &ReadingColumns,
+        k: usize,
+        u: &Up<'_>,
+        reg: usize,
+        seq: i64,
+        ix: &IngestIndex,
+    ) {
+        let f = |col: &Option<crate::reading::PrimCol<f64>>| {
+            col.as_ref().and_then(|c| c.get(k)).unwrap_or(f64::NAN)
+        };
         let b = |col: &Option<crate::reading::BoolCol>| {
             col.as_ref().and_then(|c| c.get(k)).map_or(-1, i8::from)
         };
         let at = |v: &[f64]| v.get(reg).copied().unwrap_or(f64::NAN);
         self.seq.push(seq);
         self.reg.push(reg as i64);
-        self.model.push(model);
-        self.lat.push(at(&ix.lat));
-        self.lon.push(at(&ix.lon));
         self.recv.push(u.recv);
         let measured = c.measured_at_ms.as_ref().and_then(|m| m.get(k));
-        self.measured.push(measured.map_or(u.recv, |ms| ms.wrapping_mul(1_000_000)));
+        self.measured
+            .push(measured.map_or(u.recv, |ms| ms.wrapping_mul(1_000_000)));
         let d = f(&c.distance_mm);
         self.distance.push(d);
-        self.fill.push(fill_ratio(d, at(&ix.depth_mm), at(&ix.offset_mm)).unwrap_or(f64::NAN));
+        self.fill
+            .push(fill_ratio(d, at(&ix.depth_mm), at(&ix.offset_mm)).unwrap_or(f64::NAN));
         self.fill_pct.push(f(&c.fill_pct_reported));
         self.temperature.push(f(&c.temperature_c));
         self.battery_pct.push(f(&c.battery_pct));
@@ -704,12 +782,13 @@ impl ReadingCols {
         self.gps_lon.push(f(&c.longitude));
     }
 
-    fn write(&self, models: &[Option<String>], ix: &IngestIndex) -> Result<Messages, MessageError> {
+    fn write(&self, ix: &IngestIndex) -> Result<Messages, MessageError> {
         let n = self.seq.len();
         let reg = &self.reg[..];
-        fn dict<'a>(indices: &'a [i64], values: &'a [Option<String>]) -> JsonColumn<'a> {
-            JsonColumn::Dict { indices, values }
-        }
+        let raw = |k: usize| JsonColumn::Raw {
+            indices: reg,
+            values: &ix.json[k],
+        };
         let cols: Vec<(&str, JsonColumn<'_>)> = vec![
             (
                 "reading_id",
@@ -719,21 +798,15 @@ impl ReadingCols {
                     suffix: ":0",
                 },
             ),
-            ("device_id", dict(reg, &ix.device_id)),
-            (
-                "model",
-                JsonColumn::Dict {
-                    indices: &self.model,
-                    values: models,
-                },
-            ),
-            ("container_id", dict(reg, &ix.container_id)),
-            ("container_kind", dict(reg, &ix.container_kind)),
-            ("stream", dict(reg, &ix.stream)),
-            ("commune_insee", dict(reg, &ix.commune_insee)),
-            ("commune", dict(reg, &ix.commune)),
-            ("lat", JsonColumn::F64(&self.lat)),
-            ("lon", JsonColumn::F64(&self.lon)),
+            ("device_id", raw(0)),
+            ("model", raw(1)),
+            ("container_id", raw(2)),
+            ("container_kind", raw(3)),
+            ("stream", raw(4)),
+            ("commune_insee", raw(5)),
+            ("commune", raw(6)),
+            ("lat", raw(7)),
+            ("lon", raw(8)),
             (
                 "received_at",
                 JsonColumn::TimestampNs {
@@ -797,7 +870,11 @@ impl ReadingCols {
                 indices: reg,
                 values: &ix.subject,
             }],
-            &[TextPiece::Lit("r:"), TextPiece::Int(&self.seq), TextPiece::Lit(":0")],
+            &[
+                TextPiece::Lit("r:"),
+                TextPiece::Int(&self.seq),
+                TextPiece::Lit(":0"),
+            ],
         )
     }
 }

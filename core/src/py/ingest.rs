@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use super::json_rows::PubBatch;
 use crate::ingest::{
-    ingest_batch as run, needs_raw_fields, split_subject, FcntState as State, Frame, IngestIndex as Index,
-    Op, RawFields, TimeWindow,
+    ingest_batch as run, needs_raw_fields, split_subject, FcntState as State, Frame,
+    IngestIndex as Index, Op, RawFields, TimeWindow,
 };
 
 /// The registry as the ingest kernel reads it, built once per ingestor.
@@ -75,23 +75,24 @@ impl IngestIndex {
                 rows.insert(d.clone(), i); // the last row of a repeated id, as a dict
             }
         }
-        Ok(IngestIndex {
-            ix: Index {
-                rows,
-                model,
-                depth_mm: f64s(&depth_mm, "depth_mm", n)?,
-                offset_mm: f64s(&offset_mm, "offset_mm", n)?,
-                lat: f64s(&lat, "lat", n)?,
-                lon: f64s(&lon, "lon", n)?,
-                device_id,
-                container_id,
-                container_kind,
-                stream,
-                commune_insee,
-                commune,
-                subject,
-            },
-        })
+        let mut ix = Index {
+            rows,
+            model,
+            depth_mm: f64s(&depth_mm, "depth_mm", n)?,
+            offset_mm: f64s(&offset_mm, "offset_mm", n)?,
+            lat: f64s(&lat, "lat", n)?,
+            lon: f64s(&lon, "lon", n)?,
+            device_id,
+            container_id,
+            container_kind,
+            stream,
+            commune_insee,
+            commune,
+            subject,
+            json: Default::default(),
+        };
+        ix.render();
+        Ok(IngestIndex { ix })
     }
 
     fn __len__(&self) -> usize {
@@ -165,23 +166,24 @@ pub fn ingest_batch<'py>(
     // Strong references to every message's parts (kept while the GIL is released:
     // `str` and `bytes` objects are immutable, so the borrowed slices stay valid).
     let mut parts: Vec<String> = Vec::new();
-    let mut part_of: Vec<u32> = Vec::with_capacity(n);
-    let mut seqs: Vec<i64> = Vec::with_capacity(n);
-    let mut stored: Vec<i64> = Vec::with_capacity(n);
-    let mut subjects: Vec<Bound<'py, PyString>> = Vec::with_capacity(n);
-    let mut datas: Vec<Bound<'py, PyBytes>> = Vec::with_capacity(n);
+    let mut tuples: Vec<Bound<'py, PyTuple>> = Vec::with_capacity(n);
     let mut raws: Vec<Option<RawFields>> = Vec::with_capacity(n);
     for (i, item) in batch.iter().enumerate() {
-        let t = item.cast::<PyTuple>().map_err(|_| {
-            PyTypeError::new_err(format!("batch[{i}] must be a RawMsg tuple"))
-        })?;
+        let t = item
+            .cast_into::<PyTuple>()
+            .map_err(|_| PyTypeError::new_err(format!("batch[{i}] must be a RawMsg tuple")))?;
         if t.len() < 6 {
             return Err(PyTypeError::new_err(format!(
                 "batch[{i}] must be a RawMsg (part, seq, subject, data, stored_ns, headers)"
             )));
         }
-        let part = t.get_item(0)?;
-        let part = part.cast::<PyString>()?.to_str()?;
+        tuples.push(t);
+    }
+    // The tuples (immutable, held above) keep their items alive while the GIL is
+    // released: the borrowed `str` and `bytes` slices stay valid.
+    let mut frames: Vec<Frame<'_>> = Vec::with_capacity(n);
+    for (i, t) in tuples.iter().enumerate() {
+        let part: &str = t.get_borrowed_item(0)?.extract()?;
         let p = match parts.iter().position(|q| q == part) {
             Some(p) => p,
             None => {
@@ -189,19 +191,18 @@ pub fn ingest_batch<'py>(
                 parts.len() - 1
             }
         };
-        part_of.push(p as u32);
-        seqs.push(t.get_item(1)?.extract()?);
-        let subject = t.get_item(2)?.cast_into::<PyString>()?;
-        let data = t.get_item(3)?.cast_into::<PyBytes>().map_err(|_| {
-            PyTypeError::new_err(format!("batch[{i}].data must be bytes"))
-        })?;
-        stored.push(t.get_item(4)?.extract()?);
-        let raw = if needs_raw_fields(subject.to_str()?, data.as_bytes().len(), prefix_tokens, max_bytes) {
-            let r = raw_fields.call1((t.get_item(5)?,))?;
+        let subject: &str = t.get_borrowed_item(2)?.extract()?;
+        let data: &[u8] = t
+            .get_borrowed_item(3)?
+            .extract()
+            .map_err(|_| PyTypeError::new_err(format!("batch[{i}].data must be bytes")))?;
+        let raw = if needs_raw_fields(subject, data.len(), prefix_tokens, max_bytes) {
+            let r = raw_fields.call1((t.get_borrowed_item(5)?,))?;
             if r.is_none() {
                 Some(RawFields::Bad)
             } else {
-                let (fport, fcnt, received_ns): (Option<i64>, Option<i64>, Option<i64>) = r.extract()?;
+                let (fport, fcnt, received_ns): (Option<i64>, Option<i64>, Option<i64>) =
+                    r.extract()?;
                 Some(RawFields::Ok {
                     fport,
                     fcnt,
@@ -212,18 +213,13 @@ pub fn ingest_batch<'py>(
             None
         };
         raws.push(raw);
-        subjects.push(subject);
-        datas.push(data);
-    }
-    let mut frames: Vec<Frame<'_>> = Vec::with_capacity(n);
-    for i in 0..n {
         frames.push(Frame {
-            part: part_of[i],
-            seq: seqs[i],
-            subject: subjects[i].to_str()?,
-            data: datas[i].as_bytes(),
-            stored_ns: stored[i],
-            raw: raws[i],
+            part: p as u32,
+            seq: t.get_borrowed_item(1)?.extract()?,
+            subject,
+            data,
+            stored_ns: t.get_borrowed_item(4)?.extract()?,
+            raw,
         });
     }
     let window = TimeWindow {
@@ -251,8 +247,12 @@ pub fn ingest_batch<'py>(
                 if reason == "invalid_dev_eui" && offset.is_none() {
                     // a raw-format subject token (envelope errors carry an offset): quoted
                     // as Python's repr() quotes it
-                    let dev = split_subject(frames[frame].subject, prefix_tokens).map_or("", |s| s.1);
-                    error = format!("device token {} is not a DevEUI", PyString::new(py, dev).repr()?);
+                    let dev =
+                        split_subject(frames[frame].subject, prefix_tokens).map_or("", |s| s.1);
+                    error = format!(
+                        "device token {} is not a DevEUI",
+                        PyString::new(py, dev).repr()?
+                    );
                 }
                 ops.append((0, frame, reason, error, stage, offset, device))?;
             }
@@ -270,13 +270,7 @@ pub fn ingest_batch<'py>(
             }
         }
     }
-    Ok((
-        PubBatch {
-            m: result.readings,
-        },
-        ops,
-        result.readings_out,
-    ))
+    Ok((PubBatch { m: result.readings }, ops, result.readings_out))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
