@@ -878,3 +878,185 @@ impl ReadingCols {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: TimeWindow = TimeWindow {
+        earliest_ns: 1_420_070_400 * 1_000_000_000,
+        future_ns: 86_400 * 1_000_000_000,
+    };
+
+    #[test]
+    fn subjects_split_as_python_does() {
+        assert_eq!(split_subject("tid.raw.0.ttn.abc", 3), Some(("ttn", "abc")));
+        assert_eq!(split_subject("tid.raw.0.ttn", 3), None);
+        assert_eq!(split_subject("tid.raw.0.ttn.a.b", 3), None);
+        assert_eq!(split_subject("tid.raw.0..", 3), Some(("", "")));
+        assert!(is_dev_eui("0123456789abcDEF"));
+        assert!(is_dev_eui("0123456789abcdef\n")); // `$` before a final newline
+        assert!(!is_dev_eui("0123456789abcdeg"));
+        assert!(!is_dev_eui("0123456789abcde"));
+        assert!(needs_raw_fields(
+            "tid.raw.1.raw.0123456789abcdef",
+            10,
+            3,
+            65536
+        ));
+        assert!(!needs_raw_fields(
+            "tid.raw.1.raw.0123456789abcdef",
+            70_000,
+            3,
+            65536
+        ));
+        assert!(!needs_raw_fields(
+            "tid.raw.1.ttn.0123456789abcdef",
+            10,
+            3,
+            65536
+        ));
+        assert_eq!(py_repr("a'b"), "\"a'b\"");
+        assert_eq!(py_repr("a\tb\\"), "'a\\tb\\\\'");
+    }
+
+    #[test]
+    fn time_window_texts() {
+        let now = 1_764_028_800 * 1_000_000_000i64;
+        assert_eq!(W.problem(now, now, &[Some(i128::from(now))]), None);
+        assert_eq!(
+            W.problem(5, now, &[]).as_deref(),
+            Some("received_at 5 ns is before 2015-01-01")
+        );
+        assert_eq!(
+            W.problem(now + W.future_ns + 1, now, &[]).as_deref(),
+            Some("received_at is more than 86400 s after the broker stored the message")
+        );
+        // beyond int64 ns: compared exactly, no wrap-around
+        let far = i128::from(i64::MAX) * 10;
+        assert_eq!(
+            W.problem(now, now, &[None, Some(far)]).as_deref(),
+            Some("measured_at is more than 86400 s after received_at")
+        );
+        let off = TimeWindow { future_ns: 0, ..W };
+        assert_eq!(off.problem(now, now, &[Some(far)]), None);
+        // a Python datetime's float timestamp, truncated
+        assert_eq!(py_timestamp_ns(1_000), 1_000_000_000);
+        assert_eq!(
+            py_timestamp_ns(1_764_028_800_123),
+            1_764_028_800_122_999_808 // as CPython gives it
+        );
+    }
+
+    #[test]
+    fn frame_counter_rules() {
+        let mut g = FcntState::default();
+        assert_eq!(g.check("d", Some(5), 10), None);
+        assert_eq!(g.check("d", None, 11), None);
+        assert_eq!(
+            g.check("d", Some(5), 12).as_deref(),
+            Some("frame counter 5 is not above the last accepted 5 (raw seq 10)")
+        );
+        assert_eq!(g.check("d", Some(1), 9), None); // the flow's own replay
+        assert_eq!(g.check("d", Some(20), 13), None);
+        assert_eq!(g.check("d", Some(FCNT_RESET_BELOW - 1), 14), None); // a reset
+        assert_eq!(g.last["d"], (FCNT_RESET_BELOW - 1, 14));
+    }
+
+    fn index() -> IngestIndex {
+        let s = |v: &str| vec![Some(v.to_string())];
+        let mut ix = IngestIndex {
+            rows: HashMap::from([("0101010101010101".to_string(), 0)]),
+            model: s("tid1"),
+            depth_mm: vec![1000.0],
+            offset_mm: vec![200.0],
+            lat: vec![47.5],
+            lon: vec![6.8],
+            device_id: s("0101010101010101"),
+            container_id: s("C-1"),
+            container_kind: s("glass_bank"),
+            stream: s("glass"),
+            commune_insee: s("25388"),
+            commune: s("Montbéliard"),
+            subject: s("tid.readings.25388.0101010101010101"),
+            json: Default::default(),
+        };
+        ix.render();
+        ix
+    }
+
+    #[test]
+    fn a_batch_in_one_call() {
+        let ix = index();
+        let frame = crate::codec::Registry::global().get("tid1").unwrap();
+        let r = crate::reading::Reading {
+            distance_mm: Some(700.0),
+            measured_at_ms: Some(1_764_028_000_000),
+            ..Default::default()
+        };
+        let mut payload = Vec::new();
+        frame.encode(&r, &mut payload).unwrap();
+        let raw_subject = "tid.raw.0.raw.0101010101010101";
+        let now = 1_764_028_800 * 1_000_000_000i64;
+        let ok = RawFields::Ok {
+            fport: Some(1),
+            fcnt: Some(3),
+            received_ns: None,
+        };
+        let f = |seq, subject, data, raw| Frame {
+            part: 0,
+            seq,
+            subject,
+            data,
+            stored_ns: now,
+            raw,
+        };
+        let frames = [
+            f(1, raw_subject, &payload[..], Some(ok)),
+            f(2, "tid.raw.0.lora.x", &b"{}"[..], None),
+            f(3, "tid.raw.0.ttn.x", &b"{"[..], None),
+            f(4, raw_subject, &payload[..], Some(ok)), // same counter: a replay
+            f(5, "tid.raw.0.raw.0202020202020202", &payload[..], Some(ok)),
+            f(6, raw_subject, &payload[..], Some(RawFields::Bad)),
+        ];
+        let mut fcnt = FcntState::default();
+        let out = ingest_batch(&ix, &mut fcnt, W, &frames, 3, 65536).unwrap();
+        let reasons: Vec<(usize, &str)> = out
+            .ops
+            .iter()
+            .filter_map(|o| match o {
+                Op::Dead { frame, reason, .. } => Some((*frame, reason.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (1, "unknown_format"),
+                (5, "wrong_type"),
+                (2, "invalid_json"),
+                (4, "unknown_device"),
+                (3, "fcnt_regression"),
+            ]
+        );
+        assert_eq!(out.readings_out, 1);
+        assert_eq!(
+            out.ops.last(),
+            Some(&Op::Readings {
+                part: 0,
+                rows: vec![0]
+            })
+        );
+        let json = std::str::from_utf8(out.readings.payload(0)).unwrap();
+        assert!(json.starts_with(
+            r#"{"reading_id":"r:1:0","device_id":"0101010101010101","model":"tid1","container_id":"C-1","#
+        ));
+        assert!(json.contains(r#""commune":"Montbéliard","lat":47.5,"lon":6.8,"received_at":"2025-11-25T00:00:00.000000Z","measured_at":"2025-11-24T23:46:40.000000Z","stored":false,"distance_mm":700.0,"fill_ratio":0.5,"#));
+        assert!(json.ends_with(r#""fport":1,"fcnt":3,"rssi":null,"snr":null,"gps_lat":null,"gps_lon":null,"raw_seq":1}"#));
+        assert_eq!(
+            out.readings.subject(0),
+            "tid.readings.25388.0101010101010101"
+        );
+        assert_eq!(out.readings.msg_id(0), "r:1:0");
+    }
+}
