@@ -204,6 +204,23 @@ def ingest_batch(
     ValueError for a registry model the codecs do not know or an unpublishable subject,
     TypeError for an item that is not a ``RawMsg``."""
 
+def ingest_columns(
+    index: IngestIndex,
+    fcnt: FcntState,
+    batches: list[tuple[Any, ...]],
+    prefix_tokens: int,
+    max_bytes: int,
+    earliest_ns: int,
+    future_ns: int,
+    raw_fields: Callable[[bytes | None], tuple[int | None, int | None, int | None] | None],
+) -> tuple[PubBatch, list[tuple[Any, ...]], int]:
+    """:func:`ingest_batch` on columnar input (the Rust consumer's batches, no Python
+    object per message): ``batches`` is a list of ``(partition, seqs, stored_ns,
+    subject_offsets, subject_data, payload_offsets, payload_data, header_offsets,
+    header_data, n)`` (numpy int64 / uint8 arrays, Arrow large-binary layout; rows
+    ``0..n`` of each, frames numbered across the list). ``raw_fields(header_lines)`` gets
+    a raw-format frame's header lines (None when it has none). Same result."""
+
 def load_layout(text: str) -> str:
     """Compile and register a layout; returns the model name; raises LayoutError."""
 

@@ -197,18 +197,7 @@ pub fn ingest_batch<'py>(
             .extract()
             .map_err(|_| PyTypeError::new_err(format!("batch[{i}].data must be bytes")))?;
         let raw = if needs_raw_fields(subject, data.len(), prefix_tokens, max_bytes) {
-            let r = raw_fields.call1((t.get_borrowed_item(5)?,))?;
-            if r.is_none() {
-                Some(RawFields::Bad)
-            } else {
-                let (fport, fcnt, received_ns): (Option<i64>, Option<i64>, Option<i64>) =
-                    r.extract()?;
-                Some(RawFields::Ok {
-                    fport,
-                    fcnt,
-                    received_ns,
-                })
-            }
+            raw_fields_of(&raw_fields.call1((t.get_borrowed_item(5)?,))?)?
         } else {
             None
         };
@@ -226,11 +215,26 @@ pub fn ingest_batch<'py>(
         earliest_ns,
         future_ns,
     };
+    finish(py, index, fcnt, &frames, &parts, prefix_tokens, max_bytes, window)
+}
+
+/// Run the kernel on `frames` (GIL released) and turn its output into Python objects.
+#[allow(clippy::too_many_arguments)]
+fn finish<'py>(
+    py: Python<'py>,
+    index: &Bound<'py, IngestIndex>,
+    fcnt: &Bound<'py, FcntState>,
+    frames: &[Frame<'_>],
+    parts: &[String],
+    prefix_tokens: usize,
+    max_bytes: usize,
+    window: TimeWindow,
+) -> PyResult<(PubBatch, Bound<'py, PyList>, usize)> {
     let ix = &index.get().ix;
     let mut st = fcnt.borrow_mut();
     let state = &mut st.st;
     let result = py
-        .detach(|| run(ix, state, window, &frames, prefix_tokens, max_bytes))
+        .detach(|| run(ix, state, window, frames, prefix_tokens, max_bytes))
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     drop(st);
     let ops = PyList::empty(py);
@@ -273,8 +277,119 @@ pub fn ingest_batch<'py>(
     Ok((PubBatch { m: result.readings }, ops, result.readings_out))
 }
 
+/// One consumer batch as the columnar ingest input takes it (numpy arrays, Arrow
+/// large-binary layout for subjects, payloads and header lines).
+type Columns<'py> = (
+    String,
+    PyReadonlyArray1<'py, i64>,
+    PyReadonlyArray1<'py, i64>,
+    PyReadonlyArray1<'py, i64>,
+    PyReadonlyArray1<'py, u8>,
+    PyReadonlyArray1<'py, i64>,
+    PyReadonlyArray1<'py, u8>,
+    PyReadonlyArray1<'py, i64>,
+    PyReadonlyArray1<'py, u8>,
+    usize,
+);
+
+fn arr<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, what: &str) -> PyResult<&'a [T]> {
+    a.as_slice()
+        .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))
+}
+
+/// Row `i` of an Arrow large-binary layout (`None` when the offsets are out of range).
+fn row<'a>(offsets: &[i64], data: &'a [u8], i: usize) -> Option<&'a [u8]> {
+    let a = usize::try_from(*offsets.get(i)?).ok()?;
+    let b = usize::try_from(*offsets.get(i + 1)?).ok()?;
+    data.get(a..b)
+}
+
+/// :func:`ingest_batch` on columnar input: ``batches`` is a list of ``(partition, seqs,
+/// stored_ns, subject_offsets, subject_data, payload_offsets, payload_data,
+/// header_offsets, header_data, n)`` (rows ``0..n`` of each; frames numbered across the
+/// list in order). ``raw_fields(header_lines)`` gets a raw-format frame's header lines
+/// (``bytes``, None when it has none). Same result as :func:`ingest_batch`.
+#[pyfunction]
+#[pyo3(signature = (index, fcnt, batches, prefix_tokens, max_bytes, earliest_ns, future_ns, raw_fields))]
+#[allow(clippy::too_many_arguments)]
+pub fn ingest_columns<'py>(
+    py: Python<'py>,
+    index: &Bound<'py, IngestIndex>,
+    fcnt: &Bound<'py, FcntState>,
+    batches: Vec<Columns<'py>>,
+    prefix_tokens: usize,
+    max_bytes: usize,
+    earliest_ns: i64,
+    future_ns: i64,
+    raw_fields: &Bound<'py, PyAny>,
+) -> PyResult<(PubBatch, Bound<'py, PyList>, usize)> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut frames: Vec<Frame<'_>> = Vec::new();
+    for (part, seqs, stored, so, sd, po, pd, ho, hd, n) in &batches {
+        let p = match parts.iter().position(|q| q == part) {
+            Some(p) => p,
+            None => {
+                parts.push(part.clone());
+                parts.len() - 1
+            }
+        };
+        let (seqs, stored) = (arr(seqs, "seqs")?, arr(stored, "stored_ns")?);
+        let (so, sd, po, pd) = (
+            arr(so, "subject_offsets")?,
+            arr(sd, "subject_data")?,
+            arr(po, "payload_offsets")?,
+            arr(pd, "payload_data")?,
+        );
+        let (ho, hd) = (arr(ho, "header_offsets")?, arr(hd, "header_data")?);
+        for i in 0..*n {
+            let bad = || PyValueError::new_err(format!("columnar batch: row {i} out of range"));
+            let subject = std::str::from_utf8(row(so, sd, i).ok_or_else(bad)?)
+                .map_err(|_| PyValueError::new_err("columnar batch: a subject is not UTF-8"))?;
+            let data = row(po, pd, i).ok_or_else(bad)?;
+            let raw = if needs_raw_fields(subject, data.len(), prefix_tokens, max_bytes) {
+                let h = row(ho, hd, i).ok_or_else(bad)?;
+                let h = if h.is_empty() {
+                    py.None().into_bound(py)
+                } else {
+                    pyo3::types::PyBytes::new(py, h).into_any()
+                };
+                raw_fields_of(&raw_fields.call1((h,))?)?
+            } else {
+                None
+            };
+            frames.push(Frame {
+                part: p as u32,
+                seq: *seqs.get(i).ok_or_else(bad)?,
+                subject,
+                data,
+                stored_ns: *stored.get(i).ok_or_else(bad)?,
+                raw,
+            });
+        }
+    }
+    let window = TimeWindow {
+        earliest_ns,
+        future_ns,
+    };
+    finish(py, index, fcnt, &frames, &parts, prefix_tokens, max_bytes, window)
+}
+
+/// The callback's answer: `(fport, fcnt, received_ns)` or None (not valid).
+fn raw_fields_of(r: &Bound<'_, PyAny>) -> PyResult<Option<RawFields>> {
+    if r.is_none() {
+        return Ok(Some(RawFields::Bad));
+    }
+    let (fport, fcnt, received_ns): (Option<i64>, Option<i64>, Option<i64>) = r.extract()?;
+    Ok(Some(RawFields::Ok {
+        fport,
+        fcnt,
+        received_ns,
+    }))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ingest_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(ingest_columns, m)?)?;
     m.add_class::<IngestIndex>()?;
     m.add_class::<FcntState>()?;
     Ok(())

@@ -35,7 +35,8 @@ import pyarrow as pa
 
 from .. import _core, metrics
 from ..config import Subjects
-from ..nats.jetstream import PubBatch, Publish, RawMsg
+from ..nats.jetstream import PubBatch, Publish, RawBatch, RawMsg
+from ..nats.rustio import header_dict
 from ..registry import Registry
 from .guards import FcntGuard, TimeWindow
 
@@ -185,7 +186,7 @@ class Ingestor:
 
     # -- the step --------------------------------------------------------------------
 
-    def __call__(self, batch: list[RawMsg]) -> list[tuple[str, Publish]]:
+    def __call__(self, batch: list[RawMsg] | list[RawBatch]) -> list[tuple[str, Publish]]:
         """The messages of :meth:`batches`, one ``(partition, Publish)`` each, in order."""
         return [
             (part, Publish(subject, data, msg_id, headers))
@@ -193,17 +194,19 @@ class Ingestor:
             for subject, data, msg_id, headers in pb.messages()
         ]
 
-    def batches(self, batch: list[RawMsg]) -> list[tuple[str, PubBatch]]:
+    def batches(self, batch: list[RawMsg] | list[RawBatch]) -> list[tuple[str, PubBatch]]:
         """The step (``flat_map_batch``): one ``(raw partition, PubBatch)`` per partition
-        present in ``batch``, readings and dead letters of that partition in frame order.
+        present in ``batch`` (:class:`RawMsg` items, or the columnar :class:`RawBatch`
+        items of the Rust source), readings and dead letters of that partition in frame
+        order.
         Timed; the Prometheus counters advance by this batch's share of ``self.stats``
         (once per batch: docs/OPERATIONS.md)."""
         st = self.stats
-        readings0, dead0 = st.readings_out, dict(st.dead_letters)
+        frames0, readings0, dead0 = st.frames_in, st.readings_out, dict(st.dead_letters)
         t0 = time.perf_counter()
         out = self._step(batch)
         metrics.DECODE_SECONDS.observe(time.perf_counter() - t0)
-        metrics.FRAMES_IN.inc(len(batch))
+        metrics.FRAMES_IN.inc(st.frames_in - frames0)
         metrics.READINGS_OUT.inc(st.readings_out - readings0)
         for reason, n in st.dead_letters.items():
             if n != dead0.get(reason, 0):
@@ -216,33 +219,41 @@ class Ingestor:
                 )
         return out
 
-    def _step(self, batch: list[RawMsg]) -> list[tuple[str, PubBatch]]:
+    def _step(self, batch: list[RawMsg] | list[RawBatch]) -> list[tuple[str, PubBatch]]:
         out = _Out()
-        self.stats.frames_in += len(batch)
         if not isinstance(batch, list):
             batch = list(batch)
         # One Rust call for the batch (core/src/ingest.rs): subjects, envelopes, registry
         # join, receive and device times, frame decode, fill ratio, frame counters and the
         # reading messages; back come the readings and the output in order.
         w = self.times
-        readings, ops, accepted = _core.ingest_batch(
-            self._index,
-            self.fcnt.state,
-            batch,
-            self._raw_prefix_tokens,
-            self.max_bytes,
-            w.earliest_ns,
-            w.future_ns,
-            self._raw_fields,
-        )
+        args = (self._raw_prefix_tokens, self.max_bytes, w.earliest_ns, w.future_ns)
+        cols = [m for m in batch if isinstance(m, RawBatch)]
+        if not cols:  # RawMsg tuples
+            msgs: _Msgs = batch  # type: ignore[assignment]
+            readings, ops, accepted = _core.ingest_batch(
+                self._index, self.fcnt.state, batch, *args, self._raw_fields
+            )
+        elif len(cols) == len(batch):  # the columnar items of the Rust source
+            msgs = _Columnar(cols)
+            readings, ops, accepted = _core.ingest_columns(
+                self._index,
+                self.fcnt.state,
+                [_columns(rb) for rb in cols],
+                *args,
+                lambda lines: self._raw_fields(header_dict(lines) if lines else None),
+            )
+        else:  # both kinds in one batch (two sources): as messages
+            return self._step([m for x in batch for m in (x.msgs() if isinstance(x, RawBatch) else (x,))])
+        self.stats.frames_in += len(msgs)
         for op in ops:
             kind = op[0]
             if kind == 1:  # (1, partition, rows of readings)
                 out.of(op[1]).extend(readings, op[2])
             elif kind == 0:  # (0, frame, reason, error, stage, offset, device)
-                self._dead(out, batch[op[1]], DeadLetter(op[2], op[3], op[4], op[5], op[6]))
+                self._dead(out, msgs[op[1]], DeadLetter(op[2], op[3], op[4], op[5], op[6]))
             else:  # (2, frame, row, registry row, stored readings): placed after its reading
-                m = batch[op[1]]
+                m = msgs[op[1]]
                 self._emit_stored(out.of(m.part), m, op[3], orjson.loads(readings.data(op[2])), op[4])
         self.stats.readings_out += accepted
         return out.items()
@@ -282,6 +293,44 @@ class Ingestor:
                 orjson.dumps(rec),
                 rec["reading_id"],
             )
+
+
+def _columns(rb: RawBatch) -> tuple[Any, ...]:
+    """The columns of a :class:`RawBatch` as ``_core.ingest_columns`` takes them."""
+    b = rb.batch
+    return (
+        rb.part,
+        b.seqs,
+        b.timestamps_ns,
+        b.subject_offsets,
+        b.subject_data,
+        b.payload_offsets,
+        b.payload_data,
+        b.header_offsets,
+        b.header_data,
+        rb.n,
+    )
+
+
+class _Columnar:
+    """The messages of columnar items, numbered across them in order (for the few frames
+    the step needs as :class:`RawMsg`: dead letters and stored readings)."""
+
+    __slots__ = ("_items", "_starts")
+
+    def __init__(self, items: list[RawBatch]) -> None:
+        self._items = items
+        self._starts = np.cumsum([0] + [len(x) for x in items]).tolist()
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getitem__(self, i: int) -> RawMsg:
+        j = int(np.searchsorted(self._starts, i, side="right")) - 1
+        return self._items[j].msg(i - self._starts[j])
+
+
+_Msgs = list[RawMsg] | _Columnar
 
 
 class _Out:
