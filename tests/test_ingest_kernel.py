@@ -318,3 +318,10 @@ def test_columnar_items_give_the_same_output(tmp_path):
     assert col.stats.readings_out == old.stats.readings_out
     assert col.fcnt.last == old.fcnt.last
     assert old.stats.dead_letters["wrong_type"] > 0 and old.stats.dead_letters["implausible_time"] > 0
+    # both kinds in one step call (two sources): as messages, in order
+    a, b = _raw_batch("0", msgs[:40]), _raw_batch("1", msgs[40:90])
+    flat = [*a.msgs(), *b.msgs()]
+    for mixed in ([a, *b.msgs()], [*a.msgs(), b]):
+        fresh = Ingestor(reg, Subjects(), "TID_RAW", 65536, time_window=w)
+        want = _outputs(ref.Ingestor(reg, Subjects(), "TID_RAW", 65536, time_window=w)._step(flat))
+        assert _outputs(fresh._step(mixed)) == want

@@ -22,6 +22,8 @@ instead of one per message. Calling the ingestor gives the same messages one
 from __future__ import annotations
 
 import base64
+import bisect
+import itertools
 import logging
 import time
 from collections import defaultdict
@@ -228,23 +230,27 @@ class Ingestor:
         # reading messages; back come the readings and the output in order.
         w = self.times
         args = (self._raw_prefix_tokens, self.max_bytes, w.earliest_ns, w.future_ns)
-        cols = [m for m in batch if isinstance(m, RawBatch)]
-        if not cols:  # RawMsg tuples
-            msgs: _Msgs = batch  # type: ignore[assignment]
-            readings, ops, accepted = _core.ingest_batch(
-                self._index, self.fcnt.state, batch, *args, self._raw_fields
-            )
-        elif len(cols) == len(batch):  # the columnar items of the Rust source
-            msgs = _Columnar(cols)
+        if batch and isinstance(batch[0], RawBatch):  # the columnar items of the Rust source
+            if not all(isinstance(x, RawBatch) for x in batch):
+                return self._step(_flatten(batch))
+            msgs: _Msgs = _Columnar(batch)  # type: ignore[arg-type]
             readings, ops, accepted = _core.ingest_columns(
                 self._index,
                 self.fcnt.state,
-                [_columns(rb) for rb in cols],
+                [_columns(rb) for rb in batch],  # type: ignore[arg-type]
                 *args,
                 lambda lines: self._raw_fields(header_dict(lines) if lines else None),
             )
-        else:  # both kinds in one batch (two sources): as messages
-            return self._step([m for x in batch for m in (x.msgs() if isinstance(x, RawBatch) else (x,))])
+        else:  # RawMsg tuples
+            msgs = batch  # type: ignore[assignment]
+            try:
+                readings, ops, accepted = _core.ingest_batch(
+                    self._index, self.fcnt.state, batch, *args, self._raw_fields
+                )
+            except TypeError:
+                if not any(isinstance(x, RawBatch) for x in batch):
+                    raise
+                return self._step(_flatten(batch))  # both kinds in one batch (two sources)
         self.stats.frames_in += len(msgs)
         for op in ops:
             kind = op[0]
@@ -295,6 +301,11 @@ class Ingestor:
             )
 
 
+def _flatten(batch: list[Any]) -> list[RawMsg]:
+    """Items of both kinds as :class:`RawMsg` tuples, in order."""
+    return [m for x in batch for m in (x.msgs() if isinstance(x, RawBatch) else (x,))]
+
+
 def _columns(rb: RawBatch) -> tuple[Any, ...]:
     """The columns of a :class:`RawBatch` as ``_core.ingest_columns`` takes them."""
     b = rb.batch
@@ -320,13 +331,13 @@ class _Columnar:
 
     def __init__(self, items: list[RawBatch]) -> None:
         self._items = items
-        self._starts = np.cumsum([0] + [len(x) for x in items]).tolist()
+        self._starts = list(itertools.accumulate((len(x) for x in items), initial=0))
 
     def __len__(self) -> int:
-        return int(self._starts[-1])
+        return self._starts[-1]
 
     def __getitem__(self, i: int) -> RawMsg:
-        j = int(np.searchsorted(self._starts, i, side="right")) - 1
+        j = bisect.bisect_right(self._starts, i) - 1
         return self._items[j].msg(i - self._starts[j])
 
 
