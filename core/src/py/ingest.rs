@@ -215,7 +215,16 @@ pub fn ingest_batch<'py>(
         earliest_ns,
         future_ns,
     };
-    finish(py, index, fcnt, &frames, &parts, prefix_tokens, max_bytes, window)
+    finish(
+        py,
+        index,
+        fcnt,
+        &frames,
+        &parts,
+        prefix_tokens,
+        max_bytes,
+        window,
+    )
 }
 
 /// Run the kernel on `frames` (GIL released) and turn its output into Python objects.
@@ -371,7 +380,16 @@ pub fn ingest_columns<'py>(
         earliest_ns,
         future_ns,
     };
-    finish(py, index, fcnt, &frames, &parts, prefix_tokens, max_bytes, window)
+    finish(
+        py,
+        index,
+        fcnt,
+        &frames,
+        &parts,
+        prefix_tokens,
+        max_bytes,
+        window,
+    )
 }
 
 /// The callback's answer: `(fport, fcnt, received_ns)` or None (not valid).
