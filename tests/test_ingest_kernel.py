@@ -117,6 +117,7 @@ def _extras() -> list[tuple[str, str, bytes, dict[str, str] | None]]:
         ("raw", d0, good, {"Tid-FPort": "1", "Tid-Received-At": "2026-11-24T18:00:00+02:00"}),
         ("raw", d0, good, {"Tid-FPort": "1", "Tid-Received-At": "not a time"}),
         ("raw", d0, good, {"Tid-FPort": "1", "Tid-Received-At": "2030-01-01T00:00:00Z"}),
+        ("raw", d0, good, {"Tid-FPort": "1", "Tid-Received-At": "1500-01-01T00:00:00Z"}),  # < int64 ns
         ("raw", d0, good, None),
         ("raw", "0123456789abcdeZ", good, {"Tid-FPort": "1"}),
         ("raw", "a84041", good, {"Tid-FPort": "1"}),

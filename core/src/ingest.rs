@@ -84,11 +84,11 @@ impl TimeWindow {
     /// exact integer arithmetic (no wrap-around).
     pub fn problem(
         &self,
-        received_ns: i64,
+        received_ns: i128,
         stored_ns: i64,
         measured_ns: &[Option<i128>],
     ) -> Option<String> {
-        let (recv, fut) = (i128::from(received_ns), i128::from(self.future_ns));
+        let (recv, fut) = (received_ns, i128::from(self.future_ns));
         if recv < i128::from(self.earliest_ns) {
             return Some(format!("received_at {received_ns} ns is before 2015-01-01"));
         }
@@ -148,11 +148,12 @@ impl FcntState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RawFields {
     /// FPort, frame counter (both checked in range) and the receive time in ns (`None`
-    /// or 0: the broker's store time is used).
+    /// or 0: the broker's store time is used; exact, beyond int64 too: it is checked
+    /// against the time window as given, and written clamped to int64).
     Ok {
         fport: Option<i64>,
         fcnt: Option<i64>,
-        received_ns: Option<i64>,
+        received_ns: Option<i128>,
     },
     /// A header is not an integer in range: a `wrong_type` dead letter.
     Bad,
@@ -289,7 +290,10 @@ pub fn needs_raw_fields(subject: &str, len: usize, prefix_tokens: usize, max_byt
 struct Up<'a> {
     frame: usize,
     dev: String,
+    /// Receive time in ns, clamped to int64 (written in the reading).
     recv: i64,
+    /// The same, exact (a raw frame's header may name a time beyond int64 ns).
+    recv_exact: i128,
     fport: Option<i64>,
     fcnt: Option<i64>,
     payload: &'a [u8],
@@ -439,10 +443,18 @@ pub fn ingest_batch(
                     }),
                 ) = (is_dev_eui(dev), f.raw)
                 {
+                    let exact = received_ns
+                        .filter(|t| *t != 0)
+                        .unwrap_or(i128::from(f.stored_ns));
                     ups.push(Up {
                         frame: i,
                         dev: dev.to_ascii_lowercase(),
-                        recv: received_ns.filter(|t| *t != 0).unwrap_or(f.stored_ns),
+                        recv: i64::try_from(exact).unwrap_or(if exact < 0 {
+                            i64::MIN
+                        } else {
+                            i64::MAX
+                        }),
+                        recv_exact: exact,
                         fport,
                         fcnt,
                         payload: f.data,
@@ -459,14 +471,16 @@ pub fn ingest_batch(
             }
             let a = usize::try_from(c.payload_offsets[k]).unwrap_or(0);
             let b = usize::try_from(c.payload_offsets[k + 1]).unwrap_or(0);
+            let recv = c
+                .received_at_ns
+                .get(k)
+                .filter(|t| *t != 0)
+                .unwrap_or(frames[i].stored_ns);
             ups.push(Up {
                 frame: i,
                 dev: c.dev_eui.get(k).unwrap_or("").to_string(),
-                recv: c
-                    .received_at_ns
-                    .get(k)
-                    .filter(|t| *t != 0)
-                    .unwrap_or(frames[i].stored_ns),
+                recv,
+                recv_exact: i128::from(recv),
                 fport: c.fport.get(k).map(i64::from),
                 fcnt: c.fcnt.get(k),
                 payload: c.payload_data.get(a..b).unwrap_or(&[]),
@@ -497,7 +511,7 @@ pub fn ingest_batch(
             continue;
         };
         let f = &frames[u.frame];
-        if let Some(why) = window.problem(u.recv, f.stored_ns, &[]) {
+        if let Some(why) = window.problem(u.recv_exact, f.stored_ns, &[]) {
             dead(
                 ops,
                 u.frame,
@@ -586,7 +600,7 @@ pub fn ingest_batch(
                 let mut times = Vec::with_capacity(1 + stored.len());
                 times.push(measured.map(|ms| i128::from(ms) * 1_000_000));
                 times.extend(stored.iter().map(|s| Some(py_timestamp_ns(s.0))));
-                if let Some(why) = window.problem(u.recv, f.stored_ns, &times) {
+                if let Some(why) = window.problem(u.recv_exact, f.stored_ns, &times) {
                     dead(
                         ops,
                         u.frame,
@@ -923,23 +937,28 @@ mod tests {
     #[test]
     fn time_window_texts() {
         let now = 1_764_028_800 * 1_000_000_000i64;
-        assert_eq!(W.problem(now, now, &[Some(i128::from(now))]), None);
+        assert_eq!(
+            W.problem(i128::from(now), now, &[Some(i128::from(now))]),
+            None
+        );
         assert_eq!(
             W.problem(5, now, &[]).as_deref(),
             Some("received_at 5 ns is before 2015-01-01")
         );
         assert_eq!(
-            W.problem(now + W.future_ns + 1, now, &[]).as_deref(),
+            W.problem(i128::from(now + W.future_ns + 1), now, &[])
+                .as_deref(),
             Some("received_at is more than 86400 s after the broker stored the message")
         );
         // beyond int64 ns: compared exactly, no wrap-around
         let far = i128::from(i64::MAX) * 10;
         assert_eq!(
-            W.problem(now, now, &[None, Some(far)]).as_deref(),
+            W.problem(i128::from(now), now, &[None, Some(far)])
+                .as_deref(),
             Some("measured_at is more than 86400 s after received_at")
         );
         let off = TimeWindow { future_ns: 0, ..W };
-        assert_eq!(off.problem(now, now, &[Some(far)]), None);
+        assert_eq!(off.problem(i128::from(now), now, &[Some(far)]), None);
         // a Python datetime's float timestamp, truncated
         assert_eq!(py_timestamp_ns(1_000), 1_000_000_000);
         assert_eq!(

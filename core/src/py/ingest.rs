@@ -397,7 +397,7 @@ fn raw_fields_of(r: &Bound<'_, PyAny>) -> PyResult<Option<RawFields>> {
     if r.is_none() {
         return Ok(Some(RawFields::Bad));
     }
-    let (fport, fcnt, received_ns): (Option<i64>, Option<i64>, Option<i64>) = r.extract()?;
+    let (fport, fcnt, received_ns): (Option<i64>, Option<i64>, Option<i128>) = r.extract()?;
     Ok(Some(RawFields::Ok {
         fport,
         fcnt,

@@ -181,10 +181,7 @@ class Ingestor:
                 raise ValueError("out of range")  # as the envelopes' f_port / f_cnt
         except ValueError:
             return None
-        t = _parse_time_ns(h.get("Tid-Received-At"))
-        if t is not None:
-            t = min(max(t, -(2**63)), 2**63 - 1)  # ns in int64 (years 1678..2262 exactly)
-        return fport, fcnt, t
+        return fport, fcnt, _parse_time_ns(h.get("Tid-Received-At"))
 
     # -- the step --------------------------------------------------------------------
 
