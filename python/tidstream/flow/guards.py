@@ -82,7 +82,9 @@ class FcntGuard:
 
     The state lives in the Rust core (:class:`tidstream._core.FcntState`), where the
     ingest kernel checks and advances it for a whole batch in one call; :meth:`check`
-    is the same rule for one frame. Counters and sequences are int64."""
+    is the same rule for one frame (:data:`FCNT_RESET_BELOW` is repeated there as
+    `ingest::FCNT_RESET_BELOW`; tests/test_hostile.py checks the rule through this class).
+    Counters and sequences are int64."""
 
     def __init__(self, last: dict[str, tuple[int, int]] | None = None) -> None:
         self.state = _core.FcntState(last or {})
