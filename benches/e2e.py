@@ -673,18 +673,16 @@ def bytewax_alone(
 
 #: Step profile categories, in report order.
 STEP_CATEGORIES = (
-    "envelope parse (Rust `decode_uplinks`, one call per format per batch)",
-    "codec decode (Rust `decode_batch`, one call per model per batch)",
-    "reading messages (Rust `json_messages`: JSON, subjects, ids; one call per batch)",
-    "Arrow columns to Python lists (envelope fields: `to_pylist`, `cast`)",
-    "registry join + fill ratio (`lookup`, `row`, `fill_ratio`)",
-    "columns for `json_messages` (numpy / pyarrow per batch, uplink fields per frame)",
-    "step's own Python (per-frame loops: uplink tuples, guards, rows per partition)",
+    "ingest kernel (Rust `ingest_batch`: subjects, envelopes, registry join, times, decode, "
+    "fill ratio, frame counters, reading messages; one call per batch)",
+    "readings placed per partition (Rust `PubBatch.extend`, one call per partition and batch)",
+    "raw-format headers (`_raw_fields`: `int()`, `fromisoformat`; raw-format frames only)",
+    "step's own Python (the kernel's output list, counters, metrics)",
     "stored readings sent late (`_emit_stored`: dicts, orjson)",
     "dead letters (`_dead`: dict, base64, orjson)",
 )
 #: the categories that are Rust calls (taken at their profiled time)
-RUST_CATEGORIES = STEP_CATEGORIES[:3]
+RUST_CATEGORIES = STEP_CATEGORIES[:2]
 
 
 def profile_step(
@@ -692,15 +690,15 @@ def profile_step(
 ) -> tuple[list[tuple[str, float, float]], float]:
     """cProfile one pass of the step and split its time into :data:`STEP_CATEGORIES`.
 
-    Each category is the time of the calls made from the step's own frames (``__call__``,
-    its comprehensions, ``_emit``, ``_reading_rows``): Rust entry points with their
-    callees, Python helpers with theirs, and the step's own time. The Rust calls (few
-    per batch) are taken at their profiled time; cProfile inflates the Python categories
-    (many small calls), so those share the rest of the unprofiled step time in proportion
-    to their profiled times. Returns [(category, estimated s, profiled s)], profiled total.
+    Each category is the time of the calls made from the step's own frames (``batches``,
+    ``_step``, ``_Out``): the Rust kernel (less the Python header parser it calls back
+    for raw-format frames), the per-partition placement of the readings, the Python
+    helpers with their callees, and the step's own time. The Rust calls (few per batch)
+    are taken at their profiled time; cProfile inflates the Python categories (many small
+    calls), so those share the rest of the unprofiled step time in proportion to their
+    profiled times. Returns [(category, estimated s, profiled s)], profiled total.
     """
     import cProfile
-    import linecache
     import pstats
 
     pr = cProfile.Profile()
@@ -711,71 +709,35 @@ def profile_step(
     pr.disable()
     profiled = time.perf_counter() - t0
     st = pstats.Stats(pr).stats  # type: ignore[attr-defined]
-    c_env, c_dec, c_json, c_arrow, c_reg, c_cols, c_own, c_stored, c_dead = STEP_CATEGORIES
+    c_kernel, c_place, c_raw, c_own, c_stored, c_dead = STEP_CATEGORIES
 
     def in_ingest(key: tuple[str, int, str]) -> bool:
         return key[0].endswith(("flow/ingest.py", "flow\\ingest.py"))
 
     def is_step_frame(key: tuple[str, int, str]) -> bool:
-        return in_ingest(key) and (key[2] in ("batches", "_step", "of", "items") or key[2].startswith("<"))
-
-    def is_cols_frame(key: tuple[str, int, str]) -> bool:
-        return in_ingest(key) and key[2] in (
-            "_reading_messages",
-            "_time_suspects",
-            "f64",
-            "tri",
-            "opt_int",
-            "opt_f64",
-        )
-
-    def converts_columns(key: tuple[str, int, str]) -> bool:
-        # pyarrow's to_pylist is Cython, invisible to cProfile: the comprehensions that
-        # call it (``{name: rb.column(name).to_pylist() ...}``) hold its time as their own.
-        src = "".join(linecache.getline(key[0], key[1] + i) for i in range(3))
-        return key[2].startswith("<") and "to_pylist" in src
+        return in_ingest(key) and key[2] in ("batches", "_step", "of", "items")
 
     cat = dict.fromkeys(STEP_CATEGORIES, 0.0)
-    for key, (_cc, _nc, tt, _ct, callers) in st.items():
+    for key, (_cc, _nc, tt, ct, callers) in st.items():
         name = key[2]
         if is_step_frame(key):
-            cat[c_arrow if converts_columns(key) else c_own] += tt
-        elif is_cols_frame(key):
-            cat[c_cols] += tt
+            cat[c_own] += tt
+        elif in_ingest(key) and name == "_raw_fields":
+            cat[c_raw] += ct  # called back from inside the kernel
+            cat[c_kernel] -= ct
         for ck, edge in callers.items():
+            if not is_step_frame(ck) or is_step_frame(key):
+                continue
             ect = edge[3]
-            if is_cols_frame(ck) and not is_cols_frame(key):
-                if "json_messages" in name or "json_rows" in name:
-                    cat[c_json] += ect
-                elif name == "fill_ratio":
-                    cat[c_reg] += ect
-                else:  # numpy, pyarrow compute, generator expressions
-                    cat[c_cols] += ect
-                continue
-            if not is_step_frame(ck) or is_step_frame(key) or is_cols_frame(key):
-                continue
-            if name == "decode_uplinks":
-                cat[c_env] += ect
-            elif name == "decode_batch":
-                cat[c_dec] += ect
-            elif (
-                "to_pylist" in name
-                or name
-                in (
-                    "cast",
-                    "column",
-                    "<method 'column' of 'pyarrow.lib.RecordBatch' objects>",
-                )
-                or ("column" in name and "pyarrow" in name)
-            ):
-                cat[c_arrow] += ect
-            elif name in ("lookup", "row", "fill_ratio"):
-                cat[c_reg] += ect
+            if "ingest_batch" in name:
+                cat[c_kernel] += ect
+            elif "extend" in name and "PubBatch" in name:
+                cat[c_place] += ect
             elif name == "_emit_stored":
                 cat[c_stored] += ect
             elif name == "_dead":
                 cat[c_dead] += ect
-            else:  # subject formatting, Publish, list appends, numpy, ...
+            else:  # metrics, list and dict operations, ...
                 cat[c_own] += ect
     rust = sum(cat[c] for c in RUST_CATEGORIES)
     py_prof = sum(cat.values()) - rust

@@ -38,9 +38,11 @@ raw = op.input(
         batch_size=settings.batch_size,
         stop_at_end=os.environ.get("TIDSTREAM_STOP_AT_END") == "1",
         start_after=recovery.start_after(),  # set by `tidstream recovery reset ingest`
+        columnar=True,  # Rust data path: one RawBatch per consumer batch, read by the step in Rust
     ),
 )
-# RawMsg(part, seq, subject, data, stored_ns, headers), in batches of up to batch_size
+# RawMsg(part, seq, subject, data, stored_ns, headers), in batches of up to batch_size;
+# on the Rust data path RawBatch(part, columns, n): up to batch_size messages, columnar
 
 ingestor = Ingestor(
     load_registry(settings.registry),

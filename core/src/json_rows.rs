@@ -39,6 +39,13 @@ pub enum JsonColumn<'a> {
     },
     /// The same JSON text on every row (written as given: a literal, a number, a quoted string).
     Literal(&'a str),
+    /// JSON texts by index into `values`, written as given (values rendered once and
+    /// reused across rows, e.g. a registry row's strings); a negative index or one out of
+    /// range writes `null`.
+    Raw {
+        indices: &'a [i64],
+        values: &'a [Box<[u8]>],
+    },
 }
 
 impl JsonColumn<'_> {
@@ -53,6 +60,7 @@ impl JsonColumn<'_> {
             JsonColumn::Dict { indices, .. } => indices.len() >= n,
             JsonColumn::IntString { values, .. } => values.len() >= n,
             JsonColumn::Literal(_) => true,
+            JsonColumn::Raw { indices, .. } => indices.len() >= n,
         }
     }
 }
@@ -163,6 +171,12 @@ pub fn write_rows(n: usize, columns: &[(&str, JsonColumn<'_>)]) -> Result<JsonRo
                     buf.push(b'"');
                 }
                 JsonColumn::Literal(text) => buf.extend_from_slice(text.as_bytes()),
+                JsonColumn::Raw { indices, values } => {
+                    match usize::try_from(indices[i]).ok().and_then(|k| values.get(k)) {
+                        Some(v) => buf.extend_from_slice(v),
+                        None => buf.extend_from_slice(b"null"),
+                    }
+                }
             }
         }
         buf.push(b'}');
@@ -600,6 +614,23 @@ pub fn write_f64(buf: &mut Vec<u8>, v: f64) {
     if !buf[start..].contains(&b'.') {
         buf.extend_from_slice(b".0");
     }
+}
+
+/// `s` as a JSON string value (quoted, escaped as orjson escapes), or `null`.
+pub fn json_string(s: Option<&str>) -> Box<[u8]> {
+    let mut buf = Vec::new();
+    match s {
+        Some(s) => write_str(&mut buf, s),
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.into_boxed_slice()
+}
+
+/// `v` as a JSON number as [`write_f64`] writes it (`null` for NaN and infinities).
+pub fn json_f64(v: f64) -> Box<[u8]> {
+    let mut buf = Vec::new();
+    write_f64(&mut buf, v);
+    buf.into_boxed_slice()
 }
 
 fn write_str(buf: &mut Vec<u8>, s: &str) {

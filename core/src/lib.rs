@@ -19,6 +19,7 @@ pub mod envelope;
 pub mod error;
 pub mod fill;
 pub mod forecast;
+pub mod ingest;
 pub mod json_rows;
 mod mem;
 pub mod natsio;

@@ -4,6 +4,7 @@ Users call the wrappers in :mod:`tidstream`; this module is private and its buff
 signatures may change between minor versions.
 """
 
+from collections.abc import Callable
 from typing import Any, TypedDict, final
 
 import numpy as np
@@ -144,6 +145,81 @@ class PubBatch:
     def atomic_groups(self, max_msgs: int) -> list[npt.NDArray[np.int64]]:
         """Message indexes grouped by the first two subject tokens (one stream each in
         tidstream's layout), order kept, at most ``max_msgs`` per group."""
+
+# -- the ingest step's kernel (core/src/ingest.rs, bindings in core/src/py/ingest.rs) ----
+
+@final
+class IngestIndex:
+    """The registry as the ingest kernel reads it, built once per ``Ingestor``: device id
+    -> row (the last row of a repeated id), and per row its model, geometry, coordinates,
+    the strings a reading carries (rendered to JSON once) and its readings subject."""
+
+    def __new__(
+        cls,
+        device_id: list[str | None],
+        model: list[str | None],
+        depth_mm: npt.NDArray[np.float64],
+        offset_mm: npt.NDArray[np.float64],
+        lat: npt.NDArray[np.float64],
+        lon: npt.NDArray[np.float64],
+        container_id: list[str | None],
+        container_kind: list[str | None],
+        stream: list[str | None],
+        commune_insee: list[str | None],
+        commune: list[str | None],
+        subject: list[str | None],
+    ) -> IngestIndex: ...
+    def __len__(self) -> int: ...
+
+@final
+class FcntState:
+    """Last accepted ``(fcnt, raw_seq)`` per device (the state of ``FcntGuard``; int64)."""
+
+    def __new__(cls, last: dict[str, tuple[int, int]] | None = None) -> FcntState: ...
+    def check(self, device: str, fcnt: int | None, raw_seq: int) -> str | None:
+        """None to accept the frame (and remember it), else why it is a regression."""
+    def snapshot(self) -> dict[str, tuple[int, int]]:
+        """A copy of the state."""
+    def __len__(self) -> int: ...
+
+def ingest_batch(
+    index: IngestIndex,
+    fcnt: FcntState,
+    batch: list[Any],
+    prefix_tokens: int,
+    max_bytes: int,
+    earliest_ns: int,
+    future_ns: int,
+    raw_fields: Callable[[dict[str, str] | None], tuple[int | None, int | None, int | None] | None],
+) -> tuple[PubBatch, list[tuple[Any, ...]], int]:
+    """One batch of ``RawMsg`` tuples through the ingest step's common path (subjects,
+    envelopes, registry join, times, decode, fill ratio, frame counters, reading
+    messages); the GIL is released while processing. Returns ``(readings, ops,
+    readings_out)``: the reading message of every decoded frame, the output in order as
+    ``(0, frame, reason, error, stage, offset, device)`` (a dead letter), ``(1,
+    partition, int64 rows of readings)`` or ``(2, frame, row, registry_row,
+    [(measured_at_ms, distance_mm, temperature_c), ...])`` (a frame's stored readings),
+    and the readings accepted. ``raw_fields(headers)`` parses a raw-format frame's
+    ``Tid-*`` headers: ``(fport, fcnt, received_ns)`` or None (not valid). Raises
+    ValueError for a registry model the codecs do not know or an unpublishable subject,
+    TypeError for an item that is not a ``RawMsg``."""
+
+def ingest_columns(
+    index: IngestIndex,
+    fcnt: FcntState,
+    batches: list[tuple[Any, ...]],
+    prefix_tokens: int,
+    max_bytes: int,
+    earliest_ns: int,
+    future_ns: int,
+    raw_fields: Callable[[bytes | None], tuple[int | None, int | None, int | None] | None],
+) -> tuple[PubBatch, list[tuple[Any, ...]], int]:
+    """:func:`ingest_batch` on columnar input (the Rust consumer's batches, no Python
+    object per message): ``batches`` is a list of ``(partition, seqs, stored_ns,
+    subject_offsets, subject_data, payload_offsets, payload_data, header_offsets,
+    header_data, n)`` (numpy int64 / uint8 arrays, Arrow large-binary layout; rows
+    ``0..n`` of each, frames numbered across the list). ``raw_fields(header_lines)`` gets
+    a raw-format frame's header lines (None when it has none). Same result."""
 
 def load_layout(text: str) -> str:
     """Compile and register a layout; returns the model name; raises LayoutError."""

@@ -4,6 +4,7 @@
 mod convert;
 mod errors;
 mod forecast;
+mod ingest;
 mod json_rows;
 mod natsio;
 mod routes;
@@ -532,6 +533,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(alarm_flags, m)?)?;
     sim::register(m)?;
     forecast::register(m)?;
+    ingest::register(m)?;
     routes::register(m)?;
     json_rows::register(m)?;
     natsio::register(m)?;

@@ -23,10 +23,12 @@ are the flow's own replay after a crash and are not checked again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from .. import _core
 
 __all__ = [
     "EARLIEST_NS",
@@ -75,25 +77,33 @@ class TimeWindow:
         return None
 
 
-@dataclass
 class FcntGuard:
-    """Last accepted ``(fcnt, raw_seq)`` per device."""
+    """Last accepted ``(fcnt, raw_seq)`` per device.
 
-    last: dict[str, tuple[int, int]] = field(default_factory=dict)
+    The state lives in the Rust core (:class:`tidstream._core.FcntState`), where the
+    ingest kernel checks and advances it for a whole batch in one call; :meth:`check`
+    is the same rule for one frame (:data:`FCNT_RESET_BELOW` is repeated there as
+    `ingest::FCNT_RESET_BELOW`; tests/test_hostile.py checks the rule through this class).
+    Counters and sequences are int64."""
+
+    def __init__(self, last: dict[str, tuple[int, int]] | None = None) -> None:
+        self.state = _core.FcntState(last or {})
+
+    @property
+    def last(self) -> dict[str, tuple[int, int]]:
+        """A copy of the state: device -> (last accepted fcnt, its raw_seq)."""
+        return self.state.snapshot()
 
     def check(self, device: str, fcnt: int | None, raw_seq: int) -> str | None:
-        """``None`` to accept the frame (and remember it), else why it is a regression."""
-        if fcnt is None:
-            return None
-        prev = self.last.get(device)
-        if prev is not None:
-            last_fcnt, last_seq = prev
-            if raw_seq <= last_seq:
-                return None  # the flow's own replay after a restart: decided before
-            if fcnt <= last_fcnt and not (fcnt < FCNT_RESET_BELOW <= last_fcnt):
-                return f"frame counter {fcnt} is not above the last accepted {last_fcnt} (raw seq {last_seq})"
-        self.last[device] = (fcnt, raw_seq)
-        return None
+        """``None`` to accept the frame (and remember it), else why it is a regression:
+        its counter is not above the last accepted one (a counter below
+        :data:`FCNT_RESET_BELOW` after one at or above it is a reset). A ``raw_seq`` at or
+        before the device's remembered one is the flow's own replay: accepted, unchanged."""
+        return self.state.check(device, fcnt, raw_seq)
+
+
+def _int64(v: Any) -> bool:
+    return isinstance(v, int) and -(2**63) <= v < 2**63
 
 
 def load_fcnt_state(settings: Any) -> FcntGuard:
@@ -106,7 +116,7 @@ def load_fcnt_state(settings: Any) -> FcntGuard:
             r = orjson.loads(data)
         except orjson.JSONDecodeError:
             continue  # not a reading (quarantined by the export): no counter to learn
-        if isinstance(r, dict) and isinstance(r.get("fcnt"), int) and isinstance(r.get("raw_seq"), int):
+        if isinstance(r, dict) and _int64(r.get("fcnt")) and _int64(r.get("raw_seq")):
             dev = str(r.get("device_id"))
             if dev not in last or r["raw_seq"] > last[dev][1]:
                 last[dev] = (r["fcnt"], r["raw_seq"])

@@ -47,7 +47,7 @@ from ..exceptions import ConnectorError
 from .batch import BatchOutcome, BatchPublisher, as_pub_batch
 from .connect import LoopThread, SharedConnection, connect
 
-__all__ = ["JetStreamSink", "JetStreamSource", "PubBatch", "Publish", "RawMsg"]
+__all__ = ["JetStreamSink", "JetStreamSource", "PubBatch", "Publish", "RawBatch", "RawMsg"]
 
 log = logging.getLogger("tidstream.source")
 
@@ -64,6 +64,45 @@ class RawMsg(NamedTuple):
     stored_ns: int
     #: Headers (None when the message had none).
     headers: dict[str, str] | None
+
+
+class RawBatch:
+    """Messages ``0..n-1`` of one Rust consumer batch of a partition, columnar (the item of
+    a ``columnar`` :class:`JetStreamSource` on the Rust data path): the ingest step reads
+    the columns in Rust, no Python object per message. :meth:`msg` gives message ``k``
+    as the :class:`RawMsg` the per-message source would have emitted."""
+
+    __slots__ = ("batch", "n", "part")
+
+    def __init__(self, part: str, batch: Any, n: int) -> None:
+        #: partition id
+        self.part = part
+        #: the consumer's :class:`~tidstream.nats.rustio.MessageBatch`
+        self.batch = batch
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def msg(self, k: int) -> RawMsg:
+        """Message ``k`` as a :class:`RawMsg`."""
+        from .rustio import header_dict
+
+        b = self.batch
+        so, po, ho = b.subject_offsets, b.payload_offsets, b.header_offsets
+        hdr = b.header_data[ho[k] : ho[k + 1]].tobytes()
+        return RawMsg(
+            self.part,
+            int(b.seqs[k]),
+            b.subject_data[so[k] : so[k + 1]].tobytes().decode(),
+            b.payload_data[po[k] : po[k + 1]].tobytes(),
+            int(b.timestamps_ns[k]),
+            header_dict(hdr) if hdr else None,
+        )
+
+    def msgs(self) -> list[RawMsg]:
+        """Every message as a :class:`RawMsg`, in order."""
+        return [self.msg(k) for k in range(self.n)]
 
 
 class Publish(NamedTuple):
@@ -317,11 +356,13 @@ class _RustSourcePartition(_SourceBase):
         stop_at_end: bool,
         start_ns: int | None = None,
         end_ns: int | None = None,
+        columnar: bool = False,
     ) -> None:
         from .rustio import RustConsumer
 
         super().__init__(stream, part, resume_seq, batch_size, stop_at_end)
         self._end_ns = end_ns
+        self._columnar = columnar
         self._c = RustConsumer(
             cfg, stream, filter_subject, after_seq=resume_seq or 0, start_ns=None if resume_seq else start_ns
         )
@@ -343,7 +384,7 @@ class _RustSourcePartition(_SourceBase):
     def _probe(self) -> metrics.HealthProbe:
         return metrics.HealthProbe(self._c.is_connected, self._pending, self._progress)
 
-    def next_batch(self) -> Iterable[RawMsg]:
+    def next_batch(self) -> Iterable[RawMsg | RawBatch]:
         if self._stop_at_end and self._at_end:
             self._m_lag.set(self._pending)
             raise StopIteration
@@ -367,6 +408,10 @@ class _RustSourcePartition(_SourceBase):
         if n == 0:
             self._m_lag.set(self._pending)
             return []
+        if self._columnar:
+            self._emitted(int(b.seqs[n - 1]), n)
+            self._m_lag.set(self._pending)
+            return [RawBatch(self._part, b, n)]
         seqs = b.seqs[:n].tolist()
         out = list(
             map(
@@ -424,6 +469,10 @@ class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
     #: Partition -> sequence to start after when the partition has no snapshot yet (a
     #: recovery store reset with positions rebuilt from the output: tidstream.recovery).
     start_after: Mapping[str, int] | None = None
+    #: On the Rust data path, emit one :class:`RawBatch` per consumer batch instead of a
+    #: :class:`RawMsg` per message (the ingest step reads it in Rust); the nats-py path
+    #: always emits :class:`RawMsg`.
+    columnar: bool = False
 
     def list_parts(self) -> list[str]:
         return list(self.partitions)
@@ -443,6 +492,7 @@ class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
                 self.stop_at_end,
                 self.start_ns,
                 self.end_ns,
+                self.columnar,
             )
         return _SourcePartition(
             self.nats,

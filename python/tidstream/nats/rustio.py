@@ -96,6 +96,17 @@ class _EventLogger:
                 _log.warning("NATS error: %s", e, extra={"nats": where})
 
 
+def header_dict(lines: bytes) -> dict[str, str]:
+    """Header lines (``Key: value`` + CR LF each) as nats-py's header dict (a repeated key
+    keeps its last value; invalid UTF-8 replaced)."""
+    d: dict[str, str] = {}
+    for line in lines.decode("utf-8", "replace").split("\r\n"):
+        if line:
+            k, _, v = line.partition(": ")
+            d[k] = v
+    return d
+
+
 @dataclass(frozen=True)
 class MessageBatch:
     """Messages of one :meth:`RustConsumer.next_batch` call, in stream order.
@@ -131,13 +142,7 @@ class MessageBatch:
         off = self.header_offsets
         out: list[dict[str, str] | None] = [None] * len(self.seqs)
         for i in np.flatnonzero(np.diff(off)).tolist():
-            text = self.header_data[off[i] : off[i + 1]].tobytes().decode("utf-8", "replace")
-            d: dict[str, str] = {}
-            for line in text.split("\r\n"):
-                if line:
-                    k, _, v = line.partition(": ")
-                    d[k] = v
-            out[i] = d
+            out[i] = header_dict(self.header_data[off[i] : off[i + 1]].tobytes())
         return out
 
     def subjects(self) -> pa.LargeStringArray:

@@ -1,0 +1,1081 @@
+//! The common path of the ingest step (`python/tidstream/flow/ingest.py`, `Ingestor`) for
+//! a whole batch of raw uplinks in one call: subject routing, envelope parsing (one call
+//! per format), registry join, plausibility of times, frame decoding (one call per
+//! model), fill ratio, the frame-counter guard and the reading messages (JSON, subject,
+//! id) of every accepted frame.
+//!
+//! What stays in Python is what is rare or needs Python semantics: the dead letters
+//! (their bodies carry the original message and its headers), the stored readings of
+//! a frame sent late, and the `Tid-*` headers of raw-format frames (parsed by the
+//! caller with Python's `int()` / `datetime.fromisoformat`, see [`RawFields`]). The
+//! kernel tells the caller where those go with an ordered list of [`Op`]s, so the
+//! output (per raw partition: which messages, in which order) is exactly the one of
+//! the per-frame Python step it replaces.
+//!
+//! Order of the output, as in the Python step: dead letters as they are found (size and
+//! subject, then per envelope format in first-seen order, then the registry join and the
+//! receive time, then per model in first-seen order the frame errors, device times and
+//! frame counters), the accepted readings of a partition held back until the end of the
+//! batch (or until a frame of that partition carries stored readings).
+
+use std::collections::HashMap;
+
+use crate::codec::{FlatPayloads, FportSource, PayloadSource, Registry};
+use crate::envelope::{decode_uplinks, Format, UplinkColumns};
+use crate::fill::fill_ratio;
+use crate::json_rows::{
+    json_f64, json_string, write_messages, JsonColumn, MessageError, Messages, TextPiece,
+};
+use crate::reading::ReadingColumns;
+
+/// The registry as the kernel reads it (built once per ingestor): one entry per row.
+#[derive(Debug, Clone, Default)]
+pub struct IngestIndex {
+    /// Device id -> row (the last row of a repeated id, as a Python dict built in order).
+    pub rows: HashMap<String, usize>,
+    /// Model name per row (`None`: no model).
+    pub model: Vec<Option<String>>,
+    pub depth_mm: Vec<f64>,
+    pub offset_mm: Vec<f64>,
+    pub lat: Vec<f64>,
+    pub lon: Vec<f64>,
+    pub device_id: Vec<Option<String>>,
+    pub container_id: Vec<Option<String>>,
+    pub container_kind: Vec<Option<String>>,
+    pub stream: Vec<Option<String>>,
+    pub commune_insee: Vec<Option<String>>,
+    pub commune: Vec<Option<String>>,
+    /// Readings subject of the row's device (`None` when its id or commune is null).
+    pub subject: Vec<Option<String>>,
+    /// The row's values as JSON texts, rendered once by [`IngestIndex::render`]: device
+    /// id, model, container id and kind, stream, commune code and name, lat, lon.
+    pub json: [Vec<Box<[u8]>>; 9],
+}
+
+impl IngestIndex {
+    /// Render [`IngestIndex::json`] from the other fields (call after setting them).
+    pub fn render(&mut self) {
+        let s = |v: &[Option<String>]| v.iter().map(|x| json_string(x.as_deref())).collect();
+        let f = |v: &[f64]| v.iter().map(|&x| json_f64(x)).collect();
+        self.json = [
+            s(&self.device_id),
+            s(&self.model),
+            s(&self.container_id),
+            s(&self.container_kind),
+            s(&self.stream),
+            s(&self.commune_insee),
+            s(&self.commune),
+            f(&self.lat),
+            f(&self.lon),
+        ];
+    }
+}
+
+/// The plausible times of an uplink (`TimeWindow` in `flow/guards.py`); `future_ns` 0
+/// turns the future checks off.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeWindow {
+    pub earliest_ns: i64,
+    pub future_ns: i64,
+}
+
+impl TimeWindow {
+    /// Why the times of an uplink are implausible (`TimeWindow.problem`, same texts);
+    /// exact integer arithmetic (no wrap-around).
+    pub fn problem(
+        &self,
+        received_ns: i128,
+        stored_ns: i64,
+        measured_ns: &[Option<i128>],
+    ) -> Option<String> {
+        let (recv, fut) = (received_ns, i128::from(self.future_ns));
+        if recv < i128::from(self.earliest_ns) {
+            return Some(format!("received_at {received_ns} ns is before 2015-01-01"));
+        }
+        let secs = fut.div_euclid(1_000_000_000);
+        if fut != 0 && recv > i128::from(stored_ns) + fut {
+            return Some(format!(
+                "received_at is more than {secs} s after the broker stored the message"
+            ));
+        }
+        for t in measured_ns.iter().flatten() {
+            if *t < i128::from(self.earliest_ns) {
+                return Some(format!("measured_at {t} ns is before 2015-01-01"));
+            }
+            if fut != 0 && *t > recv + fut {
+                return Some(format!(
+                    "measured_at is more than {secs} s after received_at"
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// A counter below this after a higher one is a reset (rejoin), not a replay.
+pub const FCNT_RESET_BELOW: i64 = 16;
+
+/// Last accepted `(fcnt, raw_seq)` per device (`FcntGuard` in `flow/guards.py`).
+#[derive(Debug, Clone, Default)]
+pub struct FcntState {
+    pub last: HashMap<String, (i64, i64)>,
+}
+
+impl FcntState {
+    /// `None` to accept the frame (and remember it), else why it is a regression.
+    pub fn check(&mut self, device: &str, fcnt: Option<i64>, raw_seq: i64) -> Option<String> {
+        let fcnt = fcnt?;
+        if let Some(&(last_fcnt, last_seq)) = self.last.get(device) {
+            if raw_seq <= last_seq {
+                return None; // the flow's own replay after a restart: decided before
+            }
+            if fcnt <= last_fcnt && !(fcnt < FCNT_RESET_BELOW && FCNT_RESET_BELOW <= last_fcnt) {
+                return Some(format!(
+                    "frame counter {fcnt} is not above the last accepted {last_fcnt} (raw seq {last_seq})"
+                ));
+            }
+            if let Some(v) = self.last.get_mut(device) {
+                *v = (fcnt, raw_seq);
+            }
+            return None;
+        }
+        self.last.insert(device.to_string(), (fcnt, raw_seq));
+        None
+    }
+}
+
+/// The `Tid-*` headers of a raw-format frame, parsed by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawFields {
+    /// FPort, frame counter (both checked in range) and the receive time in ns (`None`
+    /// or 0: the broker's store time is used; exact, beyond int64 too: it is checked
+    /// against the time window as given, and written clamped to int64).
+    Ok {
+        fport: Option<i64>,
+        fcnt: Option<i64>,
+        received_ns: Option<i128>,
+    },
+    /// A header is not an integer in range: a `wrong_type` dead letter.
+    Bad,
+}
+
+/// One raw message of the batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Index of its raw partition (the caller's table).
+    pub part: u32,
+    pub seq: i64,
+    pub subject: &'a str,
+    pub data: &'a [u8],
+    pub stored_ns: i64,
+    /// Raw-format frames with a valid DevEUI token only ([`needs_raw_fields`]).
+    pub raw: Option<RawFields>,
+}
+
+/// One step of the output, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Frame `frame` becomes a dead letter.
+    Dead {
+        frame: usize,
+        reason: String,
+        error: String,
+        stage: &'static str,
+        offset: Option<i64>,
+        device: Option<String>,
+    },
+    /// Messages `rows` of [`IngestOutput::readings`] go to partition `part`, in order.
+    Readings { part: u32, rows: Vec<i64> },
+    /// Frame `frame` (whose own reading is message `row`, already placed) carries stored
+    /// readings `(measured_at ms, distance_mm, temperature_c)`; `reg` is its registry row.
+    Stored {
+        frame: usize,
+        row: usize,
+        reg: usize,
+        stored: Vec<(i64, Option<f64>, Option<f64>)>,
+    },
+}
+
+/// What [`ingest_batch`] hands back.
+#[derive(Debug, Default)]
+pub struct IngestOutput {
+    /// The reading message of every decoded frame (accepted or not), in decoded order;
+    /// [`Op::Readings`] says which of them are published where.
+    pub readings: Messages,
+    pub ops: Vec<Op>,
+    /// Readings accepted (stored readings excluded: the caller counts those).
+    pub readings_out: usize,
+}
+
+/// Why a batch cannot be processed at all (a bug or a bad registry, never bad input).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestError {
+    /// A registry row names a model the codec registry does not know.
+    UnknownModel(String),
+    /// The reading messages could not be built (e.g. an unpublishable subject).
+    Message(MessageError),
+}
+
+impl std::fmt::Display for IngestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IngestError::UnknownModel(m) => write!(
+                f,
+                "unknown model {m:?}; known models: {}",
+                Registry::global().names().join(", ")
+            ),
+            IngestError::Message(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for IngestError {}
+
+/// Envelope format token of a raw subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fmt {
+    Ttn,
+    Chirpstack,
+    Raw,
+}
+
+/// `(format token, device token)` of `<prefix tokens>.<format>.<device>` (`prefix_tokens`
+/// tokens before them: 3 for `tid.raw.<p>`), as `str.split(".")` would cut it.
+pub fn split_subject(subject: &str, prefix_tokens: usize) -> Option<(&str, &str)> {
+    let mut it = subject.split('.');
+    let mut fmt = None;
+    let mut dev = None;
+    let mut n = 0usize;
+    for t in it.by_ref() {
+        if n == prefix_tokens {
+            fmt = Some(t);
+        } else if n == prefix_tokens + 1 {
+            dev = Some(t);
+        }
+        n += 1;
+        if n > prefix_tokens + 2 {
+            return None;
+        }
+    }
+    if n != prefix_tokens + 2 {
+        return None;
+    }
+    Some((fmt?, dev?))
+}
+
+fn format_of(token: &str) -> Option<Fmt> {
+    match token {
+        "ttn" => Some(Fmt::Ttn),
+        "chirpstack" => Some(Fmt::Chirpstack),
+        "raw" => Some(Fmt::Raw),
+        _ => None,
+    }
+}
+
+/// True when `dev` matches `^[0-9a-fA-F]{16}$` as Python's `re.match` reads it (`$` also
+/// matches before one final newline).
+pub fn is_dev_eui(dev: &str) -> bool {
+    let b = dev.strip_suffix('\n').unwrap_or(dev).as_bytes();
+    b.len() == 16 && b.iter().all(u8::is_ascii_hexdigit)
+}
+
+/// True when frame `subject` of `len` bytes reaches the raw-format header parse (so the
+/// caller must give its [`RawFields`]).
+pub fn needs_raw_fields(subject: &str, len: usize, prefix_tokens: usize, max_bytes: usize) -> bool {
+    len <= max_bytes
+        && matches!(split_subject(subject, prefix_tokens), Some(("raw", dev)) if is_dev_eui(dev))
+}
+
+/// An uplink whose envelope parsed.
+struct Up<'a> {
+    frame: usize,
+    dev: String,
+    /// Receive time in ns, clamped to int64 (written in the reading).
+    recv: i64,
+    /// The same, exact (a raw frame's header may name a time beyond int64 ns).
+    recv_exact: i128,
+    fport: Option<i64>,
+    fcnt: Option<i64>,
+    payload: &'a [u8],
+    rssi: Option<f64>,
+    snr: Option<f64>,
+}
+
+/// Payloads borrowed from the caller.
+struct Slices<'a>(Vec<&'a [u8]>);
+
+impl PayloadSource for Slices<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        self.0.get(i).copied()
+    }
+}
+
+/// The time a Python `datetime` of `ms` (UTC) gives as `int(dt.timestamp() * 1e9)`
+/// (float seconds, then float nanoseconds truncated: what the Python step compared).
+fn py_timestamp_ns(ms: i64) -> i128 {
+    let us = i128::from(ms) * 1000;
+    let secs = us as f64 / 1e6;
+    (secs * 1e9).trunc() as i128
+}
+
+/// Output order of the held-back readings: partitions in (re)insertion order, as a
+/// Python dict from which a key is popped and later added again.
+#[derive(Default)]
+struct Pending(Vec<(u32, Vec<i64>)>);
+
+impl Pending {
+    fn push(&mut self, part: u32, row: i64) {
+        match self.0.iter_mut().find(|(p, _)| *p == part) {
+            Some((_, rows)) => rows.push(row),
+            None => self.0.push((part, vec![row])),
+        }
+    }
+    fn pop(&mut self, part: u32) -> Option<Vec<i64>> {
+        let i = self.0.iter().position(|(p, _)| *p == part)?;
+        Some(self.0.remove(i).1)
+    }
+}
+
+/// Run the ingest step's common path over `frames` (see the module documentation).
+/// `prefix_tokens`: tokens of a raw subject before its format token; `max_bytes`:
+/// bigger messages are `oversized`. Malformed input never fails the batch: it becomes
+/// [`Op::Dead`] entries.
+pub fn ingest_batch(
+    index: &IngestIndex,
+    fcnt: &mut FcntState,
+    window: TimeWindow,
+    frames: &[Frame<'_>],
+    prefix_tokens: usize,
+    max_bytes: usize,
+) -> Result<IngestOutput, IngestError> {
+    let mut out = IngestOutput::default();
+    let ops = &mut out.ops;
+    let dead = |ops: &mut Vec<Op>, frame, reason: &str, error: String, stage, offset, device| {
+        ops.push(Op::Dead {
+            frame,
+            reason: reason.to_string(),
+            error,
+            stage,
+            offset,
+            device,
+        })
+    };
+
+    // 1. size and subject; frames grouped by format, formats in first-seen order ----------
+    let mut groups: Vec<(Fmt, Vec<usize>)> = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        if f.data.len() > max_bytes {
+            let e = format!("{} bytes > {max_bytes}", f.data.len());
+            dead(ops, i, "oversized", e, "size", None, None);
+            continue;
+        }
+        let Some(fmt) = split_subject(f.subject, prefix_tokens).and_then(|(t, _)| format_of(t))
+        else {
+            let e = format!("subject {} has no known format token", f.subject);
+            dead(ops, i, "unknown_format", e, "envelope", None, None);
+            continue;
+        };
+        match groups.iter_mut().find(|(g, _)| *g == fmt) {
+            Some((_, v)) => v.push(i),
+            None => groups.push((fmt, vec![i])),
+        }
+    }
+
+    // 2. envelopes, one parse per format (dead letters first, in group order) ------------
+    let mut parsed: Vec<Option<UplinkColumns>> = Vec::with_capacity(groups.len());
+    for (fmt, idx) in &groups {
+        let format = match fmt {
+            Fmt::Raw => {
+                for &i in idx {
+                    let f = &frames[i];
+                    let dev = split_subject(f.subject, prefix_tokens).map_or("", |s| s.1);
+                    if !is_dev_eui(dev) {
+                        let e = format!("device token {} is not a DevEUI", py_repr(dev));
+                        dead(ops, i, "invalid_dev_eui", e, "envelope", None, None);
+                    } else if !matches!(f.raw, Some(RawFields::Ok { .. })) {
+                        let e =
+                            "Tid-FPort / Tid-FCnt header is not an integer in 0..255 / 0..2^32-1";
+                        let dev = Some(dev.to_ascii_lowercase());
+                        dead(ops, i, "wrong_type", e.to_string(), "envelope", None, dev);
+                    }
+                }
+                parsed.push(None);
+                continue;
+            }
+            Fmt::Ttn => Format::TtnV3,
+            Fmt::Chirpstack => Format::ChirpstackV4,
+        };
+        let src = Slices(idx.iter().map(|&i| frames[i].data).collect());
+        let c = decode_uplinks(format, &src);
+        if c.error_count > 0 {
+            for (k, &i) in idx.iter().enumerate() {
+                if !c.ok.get(k) {
+                    dead(
+                        ops,
+                        i,
+                        c.error_kind.get(k).unwrap_or(""),
+                        c.error.get(k).unwrap_or("").to_string(),
+                        "envelope",
+                        c.error_offset.get(k).map(i64::from),
+                        None,
+                    );
+                }
+            }
+        }
+        parsed.push(Some(c));
+    }
+    // the uplinks that parsed, in group order
+    let mut ups: Vec<Up<'_>> = Vec::with_capacity(frames.len());
+    for ((_, idx), c) in groups.iter().zip(&parsed) {
+        let Some(c) = c else {
+            for &i in idx {
+                let f = &frames[i];
+                let dev = split_subject(f.subject, prefix_tokens).map_or("", |s| s.1);
+                if let (
+                    true,
+                    Some(RawFields::Ok {
+                        fport,
+                        fcnt,
+                        received_ns,
+                    }),
+                ) = (is_dev_eui(dev), f.raw)
+                {
+                    let exact = received_ns
+                        .filter(|t| *t != 0)
+                        .unwrap_or(i128::from(f.stored_ns));
+                    ups.push(Up {
+                        frame: i,
+                        dev: dev.to_ascii_lowercase(),
+                        recv: i64::try_from(exact).unwrap_or(if exact < 0 {
+                            i64::MIN
+                        } else {
+                            i64::MAX
+                        }),
+                        recv_exact: exact,
+                        fport,
+                        fcnt,
+                        payload: f.data,
+                        rssi: None,
+                        snr: None,
+                    });
+                }
+            }
+            continue;
+        };
+        for (k, &i) in idx.iter().enumerate() {
+            if !c.ok.get(k) {
+                continue;
+            }
+            let a = usize::try_from(c.payload_offsets[k]).unwrap_or(0);
+            let b = usize::try_from(c.payload_offsets[k + 1]).unwrap_or(0);
+            let recv = c
+                .received_at_ns
+                .get(k)
+                .filter(|t| *t != 0)
+                .unwrap_or(frames[i].stored_ns);
+            ups.push(Up {
+                frame: i,
+                dev: c.dev_eui.get(k).unwrap_or("").to_string(),
+                recv,
+                recv_exact: i128::from(recv),
+                fport: c.fport.get(k).map(i64::from),
+                fcnt: c.fcnt.get(k),
+                payload: c.payload_data.get(a..b).unwrap_or(&[]),
+                rssi: c.rssi.get(k),
+                snr: c.snr.get(k),
+            });
+        }
+    }
+
+    // 3. registry join and receive time; uplinks grouped by model (first-seen order) -----
+    let mut reg_of: Vec<usize> = vec![0; ups.len()];
+    let mut models: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (j, u) in ups.iter().enumerate() {
+        let Some(&r) = (!u.dev.is_empty())
+            .then(|| index.rows.get(&u.dev))
+            .flatten()
+        else {
+            let e = format!("device {} is not in the registry", u.dev);
+            dead(
+                ops,
+                u.frame,
+                "unknown_device",
+                e,
+                "registry",
+                None,
+                Some(u.dev.clone()),
+            );
+            continue;
+        };
+        let f = &frames[u.frame];
+        if let Some(why) = window.problem(u.recv_exact, f.stored_ns, &[]) {
+            dead(
+                ops,
+                u.frame,
+                "implausible_time",
+                why,
+                "envelope",
+                None,
+                Some(u.dev.clone()),
+            );
+            continue;
+        }
+        reg_of[j] = r;
+        let model = index.model.get(r).and_then(|m| m.as_deref()).unwrap_or("");
+        match models.iter_mut().find(|(m, _)| *m == model) {
+            Some((_, v)) => v.push(j),
+            None => models.push((model, vec![j])),
+        }
+    }
+    if models.is_empty() {
+        return Ok(out);
+    }
+
+    // 4. decode, one call per model ------------------------------------------------------
+    let mut decoded: Vec<ReadingColumns> = Vec::with_capacity(models.len());
+    for (model, js) in &models {
+        let codec = Registry::global()
+            .get(model)
+            .ok_or_else(|| IngestError::UnknownModel((*model).to_string()))?;
+        let mut data = Vec::with_capacity(js.len() * 24);
+        let mut offs = Vec::with_capacity(js.len() + 1);
+        offs.push(0i64);
+        let mut fports = Vec::with_capacity(js.len());
+        for &j in js {
+            data.extend_from_slice(ups[j].payload);
+            offs.push(data.len() as i64);
+            fports.push(ups[j].fport.map_or(-1, |f| f as i32));
+        }
+        let src = FlatPayloads {
+            data: &data,
+            offsets: &offs,
+            validity: None,
+            validity_bit_offset: 0,
+        };
+        decoded.push(codec.decode_batch(&src, &FportSource::PerRow(&fports)));
+    }
+
+    // 5. the reading message of every decoded frame, in decoded order ---------------------
+    let n_ok: usize = decoded.iter().map(|c| c.len - c.error_count).sum();
+    let mut cols = ReadingCols::with_capacity(n_ok);
+    for (c, (_, js)) in decoded.iter().zip(&models) {
+        for (k, &j) in js.iter().enumerate() {
+            if c.ok.get(k) {
+                cols.push(c, k, &ups[j], reg_of[j], frames[ups[j].frame].seq, index);
+            }
+        }
+    }
+    out.readings = cols.write(index).map_err(IngestError::Message)?;
+    let ops = &mut out.ops;
+
+    // 6. per decoded frame: errors, device times, frame counter, placement -----------------
+    let mut row = 0usize;
+    let mut dropped = 0usize;
+    let mut pending = Pending::default();
+    for (c, (_, js)) in decoded.iter().zip(&models) {
+        for (k, &j) in js.iter().enumerate() {
+            let u = &ups[j];
+            let f = &frames[u.frame];
+            if !c.ok.get(k) {
+                let (kind, err, off) = c
+                    .errors
+                    .iter()
+                    .find(|(r, _)| *r == k)
+                    .map(|(_, e)| {
+                        let off = i64::from(i32::try_from(e.offset).unwrap_or(i32::MAX));
+                        (e.kind.name().to_string(), e.to_string(), Some(off))
+                    })
+                    .unwrap_or_default();
+                dead(ops, u.frame, &kind, err, "frame", off, Some(u.dev.clone()));
+                continue;
+            }
+            let r = row;
+            row += 1;
+            let stored = stored_of(c, k);
+            let measured = c.measured_at_ms.as_ref().and_then(|m| m.get(k));
+            if measured.is_some() || !stored.is_empty() {
+                let mut times = Vec::with_capacity(1 + stored.len());
+                times.push(measured.map(|ms| i128::from(ms) * 1_000_000));
+                times.extend(stored.iter().map(|s| Some(py_timestamp_ns(s.0))));
+                if let Some(why) = window.problem(u.recv_exact, f.stored_ns, &times) {
+                    dead(
+                        ops,
+                        u.frame,
+                        "implausible_time",
+                        why,
+                        "frame",
+                        None,
+                        Some(u.dev.clone()),
+                    );
+                    dropped += 1;
+                    continue;
+                }
+            }
+            if let Some(why) = fcnt.check(&u.dev, u.fcnt, f.seq) {
+                dead(
+                    ops,
+                    u.frame,
+                    "fcnt_regression",
+                    why,
+                    "envelope",
+                    None,
+                    Some(u.dev.clone()),
+                );
+                dropped += 1;
+                continue;
+            }
+            pending.push(f.part, r as i64);
+            if !stored.is_empty() {
+                let rows = pending.pop(f.part).unwrap_or_default();
+                ops.push(Op::Readings { part: f.part, rows });
+                ops.push(Op::Stored {
+                    frame: u.frame,
+                    row: r,
+                    reg: reg_of[j],
+                    stored,
+                });
+            }
+        }
+    }
+    for (part, rows) in pending.0 {
+        ops.push(Op::Readings { part, rows });
+    }
+    out.readings_out = row - dropped;
+    Ok(out)
+}
+
+/// Stored readings of decoded row `k`.
+fn stored_of(c: &ReadingColumns, k: usize) -> Vec<(i64, Option<f64>, Option<f64>)> {
+    let Some(s) = c.stored.as_ref() else {
+        return Vec::new();
+    };
+    let (Some(&a), Some(&b)) = (s.offsets.get(k), s.offsets.get(k + 1)) else {
+        return Vec::new();
+    };
+    let (a, b) = (a.max(0) as usize, b.max(0) as usize);
+    (a..b)
+        .map(|x| {
+            (
+                s.measured_at_ms.get(x).copied().unwrap_or(0),
+                s.distance_mm.get(x),
+                s.temperature_c.get(x),
+            )
+        })
+        .collect()
+}
+
+/// `repr()` of a Python `str` (single quotes unless it holds one and no double quote;
+/// control characters escaped), for the messages that quote a subject token.
+fn py_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for ch in s.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if (0x80..0xa0).contains(&(c as u32)) => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// The columns of the reading messages, one row per decoded ok frame.
+struct ReadingCols {
+    seq: Vec<i64>,
+    reg: Vec<i64>,
+    recv: Vec<i64>,
+    measured: Vec<i64>,
+    distance: Vec<f64>,
+    fill: Vec<f64>,
+    fill_pct: Vec<f64>,
+    temperature: Vec<f64>,
+    battery_pct: Vec<f64>,
+    battery_v: Vec<f64>,
+    tilt: Vec<i8>,
+    fire: Vec<i8>,
+    flags: Vec<i64>,
+    fport: Vec<i64>,
+    fport_ok: Vec<bool>,
+    fcnt: Vec<i64>,
+    fcnt_ok: Vec<bool>,
+    rssi: Vec<f64>,
+    snr: Vec<f64>,
+    gps_lat: Vec<f64>,
+    gps_lon: Vec<f64>,
+}
+
+impl ReadingCols {
+    fn with_capacity(n: usize) -> Self {
+        ReadingCols {
+            seq: Vec::with_capacity(n),
+            reg: Vec::with_capacity(n),
+            recv: Vec::with_capacity(n),
+            measured: Vec::with_capacity(n),
+            distance: Vec::with_capacity(n),
+            fill: Vec::with_capacity(n),
+            fill_pct: Vec::with_capacity(n),
+            temperature: Vec::with_capacity(n),
+            battery_pct: Vec::with_capacity(n),
+            battery_v: Vec::with_capacity(n),
+            tilt: Vec::with_capacity(n),
+            fire: Vec::with_capacity(n),
+            flags: Vec::with_capacity(n),
+            fport: Vec::with_capacity(n),
+            fport_ok: Vec::with_capacity(n),
+            fcnt: Vec::with_capacity(n),
+            fcnt_ok: Vec::with_capacity(n),
+            rssi: Vec::with_capacity(n),
+            snr: Vec::with_capacity(n),
+            gps_lat: Vec::with_capacity(n),
+            gps_lon: Vec::with_capacity(n),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        c: &ReadingColumns,
+        k: usize,
+        u: &Up<'_>,
+        reg: usize,
+        seq: i64,
+        ix: &IngestIndex,
+    ) {
+        let f = |col: &Option<crate::reading::PrimCol<f64>>| {
+            col.as_ref().and_then(|c| c.get(k)).unwrap_or(f64::NAN)
+        };
+        let b = |col: &Option<crate::reading::BoolCol>| {
+            col.as_ref().and_then(|c| c.get(k)).map_or(-1, i8::from)
+        };
+        let at = |v: &[f64]| v.get(reg).copied().unwrap_or(f64::NAN);
+        self.seq.push(seq);
+        self.reg.push(reg as i64);
+        self.recv.push(u.recv);
+        let measured = c.measured_at_ms.as_ref().and_then(|m| m.get(k));
+        self.measured
+            .push(measured.map_or(u.recv, |ms| ms.wrapping_mul(1_000_000)));
+        let d = f(&c.distance_mm);
+        self.distance.push(d);
+        self.fill
+            .push(fill_ratio(d, at(&ix.depth_mm), at(&ix.offset_mm)).unwrap_or(f64::NAN));
+        self.fill_pct.push(f(&c.fill_pct_reported));
+        self.temperature.push(f(&c.temperature_c));
+        self.battery_pct.push(f(&c.battery_pct));
+        self.battery_v.push(f(&c.battery_v));
+        self.tilt.push(b(&c.tilt));
+        self.fire.push(b(&c.fire_alarm));
+        self.flags.push(c.alarm_flags.get(k).map_or(0, i64::from));
+        self.fport.push(u.fport.unwrap_or(0));
+        self.fport_ok.push(u.fport.is_some());
+        self.fcnt.push(u.fcnt.unwrap_or(0));
+        self.fcnt_ok.push(u.fcnt.is_some());
+        self.rssi.push(u.rssi.unwrap_or(f64::NAN));
+        self.snr.push(u.snr.unwrap_or(f64::NAN));
+        self.gps_lat.push(f(&c.latitude));
+        self.gps_lon.push(f(&c.longitude));
+    }
+
+    fn write(&self, ix: &IngestIndex) -> Result<Messages, MessageError> {
+        let n = self.seq.len();
+        let reg = &self.reg[..];
+        let raw = |k: usize| JsonColumn::Raw {
+            indices: reg,
+            values: &ix.json[k],
+        };
+        let cols: Vec<(&str, JsonColumn<'_>)> = vec![
+            (
+                "reading_id",
+                JsonColumn::IntString {
+                    values: &self.seq,
+                    prefix: "r:",
+                    suffix: ":0",
+                },
+            ),
+            ("device_id", raw(0)),
+            ("model", raw(1)),
+            ("container_id", raw(2)),
+            ("container_kind", raw(3)),
+            ("stream", raw(4)),
+            ("commune_insee", raw(5)),
+            ("commune", raw(6)),
+            ("lat", raw(7)),
+            ("lon", raw(8)),
+            (
+                "received_at",
+                JsonColumn::TimestampNs {
+                    values: &self.recv,
+                    valid: None,
+                },
+            ),
+            (
+                "measured_at",
+                JsonColumn::TimestampNs {
+                    values: &self.measured,
+                    valid: None,
+                },
+            ),
+            ("stored", JsonColumn::Literal("false")),
+            ("distance_mm", JsonColumn::F64(&self.distance)),
+            ("fill_ratio", JsonColumn::F64(&self.fill)),
+            ("fill_pct_reported", JsonColumn::F64(&self.fill_pct)),
+            ("temperature_c", JsonColumn::F64(&self.temperature)),
+            ("battery_pct", JsonColumn::F64(&self.battery_pct)),
+            ("battery_v", JsonColumn::F64(&self.battery_v)),
+            ("tilt", JsonColumn::Bool(&self.tilt)),
+            ("fire_alarm", JsonColumn::Bool(&self.fire)),
+            (
+                "alarm_flags",
+                JsonColumn::I64 {
+                    values: &self.flags,
+                    valid: None,
+                },
+            ),
+            (
+                "fport",
+                JsonColumn::I64 {
+                    values: &self.fport,
+                    valid: Some(&self.fport_ok),
+                },
+            ),
+            (
+                "fcnt",
+                JsonColumn::I64 {
+                    values: &self.fcnt,
+                    valid: Some(&self.fcnt_ok),
+                },
+            ),
+            ("rssi", JsonColumn::F64(&self.rssi)),
+            ("snr", JsonColumn::F64(&self.snr)),
+            ("gps_lat", JsonColumn::F64(&self.gps_lat)),
+            ("gps_lon", JsonColumn::F64(&self.gps_lon)),
+            (
+                "raw_seq",
+                JsonColumn::I64 {
+                    values: &self.seq,
+                    valid: None,
+                },
+            ),
+        ];
+        write_messages(
+            n,
+            &cols,
+            &[TextPiece::Dict {
+                indices: reg,
+                values: &ix.subject,
+            }],
+            &[
+                TextPiece::Lit("r:"),
+                TextPiece::Int(&self.seq),
+                TextPiece::Lit(":0"),
+            ],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: TimeWindow = TimeWindow {
+        earliest_ns: 1_420_070_400 * 1_000_000_000,
+        future_ns: 86_400 * 1_000_000_000,
+    };
+
+    #[test]
+    fn subjects_split_as_python_does() {
+        assert_eq!(split_subject("tid.raw.0.ttn.abc", 3), Some(("ttn", "abc")));
+        assert_eq!(split_subject("tid.raw.0.ttn", 3), None);
+        assert_eq!(split_subject("tid.raw.0.ttn.a.b", 3), None);
+        assert_eq!(split_subject("tid.raw.0..", 3), Some(("", "")));
+        assert!(is_dev_eui("0123456789abcDEF"));
+        assert!(is_dev_eui("0123456789abcdef\n")); // `$` before a final newline
+        assert!(!is_dev_eui("0123456789abcdeg"));
+        assert!(!is_dev_eui("0123456789abcde"));
+        assert!(needs_raw_fields(
+            "tid.raw.1.raw.0123456789abcdef",
+            10,
+            3,
+            65536
+        ));
+        assert!(!needs_raw_fields(
+            "tid.raw.1.raw.0123456789abcdef",
+            70_000,
+            3,
+            65536
+        ));
+        assert!(!needs_raw_fields(
+            "tid.raw.1.ttn.0123456789abcdef",
+            10,
+            3,
+            65536
+        ));
+        assert_eq!(py_repr("a'b"), "\"a'b\"");
+        assert_eq!(py_repr("a\tb\\"), "'a\\tb\\\\'");
+    }
+
+    #[test]
+    fn time_window_texts() {
+        let now = 1_764_028_800 * 1_000_000_000i64;
+        assert_eq!(
+            W.problem(i128::from(now), now, &[Some(i128::from(now))]),
+            None
+        );
+        assert_eq!(
+            W.problem(5, now, &[]).as_deref(),
+            Some("received_at 5 ns is before 2015-01-01")
+        );
+        assert_eq!(
+            W.problem(i128::from(now + W.future_ns + 1), now, &[])
+                .as_deref(),
+            Some("received_at is more than 86400 s after the broker stored the message")
+        );
+        // beyond int64 ns: compared exactly, no wrap-around
+        let far = i128::from(i64::MAX) * 10;
+        assert_eq!(
+            W.problem(i128::from(now), now, &[None, Some(far)])
+                .as_deref(),
+            Some("measured_at is more than 86400 s after received_at")
+        );
+        let off = TimeWindow { future_ns: 0, ..W };
+        assert_eq!(off.problem(i128::from(now), now, &[Some(far)]), None);
+        // a Python datetime's float timestamp, truncated
+        assert_eq!(py_timestamp_ns(1_000), 1_000_000_000);
+        assert_eq!(
+            py_timestamp_ns(1_764_028_800_123),
+            1_764_028_800_122_999_808 // as CPython gives it
+        );
+    }
+
+    #[test]
+    fn frame_counter_rules() {
+        let mut g = FcntState::default();
+        assert_eq!(g.check("d", Some(5), 10), None);
+        assert_eq!(g.check("d", None, 11), None);
+        assert_eq!(
+            g.check("d", Some(5), 12).as_deref(),
+            Some("frame counter 5 is not above the last accepted 5 (raw seq 10)")
+        );
+        assert_eq!(g.check("d", Some(1), 9), None); // the flow's own replay
+        assert_eq!(g.check("d", Some(20), 13), None);
+        assert_eq!(g.check("d", Some(FCNT_RESET_BELOW - 1), 14), None); // a reset
+        assert_eq!(g.last["d"], (FCNT_RESET_BELOW - 1, 14));
+    }
+
+    fn index() -> IngestIndex {
+        let s = |v: &str| vec![Some(v.to_string())];
+        let mut ix = IngestIndex {
+            rows: HashMap::from([("0101010101010101".to_string(), 0)]),
+            model: s("tid1"),
+            depth_mm: vec![1000.0],
+            offset_mm: vec![200.0],
+            lat: vec![47.5],
+            lon: vec![6.8],
+            device_id: s("0101010101010101"),
+            container_id: s("C-1"),
+            container_kind: s("glass_bank"),
+            stream: s("glass"),
+            commune_insee: s("25388"),
+            commune: s("Montbéliard"),
+            subject: s("tid.readings.25388.0101010101010101"),
+            json: Default::default(),
+        };
+        ix.render();
+        ix
+    }
+
+    #[test]
+    fn a_batch_in_one_call() {
+        let ix = index();
+        let frame = crate::codec::Registry::global().get("tid1").unwrap();
+        let r = crate::reading::Reading {
+            distance_mm: Some(700.0),
+            measured_at_ms: Some(1_764_028_000_000),
+            ..Default::default()
+        };
+        let mut payload = Vec::new();
+        frame.encode(&r, &mut payload).unwrap();
+        let raw_subject = "tid.raw.0.raw.0101010101010101";
+        let now = 1_764_028_800 * 1_000_000_000i64;
+        let ok = RawFields::Ok {
+            fport: Some(1),
+            fcnt: Some(3),
+            received_ns: None,
+        };
+        let f = |seq, subject, data, raw| Frame {
+            part: 0,
+            seq,
+            subject,
+            data,
+            stored_ns: now,
+            raw,
+        };
+        let frames = [
+            f(1, raw_subject, &payload[..], Some(ok)),
+            f(2, "tid.raw.0.lora.x", &b"{}"[..], None),
+            f(3, "tid.raw.0.ttn.x", &b"{"[..], None),
+            f(4, raw_subject, &payload[..], Some(ok)), // same counter: a replay
+            f(5, "tid.raw.0.raw.0202020202020202", &payload[..], Some(ok)),
+            f(6, raw_subject, &payload[..], Some(RawFields::Bad)),
+        ];
+        let mut fcnt = FcntState::default();
+        let out = ingest_batch(&ix, &mut fcnt, W, &frames, 3, 65536).unwrap();
+        let reasons: Vec<(usize, &str)> = out
+            .ops
+            .iter()
+            .filter_map(|o| match o {
+                Op::Dead { frame, reason, .. } => Some((*frame, reason.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (1, "unknown_format"),
+                (5, "wrong_type"),
+                (2, "invalid_json"),
+                (4, "unknown_device"),
+                (3, "fcnt_regression"),
+            ]
+        );
+        assert_eq!(out.readings_out, 1);
+        assert_eq!(
+            out.ops.last(),
+            Some(&Op::Readings {
+                part: 0,
+                rows: vec![0]
+            })
+        );
+        let json = std::str::from_utf8(out.readings.payload(0)).unwrap();
+        assert!(json.starts_with(
+            r#"{"reading_id":"r:1:0","device_id":"0101010101010101","model":"tid1","container_id":"C-1","#
+        ));
+        assert!(json.contains(r#""commune":"Montbéliard","lat":47.5,"lon":6.8,"received_at":"2025-11-25T00:00:00.000000Z","measured_at":"2025-11-24T23:46:40.000000Z","stored":false,"distance_mm":700.0,"fill_ratio":0.5,"#));
+        assert!(json.ends_with(r#""fport":1,"fcnt":3,"rssi":null,"snr":null,"gps_lat":null,"gps_lon":null,"raw_seq":1}"#));
+        assert_eq!(
+            out.readings.subject(0),
+            "tid.readings.25388.0101010101010101"
+        );
+        assert_eq!(out.readings.msg_id(0), "r:1:0");
+    }
+}
