@@ -437,7 +437,7 @@ fn state_sizes_are_small() {
 /// workload: predictions (quantiles, exceedance, times to the threshold) at
 /// calibration and in-between horizons, accountability rows, interval levels,
 /// counters and the serialized state's bytes.
-fn golden_digest(calibrate: bool, score_rule: ScoreRule) -> (u64, u64) {
+fn golden_digest(calibrate: bool, score_rule: ScoreRule, simd: bool) -> (u64, u64) {
     struct Rng(u64);
     impl Rng {
         fn u(&mut self) -> f64 {
@@ -455,6 +455,7 @@ fn golden_digest(calibrate: bool, score_rule: ScoreRule) -> (u64, u64) {
         ..Config::default()
     })
     .unwrap();
+    f.simd = simd;
     // 0..240 hourly fine sensors, 240..300 hourly coarse (tenths), 300..340 daily,
     // 340..380 every 5 to 7 hours
     let n = 380usize;
@@ -544,16 +545,19 @@ fn golden_digest(calibrate: bool, score_rule: ScoreRule) -> (u64, u64) {
 }
 
 /// Speed-ups of the update must not change a single output bit: digests of a mixed
-/// workload's outputs and snapshot, recorded from the code before the speed-ups.
+/// workload's outputs and snapshot, recorded from the code before the speed-ups, with
+/// the update's AVX2 build (when the CPU has it) and with the portable one.
 #[test]
 fn outputs_and_snapshot_are_bit_identical_to_the_recorded_digests() {
-    let got = [
-        golden_digest(true, ScoreRule::Cycle),
-        golden_digest(true, ScoreRule::Endpoints),
-        golden_digest(false, ScoreRule::Cycle),
-    ];
-    println!("{got:016x?}");
-    assert_eq!(got, GOLDEN);
+    for simd in [true, false] {
+        let got = [
+            golden_digest(true, ScoreRule::Cycle, simd),
+            golden_digest(true, ScoreRule::Endpoints, simd),
+            golden_digest(false, ScoreRule::Cycle, simd),
+        ];
+        println!("simd={simd}: {got:016x?}");
+        assert_eq!(got, GOLDEN, "simd={simd}");
+    }
 }
 /// Recorded from main at ebd067c (before the fcspeed4 speed-ups).
 const GOLDEN: [(u64, u64); 3] = [

@@ -319,6 +319,9 @@ pub struct Forecaster {
     pub fleet: Fleet,
     pub calib: Calib,
     pub stats: Stats,
+    /// Run the update's AVX2 build when the CPU has it (the default). False: the
+    /// portable build, which gives the same results (for tests and comparisons).
+    pub simd: bool,
 }
 
 impl std::fmt::Debug for Ids {
@@ -340,6 +343,7 @@ impl Forecaster {
             fleet: Fleet::default(),
             calib,
             stats: Stats::default(),
+            simd: true,
         })
     }
 
@@ -598,6 +602,7 @@ impl Forecaster {
             fleet,
             calib,
             stats,
+            simd,
             ..
         } = self;
         let mut ctx = Ctx {
@@ -619,7 +624,7 @@ impl Forecaster {
             pend,
             acc,
         };
-        process(&mut b, &mut ctx);
+        process_dispatch(&mut b, &mut ctx, *simd);
         self.fleet.fold(&fa);
     }
 
@@ -852,8 +857,31 @@ struct Batch<'a> {
     acc: &'a mut [Acc],
 }
 
-#[inline]
-fn process(b: &mut Batch<'_>, ctx: &mut Ctx<'_>) {
+/// [`process`], compiled for AVX2 when the CPU has it (checked at run time): the
+/// same IEEE operations (Rust never fuses a multiply and an add), so the same results,
+/// with the wider and three-operand instructions and SSE4.1's rounding.
+fn process_dispatch(b: &mut Batch<'_>, ctx: &mut Ctx<'_>, simd: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if simd && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { process_avx2(b, ctx) };
+            return;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = simd;
+    process::<false>(b, ctx);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn process_avx2(b: &mut Batch<'_>, ctx: &mut Ctx<'_>) {
+    process::<true>(b, ctx);
+}
+
+#[inline(always)]
+fn process<const AVX2: bool>(b: &mut Batch<'_>, ctx: &mut Ctx<'_>) {
     ctx.stats.readings += b.ridx.len() as u64;
     // A large fleet's rows come (or are put) in runs per container: the rows'
     // columns are then read at scattered places (a time-major batch grouped by
@@ -861,8 +889,8 @@ fn process(b: &mut Batch<'_>, ctx: &mut Ctx<'_>) {
     // far from the caches, so both are prefetched some rows ahead of their use.
     let ahead = b.st.len() > GROUP_ABOVE;
     match b.order {
-        None => run(b, ctx, b.ridx.len(), |p| p, ahead),
-        Some(o) => run(b, ctx, o.len(), |p| o[p] as usize, ahead),
+        None => run::<AVX2>(b, ctx, b.ridx.len(), |p| p, ahead),
+        Some(o) => run::<AVX2>(b, ctx, o.len(), |p| o[p] as usize, ahead),
     }
 }
 
@@ -875,7 +903,13 @@ const PREFETCH_STATE: usize = 12;
 /// The per-reading loop: one copy per row order, with `State::step` inlined in each.
 /// `at(p)` is the position in `ridx` of the `p`-th row to process.
 #[inline(always)]
-fn run(b: &mut Batch<'_>, ctx: &mut Ctx<'_>, n: usize, at: impl Fn(usize) -> usize, ahead: bool) {
+fn run<const AVX2: bool>(
+    b: &mut Batch<'_>,
+    ctx: &mut Ctx<'_>,
+    n: usize,
+    at: impl Fn(usize) -> usize,
+    ahead: bool,
+) {
     let k = ctx.calib.horizons.len();
     let calibrate = ctx.cfg.calibrate;
     let mut fetched = usize::MAX;
@@ -912,7 +946,7 @@ fn run(b: &mut Batch<'_>, ctx: &mut Ctx<'_>, n: usize, at: impl Fn(usize) -> usi
             acc: &mut *b.acc,
             i,
         };
-        b.st[i].step(ctx, &mut slots, b.t[row], b.x[row], tilt_v);
+        b.st[i].step::<AVX2>(ctx, &mut slots, b.t[row], b.x[row], tilt_v);
     }
 }
 
