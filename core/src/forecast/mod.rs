@@ -653,6 +653,30 @@ impl Forecaster {
                 )));
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        if self.simd && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return Ok(unsafe { self.predict_avx2(at, horizons_h, subset) });
+        }
+        Ok(self.predict_rows(at, horizons_h, subset))
+    }
+
+    /// [`Forecaster::predict_rows`] compiled for AVX2 (the same IEEE operations:
+    /// identical results).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn predict_avx2(
+        &self,
+        at: i64,
+        horizons_h: &[f64],
+        subset: Option<&[u32]>,
+    ) -> Predictions {
+        self.predict_rows(at, horizons_h, subset)
+    }
+
+    /// The rows of [`Forecaster::predict`] (horizons checked).
+    #[inline(always)]
+    fn predict_rows(&self, at: i64, horizons_h: &[f64], subset: Option<&[u32]>) -> Predictions {
         let env = self.env((at + self.cfg.utc_offset_s).div_euclid(86_400));
         let thr = self.cfg.threshold;
         let cs = self.containers(subset);
@@ -710,13 +734,14 @@ impl Forecaster {
             }
             debug_assert_eq!(out.p50.len(), base_row + horizons_h.len());
         }
-        Ok(out)
+        out
     }
 
     /// Hours from `at` until the median and the upper-interval fill reach the
     /// threshold (the second is the pessimistic, earlier time); NaN if not within
     /// `max_horizon_h`. Both come from the same predictive distributions, found by
     /// a safeguarded regula falsi (Illinois) on each, sharing the end points.
+    #[inline(always)]
     fn times_to(&self, s: &State, env: &Env, cum: &profile::Cum, at: i64) -> (f64, f64) {
         let thr = self.cfg.threshold - 1e-9;
         let start = at.max(s.t_last);
