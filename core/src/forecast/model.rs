@@ -1064,6 +1064,7 @@ impl Forecast {
     }
 
     /// Three quantiles (increasing levels) in one pass.
+    #[inline]
     pub fn quantiles3(&self, p: [f64; 3]) -> [f64; 3] {
         let raw = self.dist.quantiles3(p);
         let low = if self.coarse {
@@ -1093,6 +1094,7 @@ impl Forecast {
     }
 
     /// Two fill quantiles (`p1 <= p2`) on a continuous scale, in one scan.
+    #[inline]
     pub fn raw_quantiles2(&self, p1: f64, p2: f64) -> (f64, f64) {
         let q = self.dist.quantiles3([p1, p2, 2.0]);
         let low = if self.coarse {
@@ -1121,6 +1123,7 @@ impl Forecast {
     }
 
     /// P(fill >= threshold) from the fleet tables alone.
+    #[inline]
     pub fn p_over_table(&self) -> f64 {
         self.dist.exceed(self.thr - self.base - 1e-9)
     }
