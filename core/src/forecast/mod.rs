@@ -1037,7 +1037,7 @@ fn periodic(idx: &[u32]) -> Option<Periodic> {
     while p < n && idx[p] > idx[p - 1] {
         p += 1;
     }
-    if p < 2 || n % p != 0 || n / p < 2 {
+    if p < 2 || !n.is_multiple_of(p) || n / p < 2 {
         return None;
     }
     if idx[p..].iter().zip(idx).any(|(a, b)| a != b) {
