@@ -1,6 +1,6 @@
 //! Rust-only timing of `Forecaster::update` on the bench workload's shape (diagnostic,
 //! for profiling): `cargo run --release -p tidstream-core --example forecast_bench
-//! [containers] [warm days] [timed days] [calibrate 0/1] [repeats]`. Hourly readings, time-major,
+//! [containers] [warm days] [timed days] [calibrate 0/1] [repeats] [simd 0/1]`. Hourly readings, time-major,
 //! log-normal rates with a day profile, emptying at 0.75-0.95, noise, lid-open and
 //! obstruction readings (like `benches/bench_forecast.py`'s `make_workload`); one
 //! `update` per day. Prints ns/reading of the timed days (thread CPU time, best of the repeats, each
@@ -54,6 +54,7 @@ fn main() {
     };
     let (n, warm, timed, calibrate) = (arg(1, 100_000), arg(2, 7), arg(3, 3), arg(4, 1) == 1);
     let repeats = arg(5, 3).max(1);
+    let simd = arg(6, 1) == 1;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let rate: Vec<f64> = (0..n)
         .map(|_| (0.08f64.ln() + 0.6 * rng.normal()).exp() / 24.0)
@@ -69,6 +70,7 @@ fn main() {
         ..Config::default()
     })
     .unwrap();
+    fc.simd = simd;
     let mut days: Vec<(Vec<i64>, Vec<f64>)> = Vec::new();
     for d in 0..warm + timed {
         let mut t = vec![0i64; 24 * n];
@@ -127,7 +129,7 @@ fn main() {
         mix(hi);
     }
     println!(
-        "{n} containers, {timed} days timed (calibrate={calibrate}): {:.1} ns/reading, {:.2} M readings/s; predict {:.0} ns/container; scored {} checksum {h:016x}",
+        "{n} containers, {timed} days timed (calibrate={calibrate}, simd={simd}): {:.1} ns/reading, {:.2} M readings/s; predict {:.0} ns/container; scored {} checksum {h:016x}",
         secs / rows * 1e9,
         rows / secs / 1e6,
         predict_s / n as f64 * 1e9,

@@ -179,6 +179,7 @@ impl Dist {
     }
 
     /// Three quantiles at increasing levels in one scan.
+    #[inline]
     pub fn quantiles3(&self, p: [f64; 3]) -> [f64; 3] {
         let f = &self.f;
         let mut out = [edge(N_HIST); 3];
@@ -202,6 +203,7 @@ impl Dist {
     }
 
     /// P(increment >= g).
+    #[inline]
     pub fn exceed(&self, g: f64) -> f64 {
         let u = (g - H_LO) / H_BW;
         if u <= 0.0 {
@@ -309,6 +311,7 @@ impl Calib {
 
     /// Weights of the calibration horizons for a forecast `h` hours ahead
     /// (linear in log h between the two nearest; the nearest outside the range).
+    #[inline]
     pub fn hweights(&self, h: f64) -> [(usize, f64); 2] {
         let n = self.horizons.len();
         if n == 1 || h <= self.horizons[0] {
@@ -330,6 +333,7 @@ impl Calib {
     }
 
     /// Interval levels (lo, hi) for a forecast `h` hours ahead.
+    #[inline]
     pub fn levels(&self, h: f64) -> (f64, f64) {
         let w = self.hweights(h);
         let lo = w[0].1 * self.lo[w[0].0] + w[1].1 * self.lo[w[1].0];

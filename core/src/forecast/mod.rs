@@ -319,6 +319,9 @@ pub struct Forecaster {
     pub fleet: Fleet,
     pub calib: Calib,
     pub stats: Stats,
+    /// Run the update's AVX2 build when the CPU has it (the default). False: the
+    /// portable build, which gives the same results (for tests and comparisons).
+    pub simd: bool,
 }
 
 impl std::fmt::Debug for Ids {
@@ -340,6 +343,7 @@ impl Forecaster {
             fleet: Fleet::default(),
             calib,
             stats: Stats::default(),
+            simd: true,
         })
     }
 
@@ -581,7 +585,7 @@ impl Forecaster {
         let n_ids = self.ids.len();
         let env = self.env(self.fleet.last_day);
         let sub_idx: Vec<u32>;
-        let (ridx, order): (&[u32], Option<Vec<u32>>) = match rows {
+        let (ridx, order): (&[u32], Grouping) = match rows {
             None => (idx, group(idx, n_ids)),
             Some(rs) => {
                 sub_idx = rs.iter().map(|&r| idx[r as usize]).collect();
@@ -598,6 +602,7 @@ impl Forecaster {
             fleet,
             calib,
             stats,
+            simd,
             ..
         } = self;
         let mut ctx = Ctx {
@@ -611,7 +616,11 @@ impl Forecaster {
         let mut b = Batch {
             rows,
             ridx,
-            order: order.as_deref(),
+            order: match &order {
+                Grouping::AsIs => Order::AsIs,
+                Grouping::Periodic(d) => Order::Periodic(*d),
+                Grouping::Perm(o) => Order::Perm(o),
+            },
             t,
             x,
             tilt,
@@ -619,7 +628,7 @@ impl Forecaster {
             pend,
             acc,
         };
-        process(&mut b, &mut ctx);
+        process_dispatch(&mut b, &mut ctx, *simd);
         self.fleet.fold(&fa);
     }
 
@@ -648,6 +657,30 @@ impl Forecaster {
                 )));
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        if self.simd && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return Ok(unsafe { self.predict_avx2(at, horizons_h, subset) });
+        }
+        Ok(self.predict_rows(at, horizons_h, subset))
+    }
+
+    /// [`Forecaster::predict_rows`] compiled for AVX2 (the same IEEE operations:
+    /// identical results).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn predict_avx2(
+        &self,
+        at: i64,
+        horizons_h: &[f64],
+        subset: Option<&[u32]>,
+    ) -> Predictions {
+        self.predict_rows(at, horizons_h, subset)
+    }
+
+    /// The rows of [`Forecaster::predict`] (horizons checked).
+    #[inline(always)]
+    fn predict_rows(&self, at: i64, horizons_h: &[f64], subset: Option<&[u32]>) -> Predictions {
         let env = self.env((at + self.cfg.utc_offset_s).div_euclid(86_400));
         let thr = self.cfg.threshold;
         let cs = self.containers(subset);
@@ -705,13 +738,14 @@ impl Forecaster {
             }
             debug_assert_eq!(out.p50.len(), base_row + horizons_h.len());
         }
-        Ok(out)
+        out
     }
 
     /// Hours from `at` until the median and the upper-interval fill reach the
     /// threshold (the second is the pessimistic, earlier time); NaN if not within
     /// `max_horizon_h`. Both come from the same predictive distributions, found by
     /// a safeguarded regula falsi (Illinois) on each, sharing the end points.
+    #[inline(always)]
     fn times_to(&self, s: &State, env: &Env, cum: &profile::Cum, at: i64) -> (f64, f64) {
         let thr = self.cfg.threshold - 1e-9;
         let start = at.max(s.t_last);
@@ -843,7 +877,7 @@ impl Forecaster {
 struct Batch<'a> {
     rows: Option<&'a [u32]>,
     ridx: &'a [u32],
-    order: Option<&'a [u32]>,
+    order: Order<'a>,
     t: &'a [i64],
     x: &'a [f64],
     tilt: Option<&'a [i8]>,
@@ -852,8 +886,31 @@ struct Batch<'a> {
     acc: &'a mut [Acc],
 }
 
-#[inline]
-fn process(b: &mut Batch<'_>, ctx: &mut Ctx<'_>) {
+/// [`process`], compiled for AVX2 when the CPU has it (checked at run time): the
+/// same IEEE operations (Rust never fuses a multiply and an add), so the same results,
+/// with the wider and three-operand instructions and SSE4.1's rounding.
+fn process_dispatch(b: &mut Batch<'_>, ctx: &mut Ctx<'_>, simd: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if simd && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { process_avx2(b, ctx) };
+            return;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = simd;
+    process::<false>(b, ctx);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn process_avx2(b: &mut Batch<'_>, ctx: &mut Ctx<'_>) {
+    process::<true>(b, ctx);
+}
+
+#[inline(always)]
+fn process<const AVX2: bool>(b: &mut Batch<'_>, ctx: &mut Ctx<'_>) {
     ctx.stats.readings += b.ridx.len() as u64;
     // A large fleet's rows come (or are put) in runs per container: the rows'
     // columns are then read at scattered places (a time-major batch grouped by
@@ -861,8 +918,9 @@ fn process(b: &mut Batch<'_>, ctx: &mut Ctx<'_>) {
     // far from the caches, so both are prefetched some rows ahead of their use.
     let ahead = b.st.len() > GROUP_ABOVE;
     match b.order {
-        None => run(b, ctx, b.ridx.len(), |p| p, ahead),
-        Some(o) => run(b, ctx, o.len(), |p| o[p] as usize, ahead),
+        Order::AsIs => run::<AVX2>(b, ctx, b.ridx.len(), |p| p, ahead),
+        Order::Periodic(d) => run::<AVX2>(b, ctx, b.ridx.len(), |p| d.row(p), ahead),
+        Order::Perm(o) => run::<AVX2>(b, ctx, o.len(), |p| o[p] as usize, ahead),
     }
 }
 
@@ -875,7 +933,13 @@ const PREFETCH_STATE: usize = 12;
 /// The per-reading loop: one copy per row order, with `State::step` inlined in each.
 /// `at(p)` is the position in `ridx` of the `p`-th row to process.
 #[inline(always)]
-fn run(b: &mut Batch<'_>, ctx: &mut Ctx<'_>, n: usize, at: impl Fn(usize) -> usize, ahead: bool) {
+fn run<const AVX2: bool>(
+    b: &mut Batch<'_>,
+    ctx: &mut Ctx<'_>,
+    n: usize,
+    at: impl Fn(usize) -> usize,
+    ahead: bool,
+) {
     let k = ctx.calib.horizons.len();
     let calibrate = ctx.cfg.calibrate;
     let mut fetched = usize::MAX;
@@ -912,7 +976,7 @@ fn run(b: &mut Batch<'_>, ctx: &mut Ctx<'_>, n: usize, at: impl Fn(usize) -> usi
             acc: &mut *b.acc,
             i,
         };
-        b.st[i].step(ctx, &mut slots, b.t[row], b.x[row], tilt_v);
+        b.st[i].step::<AVX2>(ctx, &mut slots, b.t[row], b.x[row], tilt_v);
     }
 }
 
@@ -920,16 +984,86 @@ fn run(b: &mut Batch<'_>, ctx: &mut Ctx<'_>, n: usize, at: impl Fn(usize) -> usi
 /// stay in cache and independent containers overlap in the CPU).
 const GROUP_ABOVE: usize = 16_384;
 
-/// Row order grouped by container (stable), or None when rows already come in runs
+/// The order in which a batch's rows are processed.
+enum Grouping {
+    /// As they come (rows already in runs per container, or a small fleet).
+    AsIs,
+    /// Grouped by container, computed (a periodic batch, see [`Periodic`]).
+    Periodic(Periodic),
+    /// Grouped by container: the row positions.
+    Perm(Vec<u32>),
+}
+
+/// [`Grouping`] as the row loop reads it.
+#[derive(Clone, Copy)]
+enum Order<'a> {
+    AsIs,
+    Periodic(Periodic),
+    Perm(&'a [u32]),
+}
+
+/// A batch that lists the same containers, in increasing index order, `reps` times
+/// (every container once per time step: hourly fleet snapshots): grouped by
+/// container, the `q`-th row to process is row `(q % reps) * period + q / reps`, the
+/// order the stable sort by container gives, computed instead of stored. The division
+/// is a multiply by a 64-bit reciprocal (Lemire, Kaser and Kurz, "Faster remainder by
+/// direct computation", 2019: exact for every 32-bit dividend and divisor).
+#[derive(Clone, Copy, Debug)]
+struct Periodic {
+    period: u64,
+    reps: u64,
+    /// `u64::MAX / reps + 1` (reps >= 2).
+    m: u64,
+}
+
+impl Periodic {
+    #[inline(always)]
+    fn row(&self, q: usize) -> usize {
+        let q = q as u64;
+        let div = ((u128::from(self.m) * u128::from(q)) >> 64) as u64;
+        let rem = ((u128::from(self.m.wrapping_mul(q)) * u128::from(self.reps)) >> 64) as u64;
+        (rem * self.period + div) as usize
+    }
+}
+
+/// The batch's period when `idx` is the same strictly increasing run of container
+/// indices repeated (at least twice).
+fn periodic(idx: &[u32]) -> Option<Periodic> {
+    let n = idx.len();
+    if n > u32::MAX as usize {
+        return None;
+    }
+    let mut p = 1;
+    while p < n && idx[p] > idx[p - 1] {
+        p += 1;
+    }
+    if p < 2 || !n.is_multiple_of(p) || n / p < 2 {
+        return None;
+    }
+    if idx[p..].iter().zip(idx).any(|(a, b)| a != b) {
+        return None;
+    }
+    let reps = (n / p) as u64;
+    Some(Periodic {
+        period: p as u64,
+        reps,
+        m: u64::MAX / reps + 1,
+    })
+}
+
+/// Row order grouped by container (stable), or as is when rows already come in runs
 /// or the fleet is small.
-fn group(idx: &[u32], n_ids: usize) -> Option<Vec<u32>> {
+fn group(idx: &[u32], n_ids: usize) -> Grouping {
     let n = idx.len();
     if n < 64 || n_ids <= GROUP_ABOVE {
-        return None;
+        return Grouping::AsIs;
     }
     let runs = 1 + idx.windows(2).filter(|w| w[0] != w[1]).count();
     if runs * 4 <= n {
-        return None;
+        return Grouping::AsIs;
+    }
+    if let Some(d) = periodic(idx) {
+        return Grouping::Periodic(d);
     }
     if n_ids <= 4 * n {
         let mut start = vec![0u32; n_ids + 1];
@@ -945,11 +1079,60 @@ fn group(idx: &[u32], n_ids: usize) -> Option<Vec<u32>> {
             order[*p as usize] = row as u32;
             *p += 1;
         }
-        Some(order)
+        Grouping::Perm(order)
     } else {
         let mut order: Vec<u32> = (0..n as u32).collect();
         order.sort_by_key(|&r| idx[r as usize]);
-        Some(order)
+        Grouping::Perm(order)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The computed order of a periodic batch is the stable sort by container.
+    #[test]
+    fn periodic_order_is_the_stable_sort() {
+        for (period, reps) in [(3usize, 2usize), (7, 24), (1000, 5), (20_000, 3)] {
+            let idx: Vec<u32> = (0..period * reps)
+                .map(|r| (r % period) as u32 * 2 + 1)
+                .collect();
+            let d = periodic(&idx).expect("periodic");
+            let mut sorted: Vec<u32> = (0..idx.len() as u32).collect();
+            sorted.sort_by_key(|&r| idx[r as usize]);
+            let got: Vec<u32> = (0..idx.len()).map(|q| d.row(q) as u32).collect();
+            assert_eq!(got, sorted, "{period} x {reps}");
+        }
+        // not periodic: a repeat inside the period, a broken repetition, one period
+        assert!(periodic(&[1, 2, 1, 2, 1, 2, 2, 1]).is_none());
+        assert!(periodic(&[1, 2, 3, 1, 2, 4]).is_none());
+        assert!(periodic(&[1, 2, 3, 1, 2]).is_none());
+        assert!(periodic(&[1, 2, 3]).is_none());
+        assert!(periodic(&[5, 5, 5, 5]).is_none());
+        // the reciprocal division is exact up to 32-bit row counts
+        for reps in [2u64, 3, 24, 25, 1000, 65_537, u64::from(u32::MAX)] {
+            let d = Periodic {
+                period: 1,
+                reps,
+                m: u64::MAX / reps + 1,
+            };
+            for q in [
+                0u64,
+                1,
+                reps - 1,
+                reps,
+                reps + 1,
+                123_456_789,
+                u64::from(u32::MAX),
+            ] {
+                assert_eq!(
+                    d.row(q as usize) as u64,
+                    (q % reps) + q / reps,
+                    "{q} / {reps}"
+                );
+            }
+        }
     }
 }
 

@@ -500,7 +500,14 @@ impl State {
     /// and rolling errors (K). The caller counts it in `stats.readings`.
     #[allow(clippy::too_many_lines)]
     #[inline(always)]
-    pub fn step(&mut self, ctx: &mut Ctx<'_>, slots: &mut Slots<'_>, t: i64, x: f64, tilt: i8) {
+    pub fn step<const AVX2: bool>(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        slots: &mut Slots<'_>,
+        t: i64,
+        x: f64,
+        tilt: i8,
+    ) {
         if !x.is_finite() {
             ctx.stats.missing += 1;
             return;
@@ -611,7 +618,7 @@ impl State {
             self.commit(t, cache);
             ctx.stats.emptyings += 1;
             ctx.stats.accepted += 1;
-            self.bookkeep(ctx, slots, t, x, dt_h);
+            self.bookkeep::<AVX2>(ctx, slots, t, x, dt_h);
             return;
         }
         if tilt == 1 {
@@ -645,7 +652,7 @@ impl State {
             self.commit(t, cache);
             ctx.stats.jumps += 1;
             ctx.stats.accepted += 1;
-            self.bookkeep(ctx, slots, t, x, dt_h);
+            self.bookkeep::<AVX2>(ctx, slots, t, x, dt_h);
             return;
         }
         self.up_count = 0;
@@ -740,14 +747,29 @@ impl State {
         self.commit(t, cache);
         self.n_obs = self.n_obs.saturating_add(1);
         ctx.stats.accepted += 1;
-        self.bookkeep(ctx, slots, t, x, dt_h);
+        self.bookkeep::<AVX2>(ctx, slots, t, x, dt_h);
     }
 
     /// Score the pending forecasts due by `t` and issue new ones when it is time
     /// (the only use of the container's pending forecasts and rolling errors).
+    /// `AVX2`: the caller runs the AVX2 build of the update (see `forecast::process`).
     #[inline(always)]
-    fn bookkeep(&mut self, ctx: &mut Ctx<'_>, slots: &mut Slots<'_>, t: i64, x: f64, dt_h: f64) {
+    fn bookkeep<const AVX2: bool>(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        slots: &mut Slots<'_>,
+        t: i64,
+        x: f64,
+        dt_h: f64,
+    ) {
         if t >= self.next_due || t >= self.next_issue {
+            #[cfg(target_arch = "x86_64")]
+            if AVX2 {
+                // SAFETY: `AVX2` is only true in the update's AVX2 build, which runs
+                // after `is_x86_feature_detected!("avx2")`.
+                unsafe { self.bookkeep_due_avx2(ctx, slots, t, x, dt_h) };
+                return;
+            }
             self.bookkeep_due(ctx, slots, t, x, dt_h);
         }
     }
@@ -761,9 +783,37 @@ impl State {
         x: f64,
         dt_h: f64,
     ) {
+        self.bookkeep_due_body(ctx, slots, t, x, dt_h);
+    }
+
+    /// [`State::bookkeep_due`] compiled for AVX2 (the same IEEE operations: identical
+    /// results).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[inline(never)]
+    unsafe fn bookkeep_due_avx2(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        slots: &mut Slots<'_>,
+        t: i64,
+        x: f64,
+        dt_h: f64,
+    ) {
+        self.bookkeep_due_body(ctx, slots, t, x, dt_h);
+    }
+
+    #[inline(always)]
+    fn bookkeep_due_body(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        slots: &mut Slots<'_>,
+        t: i64,
+        x: f64,
+        dt_h: f64,
+    ) {
         let (pend, acc) = slots.get(ctx.calib.horizons.len());
         if (t >= self.next_due && self.score(ctx, pend, acc, t, x)) || t >= self.next_issue {
-            self.issue(ctx, pend, dt_h);
+            self.issue_body(ctx, pend, dt_h);
         }
     }
 
@@ -868,6 +918,11 @@ impl State {
     /// streams issue one horizon per local day, in rotation (plenty for the fleet
     /// tables, and a fixed cost per container-day however often it reports).
     fn issue(&mut self, ctx: &mut Ctx<'_>, pend: &mut [Pending], dt_h: f64) {
+        self.issue_body(ctx, pend, dt_h);
+    }
+
+    #[inline(always)]
+    fn issue_body(&mut self, ctx: &mut Ctx<'_>, pend: &mut [Pending], dt_h: f64) {
         if !ctx.cfg.calibrate {
             self.next_issue = i64::MAX;
             return;
@@ -1009,6 +1064,7 @@ impl Forecast {
     }
 
     /// Three quantiles (increasing levels) in one pass.
+    #[inline]
     pub fn quantiles3(&self, p: [f64; 3]) -> [f64; 3] {
         let raw = self.dist.quantiles3(p);
         let low = if self.coarse {
@@ -1038,6 +1094,7 @@ impl Forecast {
     }
 
     /// Two fill quantiles (`p1 <= p2`) on a continuous scale, in one scan.
+    #[inline]
     pub fn raw_quantiles2(&self, p1: f64, p2: f64) -> (f64, f64) {
         let q = self.dist.quantiles3([p1, p2, 2.0]);
         let low = if self.coarse {
@@ -1066,6 +1123,7 @@ impl Forecast {
     }
 
     /// P(fill >= threshold) from the fleet tables alone.
+    #[inline]
     pub fn p_over_table(&self) -> f64 {
         self.dist.exceed(self.thr - self.base - 1e-9)
     }
