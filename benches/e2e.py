@@ -777,12 +777,17 @@ def measure_components(
     from tidstream.nats.jetstream import JetStreamSink, JetStreamSource
     from tidstream.registry import load_registry
 
+    import dataclasses
+
     st = settings.streams
     parts = [str(p) for p in range(st.partitions)]
+    # The parts of the nats-py data path (as labelled; the flows' default, "auto", runs the
+    # Rust path: its parts alone are bench_rustio's, docs/NATSIO.md).
+    py_nats = dataclasses.replace(settings.nats, data_path="python")
 
     # Source: every partition, polled round-robin as Bytewax does.
     src = JetStreamSource(
-        settings.nats,
+        py_nats,
         st.raw,
         parts,
         st.prefix + ".raw.{}.>",
@@ -853,7 +858,7 @@ def measure_components(
     # message-acknowledged (the default) and once with atomic batches.
     def run_sink(atomic: bool) -> tuple[float, float, float]:
         recreate_output_streams(settings)
-        sink = JetStreamSink(settings.nats, parts, atomic=atomic)
+        sink = JetStreamSink(py_nats, parts, atomic=atomic)
         kparts = [sink.build_part("publish", p, None) for p in parts]
         gc.collect()
         gc.freeze()
