@@ -771,13 +771,12 @@ def measure_components(
 ) -> Components:
     """Time the ingest flow's parts alone, in this process, on the raw stream of
     ``settings`` (the readings and dead-letter streams are re-created for the sink)."""
+    import dataclasses
     import gc
 
     from tidstream.flow.ingest import Ingestor
     from tidstream.nats.jetstream import JetStreamSink, JetStreamSource
     from tidstream.registry import load_registry
-
-    import dataclasses
 
     st = settings.streams
     parts = [str(p) for p in range(st.partitions)]

@@ -578,7 +578,7 @@ fn periodic_time_major_batch_equals_container_major() {
         let rate = 0.002 + 0.004 * ((c * 7919) % 1000) as f64 / 1000.0;
         let lvl = (0.05 + rate * h as f64 + 0.1 * ((c % 5) as f64)) % 0.9;
         let wobble = (((c as i64 * 31 + h * 17) % 11) as f64 - 5.0) * 0.001;
-        if (c + h as usize) % 997 == 0 {
+        if (c + h as usize).is_multiple_of(997) {
             0.0 // a lid-open reading now and then
         } else {
             (lvl + wobble).max(0.0)

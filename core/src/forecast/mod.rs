@@ -1087,6 +1087,9 @@ fn group(idx: &[u32], n_ids: usize) -> Grouping {
     }
 }
 
+/// The "no time" marker used in outputs (null in Arrow).
+pub const NO_TIME: i64 = NONE_T;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1135,6 +1138,3 @@ mod tests {
         }
     }
 }
-
-/// The "no time" marker used in outputs (null in Arrow).
-pub const NO_TIME: i64 = NONE_T;
