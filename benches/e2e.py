@@ -1175,8 +1175,19 @@ def check_accounting(settings: Any, frames: int, parquet_seqs: list[int] | None 
     return acc
 
 
-#: The flows' data paths (``[nats] data_path``), in the order each round runs them.
-DATA_PATHS = ("python", "rust")
+#: The flows' data paths (``[nats] data_path``), in the order each round runs them;
+#: ``TIDSTREAM_E2E_PATHS`` (comma-separated labels of :data:`PATH_ENV`) picks others, e.g.
+#: ``python,rust-acks,rust-fast`` to compare the Rust sink's two publishing modes.
+DATA_PATHS = tuple(os.environ.get("TIDSTREAM_E2E_PATHS", "python,rust").split(","))
+#: Environment of each data-path label: ``rust`` is the Rust path with its defaults,
+#: ``rust-acks`` / ``rust-fast`` its sink with one PubAck per message / fast-ingest
+#: batches (``[nats] fast_publish``, docs/NATSIO.md).
+PATH_ENV = {
+    "python": {"TIDSTREAM_NATS_DATA_PATH": "python"},
+    "rust": {"TIDSTREAM_NATS_DATA_PATH": "rust"},
+    "rust-acks": {"TIDSTREAM_NATS_DATA_PATH": "rust", "TIDSTREAM_NATS_FAST_PUBLISH": "0"},
+    "rust-fast": {"TIDSTREAM_NATS_DATA_PATH": "rust", "TIDSTREAM_NATS_FAST_PUBLISH": "1"},
+}
 
 
 def run_data_paths(
@@ -1197,12 +1208,12 @@ def run_data_paths(
         for dp in DATA_PATHS:
             recreate_output_streams(settings)
             fr = run_flow(
-                "ingest", settings, {**env, "TIDSTREAM_NATS_DATA_PATH": dp}, work,
+                "ingest", settings, {**env, **PATH_ENV[dp]}, work,
                 poll_streams=(st.readings, st.dlq), server_pid=server_pid,
             )  # fmt: skip
             if fr.returncode != 0:
                 raise RuntimeError(f"ingest flow (data_path={dp}) failed:\n{fr.log[-3000:]}")
-            if ("Rust data path" in fr.log) != (dp == "rust"):
+            if ("Rust data path" in fr.log) != dp.startswith("rust"):
                 raise RuntimeError(f"ingest flow did not run on data_path={dp}:\n{fr.log[-3000:]}")
             acc = check_accounting(settings, n)
             if not acc.exact:
@@ -1289,7 +1300,7 @@ def run_e2e(cfg: E2EConfig) -> E2EResult:
                 if cfg.path_repeats > 0:
                     for dp in DATA_PATHS:
                         path_startup[dp] = [
-                            run_flow("ingest", es, {**env_e, "TIDSTREAM_NATS_DATA_PATH": dp}, work)
+                            run_flow("ingest", es, {**env_e, **PATH_ENV[dp]}, work)
                             for _ in range(cfg.startup_repeats)
                         ]
             for r in (*ingest_startup, *export_startup, *(x for v in path_startup.values() for x in v)):

@@ -435,6 +435,8 @@ class _PublishResults(TypedDict):
     seqs: npt.NDArray[np.int64]
     duplicate: npt.NDArray[np.bool_]
     errors: list[str | None]
+    fast: int
+    notes: list[str]
 
 @final
 class NatsConsumer:
@@ -466,9 +468,13 @@ class NatsConsumer:
 
 @final
 class NatsPublisher:
-    """JetStream publisher awaiting every PubAck (``ack_timeout_ms`` each)."""
+    """JetStream publisher awaiting every PubAck (``ack_timeout_ms`` each), or with
+    ``fast_flow`` > 0 confirming whole batches by ADR-50 fast ingest (an ack every
+    ``fast_flow`` messages, nats-server 2.14+, stream setting ``allow_batched``)."""
 
-    def __new__(cls, settings: dict[str, Any], ack_timeout_ms: float = 5000.0) -> NatsPublisher: ...
+    def __new__(
+        cls, settings: dict[str, Any], ack_timeout_ms: float = 5000.0, fast_flow: int = 0
+    ) -> NatsPublisher: ...
     def publish_batch(
         self, subjects: list[str], payloads: list[bytes], msg_ids: list[str], max_inflight: int = 4096
     ) -> _PublishResults:

@@ -73,6 +73,14 @@ class NatsSettings:
     #: (``tls_hostname``; ``atomic_publish`` for the sink). Control-plane calls (``nats
     #: init``, KV reads, tools) always use nats-py.
     data_path: str = "auto"
+    #: Rust data path's sinks: publish each write as ADR-50 fast-ingest batches
+    #: (nats-server 2.14+, stream setting ``allow_batched``, set by ``tidstream nats
+    #: init``): the server acks every few hundred messages and each batch's last one
+    #: instead of every message; still every message confirmed stored (or a known
+    #: duplicate) before the write returns, retries per message with the same ids. A
+    #: stream without ``allow_batched`` is published to per message (one warning).
+    #: docs/NATSIO.md "Fast-ingest batches".
+    fast_publish: bool = False
 
     def __repr__(self) -> str:
         """Never shows a secret (the dataclass repr would print the password)."""

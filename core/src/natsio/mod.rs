@@ -540,14 +540,25 @@ pub struct PublishResults {
     pub duplicate: Vec<bool>,
     /// `None` when acknowledged, else why not.
     pub errors: Vec<Option<String>>,
+    /// Messages confirmed through ADR-50 fast-ingest batches (their `duplicate` is false
+    /// even when the server dropped them as duplicates: a fast batch's acks do not say).
+    pub fast: u64,
+    /// Things the caller should log once (a stream refusing fast ingest).
+    pub notes: Vec<String>,
 }
 
-/// Publishes to JetStream with `Nats-Msg-Id` and awaits every PubAck.
+/// Publishes to JetStream with `Nats-Msg-Id` and awaits every PubAck, or (with
+/// [`Publisher::set_fast_flow`]) confirms whole batches through ADR-50 fast ingest.
 pub struct Publisher {
     /// Dropped inside the runtime (see [`Consumer`]); `None` only while dropping.
     io: Option<(async_nats::jetstream::Context, async_nats::Client)>,
     rt: Runtime,
     settings: ConnectSettings,
+    ack_timeout: Duration,
+    /// Fast-ingest flow (the server acks at least every `fast_flow` messages); 0 = off.
+    fast_flow: u16,
+    /// Subject roots (first two tokens) whose stream refused fast ingest: per message.
+    fast_refused: Mutex<Vec<String>>,
     /// Its connection's events.
     pub events: EventLog,
 }
@@ -571,8 +582,18 @@ impl Publisher {
             io: Some((js, client)),
             rt,
             settings: settings.clone(),
+            ack_timeout,
+            fast_flow: 0,
+            fast_refused: Mutex::new(Vec::new()),
             events,
         })
+    }
+
+    /// Publish whole batches ([`Publisher::publish_messages`] with `rows = None`) by ADR-50
+    /// fast ingest, asking the server for an ack every `flow` messages (0 = per-message
+    /// PubAcks only; values are capped to `1..=65535` by the type).
+    pub fn set_fast_flow(&mut self, flow: u16) {
+        self.fast_flow = flow;
     }
 
     /// Publish `subjects[i]`, `payloads[i]` with header `Nats-Msg-Id: msg_ids[i]` (no
@@ -620,10 +641,28 @@ impl Publisher {
     }
 
     /// Publish messages `rows` of `msgs` (all when `None`) with their `Nats-Msg-Id` and
-    /// headers, at most `max_inflight` PubAcks outstanding, and wait for every ack. Row
-    /// `k` of the result is the `k`-th message published. A bad row index is an error
+    /// headers and wait until each is confirmed stored (or a known duplicate) or failed.
+    /// Row `k` of the result is the `k`-th message published. A bad row index is an error
     /// before anything is sent.
+    ///
+    /// With fast ingest on ([`Publisher::set_fast_flow`]) and `rows = None`, each stream's
+    /// messages go as ADR-50 fast-ingest batches ([`FAST_MAX_MSGS`] at most, see
+    /// [`Publisher::publish_fast`]); otherwise (and for retries, `rows = Some`) one
+    /// PubAck per message, at most `max_inflight` outstanding.
     pub fn publish_messages(
+        &self,
+        msgs: &Messages,
+        rows: Option<&[i64]>,
+        max_inflight: usize,
+    ) -> Result<PublishResults, NatsIoError> {
+        if rows.is_none() && self.fast_flow > 0 {
+            return self.publish_fast(msgs, max_inflight);
+        }
+        self.publish_each(msgs, rows, max_inflight)
+    }
+
+    /// One PubAck per message (see [`Publisher::publish_messages`]).
+    fn publish_each(
         &self,
         msgs: &Messages,
         rows: Option<&[i64]>,
@@ -652,6 +691,7 @@ impl Publisher {
             seqs: vec![0; n],
             duplicate: vec![false; n],
             errors: vec![None; n],
+            ..Default::default()
         };
         let Some((js, _)) = self.io.as_ref() else {
             return Err(NatsIoError::Publish("publisher closed".into()));
@@ -698,6 +738,347 @@ impl Publisher {
     }
 }
 
+/// Messages in one fast-ingest batch at most (the sink's batches are about this size;
+/// a larger write is cut, each piece confirmed by its own final ack).
+pub const FAST_MAX_MSGS: usize = 1000;
+
+/// Outcome of one fast-ingest batch.
+enum FastOutcome {
+    /// The stream does not allow fast ingest (`allow_batched`, error 10205): nothing stored.
+    Refused(String),
+    /// The first `confirmed` messages are stored (or were duplicates); the rest are not
+    /// confirmed, for `error`. `seq`: the batch's last stored stream sequence (0 if none).
+    Done {
+        confirmed: usize,
+        seq: u64,
+        error: Option<String>,
+    },
+}
+
+/// What the replies of one fast batch said so far.
+#[derive(Default)]
+struct FastAcks {
+    /// Highest batch sequence the server acknowledged (gap mode `fail`: every message
+    /// up to it is stored).
+    last_ack: u64,
+    /// Ack interval the server announced.
+    flow: u64,
+    /// The final PubAck: (`count` of messages taken, last stream sequence).
+    done: Option<(u64, u64)>,
+    refused: Option<String>,
+    /// A gap, a message error or an API error: stop sending, wait for the final ack.
+    failed: Option<String>,
+}
+
+impl FastAcks {
+    fn over(&self) -> bool {
+        self.done.is_some() || self.refused.is_some() || self.failed.is_some()
+    }
+
+    /// Apply one reply from the batch inbox (replies of other batches are ignored).
+    fn handle(&mut self, m: &async_nats::Message, batch_prefix: &str) {
+        if !m.subject.as_str().starts_with(batch_prefix) {
+            return;
+        }
+        if m.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+            self.failed
+                .get_or_insert_with(|| "no stream for the subject (no responders)".into());
+            return;
+        }
+        let v: serde_json::Value = match serde_json::from_slice(&m.payload) {
+            Ok(v) => v,
+            Err(e) => {
+                self.failed
+                    .get_or_insert_with(|| format!("unreadable fast-ingest reply: {e}"));
+                return;
+            }
+        };
+        let u = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        match v.get("type").and_then(serde_json::Value::as_str) {
+            Some("ack") => {
+                self.last_ack = self.last_ack.max(u("seq"));
+                self.flow = u("msgs").max(1);
+            }
+            Some("gap") => {
+                self.failed.get_or_insert_with(|| {
+                    format!(
+                        "fast-ingest gap: server had message {} then {}",
+                        u("last_seq"),
+                        u("seq")
+                    )
+                });
+            }
+            Some("err") => {
+                let e = v.get("error").map(|e| e.to_string()).unwrap_or_default();
+                self.failed.get_or_insert_with(|| {
+                    format!("fast-ingest message {} refused: {e}", u("seq"))
+                });
+            }
+            _ => {
+                if let Some(e) = v.get("error") {
+                    let code = e.get("err_code").and_then(serde_json::Value::as_u64);
+                    if code == Some(10205) {
+                        self.refused.get_or_insert_with(|| e.to_string());
+                    } else if self.done.is_none() {
+                        self.failed.get_or_insert_with(|| e.to_string());
+                    }
+                } else if v.get("count").is_some() {
+                    self.done.get_or_insert((u("count"), u("seq")));
+                }
+            }
+        }
+    }
+}
+
+/// `Nats-Msg-Id` and the other header lines of message `i`.
+fn fast_headers(msgs: &Messages, i: usize) -> async_nats::HeaderMap {
+    let mut h = header_map(msgs.header_lines(i));
+    if !msgs.msg_id(i).is_empty() {
+        h.insert("Nats-Msg-Id", msgs.msg_id(i));
+    }
+    h
+}
+
+/// One ADR-50 fast-ingest batch of messages `rows` of `msgs` (one stream), gap mode
+/// `fail`. Reply subjects `<batch_prefix><seq>.<op>.$FI` (op 0 start, 1 append, 2 commit
+/// with the last message, 4 ping); the server acks every `flow` messages and answers the
+/// commit with `{"count", "seq"}`. At most two ack intervals are unacknowledged; while
+/// waiting, a ping every `timeout / 3` asks the server to repeat its last ack. Gives up
+/// after `timeout` without a reply: then what the last ack covered is confirmed.
+async fn fast_batch(
+    client: &async_nats::Client,
+    sub: &mut async_nats::Subscriber,
+    msgs: &Messages,
+    rows: &[usize],
+    batch_prefix: &str,
+    flow: u16,
+    timeout: Duration,
+) -> FastOutcome {
+    use futures_util::FutureExt;
+    let n = rows.len() as u64;
+    let mut st = FastAcks {
+        flow: u64::from(flow.max(1)),
+        ..Default::default()
+    };
+    let first_subject = msgs.subject(rows[0]).to_string();
+    let ping_every = (timeout / 3).max(Duration::from_millis(100));
+    let mut sent = 0_u64;
+    let mut timed_out = false;
+    // Wait for the next reply; ping when quiet; false when `timeout` passed without one.
+    macro_rules! next_reply {
+        () => {{
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                let wake = (tokio::time::Instant::now() + ping_every).min(deadline);
+                match tokio::time::timeout_at(wake, sub.next()).await {
+                    Ok(Some(m)) => {
+                        st.handle(&m, batch_prefix);
+                        break true;
+                    }
+                    Ok(None) => {
+                        st.failed
+                            .get_or_insert_with(|| "reply subscription closed".into());
+                        break false;
+                    }
+                    Err(_) if tokio::time::Instant::now() >= deadline => break false,
+                    Err(_) => {
+                        let ping = format!("{batch_prefix}{sent}.4.$FI");
+                        let _ = client
+                            .publish_with_reply(first_subject.clone(), ping, bytes::Bytes::new())
+                            .await;
+                    }
+                }
+            }
+        }};
+    }
+    for (j, &i) in rows.iter().enumerate() {
+        let seq = j as u64 + 1;
+        while !st.over() && st.last_ack + 2 * st.flow <= seq {
+            if !next_reply!() {
+                timed_out = true;
+                break;
+            }
+        }
+        while let Some(Some(m)) = sub.next().now_or_never() {
+            st.handle(&m, batch_prefix);
+        }
+        if timed_out || st.over() {
+            break;
+        }
+        let op = if seq == n {
+            2
+        } else if seq == 1 {
+            0
+        } else {
+            1
+        };
+        let reply = format!("{batch_prefix}{seq}.{op}.$FI");
+        let payload = bytes::Bytes::copy_from_slice(msgs.payload(i));
+        if let Err(e) = client
+            .publish_with_reply_and_headers(
+                msgs.subject(i).to_string(),
+                reply,
+                fast_headers(msgs, i),
+                payload,
+            )
+            .await
+        {
+            st.failed.get_or_insert_with(|| e.to_string());
+            break;
+        }
+        sent = seq;
+    }
+    // The final PubAck (also after a gap or an error: it says how far the batch got).
+    if sent > 0 && !timed_out {
+        while st.done.is_none() && st.refused.is_none() {
+            if !next_reply!() {
+                break;
+            }
+        }
+    }
+    if let Some(why) = st.refused {
+        return FastOutcome::Refused(why);
+    }
+    let n = rows.len();
+    match st.done {
+        Some((count, seq)) => FastOutcome::Done {
+            confirmed: (count as usize).min(n),
+            seq,
+            error: (count < n as u64).then(|| {
+                st.failed
+                    .unwrap_or_else(|| format!("fast batch ended after {count} of {n} messages"))
+            }),
+        },
+        None => FastOutcome::Done {
+            confirmed: (st.last_ack as usize).min(n),
+            seq: 0,
+            error: Some(st.failed.unwrap_or_else(|| {
+                format!(
+                    "no fast-ingest ack within {:.1} s (last ack covered {} of {n} messages)",
+                    timeout.as_secs_f64(),
+                    st.last_ack
+                )
+            })),
+        },
+    }
+}
+
+/// First two subject tokens (`tid.readings`): one stream each in tidstream's layout.
+fn subject_root(subject: &str) -> &str {
+    match subject.match_indices('.').nth(1) {
+        Some((k, _)) => &subject[..k],
+        None => subject,
+    }
+}
+
+impl Publisher {
+    /// Publish every message of `msgs` through ADR-50 fast ingest (nats-server 2.14+,
+    /// stream setting `allow_batched`): grouped by stream (first two subject tokens),
+    /// [`FAST_MAX_MSGS`] per batch, batches one after the other. A message counts as
+    /// confirmed once the server's flow acks or the batch's final PubAck cover it (gap mode
+    /// `fail`: stored, or dropped as a duplicate of its `Nats-Msg-Id`); the rest of a batch
+    /// that failed is reported failed (the caller retries it per message, same ids).
+    /// Subjects starting with `$` (KV puts) and streams that refused fast ingest (error
+    /// 10205; remembered, one note) go per message.
+    fn publish_fast(
+        &self,
+        msgs: &Messages,
+        max_inflight: usize,
+    ) -> Result<PublishResults, NatsIoError> {
+        let n = msgs.len();
+        let mut out = PublishResults {
+            seqs: vec![0; n],
+            duplicate: vec![false; n],
+            errors: vec![None; n],
+            ..Default::default()
+        };
+        let Some((_, client)) = self.io.as_ref() else {
+            return Err(NatsIoError::Publish("publisher closed".into()));
+        };
+        let groups = msgs.atomic_groups(FAST_MAX_MSGS);
+        let mut per_message: Vec<i64> = Vec::new();
+        let refused_before = self
+            .fast_refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let flow = self.fast_flow;
+        let timeout = self.ack_timeout;
+        let settings = &self.settings;
+        let mut refused_now: Vec<(String, String)> = Vec::new();
+        self.rt.block_on(async {
+            let inbox = client.new_inbox();
+            let token = inbox.rsplit('.').next().unwrap_or("b").to_string();
+            let mut sub = match client.subscribe(format!("{inbox}.>")).await {
+                Ok(s) => Some(s),
+                Err(_) => None,
+            };
+            for (g, rows) in groups.iter().enumerate() {
+                let rows: Vec<usize> = rows.iter().map(|&r| r as usize).collect();
+                let root = subject_root(msgs.subject(rows[0]));
+                let skip = root.starts_with('$')
+                    || refused_before.iter().any(|r| r == root)
+                    || refused_now.iter().any(|(r, _)| r == root);
+                let Some(sub) = sub.as_mut().filter(|_| !skip) else {
+                    per_message.extend(rows.iter().map(|&r| r as i64));
+                    continue;
+                };
+                // Batch id (<= 64 characters, unique): the inbox token and the group.
+                let prefix = format!("{inbox}.{token}g{g}.{flow}.fail.");
+                match fast_batch(client, sub, msgs, &rows, &prefix, flow, timeout).await {
+                    FastOutcome::Refused(why) => {
+                        refused_now.push((root.to_string(), why));
+                        per_message.extend(rows.iter().map(|&r| r as i64));
+                    }
+                    FastOutcome::Done {
+                        confirmed,
+                        seq,
+                        error,
+                    } => {
+                        for (k, &i) in rows.iter().enumerate() {
+                            if k < confirmed {
+                                out.seqs[i] = seq as i64;
+                            } else {
+                                out.errors[i] = Some(
+                                    settings.mask(
+                                        error
+                                            .as_deref()
+                                            .unwrap_or("not confirmed by the fast batch"),
+                                    ),
+                                );
+                            }
+                        }
+                        out.fast += confirmed as u64;
+                    }
+                }
+            }
+            if let Some(mut s) = sub {
+                let _ = s.unsubscribe().await;
+            }
+        });
+        if !refused_now.is_empty() {
+            let mut r = self.fast_refused.lock().unwrap_or_else(|p| p.into_inner());
+            for (root, why) in refused_now {
+                out.notes.push(format!(
+                    "the stream of {root}.* refused fast-ingest batches ({why}): publishing per \
+                     message to it; run `tidstream nats init` to allow them (allow_batched)"
+                ));
+                r.push(root);
+            }
+        }
+        if !per_message.is_empty() {
+            let r = self.publish_each(msgs, Some(&per_message), max_inflight)?;
+            for (k, &i) in per_message.iter().enumerate() {
+                let i = i as usize;
+                out.seqs[i] = r.seqs[k];
+                out.duplicate[i] = r.duplicate[k];
+                out.errors[i] = r.errors[k].clone();
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl Drop for Publisher {
     fn drop(&mut self) {
         let _guard = self.rt.enter();
@@ -735,6 +1116,113 @@ mod tests {
         let rt = runtime("t").unwrap();
         let e = rt.block_on(s.connect()).unwrap_err();
         assert!(matches!(e, NatsIoError::Config(_)), "{e}");
+    }
+
+    fn reply(subject: &str, payload: &str) -> async_nats::Message {
+        async_nats::Message {
+            subject: subject.into(),
+            reply: None,
+            payload: bytes::Bytes::copy_from_slice(payload.as_bytes()),
+            headers: None,
+            status: None,
+            description: None,
+            length: payload.len(),
+        }
+    }
+
+    #[test]
+    fn fast_acks_follow_the_server_replies() {
+        let p = "_INBOX.a.ag0.500.fail.";
+        let mut st = FastAcks {
+            flow: 500,
+            ..Default::default()
+        };
+        st.handle(
+            &reply(
+                "_INBOX.a.ag0.500.fail.1.0.$FI",
+                r#"{"type":"ack","seq":0,"msgs":200}"#,
+            ),
+            p,
+        );
+        assert_eq!((st.last_ack, st.flow, st.over()), (0, 200, false));
+        st.handle(
+            &reply(
+                "_INBOX.a.ag0.500.fail.400.1.$FI",
+                r#"{"type":"ack","seq":400,"msgs":200}"#,
+            ),
+            p,
+        );
+        assert_eq!(st.last_ack, 400);
+        // a late ack of an older batch of the same call is ignored
+        st.handle(
+            &reply(
+                "_INBOX.a.ag1.500.fail.9.1.$FI",
+                r#"{"type":"ack","seq":900,"msgs":1}"#,
+            ),
+            p,
+        );
+        assert_eq!((st.last_ack, st.flow), (400, 200));
+        st.handle(
+            &reply(
+                "_INBOX.a.ag0.500.fail.5.2.$FI",
+                r#"{"stream":"R","seq":77,"batch":"ag0","count":450}"#,
+            ),
+            p,
+        );
+        assert_eq!(st.done, Some((450, 77)));
+        assert!(st.over() && st.failed.is_none() && st.refused.is_none());
+    }
+
+    #[test]
+    fn fast_acks_gap_error_and_refusal() {
+        let p = "_INBOX.a.b.10.fail.";
+        let mut st = FastAcks::default();
+        st.handle(
+            &reply(
+                "_INBOX.a.b.10.fail.4.1.$FI",
+                r#"{"type":"gap","last_seq":2,"seq":4}"#,
+            ),
+            p,
+        );
+        assert!(
+            st.failed.as_deref().unwrap().contains("gap"),
+            "{:?}",
+            st.failed
+        );
+        st.handle(
+            &reply(
+                "_INBOX.a.b.10.fail.4.1.$FI",
+                r#"{"stream":"R","seq":20,"batch":"b","count":2}"#,
+            ),
+            p,
+        );
+        assert_eq!(st.done, Some((2, 20)));
+        // an error after the final ack (batch unknown to the server now) changes nothing
+        st.handle(&reply("_INBOX.a.b.10.fail.5.2.$FI", r#"{"error":{"code":400,"err_code":10208,"description":"batch publish ID unknown"},"stream":"R","seq":0}"#), p);
+        assert_eq!(st.done, Some((2, 20)));
+
+        let mut st = FastAcks::default();
+        st.handle(&reply("_INBOX.a.b.10.fail.1.0.$FI", r#"{"error":{"code":400,"err_code":10205,"description":"batch publish is disabled"},"stream":"P","seq":0}"#), p);
+        assert!(st.refused.is_some() && st.over());
+
+        let mut st = FastAcks::default();
+        st.handle(&reply("_INBOX.a.b.10.fail.3.1.$FI", r#"{"type":"err","seq":3,"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 1"}}"#), p);
+        assert!(st.failed.as_deref().unwrap().contains("10071"));
+        let mut st = FastAcks::default();
+        st.handle(&reply("_INBOX.a.b.10.fail.3.1.$FI", "not json"), p);
+        assert!(st.failed.is_some());
+        let mut m = reply("_INBOX.a.b.10.fail.1.0.$FI", "");
+        m.status = Some(async_nats::StatusCode::NO_RESPONDERS);
+        let mut st = FastAcks::default();
+        st.handle(&m, p);
+        assert!(st.failed.as_deref().unwrap().contains("no stream"));
+    }
+
+    #[test]
+    fn subject_roots() {
+        assert_eq!(subject_root("tid.readings.3.C-1"), "tid.readings");
+        assert_eq!(subject_root("tid.dlq"), "tid.dlq");
+        assert_eq!(subject_root("x"), "x");
     }
 
     #[test]

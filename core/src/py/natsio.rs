@@ -165,12 +165,20 @@ pub struct NatsPublisher {
 
 #[pymethods]
 impl NatsPublisher {
+    /// `fast_flow` > 0: whole batches go as ADR-50 fast-ingest batches, the server acking
+    /// every `fast_flow` messages (1..=65535); 0: one PubAck per message.
     #[new]
-    #[pyo3(signature = (settings, ack_timeout_ms=5000.0))]
-    fn new(py: Python<'_>, settings: &Bound<'_, PyDict>, ack_timeout_ms: f64) -> PyResult<Self> {
+    #[pyo3(signature = (settings, ack_timeout_ms=5000.0, fast_flow=0))]
+    fn new(
+        py: Python<'_>,
+        settings: &Bound<'_, PyDict>,
+        ack_timeout_ms: f64,
+        fast_flow: u16,
+    ) -> PyResult<Self> {
         let s = self::settings(settings)?;
         let t = duration_ms(ack_timeout_ms)?;
-        let p = py.detach(|| Publisher::open(&s, t)).map_err(to_py)?;
+        let mut p = py.detach(|| Publisher::open(&s, t)).map_err(to_py)?;
+        p.set_fast_flow(fast_flow);
         Ok(NatsPublisher { inner: p })
     }
 
@@ -242,6 +250,8 @@ fn results<'py>(py: Python<'py>, r: PublishResults) -> PyResult<Bound<'py, PyDic
     d.set_item("seqs", PyArray1::from_vec(py, r.seqs))?;
     d.set_item("duplicate", PyArray1::from_vec(py, r.duplicate))?;
     d.set_item("errors", r.errors)?;
+    d.set_item("fast", r.fast)?;
+    d.set_item("notes", r.notes)?;
     Ok(d)
 }
 

@@ -85,6 +85,8 @@ class BatchOutcome:
     duplicates: int = 0
     #: Messages stored through atomic batches (one PubAck per batch).
     atomic: int = 0
+    #: Messages confirmed through ADR-50 fast-ingest batches (Rust sink, ``[nats] fast_publish``).
+    fast: int = 0
 
 
 class _InlineQueue(asyncio.Queue):  # type: ignore[type-arg]

@@ -537,6 +537,8 @@ class _SinkBase(StatefulSinkPartition[Any, None]):
         self.duplicates = 0
         #: messages acknowledged through atomic batches (one PubAck per batch)
         self.atomic_published = 0
+        #: messages confirmed through fast-ingest batches (Rust sink, ``[nats] fast_publish``)
+        self.fast_published = 0
         self._health_name = f"sink/{part}"
 
     @abstractmethod
@@ -551,10 +553,10 @@ class _SinkBase(StatefulSinkPartition[Any, None]):
     def _connects(self) -> int:
         """A counter that changes when the connection is re-established."""
 
-    def _publish_all(self, pb: PubBatch) -> tuple[int, int, int]:
+    def _publish_all(self, pb: PubBatch) -> tuple[int, int, int, int]:
         n = len(pb)
         rows: list[int] | None = None  # None: every message
-        dup = atomic = 0
+        dup = atomic = fast = 0
         attempt = 0
         while True:
             self._wait_connected()
@@ -562,8 +564,9 @@ class _SinkBase(StatefulSinkPartition[Any, None]):
             res = self._attempt(pb, rows)
             dup += res.duplicates
             atomic += res.atomic
+            fast += res.fast
             if not res.failed:
-                return n, dup, atomic
+                return n, dup, atomic, fast
             # Same Nats-Msg-Id: a retry can never duplicate. A KV put (last value wins)
             # whose key got a later value acknowledged in this attempt is superseded:
             # retrying it after that value would roll the key back.
@@ -594,8 +597,9 @@ class _SinkBase(StatefulSinkPartition[Any, None]):
             return
         t0 = time.perf_counter()
         pb = as_pub_batch(items)
-        n, dup, atomic = self._publish_all(pb)
+        n, dup, atomic, fast = self._publish_all(pb)
         self.atomic_published += atomic
+        self.fast_published += fast
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - t0)
         metrics.PUBLISHED.inc(n)
         if dup:
@@ -667,14 +671,15 @@ class _SinkPartition(_SinkBase):
 class _RustSinkPartition(_SinkBase):
     """A sink partition on the Rust publisher (``[nats] data_path = "rust"``): the
     process's one :class:`~tidstream.nats.rustio.RustPublisher` (connection and I/O
-    thread shared by the partitions); each message's PubAck awaited in Rust (up to
-    ``ack_timeout`` each), the GIL released meanwhile. No atomic batches."""
+    thread shared by the partitions); each message confirmed in Rust (its PubAck, or with
+    ``[nats] fast_publish`` the acks of its fast-ingest batch; up to ``ack_timeout``
+    each), the GIL released meanwhile. No atomic batches."""
 
     def __init__(self, cfg: NatsSettings, part: str, ack_timeout: float, retries: int) -> None:
-        from .rustio import SharedRustPublisher
+        from .rustio import FAST_FLOW, SharedRustPublisher
 
         super().__init__(part, ack_timeout, retries)
-        self._pub = SharedRustPublisher.acquire(cfg, ack_timeout)
+        self._pub = SharedRustPublisher.acquire(cfg, ack_timeout, FAST_FLOW if cfg.fast_publish else 0)
         metrics.register_connection(self._health_name, lambda: self._pub.is_connected)
 
     def _wait_connected(self) -> bool:
@@ -695,6 +700,7 @@ class _RustSinkPartition(_SinkBase):
         res = self._pub.publish(pb, sel)
         ok = res.seqs != 0
         out.duplicates = int(np.count_nonzero(res.duplicate & ok))
+        out.fast = res.fast
         bad = [k for k, e in enumerate(res.errors) if e is not None]
         out.failed = bad if sel is None else sel[bad].tolist()
         out.errors = [e for e in (res.errors[k] for k in bad[:3]) if e is not None]

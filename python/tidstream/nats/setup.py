@@ -92,8 +92,10 @@ def stream_plan(s: Settings) -> StreamPlan:
             duplicate_window=dup,
         )
     )
-    # The ingest sink publishes readings and dead letters in ADR-50 atomic batches (one
-    # PubAck per batch; nats-server 2.12+): those two streams allow them.
+    # The ingest sink can publish readings and dead letters in ADR-50 atomic batches (one
+    # PubAck per batch; nats-server 2.12+): those two streams allow them. Every output
+    # stream allows ADR-50 fast-ingest batches (``allow_batched``, nats-server 2.14+), what
+    # the Rust sinks publish with by default (``[nats] fast_publish``, docs/NATSIO.md).
     for name, subject, days, desc, atomic in (
         (st.readings, subj.readings, st.readings_max_age_days, "decoded readings", True),
         (st.dlq, subj.dlqs, st.dlq_max_age_days, "dead letters (reason + original bytes)", True),
@@ -110,6 +112,7 @@ def stream_plan(s: Settings) -> StreamPlan:
                 num_replicas=st.replicas,
                 duplicate_window=dup,
                 allow_atomic=atomic,
+                allow_batched=True,
             )
         )
     return StreamPlan(configs=configs, kv_buckets=[f"{st.prefix}_twin", f"{st.prefix}_offsets"])
@@ -146,6 +149,8 @@ def _same(have: StreamConfig, want: StreamConfig) -> bool:
     if any(getattr(have, k) != getattr(want, k) for k in keys):
         return False
     if bool(have.allow_atomic) != bool(want.allow_atomic):
+        return False
+    if bool(have.allow_batched) != bool(want.allow_batched):
         return False
     ht, wt = have.subject_transform, want.subject_transform
     if (ht is None) != (wt is None) or (ht and wt and (ht.src, ht.dest) != (wt.src, wt.dest)):
