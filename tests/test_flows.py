@@ -154,7 +154,10 @@ def test_ingest_killed_and_restarted_loses_and_duplicates_nothing(nats_server, t
             time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate()
-    check_path(wait(start_flow("ingest", env, rec)), data_path)
+    text = wait(start_flow("ingest", env, rec))
+    check_path(text, data_path)
+    # the Rust sink publishes in fast-ingest batches (the default, [nats] fast_publish)
+    assert ("fast-ingest batches" in text) == (data_path == "rust"), text[-2000:]
     got = readings(url)
     ids = [r["reading_id"] for r in got]
     assert len(ids) == len(set(ids)) == 8000

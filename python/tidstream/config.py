@@ -79,8 +79,9 @@ class NatsSettings:
     #: instead of every message; still every message confirmed stored (or a known
     #: duplicate) before the write returns, retries per message with the same ids. A
     #: stream without ``allow_batched`` is published to per message (one warning).
-    #: docs/NATSIO.md "Fast-ingest batches".
-    fast_publish: bool = False
+    #: docs/NATSIO.md "Fast-ingest batches". Default: on (less CPU per message in the sink
+    #: and in nats-server, measured in the ingest flow); ``false``: one PubAck per message.
+    fast_publish: bool = True
 
     def __repr__(self) -> str:
         """Never shows a secret (the dataclass repr would print the password)."""

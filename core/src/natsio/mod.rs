@@ -768,11 +768,13 @@ struct FastAcks {
     refused: Option<String>,
     /// A gap, a message error or an API error: stop sending, wait for the final ack.
     failed: Option<String>,
+    /// No stream listens on the subject (no responders): no final ack will come.
+    no_stream: bool,
 }
 
 impl FastAcks {
     fn over(&self) -> bool {
-        self.done.is_some() || self.refused.is_some() || self.failed.is_some()
+        self.done.is_some() || self.refused.is_some() || self.failed.is_some() || self.no_stream
     }
 
     /// Apply one reply from the batch inbox (replies of other batches are ignored).
@@ -781,6 +783,7 @@ impl FastAcks {
             return;
         }
         if m.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+            self.no_stream = true;
             self.failed
                 .get_or_insert_with(|| "no stream for the subject (no responders)".into());
             return;
@@ -824,6 +827,13 @@ impl FastAcks {
                     }
                 } else if v.get("count").is_some() {
                     self.done.get_or_insert((u("count"), u("seq")));
+                } else if v.get("stream").is_some() {
+                    // A plain PubAck: a server before 2.14 took the `$FI` reply for an
+                    // ordinary one and stored the message alone. Per message from here
+                    // (the same ids: what it stored comes back as duplicates).
+                    self.refused.get_or_insert_with(|| {
+                        "the server answered with per-message PubAcks (nats-server < 2.14?)".into()
+                    });
                 }
             }
         }
@@ -865,9 +875,10 @@ async fn fast_batch(
     let mut sent = 0_u64;
     let mut timed_out = false;
     // Wait for the next reply; ping when quiet; false when `timeout` passed without one.
+    // Wait for the next reply until `deadline`, pinging when quiet; false at the deadline.
     macro_rules! next_reply {
-        () => {{
-            let deadline = tokio::time::Instant::now() + timeout;
+        ($deadline:expr) => {{
+            let deadline = $deadline;
             loop {
                 let wake = (tokio::time::Instant::now() + ping_every).min(deadline);
                 match tokio::time::timeout_at(wake, sub.next()).await {
@@ -893,10 +904,17 @@ async fn fast_batch(
     }
     for (j, &i) in rows.iter().enumerate() {
         let seq = j as u64 + 1;
+        // Stalled: wait for the acks to catch up (`timeout` without progress at most).
+        let mut deadline = tokio::time::Instant::now() + timeout;
+        let mut seen = st.last_ack;
         while !st.over() && st.last_ack + 2 * st.flow <= seq {
-            if !next_reply!() {
+            if !next_reply!(deadline) {
                 timed_out = true;
                 break;
+            }
+            if st.last_ack > seen {
+                seen = st.last_ack;
+                deadline = tokio::time::Instant::now() + timeout;
             }
         }
         while let Some(Some(m)) = sub.next().now_or_never() {
@@ -929,10 +947,17 @@ async fn fast_batch(
         sent = seq;
     }
     // The final PubAck (also after a gap or an error: it says how far the batch got).
-    if sent > 0 && !timed_out {
-        while st.done.is_none() && st.refused.is_none() {
-            if !next_reply!() {
+    // No stream (no responders) sends no final ack: nothing to wait for then.
+    if sent > 0 && !timed_out && !st.no_stream {
+        let mut deadline = tokio::time::Instant::now() + timeout;
+        let mut seen = st.last_ack;
+        while st.done.is_none() && st.refused.is_none() && !st.no_stream {
+            if !next_reply!(deadline) {
                 break;
+            }
+            if st.last_ack > seen {
+                seen = st.last_ack;
+                deadline = tokio::time::Instant::now() + timeout;
             }
         }
     }
@@ -1208,6 +1233,13 @@ mod tests {
         let mut st = FastAcks::default();
         st.handle(&reply("_INBOX.a.b.10.fail.3.1.$FI", r#"{"type":"err","seq":3,"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 1"}}"#), p);
         assert!(st.failed.as_deref().unwrap().contains("10071"));
+        let mut st = FastAcks::default();
+        st.handle(
+            &reply("_INBOX.a.b.10.fail.1.0.$FI", r#"{"stream":"P","seq":5}"#),
+            p,
+        );
+        assert!(st.refused.as_deref().unwrap().contains("2.14"));
+
         let mut st = FastAcks::default();
         st.handle(&reply("_INBOX.a.b.10.fail.3.1.$FI", "not json"), p);
         assert!(st.failed.is_some());

@@ -335,6 +335,10 @@ class SharedRustPublisher:
                 return hit[0]
             pub = RustPublisher(cfg, ack_timeout_s, fast_flow)
             cls._shared[key] = (pub, 1)
+            _log.info(
+                "sink publisher started, Rust data path, %s",
+                f"fast-ingest batches (an ack every {fast_flow} messages)" if fast_flow else "a PubAck per message",
+            )
             return pub
 
     @classmethod
