@@ -1034,10 +1034,8 @@ impl Publisher {
         self.rt.block_on(async {
             let inbox = client.new_inbox();
             let token = inbox.rsplit('.').next().unwrap_or("b").to_string();
-            let mut sub = match client.subscribe(format!("{inbox}.>")).await {
-                Ok(s) => Some(s),
-                Err(_) => None,
-            };
+            // Without the reply subscription every message goes per message.
+            let mut sub = client.subscribe(format!("{inbox}.>")).await.ok();
             for (g, rows) in groups.iter().enumerate() {
                 let rows: Vec<usize> = rows.iter().map(|&r| r as usize).collect();
                 let root = subject_root(msgs.subject(rows[0]));
