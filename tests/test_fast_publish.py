@@ -137,7 +137,9 @@ def test_sink_and_nats_init_use_fast_batches(nats_server) -> None:
             js = nc.jetstream()
             # an installation from before: the readings stream without allow_batched
             old = plan[st.readings]
-            await js.add_stream(StreamConfig(name=old.name, subjects=old.subjects, duplicate_window=old.duplicate_window))
+            await js.add_stream(
+                StreamConfig(name=old.name, subjects=old.subjects, duplicate_window=old.duplicate_window)
+            )
             out = await init_jetstream(js, s)
             out["allow_batched"] = str((await js.stream_info(st.readings)).config.allow_batched)
             return out

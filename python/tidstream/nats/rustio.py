@@ -337,7 +337,9 @@ class SharedRustPublisher:
             cls._shared[key] = (pub, 1)
             _log.info(
                 "sink publisher started, Rust data path, %s",
-                f"fast-ingest batches (an ack every {fast_flow} messages)" if fast_flow else "a PubAck per message",
+                f"fast-ingest batches (an ack every {fast_flow} messages)"
+                if fast_flow
+                else "a PubAck per message",
             )
             return pub
 
