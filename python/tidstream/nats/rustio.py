@@ -238,7 +238,8 @@ class RustConsumer:
 class PublishResult:
     """Outcome of :meth:`RustPublisher.publish_batch`, one row per message."""
 
-    #: Stream sequence from the PubAck (0 when the message failed).
+    #: Stream sequence from the PubAck (0 when the message failed); for a message confirmed
+    #: by a fast-ingest batch, the batch's last stored sequence (0 when it stored none).
     seqs: npt.NDArray[np.int64]
     #: The id was already in the stream's duplicate window: acknowledged, not stored again.
     duplicate: npt.NDArray[np.bool_]
