@@ -450,16 +450,22 @@ fn decode_uplinks_list<'py>(
         for (i, it) in (start..).zip(&items) {
             if it.is_none() {
                 slices.push(None);
-            } else if let Ok(b) = it.cast::<PyBytes>() {
-                slices.push(Some(b.as_bytes()));
+                continue;
+            }
+            let msg = if let Ok(b) = it.cast::<PyBytes>() {
+                b.as_bytes()
             } else if let Ok(s) = it.cast::<PyString>() {
-                slices.push(Some(s.to_str()?.as_bytes()));
+                s.to_str()?.as_bytes()
             } else {
                 return Err(PyTypeError::new_err(format!(
                     "messages[{i}] must be bytes, str or None, got {}",
                     it.get_type().name()?
                 )));
-            }
+            };
+            // The message's other pages are translated now, overlapping across the
+            // chunk, rather than one by one while parsing.
+            crate::envelope::prefetch_pages(msg);
+            slices.push(Some(msg));
         }
         let src = Borrowed(slices);
         py.detach(|| crate::envelope::decode_uplinks_into(fmt, &src, &mut cols));
