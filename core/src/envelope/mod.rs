@@ -335,7 +335,20 @@ pub fn decode_uplinks(format: Format, messages: &dyn PayloadSource) -> UplinkCol
 /// must be referenced while the GIL is released) parses the parts one after the
 /// other into one set of columns.
 pub fn decode_uplinks_into(format: Format, messages: &dyn PayloadSource, cols: &mut UplinkColumns) {
-    decode_with(format, messages, cols, parse::Workspace::new());
+    decode_with(format, messages, cols, parse::Workspace::new(), &[]);
+}
+
+/// [`decode_uplinks_into`] that also hints the CPU to load `upcoming[i]` (an address,
+/// say the header of a Python object the caller references next) while parsing
+/// message `i`: the caller's next part is then in cache when it collects it. The
+/// addresses are hints only: never dereferenced, they may be stale or freed.
+pub fn decode_uplinks_into_hinting(
+    format: Format,
+    messages: &dyn PayloadSource,
+    cols: &mut UplinkColumns,
+    upcoming: &[usize],
+) {
+    decode_with(format, messages, cols, parse::Workspace::new(), upcoming);
 }
 
 /// [`decode_uplinks`] on the byte-wise walk only (no structural index): the
@@ -348,6 +361,7 @@ pub fn decode_uplinks_bytewise(format: Format, messages: &dyn PayloadSource) -> 
         messages,
         &mut cols,
         parse::Workspace::with_level(None),
+        &[],
     );
     cols
 }
@@ -357,6 +371,7 @@ fn decode_with(
     messages: &dyn PayloadSource,
     cols: &mut UplinkColumns,
     mut ws: parse::Workspace,
+    upcoming: &[usize],
 ) {
     let n = messages.len();
     // Typical uplinks carry a few dozen bytes; grow from there if needed.
@@ -368,7 +383,18 @@ fn decode_with(
     // hardware prefetcher streaming that one covers it). A flat Arrow buffer streams
     // well by itself.
     let scattered = messages.flat().is_none();
+    if scattered {
+        // The first messages, which the loop below does not reach ahead for.
+        for i in 0..PREFETCH_AHEAD.min(n) {
+            if let Some(m) = messages.get(i) {
+                prefetch(m);
+            }
+        }
+    }
     for i in 0..n {
+        if let Some(&addr) = upcoming.get(i) {
+            prefetch_line(addr as *const u8);
+        }
         if scattered {
             if let Some(next) = messages.get(i + PREFETCH_AHEAD) {
                 let prev_end = messages
