@@ -751,6 +751,74 @@ mod tests {
     }
 
     #[test]
+    fn prefetch_hints_accept_any_slice() {
+        // Hints only: any length, any alignment, nothing to observe but no panic.
+        let big = vec![b'x'; 3 * PAGE + 100];
+        for len in [
+            0,
+            1,
+            63,
+            64,
+            PAGE - 1,
+            PAGE,
+            PAGE + 1,
+            2 * PAGE + 7,
+            big.len(),
+        ] {
+            for start in [0, 1, 4000] {
+                let end = (start + len).min(big.len());
+                prefetch_pages(&big[start..end]);
+                prefetch(&big[start..end]);
+            }
+        }
+        prefetch_line(std::ptr::null());
+    }
+
+    #[test]
+    fn follows_means_shortly_after() {
+        let buf = vec![0u8; 1024];
+        let end = buf[..100].as_ptr_range().end as usize;
+        assert!(follows(end, &buf[100..]));
+        assert!(follows(end, &buf[100 + FOLLOW_GAP..]));
+        assert!(!follows(end, &buf[101 + FOLLOW_GAP..]));
+        // Before the previous end (an object allocated earlier at a lower address).
+        assert!(!follows(end, &buf[50..]));
+    }
+
+    #[test]
+    fn scattered_and_flat_batches_agree() {
+        // The prefetching walk (scattered parts, with hints) gives the flat walk's rows.
+        let msgs: Vec<Vec<u8>> = (0..40)
+            .map(|i| match i % 4 {
+                0 => TTN_MIN.as_bytes().to_vec(),
+                1 => b"{not json".to_vec(),
+                2 => format!("{{\"pad\":\"{}\",{}", "p".repeat(5000), &TTN_MIN[1..]).into_bytes(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let mut data = Vec::new();
+        let mut offsets = vec![0i32];
+        for m in &msgs {
+            data.extend_from_slice(m);
+            offsets.push(i32::try_from(data.len()).unwrap());
+        }
+        let flat = crate::codec::FlatPayloads {
+            data: &data,
+            offsets: &offsets,
+            validity: None,
+            validity_bit_offset: 0,
+        };
+        let a = decode_uplinks(Format::TtnV3, &flat);
+        let mut b = UplinkColumns::with_capacity(msgs.len());
+        let hints: Vec<usize> = msgs.iter().map(|m| m.as_ptr() as usize).collect();
+        decode_uplinks_into_hinting(Format::TtnV3, &msgs[..17].to_vec(), &mut b, &hints);
+        decode_uplinks_into_hinting(Format::TtnV3, &msgs[17..].to_vec(), &mut b, &[1, 2, 3]);
+        assert_eq!(b.len(), msgs.len());
+        assert_eq!(a.error_count, 20);
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
+
+    #[test]
     fn batch_rolls_back_failed_rows() {
         let good = TTN_MIN.as_bytes().to_vec();
         // Device id and payload are written, then the message fails at the end.

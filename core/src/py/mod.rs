@@ -416,7 +416,7 @@ const LIST_PREFETCH_AHEAD: usize = 8;
 /// message) unless each message is prefetched whole ahead of its parse
 /// (`envelope::decode_with`). So: the next chunk's headers are prefetched while this
 /// one is parsed, and each message's later pages are translated while its chunk is
-/// collected (`envelope::prefetch_pages`). `docs/ENVELOPES.md` has the figures.
+/// collected (`envelope::prefetch_pages`). `docs/CODECS.md` has the figures.
 #[pyfunction]
 fn decode_uplinks_list<'py>(
     py: Python<'py>,
