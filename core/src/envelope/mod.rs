@@ -376,13 +376,20 @@ fn decode_with(
     let n = messages.len();
     // Typical uplinks carry a few dozen bytes; grow from there if needed.
     cols.payload_data.reserve(n.saturating_mul(32));
+    let scattered = messages.flat().is_none();
+    if !scattered && upcoming.is_empty() {
+        // A flat Arrow buffer streams well by itself: the plain loop (kept apart so
+        // that the prefetching below cannot change its code).
+        for i in 0..n {
+            cols.push_message(format, messages.get(i), &mut ws);
+        }
+        return;
+    }
     // Messages that do not follow each other in memory (a list of Python `bytes`, each
     // allocated on its own among other objects) defeat the hardware prefetcher: each
     // one starts a new stream, often on a new page. Ask for the whole of a later one
     // while parsing this one, unless it starts right after the previous one (then the
-    // hardware prefetcher streaming that one covers it). A flat Arrow buffer streams
-    // well by itself.
-    let scattered = messages.flat().is_none();
+    // hardware prefetcher streaming that one covers it).
     if scattered {
         // The first messages, which the loop below does not reach ahead for.
         for i in 0..PREFETCH_AHEAD.min(n) {
