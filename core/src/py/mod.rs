@@ -399,12 +399,24 @@ impl crate::codec::PayloadSource for Borrowed<'_> {
 /// (one pass per chunk instead of three passes over a whole batch of scattered
 /// objects); about 0.5 MB of typical envelopes.
 const LIST_CHUNK: usize = 256;
-/// How many items ahead the reference loop of a chunk prefetches object headers.
+/// How many items ahead the reference loop of a chunk prefetches object headers
+/// (those of the first chunk: the later ones were prefetched while the previous
+/// chunk was parsed).
 const LIST_PREFETCH_AHEAD: usize = 8;
 
 /// Parse a batch of uplink JSON envelopes given as a list of `bytes` / `str` / `None`,
 /// read in place (no copy into an Arrow array first); the GIL is released while parsing,
 /// chunk by chunk of [`LIST_CHUNK`] messages into one set of columns.
+///
+/// Where the time goes, per 1.7 kB TTN message of a `list[bytes]` (the benchmark's,
+/// built by `orjson.dumps`: each object 8 kB from the next, on 4 KiB pages, while an
+/// Arrow buffer lies on huge pages): collecting a chunk's items under the GIL costs
+/// ~15 ns when their headers are in cache, ~33 ns when not; the parse itself pays for
+/// the scattered layout (a new hardware-prefetch stream and a page walk or two per
+/// message) unless each message is prefetched whole ahead of its parse
+/// (`envelope::decode_with`). So: the next chunk's headers are prefetched while this
+/// one is parsed, and each message's later pages are translated while its chunk is
+/// collected (`envelope::prefetch_pages`). `docs/CODECS.md` has the figures.
 #[pyfunction]
 fn decode_uplinks_list<'py>(
     py: Python<'py>,
@@ -419,6 +431,7 @@ fn decode_uplinks_list<'py>(
     let n = messages.len();
     let mut cols = crate::envelope::UplinkColumns::with_capacity(n);
     let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(LIST_CHUNK.min(n));
+    let mut upcoming: Vec<usize> = Vec::with_capacity(LIST_CHUNK.min(n));
     let mut start = 0;
     while start < n {
         // The GIL was released: another thread may have resized the list meanwhile.
@@ -434,39 +447,54 @@ fn decode_uplinks_list<'py>(
         items.clear();
         for i in start..end {
             let ahead = i + LIST_PREFETCH_AHEAD;
-            if ahead < n {
+            if start == 0 && ahead < n {
                 // Start loading a later item's header (scattered objects: a cache miss
                 // each) while this one is referenced.
-                // SAFETY: the GIL is held and `ahead < n == messages.len()` (checked
-                // above, and no Python code runs in this loop), so `PyList_GetItem`
-                // returns a borrowed pointer without touching the item; only its
-                // address is used, as a prefetch hint.
-                let item = unsafe { pyo3::ffi::PyList_GetItem(messages.as_ptr(), ahead as isize) };
-                crate::envelope::prefetch_line(item.cast::<u8>());
+                crate::envelope::prefetch_line(borrowed_item(messages, ahead).cast::<u8>());
             }
             items.push(messages.get_item(i)?);
         }
+        // The next chunk's item addresses, prefetched while this one is parsed. Hints
+        // only: nothing is read through them, and the list may change meanwhile.
+        upcoming.clear();
+        upcoming
+            .extend((end..(end + LIST_CHUNK).min(n)).map(|i| borrowed_item(messages, i) as usize));
         let mut slices = Vec::with_capacity(items.len());
         for (i, it) in (start..).zip(&items) {
             if it.is_none() {
                 slices.push(None);
-            } else if let Ok(b) = it.cast::<PyBytes>() {
-                slices.push(Some(b.as_bytes()));
+                continue;
+            }
+            let msg = if let Ok(b) = it.cast::<PyBytes>() {
+                b.as_bytes()
             } else if let Ok(s) = it.cast::<PyString>() {
-                slices.push(Some(s.to_str()?.as_bytes()));
+                s.to_str()?.as_bytes()
             } else {
                 return Err(PyTypeError::new_err(format!(
                     "messages[{i}] must be bytes, str or None, got {}",
                     it.get_type().name()?
                 )));
-            }
+            };
+            // The message's other pages are translated now, overlapping across the
+            // chunk, rather than one by one while parsing.
+            crate::envelope::prefetch_pages(msg);
+            slices.push(Some(msg));
         }
         let src = Borrowed(slices);
-        py.detach(|| crate::envelope::decode_uplinks_into(fmt, &src, &mut cols));
+        py.detach(|| crate::envelope::decode_uplinks_into_hinting(fmt, &src, &mut cols, &upcoming));
         start = end;
     }
     drop(items);
     convert::uplink_columns(py, cols)
+}
+
+/// Item `i` of `list` as a borrowed pointer, for use as a prefetch address only.
+fn borrowed_item(list: &Bound<'_, PyList>, i: usize) -> *mut pyo3::ffi::PyObject {
+    // SAFETY: the GIL is held (`list` is a `Bound`) and the callers pass `i < n ==
+    // list.len()` (checked with the GIL held, and no Python code runs in between), so
+    // `PyList_GetItem` returns a borrowed pointer without touching the item. Callers
+    // use only the address, as a prefetch hint.
+    unsafe { pyo3::ffi::PyList_GetItem(list.as_ptr(), i as isize) }
 }
 
 /// Fill ratio per reading from distance and container geometry (NaN where unknown).
