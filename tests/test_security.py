@@ -15,7 +15,7 @@ import pytest
 from flowkit import ROOT, flow_env, scripted, start_flow, write_registry
 from tidstream.config import NatsSettings, Settings, StreamSettings, load_settings
 from tidstream.exceptions import ConnectorError
-from tidstream.nats.connect import connect, connect_options
+from tidstream.nats.connect import MASK_ANYWHERE_LEN, connect, connect_options, mask_secrets
 from tidstream.nats.publish import publish_uplinks
 from tidstream.nats.roles import ROLES, authorization_block, role_permissions
 from tidstream.nats.setup import init_jetstream
@@ -302,3 +302,16 @@ def test_mutual_tls_needs_the_client_certificate(tmp_path):
         asyncio.run(go())
     finally:
         sn.server.stop()
+
+
+def test_mask_secrets_long_anywhere_short_only_standing_alone():
+    """A short password is masked where it stands alone, not inside words of the message
+    (a one-letter password once turned "Publish" into "Pu***lish"); a long one everywhere."""
+    cfg = NatsSettings(url="nats://u:b@h:4222", password="b", token="long-token-123")
+    assert MASK_ANYWHERE_LEN == 8
+    assert (
+        mask_secrets("Publish to b failed (b): nats://u:b@h:4222", cfg)
+        == "Publish to *** failed (***): nats://***@h:4222"
+    )
+    assert mask_secrets("xlong-token-123y", cfg) == "x***y"
+    assert mask_secrets("b b,b bb", cfg) == "*** ***,*** bb"

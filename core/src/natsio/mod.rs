@@ -72,6 +72,33 @@ impl std::fmt::Display for NatsIoError {
 
 impl std::error::Error for NatsIoError {}
 
+/// Secrets at least this long are masked wherever they occur; shorter ones only where they
+/// stand alone (no letter or digit on either side), so that a short password does not
+/// mangle the words of a message ("Publish" with the password "b").
+pub const MASK_ANYWHERE_LEN: usize = 8;
+
+/// `text` with the occurrences of `secret` replaced by `***` (see [`MASK_ANYWHERE_LEN`]).
+fn mask_one(text: &str, secret: &str) -> String {
+    if secret.chars().count() >= MASK_ANYWHERE_LEN {
+        return text.replace(secret, "***");
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut prev: Option<char> = None;
+    while let Some(i) = rest.find(secret) {
+        let before = rest[..i].chars().next_back().or(prev);
+        let after = rest[i + secret.len()..].chars().next();
+        let alone =
+            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric);
+        out.push_str(&rest[..i]);
+        out.push_str(if alone { "***" } else { secret });
+        prev = secret.chars().next_back();
+        rest = &rest[i + secret.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl ConnectSettings {
     /// `text` with every secret of these settings replaced by `***`.
     pub fn mask(&self, text: &str) -> String {
@@ -92,7 +119,7 @@ impl ConnectSettings {
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         let mut out = text.to_string();
         for s in secrets {
-            out = out.replace(&s, "***");
+            out = mask_one(&out, &s);
         }
         out
     }
@@ -1127,6 +1154,25 @@ mod tests {
             "{m}"
         );
         assert_eq!(s.redacted_urls(), "nats://***@h:4222");
+    }
+
+    #[test]
+    fn short_secrets_are_masked_only_where_they_stand_alone() {
+        let s = ConnectSettings {
+            urls: vec!["nats://u:b@h:4222".into()],
+            password: Some("b".into()),
+            token: Some("long-token-123".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.mask("Publish to b failed (b): nats://u:b@h:4222"),
+            "Publish to *** failed (***): nats://***@h:4222"
+        );
+        // A long secret is masked even inside a word.
+        assert_eq!(s.mask("xlong-token-123y"), "x***y");
+        // Back-to-back occurrences, and one at each end.
+        assert_eq!(s.mask("b b,b"), "*** ***,***");
+        assert_eq!(s.mask("bb"), "bb");
     }
 
     #[test]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import ssl
 import threading
 from collections.abc import Awaitable, Coroutine
@@ -63,16 +64,25 @@ def connect_options(cfg: NatsSettings) -> dict[str, Any]:
     return opts
 
 
+#: Secrets at least this long are masked wherever they occur; shorter ones only where they
+#: stand alone (no letter or digit on either side), so that a short password does not mangle
+#: the words of a message. Same rule as the Rust data path (``core/src/natsio``).
+MASK_ANYWHERE_LEN = 8
+
+
 def mask_secrets(text: str, cfg: NatsSettings) -> str:
     """``text`` with the password, the token and any ``user:password@`` of the URLs
-    replaced by ``***`` (for error messages and logs)."""
+    replaced by ``***`` (for error messages and logs; see :data:`MASK_ANYWHERE_LEN`)."""
     secrets = [cfg.password, cfg.token]
     for u in cfg.servers():
         if "@" in u and "://" in u:
             userinfo = u.split("://", 1)[1].rsplit("@", 1)[0]
             secrets += [userinfo, userinfo.partition(":")[2]]
     for s in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(s, "***")
+        if len(s) >= MASK_ANYWHERE_LEN:
+            text = text.replace(s, "***")
+        else:
+            text = re.sub(rf"(?<![^\W_]){re.escape(s)}(?![^\W_])", "***", text)
     return text
 
 
