@@ -1,16 +1,15 @@
-//! The common path of the ingest step (`python/tidstream/flow/ingest.py`, `Ingestor`) for
-//! a whole batch of raw uplinks in one call: subject routing, envelope parsing (one call
-//! per format), registry join, plausibility of times, frame decoding (one call per
-//! model), fill ratio, the frame-counter guard and the reading messages (JSON, subject,
-//! id) of every accepted frame.
+//! The ingest step (`python/tidstream/flow/ingest.py`, `Ingestor`) for a whole batch of
+//! raw uplinks in one call: subject routing, envelope parsing (one call per format),
+//! registry join, plausibility of times, frame decoding (one call per model), fill
+//! ratio, the frame-counter guard, the reading messages (JSON, subject, id) of every
+//! accepted frame and of the stored readings it carries ([`ingest_batch`]), then the
+//! dead letters and the output per raw partition ([`write_output`]).
 //!
-//! What stays in Python is what is rare or needs Python semantics: the dead letters
-//! (their bodies carry the original message and its headers), the stored readings of
-//! a frame sent late, and the `Tid-*` headers of raw-format frames (parsed by the
+//! What stays in Python is the `Tid-*` headers of raw-format frames (parsed by the
 //! caller with Python's `int()` / `datetime.fromisoformat`, see [`RawFields`]). The
-//! kernel tells the caller where those go with an ordered list of [`Op`]s, so the
-//! output (per raw partition: which messages, in which order) is exactly the one of
-//! the per-frame Python step it replaces.
+//! kernel lists the output in order as [`Op`]s, and [`write_output`] writes it, so the
+//! output (per raw partition: which messages, in which order, byte for byte) is exactly
+//! the one of the per-frame Python step it replaces (tests/ingest_reference.py).
 //!
 //! Order of the output, as in the Python step: dead letters as they are found (size and
 //! subject, then per envelope format in first-seen order, then the registry join and the
@@ -24,7 +23,8 @@ use crate::codec::{FlatPayloads, FportSource, PayloadSource, Registry};
 use crate::envelope::{decode_uplinks, Format, UplinkColumns};
 use crate::fill::fill_ratio;
 use crate::json_rows::{
-    json_f64, json_string, write_messages, JsonColumn, MessageError, Messages, TextPiece,
+    json_f64, json_string, write_json_str, write_messages, write_rfc3339_us, JsonColumn,
+    MessageError, Messages, TextPiece,
 };
 use crate::reading::ReadingColumns;
 
@@ -184,26 +184,20 @@ pub enum Op {
         offset: Option<i64>,
         device: Option<String>,
     },
-    /// Messages `rows` of [`IngestOutput::readings`] go to partition `part`, in order.
+    /// Messages `rows` of [`IngestOutput::readings`] go to partition `part`, in order (a
+    /// frame's stored readings right after its own).
     Readings { part: u32, rows: Vec<i64> },
-    /// Frame `frame` (whose own reading is message `row`, already placed) carries stored
-    /// readings `(measured_at ms, distance_mm, temperature_c)`; `reg` is its registry row.
-    Stored {
-        frame: usize,
-        row: usize,
-        reg: usize,
-        stored: Vec<(i64, Option<f64>, Option<f64>)>,
-    },
 }
 
 /// What [`ingest_batch`] hands back.
 #[derive(Debug, Default)]
 pub struct IngestOutput {
-    /// The reading message of every decoded frame (accepted or not), in decoded order;
-    /// [`Op::Readings`] says which of them are published where.
+    /// The reading message of every decoded frame (accepted or not), in decoded order,
+    /// then those of the stored readings they carry; [`Op::Readings`] says which of them
+    /// are published where.
     pub readings: Messages,
     pub ops: Vec<Op>,
-    /// Readings accepted (stored readings excluded: the caller counts those).
+    /// Readings accepted, stored readings included.
     pub readings_out: usize,
 }
 
@@ -561,11 +555,22 @@ pub fn ingest_batch(
     // 5. the reading message of every decoded frame, in decoded order ---------------------
     let n_ok: usize = decoded.iter().map(|c| c.len - c.error_count).sum();
     let mut cols = ReadingCols::with_capacity(n_ok);
+    // per decoded row: its stored readings (measured_at ms, distance_mm, temperature_c)
+    let mut stored: Vec<Vec<(i64, Option<f64>, Option<f64>)>> = Vec::with_capacity(n_ok);
     for (c, (_, js)) in decoded.iter().zip(&models) {
         for (k, &j) in js.iter().enumerate() {
             if c.ok.get(k) {
                 cols.push(c, k, &ups[j], reg_of[j], frames[ups[j].frame].seq, index);
+                stored.push(stored_of(c, k));
             }
+        }
+    }
+    // the stored readings after every frame's own (rare): row of each frame's first one
+    let mut stored_row: Vec<usize> = Vec::with_capacity(n_ok);
+    for (r, st) in stored.iter().enumerate() {
+        stored_row.push(cols.seq.len());
+        for (n, &(ms, sd, temp)) in st.iter().enumerate() {
+            cols.push_stored(r, n as i64 + 1, ms, sd, temp, index);
         }
     }
     out.readings = cols.write(index).map_err(IngestError::Message)?;
@@ -574,6 +579,7 @@ pub fn ingest_batch(
     // 6. per decoded frame: errors, device times, frame counter, placement -----------------
     let mut row = 0usize;
     let mut dropped = 0usize;
+    let mut stored_out = 0usize;
     let mut pending = Pending::default();
     for (c, (_, js)) in decoded.iter().zip(&models) {
         for (k, &j) in js.iter().enumerate() {
@@ -594,7 +600,7 @@ pub fn ingest_batch(
             }
             let r = row;
             row += 1;
-            let stored = stored_of(c, k);
+            let stored = &stored[r];
             let measured = c.measured_at_ms.as_ref().and_then(|m| m.get(k));
             if measured.is_some() || !stored.is_empty() {
                 let mut times = Vec::with_capacity(1 + stored.len());
@@ -629,22 +635,221 @@ pub fn ingest_batch(
             }
             pending.push(f.part, r as i64);
             if !stored.is_empty() {
+                // its stored readings right after it, placed before what comes next
+                for x in 0..stored.len() {
+                    pending.push(f.part, (stored_row[r] + x) as i64);
+                }
+                stored_out += stored.len();
                 let rows = pending.pop(f.part).unwrap_or_default();
                 ops.push(Op::Readings { part: f.part, rows });
-                ops.push(Op::Stored {
-                    frame: u.frame,
-                    row: r,
-                    reg: reg_of[j],
-                    stored,
-                });
             }
         }
     }
     for (part, rows) in pending.0 {
         ops.push(Op::Readings { part, rows });
     }
-    out.readings_out = row - dropped;
+    out.readings_out = row - dropped + stored_out;
     Ok(out)
+}
+
+/// What the dead letters of a batch name and where they go.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadLetterSpec<'a> {
+    /// Name of the raw stream (in each dead letter's body and id).
+    pub raw_stream: &'a str,
+    /// Subject of a dead letter before its reason (`tid.dlq.`; the reason follows as
+    /// one token, escaped as `tidstream.names.encode_token` escapes it).
+    pub dlq_prefix: &'a str,
+}
+
+/// The step's output for one batch.
+#[derive(Debug, Default)]
+pub struct StepOutput {
+    /// Per raw partition (the caller's index), in first-seen order: its readings and
+    /// dead letters in order.
+    pub parts: Vec<(u32, Messages)>,
+    /// Dead letters per reason, in first-seen order.
+    pub dead: Vec<(String, usize)>,
+    /// Readings accepted, stored readings included.
+    pub readings_out: usize,
+}
+
+/// `s` as one NATS subject token, as `tidstream.names.encode_token` writes it: kept when
+/// it is `[A-Za-z0-9_-]+`, else every other byte of its UTF-8 as `=XX`; `=` when empty.
+pub fn encode_token(s: &str) -> String {
+    if s.is_empty() {
+        return "=".to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("={b:02X}"));
+        }
+    }
+    out
+}
+
+/// Header lines (`Key: value` + CR LF each) as the Python step's header dict: invalid
+/// UTF-8 replaced, a line without `": "` a key with an empty value, a repeated key at its
+/// first place with its last value (`tidstream.nats.rustio.header_dict`).
+pub fn header_pairs(lines: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(lines);
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        let (k, v) = line.split_once(": ").unwrap_or((line, ""));
+        match out.iter_mut().find(|(q, _)| q == k) {
+            Some(e) => e.1 = v.to_string(),
+            None => out.push((k.to_string(), v.to_string())),
+        }
+    }
+    out
+}
+
+/// The body of frame `f`'s dead letter, as the Python step's `orjson.dumps` of
+/// `{reason, stage, error, offset, device_id, subject, raw_stream, raw_seq, stored_at,
+/// headers (null when none), original_base64}`.
+#[allow(clippy::too_many_arguments)]
+pub fn write_dead_letter(
+    buf: &mut Vec<u8>,
+    f: &Frame<'_>,
+    reason: &str,
+    error: &str,
+    stage: &str,
+    offset: Option<i64>,
+    device: Option<&str>,
+    raw_stream: &str,
+    headers: &[(String, String)],
+) {
+    use base64::Engine as _;
+    let mut int = itoa::Buffer::new();
+    buf.extend_from_slice(b"{\"reason\":");
+    write_json_str(buf, reason);
+    buf.extend_from_slice(b",\"stage\":");
+    write_json_str(buf, stage);
+    buf.extend_from_slice(b",\"error\":");
+    write_json_str(buf, error);
+    buf.extend_from_slice(b",\"offset\":");
+    match offset {
+        Some(o) => buf.extend_from_slice(int.format(o).as_bytes()),
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.extend_from_slice(b",\"device_id\":");
+    match device {
+        Some(d) => write_json_str(buf, d),
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.extend_from_slice(b",\"subject\":");
+    write_json_str(buf, f.subject);
+    buf.extend_from_slice(b",\"raw_stream\":");
+    write_json_str(buf, raw_stream);
+    buf.extend_from_slice(b",\"raw_seq\":");
+    buf.extend_from_slice(int.format(f.seq).as_bytes());
+    buf.extend_from_slice(b",\"stored_at\":");
+    write_rfc3339_us(buf, f.stored_ns);
+    buf.extend_from_slice(b",\"headers\":");
+    if headers.is_empty() {
+        buf.extend_from_slice(b"null");
+    } else {
+        buf.push(b'{');
+        for (j, (k, v)) in headers.iter().enumerate() {
+            if j > 0 {
+                buf.push(b',');
+            }
+            write_json_str(buf, k);
+            buf.push(b':');
+            write_json_str(buf, v);
+        }
+        buf.push(b'}');
+    }
+    buf.extend_from_slice(b",\"original_base64\":\"");
+    let start = buf.len();
+    buf.resize(start + f.data.len().div_ceil(3) * 4, 0);
+    let n = base64::engine::general_purpose::STANDARD
+        .encode_slice(f.data, &mut buf[start..])
+        .unwrap_or(0);
+    buf.truncate(start + n);
+    buf.extend_from_slice(b"\"}");
+}
+
+/// The output of [`ingest_batch`] written per raw partition: the readings its
+/// [`Op::Readings`] place and a dead letter per [`Op::Dead`] (subject `<dlq_prefix>
+/// <reason>`, id `d:<raw stream>:<raw seq>`, headers `Tid-Reason` and `Tid-Raw-Seq`),
+/// in order. `headers(frame)` gives a frame's headers (empty: none).
+pub fn write_output<H>(
+    out: &IngestOutput,
+    frames: &[Frame<'_>],
+    spec: DeadLetterSpec<'_>,
+    headers: H,
+) -> Result<StepOutput, IngestError>
+where
+    H: Fn(usize) -> Vec<(String, String)>,
+{
+    let mut res = StepOutput {
+        readings_out: out.readings_out,
+        ..Default::default()
+    };
+    fn of(parts: &mut Vec<(u32, Messages)>, part: u32) -> &mut Messages {
+        let i = match parts.iter().position(|(p, _)| *p == part) {
+            Some(i) => i,
+            None => {
+                parts.push((part, Messages::default()));
+                parts.len() - 1
+            }
+        };
+        &mut parts[i].1
+    }
+    let mut body = Vec::new();
+    for op in &out.ops {
+        match op {
+            Op::Readings { part, rows } => of(&mut res.parts, *part)
+                .extend_from(&out.readings, Some(rows))
+                .map_err(IngestError::Message)?,
+            Op::Dead {
+                frame,
+                reason,
+                error,
+                stage,
+                offset,
+                device,
+            } => {
+                let Some(f) = frames.get(*frame) else {
+                    continue;
+                };
+                match res.dead.iter_mut().find(|(r, _)| r == reason) {
+                    Some(e) => e.1 += 1,
+                    None => res.dead.push((reason.clone(), 1)),
+                }
+                body.clear();
+                let h = headers(*frame);
+                write_dead_letter(
+                    &mut body,
+                    f,
+                    reason,
+                    error,
+                    stage,
+                    *offset,
+                    device.as_deref(),
+                    spec.raw_stream,
+                    &h,
+                );
+                let seq = itoa::Buffer::new().format(f.seq).to_string();
+                let subject = format!("{}{}", spec.dlq_prefix, encode_token(reason));
+                let id = format!("d:{}:{seq}", spec.raw_stream);
+                of(&mut res.parts, f.part)
+                    .push(
+                        &subject,
+                        &id,
+                        &[("Tid-Reason", reason), ("Tid-Raw-Seq", &seq)],
+                        &body,
+                    )
+                    .map_err(IngestError::Message)?;
+            }
+        }
+    }
+    res.parts.retain(|(_, m)| !m.is_empty());
+    Ok(res)
 }
 
 /// Stored readings of decoded row `k`.
@@ -665,6 +870,15 @@ fn stored_of(c: &ReadingColumns, k: usize) -> Vec<(i64, Option<f64>, Option<f64>
             )
         })
         .collect()
+}
+
+/// The time the Python step wrote for a stored reading of `ms`: a `datetime` of `ms`
+/// (UTC) as `int(dt.timestamp() * 1e6) * 1000` ns (float seconds, float microseconds
+/// truncated).
+fn py_stored_ns(ms: i64) -> i64 {
+    let us = i128::from(ms) * 1000;
+    let secs = us as f64 / 1e6;
+    ((secs * 1e6).trunc() as i64).saturating_mul(1000)
 }
 
 /// `repr()` of a Python `str` (single quotes unless it holds one and no double quote;
@@ -703,6 +917,9 @@ fn py_repr(s: &str) -> String {
 /// The columns of the reading messages, one row per decoded ok frame.
 struct ReadingCols {
     seq: Vec<i64>,
+    /// 0 for a frame's own reading, n for its n-th stored one (ids `r:<seq>:<n>`).
+    n: Vec<i64>,
+    stored: Vec<i8>,
     reg: Vec<i64>,
     recv: Vec<i64>,
     measured: Vec<i64>,
@@ -729,6 +946,8 @@ impl ReadingCols {
     fn with_capacity(n: usize) -> Self {
         ReadingCols {
             seq: Vec::with_capacity(n),
+            n: Vec::with_capacity(n),
+            stored: Vec::with_capacity(n),
             reg: Vec::with_capacity(n),
             recv: Vec::with_capacity(n),
             measured: Vec::with_capacity(n),
@@ -770,6 +989,8 @@ impl ReadingCols {
         };
         let at = |v: &[f64]| v.get(reg).copied().unwrap_or(f64::NAN);
         self.seq.push(seq);
+        self.n.push(0);
+        self.stored.push(0);
         self.reg.push(reg as i64);
         self.recv.push(u.recv);
         let measured = c.measured_at_ms.as_ref().and_then(|m| m.get(k));
@@ -796,6 +1017,48 @@ impl ReadingCols {
         self.gps_lon.push(f(&c.longitude));
     }
 
+    /// Stored reading `n` of row `src` (`(measured_at ms, distance_mm, temperature_c)`):
+    /// that row's reading with the stored values, no alarm, tilt or fire state (as the
+    /// Python step's `{**reading, ...}`).
+    #[allow(clippy::too_many_arguments)]
+    fn push_stored(
+        &mut self,
+        src: usize,
+        n: i64,
+        ms: i64,
+        sd: Option<f64>,
+        temp: Option<f64>,
+        ix: &IngestIndex,
+    ) {
+        let reg = usize::try_from(self.reg[src]).unwrap_or(usize::MAX);
+        let at = |v: &[f64]| v.get(reg).copied().unwrap_or(f64::NAN);
+        let d = sd.unwrap_or(f64::NAN);
+        self.seq.push(self.seq[src]);
+        self.n.push(n);
+        self.stored.push(1);
+        self.reg.push(self.reg[src]);
+        self.recv.push(self.recv[src]);
+        self.measured.push(py_stored_ns(ms));
+        self.distance.push(d);
+        self.fill
+            .push(fill_ratio(d, at(&ix.depth_mm), at(&ix.offset_mm)).unwrap_or(f64::NAN));
+        self.fill_pct.push(self.fill_pct[src]);
+        self.temperature.push(temp.unwrap_or(f64::NAN));
+        self.battery_pct.push(self.battery_pct[src]);
+        self.battery_v.push(self.battery_v[src]);
+        self.tilt.push(-1);
+        self.fire.push(-1);
+        self.flags.push(0);
+        self.fport.push(self.fport[src]);
+        self.fport_ok.push(self.fport_ok[src]);
+        self.fcnt.push(self.fcnt[src]);
+        self.fcnt_ok.push(self.fcnt_ok[src]);
+        self.rssi.push(self.rssi[src]);
+        self.snr.push(self.snr[src]);
+        self.gps_lat.push(self.gps_lat[src]);
+        self.gps_lon.push(self.gps_lon[src]);
+    }
+
     fn write(&self, ix: &IngestIndex) -> Result<Messages, MessageError> {
         let n = self.seq.len();
         let reg = &self.reg[..];
@@ -806,10 +1069,11 @@ impl ReadingCols {
         let cols: Vec<(&str, JsonColumn<'_>)> = vec![
             (
                 "reading_id",
-                JsonColumn::IntString {
-                    values: &self.seq,
+                JsonColumn::IntPair {
+                    first: &self.seq,
+                    second: &self.n,
                     prefix: "r:",
-                    suffix: ":0",
+                    sep: ":",
                 },
             ),
             ("device_id", raw(0)),
@@ -835,7 +1099,7 @@ impl ReadingCols {
                     valid: None,
                 },
             ),
-            ("stored", JsonColumn::Literal("false")),
+            ("stored", JsonColumn::Bool(&self.stored)),
             ("distance_mm", JsonColumn::F64(&self.distance)),
             ("fill_ratio", JsonColumn::F64(&self.fill)),
             ("fill_pct_reported", JsonColumn::F64(&self.fill_pct)),
@@ -887,7 +1151,8 @@ impl ReadingCols {
             &[
                 TextPiece::Lit("r:"),
                 TextPiece::Int(&self.seq),
-                TextPiece::Lit(":0"),
+                TextPiece::Lit(":"),
+                TextPiece::Int(&self.n),
             ],
         )
     }

@@ -37,6 +37,13 @@ pub enum JsonColumn<'a> {
         prefix: &'a str,
         suffix: &'a str,
     },
+    /// `"<prefix><first><sep><second>"` (e.g. ids like `r:123:2`).
+    IntPair {
+        first: &'a [i64],
+        second: &'a [i64],
+        prefix: &'a str,
+        sep: &'a str,
+    },
     /// The same JSON text on every row (written as given: a literal, a number, a quoted string).
     Literal(&'a str),
     /// JSON texts by index into `values`, written as given (values rendered once and
@@ -59,6 +66,7 @@ impl JsonColumn<'_> {
             JsonColumn::Bool(v) => v.len() >= n,
             JsonColumn::Dict { indices, .. } => indices.len() >= n,
             JsonColumn::IntString { values, .. } => values.len() >= n,
+            JsonColumn::IntPair { first, second, .. } => first.len() >= n && second.len() >= n,
             JsonColumn::Literal(_) => true,
             JsonColumn::Raw { indices, .. } => indices.len() >= n,
         }
@@ -168,6 +176,19 @@ pub fn write_rows(n: usize, columns: &[(&str, JsonColumn<'_>)]) -> Result<JsonRo
                     write_escaped(buf, prefix);
                     write_i64(buf, values[i]);
                     write_escaped(buf, suffix);
+                    buf.push(b'"');
+                }
+                JsonColumn::IntPair {
+                    first,
+                    second,
+                    prefix,
+                    sep,
+                } => {
+                    buf.push(b'"');
+                    write_escaped(buf, prefix);
+                    write_i64(buf, first[i]);
+                    write_escaped(buf, sep);
+                    write_i64(buf, second[i]);
                     buf.push(b'"');
                 }
                 JsonColumn::Literal(text) => buf.extend_from_slice(text.as_bytes()),
@@ -633,6 +654,11 @@ pub fn json_f64(v: f64) -> Box<[u8]> {
     buf.into_boxed_slice()
 }
 
+/// `s` as a JSON string (quoted, escaped as orjson escapes it) appended to `buf`.
+pub fn write_json_str(buf: &mut Vec<u8>, s: &str) {
+    write_str(buf, s);
+}
+
 fn write_str(buf: &mut Vec<u8>, s: &str) {
     buf.push(b'"');
     write_escaped(buf, s);
@@ -818,16 +844,25 @@ mod tests {
                     },
                 ),
                 ("stored", JsonColumn::Literal("false")),
+                (
+                    "pair",
+                    JsonColumn::IntPair {
+                        first: &seq,
+                        second: &i,
+                        prefix: "r:",
+                        sep: ":",
+                    },
+                ),
             ],
         )
         .unwrap();
         assert_eq!(
             std::str::from_utf8(r.row(0)).unwrap(),
-            r#"{"id":"r:42:0","f":1.5,"i":7,"b":true,"s":"Mont\"béliard","stored":false}"#
+            r#"{"id":"r:42:0","f":1.5,"i":7,"b":true,"s":"Mont\"béliard","stored":false,"pair":"r:42:7"}"#
         );
         assert_eq!(
             std::str::from_utf8(r.row(1)).unwrap(),
-            r#"{"id":"r:43:0","f":null,"i":null,"b":null,"s":null,"stored":false}"#
+            r#"{"id":"r:43:0","f":null,"i":null,"b":null,"s":null,"stored":false,"pair":"r:43:8"}"#
         );
         assert_eq!(r.len(), 2);
     }
