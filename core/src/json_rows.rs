@@ -109,36 +109,42 @@ impl JsonRows {
     }
 }
 
-/// Write `n` rows, one JSON object each, keys in the order of `columns`.
-pub fn write_rows(n: usize, columns: &[(&str, JsonColumn<'_>)]) -> Result<JsonRows, ShortColumn> {
-    for (name, c) in columns {
-        if !c.len_ok(n) {
-            return Err(ShortColumn((*name).to_string()));
-        }
-    }
-    // `"key":` prefixes, the first without and the others with a leading comma.
-    let keys: Vec<Vec<u8>> = columns
-        .iter()
-        .enumerate()
-        .map(|(j, (name, _))| {
-            let mut k = Vec::with_capacity(name.len() + 4);
-            if j > 0 {
-                k.push(b',');
+/// Checked columns and their `"key":` prefixes, writing one row at a time.
+struct RowWriter<'c, 'a> {
+    columns: &'c [(&'c str, JsonColumn<'a>)],
+    keys: Vec<Vec<u8>>,
+}
+
+impl<'c, 'a> RowWriter<'c, 'a> {
+    fn new(n: usize, columns: &'c [(&'c str, JsonColumn<'a>)]) -> Result<Self, ShortColumn> {
+        for (name, c) in columns {
+            if !c.len_ok(n) {
+                return Err(ShortColumn((*name).to_string()));
             }
-            write_str(&mut k, name);
-            k.push(b':');
-            k
-        })
-        .collect();
-    let mut out = JsonRows {
-        data: Vec::with_capacity(n * 64 * columns.len().max(1)),
-        offsets: Vec::with_capacity(n + 1),
-    };
-    out.offsets.push(0);
-    let buf = &mut out.data;
-    for i in 0..n {
+        }
+        // `"key":` prefixes, the first without and the others with a leading comma.
+        let keys: Vec<Vec<u8>> = columns
+            .iter()
+            .enumerate()
+            .map(|(j, (name, _))| {
+                let mut k = Vec::with_capacity(name.len() + 4);
+                if j > 0 {
+                    k.push(b',');
+                }
+                write_str(&mut k, name);
+                k.push(b':');
+                k
+            })
+            .collect();
+        Ok(RowWriter { columns, keys })
+    }
+
+    /// Row `i` (below the `n` checked) appended to `buf`.
+    fn write(&self, buf: &mut Vec<u8>, i: usize) {
+        let columns = self.columns;
+        let keys = &self.keys;
         buf.push(b'{');
-        for ((_, col), key) in columns.iter().zip(&keys) {
+        for ((_, col), key) in columns.iter().zip(keys) {
             buf.extend_from_slice(key);
             match *col {
                 JsonColumn::F64(v) => write_f64(buf, v[i]),
@@ -201,7 +207,24 @@ pub fn write_rows(n: usize, columns: &[(&str, JsonColumn<'_>)]) -> Result<JsonRo
             }
         }
         buf.push(b'}');
-        out.offsets.push(buf.len());
+    }
+}
+
+/// Write `n` rows, one JSON object each, keys in the order of `columns`.
+pub fn write_rows(n: usize, columns: &[(&str, JsonColumn<'_>)]) -> Result<JsonRows, ShortColumn> {
+    let w = RowWriter::new(n, columns)?;
+    let mut out = JsonRows {
+        data: Vec::new(),
+        offsets: Vec::with_capacity(n + 1),
+    };
+    out.offsets.push(0);
+    for i in 0..n {
+        w.write(&mut out.data, i);
+        if i == 0 {
+            // room for the other rows at about the first one's size
+            out.data.reserve(out.data.len().saturating_mul(n) / 8 * 9);
+        }
+        out.offsets.push(out.data.len());
     }
     Ok(out)
 }
@@ -566,23 +589,41 @@ pub fn write_messages(
     if !pieces_len_ok(msg_id, n) {
         return Err(MessageError::Short("msg_id".into()));
     }
-    let rows = write_rows(n, columns)?;
+    let w = RowWriter::new(n, columns)?;
     let mut out = Messages {
-        data: Vec::with_capacity(rows.data.len() + n * 64),
+        data: Vec::new(),
         spans: Vec::with_capacity(n),
     };
-    let mut text = Vec::with_capacity(128);
+    // Subject, id and JSON written in place, message after message (as `push` lays
+    // them out).
+    let data = &mut out.data;
     for i in 0..n {
-        text.clear();
-        write_text(&mut text, subject, i)?;
-        let subj_len = text.len();
-        write_text(&mut text, msg_id, i)?;
-        let subj = std::str::from_utf8(&text[..subj_len]).unwrap_or("");
+        let start = data.len();
+        write_text(data, subject, i)?;
+        let subj = std::str::from_utf8(&data[start..]).unwrap_or("");
         if !publishable_subject(subj) {
             return Err(MessageError::BadSubject(subj.to_string()));
         }
-        let id = std::str::from_utf8(&text[subj_len..]).unwrap_or("");
-        out.push(subj, id, &[], rows.row(i))?;
+        let id0 = data.len();
+        write_text(data, msg_id, i)?;
+        for b in &mut data[id0..] {
+            if *b == b'\r' || *b == b'\n' {
+                *b = b' '; // as `push` writes ids
+            }
+        }
+        let p0 = data.len();
+        w.write(data, i);
+        out.spans.push(Span {
+            start,
+            subject: u32_len(id0 - start),
+            id: u32_len(p0 - id0),
+            headers: 0,
+            payload: u32_len(data.len() - p0),
+        });
+        if i == 0 {
+            // room for the other messages at about the first one's size
+            data.reserve(data.len().saturating_mul(n) / 8 * 9);
+        }
     }
     Ok(out)
 }
