@@ -776,9 +776,10 @@ pub fn write_dead_letter(
 /// The output of [`ingest_batch`] written per raw partition: the readings its
 /// [`Op::Readings`] place and a dead letter per [`Op::Dead`] (subject `<dlq_prefix>
 /// <reason>`, id `d:<raw stream>:<raw seq>`, headers `Tid-Reason` and `Tid-Raw-Seq`),
-/// in order. `headers(frame)` gives a frame's headers (empty: none).
+/// in order. `headers(frame)` gives a frame's headers (empty: none). The partition with
+/// the most readings keeps the readings' buffer (its messages are not copied).
 pub fn write_output<H>(
-    out: &IngestOutput,
+    out: IngestOutput,
     frames: &[Frame<'_>],
     spec: DeadLetterSpec<'_>,
     headers: H,
@@ -786,8 +787,13 @@ pub fn write_output<H>(
 where
     H: Fn(usize) -> Vec<(String, String)>,
 {
+    let IngestOutput {
+        mut readings,
+        ops,
+        readings_out,
+    } = out;
     let mut res = StepOutput {
-        readings_out: out.readings_out,
+        readings_out,
         ..Default::default()
     };
     fn of(parts: &mut Vec<(u32, Messages)>, part: u32) -> &mut Messages {
@@ -800,11 +806,33 @@ where
         };
         &mut parts[i].1
     }
+    // the partition that keeps the readings' buffer, and its messages in order
+    let mut counts: Vec<(u32, usize)> = Vec::new();
+    for op in &ops {
+        if let Op::Readings { part, rows } = op {
+            match counts.iter_mut().find(|(p, _)| p == part) {
+                Some(c) => c.1 += rows.len(),
+                None => counts.push((*part, rows.len())),
+            }
+        }
+    }
+    let owner = counts.iter().max_by_key(|c| c.1).map(|c| c.0);
+    let mut order: Vec<usize> = Vec::new();
     let mut body = Vec::new();
-    for op in &out.ops {
+    for op in &ops {
         match op {
+            Op::Readings { part, rows } if Some(*part) == owner => {
+                of(&mut res.parts, *part); // its place in the output
+                for &r in rows {
+                    let k = usize::try_from(r)
+                        .ok()
+                        .filter(|&k| k < readings.len())
+                        .ok_or(IngestError::Message(MessageError::BadIndex(r)))?;
+                    order.push(k);
+                }
+            }
             Op::Readings { part, rows } => of(&mut res.parts, *part)
-                .extend_from(&out.readings, Some(rows))
+                .extend_from(&readings, Some(rows))
                 .map_err(IngestError::Message)?,
             Op::Dead {
                 frame,
@@ -837,16 +865,24 @@ where
                 let seq = itoa::Buffer::new().format(f.seq).to_string();
                 let subject = format!("{}{}", spec.dlq_prefix, encode_token(reason));
                 let id = format!("d:{}:{seq}", spec.raw_stream);
-                of(&mut res.parts, f.part)
-                    .push(
-                        &subject,
-                        &id,
-                        &[("Tid-Reason", reason), ("Tid-Raw-Seq", &seq)],
-                        &body,
-                    )
-                    .map_err(IngestError::Message)?;
+                let hs = [("Tid-Reason", reason.as_str()), ("Tid-Raw-Seq", &seq)];
+                if Some(f.part) == owner {
+                    of(&mut res.parts, f.part);
+                    readings
+                        .push(&subject, &id, &hs, &body)
+                        .map_err(IngestError::Message)?;
+                    order.push(readings.len() - 1);
+                } else {
+                    of(&mut res.parts, f.part)
+                        .push(&subject, &id, &hs, &body)
+                        .map_err(IngestError::Message)?;
+                }
             }
         }
+    }
+    if let Some(owner) = owner {
+        readings.select(&order);
+        *of(&mut res.parts, owner) = readings;
     }
     res.parts.retain(|(_, m)| !m.is_empty());
     Ok(res)
@@ -1200,6 +1236,54 @@ mod tests {
     }
 
     #[test]
+    fn tokens_headers_and_dead_letters_as_python_writes_them() {
+        assert_eq!(encode_token("unknown_device"), "unknown_device");
+        assert_eq!(encode_token(""), "=");
+        assert_eq!(encode_token("a.b é"), "a=2Eb=20=C3=A9");
+        assert_eq!(
+            header_pairs(b"B: 2\r\nA: 1\r\nB: 3\r\nno-colon\r\n\r\n"),
+            [
+                ("B".to_string(), "3".to_string()),
+                ("A".to_string(), "1".to_string()),
+                ("no-colon".to_string(), String::new()),
+            ]
+        );
+        let f = Frame {
+            part: 0,
+            seq: 42,
+            subject: "tid.raw.0.ttn.x",
+            data: b"\x00\x01ab",
+            stored_ns: 1_764_028_800_123_456_789,
+            raw: None,
+        };
+        let mut buf = Vec::new();
+        let h = [("Tid-FPort".to_string(), "1\"".to_string())];
+        write_dead_letter(
+            &mut buf,
+            &f,
+            "truncated",
+            "e",
+            "frame",
+            Some(3),
+            Some("d"),
+            "RAW",
+            &h,
+        );
+        assert_eq!(
+            std::str::from_utf8(&buf).unwrap(),
+            r#"{"reason":"truncated","stage":"frame","error":"e","offset":3,"device_id":"d","subject":"tid.raw.0.ttn.x","raw_stream":"RAW","raw_seq":42,"stored_at":"2025-11-25T00:00:00.123456Z","headers":{"Tid-FPort":"1\""},"original_base64":"AAFhYg=="}"#
+        );
+        buf.clear();
+        write_dead_letter(&mut buf, &f, "x", "e", "envelope", None, None, "RAW", &[]);
+        assert!(std::str::from_utf8(&buf)
+            .unwrap()
+            .contains(r#""offset":null,"device_id":null,"#));
+        assert!(std::str::from_utf8(&buf)
+            .unwrap()
+            .contains(r#""headers":null,"original_base64":"AAFhYg=="}"#));
+    }
+
+    #[test]
     fn time_window_texts() {
         let now = 1_764_028_800 * 1_000_000_000i64;
         assert_eq!(
@@ -1342,5 +1426,26 @@ mod tests {
             "tid.readings.25388.0101010101010101"
         );
         assert_eq!(out.readings.msg_id(0), "r:1:0");
+        // written out: the dead letters and the reading of partition 0 in order
+        let spec = DeadLetterSpec {
+            raw_stream: "RAW",
+            dlq_prefix: "tid.dlq.",
+        };
+        let res = write_output(out, &frames, spec, |_| Vec::new()).unwrap();
+        assert_eq!(res.parts.len(), 1);
+        let m = &res.parts[0].1;
+        let ids: Vec<&str> = (0..m.len()).map(|i| m.msg_id(i)).collect();
+        assert_eq!(
+            ids,
+            ["d:RAW:2", "d:RAW:6", "d:RAW:3", "d:RAW:5", "d:RAW:4", "r:1:0"]
+        );
+        assert_eq!(m.subject(0), "tid.dlq.unknown_format");
+        assert_eq!(
+            m.header_lines(0),
+            b"Tid-Reason: unknown_format\r\nTid-Raw-Seq: 2\r\n"
+        );
+        assert_eq!(m.subject(5), "tid.readings.25388.0101010101010101");
+        assert_eq!(res.readings_out, 1);
+        assert_eq!(res.dead.len(), 5);
     }
 }

@@ -401,6 +401,15 @@ impl Messages {
         Ok(())
     }
 
+    /// Keep messages `order` (indices below [`Messages::len`], in that order) without
+    /// moving their bytes (those of the messages left out stay in the buffer).
+    pub fn select(&mut self, order: &[usize]) {
+        self.spans = order
+            .iter()
+            .filter_map(|&k| self.spans.get(k).copied())
+            .collect();
+    }
+
     /// Append messages `rows` of `other` (all of them when `None`), in that order.
     pub fn extend_from(
         &mut self,

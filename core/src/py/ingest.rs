@@ -237,7 +237,7 @@ pub fn ingest_batch<'py>(
     }
     let res = py
         .detach(|| {
-            write_output(&out, &frames, spec, |i| {
+            write_output(out, &frames, spec, |i| {
                 headers.get(&i).cloned().unwrap_or_default()
             })
         })
@@ -403,7 +403,7 @@ pub fn ingest_columns<'py>(
     };
     let out = kernel(py, index, fcnt, &frames, prefix_tokens, max_bytes, window)?;
     let res = py
-        .detach(|| write_output(&out, &frames, spec, |i| header_pairs(lines[i])))
+        .detach(|| write_output(out, &frames, spec, |i| header_pairs(lines[i])))
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     into_py(py, res, &parts)
 }
