@@ -17,6 +17,7 @@
 //! frame counters), the accepted readings of a partition held back until the end of the
 //! batch (or until a frame of that partition carries stored readings).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::codec::{FlatPayloads, FportSource, PayloadSource, Registry};
@@ -125,7 +126,8 @@ impl FcntState {
     /// `None` to accept the frame (and remember it), else why it is a regression.
     pub fn check(&mut self, device: &str, fcnt: Option<i64>, raw_seq: i64) -> Option<String> {
         let fcnt = fcnt?;
-        if let Some(&(last_fcnt, last_seq)) = self.last.get(device) {
+        if let Some(v) = self.last.get_mut(device) {
+            let (last_fcnt, last_seq) = *v;
             if raw_seq <= last_seq {
                 return None; // the flow's own replay after a restart: decided before
             }
@@ -134,9 +136,7 @@ impl FcntState {
                     "frame counter {fcnt} is not above the last accepted {last_fcnt} (raw seq {last_seq})"
                 ));
             }
-            if let Some(v) = self.last.get_mut(device) {
-                *v = (fcnt, raw_seq);
-            }
+            *v = (fcnt, raw_seq);
             return None;
         }
         self.last.insert(device.to_string(), (fcnt, raw_seq));
@@ -283,7 +283,8 @@ pub fn needs_raw_fields(subject: &str, len: usize, prefix_tokens: usize, max_byt
 /// An uplink whose envelope parsed.
 struct Up<'a> {
     frame: usize,
-    dev: String,
+    /// Device id as the registry names it (lower case; borrowed from the envelopes).
+    dev: Cow<'a, str>,
     /// Receive time in ns, clamped to int64 (written in the reading).
     recv: i64,
     /// The same, exact (a raw frame's header may name a time beyond int64 ns).
@@ -442,7 +443,7 @@ pub fn ingest_batch(
                         .unwrap_or(i128::from(f.stored_ns));
                     ups.push(Up {
                         frame: i,
-                        dev: dev.to_ascii_lowercase(),
+                        dev: Cow::Owned(dev.to_ascii_lowercase()),
                         recv: i64::try_from(exact).unwrap_or(if exact < 0 {
                             i64::MIN
                         } else {
@@ -472,7 +473,7 @@ pub fn ingest_batch(
                 .unwrap_or(frames[i].stored_ns);
             ups.push(Up {
                 frame: i,
-                dev: c.dev_eui.get(k).unwrap_or("").to_string(),
+                dev: Cow::Borrowed(c.dev_eui.get(k).unwrap_or("")),
                 recv,
                 recv_exact: i128::from(recv),
                 fport: c.fport.get(k).map(i64::from),
@@ -489,7 +490,7 @@ pub fn ingest_batch(
     let mut models: Vec<(&str, Vec<usize>)> = Vec::new();
     for (j, u) in ups.iter().enumerate() {
         let Some(&r) = (!u.dev.is_empty())
-            .then(|| index.rows.get(&u.dev))
+            .then(|| index.rows.get(u.dev.as_ref()))
             .flatten()
         else {
             let e = format!("device {} is not in the registry", u.dev);
@@ -500,7 +501,7 @@ pub fn ingest_batch(
                 e,
                 "registry",
                 None,
-                Some(u.dev.clone()),
+                Some(u.dev.to_string()),
             );
             continue;
         };
@@ -513,7 +514,7 @@ pub fn ingest_batch(
                 why,
                 "envelope",
                 None,
-                Some(u.dev.clone()),
+                Some(u.dev.to_string()),
             );
             continue;
         }
@@ -595,7 +596,15 @@ pub fn ingest_batch(
                         (e.kind.name().to_string(), e.to_string(), Some(off))
                     })
                     .unwrap_or_default();
-                dead(ops, u.frame, &kind, err, "frame", off, Some(u.dev.clone()));
+                dead(
+                    ops,
+                    u.frame,
+                    &kind,
+                    err,
+                    "frame",
+                    off,
+                    Some(u.dev.to_string()),
+                );
                 continue;
             }
             let r = row;
@@ -603,10 +612,18 @@ pub fn ingest_batch(
             let stored = &stored[r];
             let measured = c.measured_at_ms.as_ref().and_then(|m| m.get(k));
             if measured.is_some() || !stored.is_empty() {
-                let mut times = Vec::with_capacity(1 + stored.len());
-                times.push(measured.map(|ms| i128::from(ms) * 1_000_000));
-                times.extend(stored.iter().map(|s| Some(py_timestamp_ns(s.0))));
-                if let Some(why) = window.problem(u.recv_exact, f.stored_ns, &times) {
+                let own = [measured.map(|ms| i128::from(ms) * 1_000_000)];
+                let with_stored: Vec<Option<i128>>;
+                let times: &[Option<i128>] = if stored.is_empty() {
+                    &own // no allocation for the usual frame
+                } else {
+                    with_stored = own
+                        .into_iter()
+                        .chain(stored.iter().map(|s| Some(py_timestamp_ns(s.0))))
+                        .collect();
+                    &with_stored
+                };
+                if let Some(why) = window.problem(u.recv_exact, f.stored_ns, times) {
                     dead(
                         ops,
                         u.frame,
@@ -614,7 +631,7 @@ pub fn ingest_batch(
                         why,
                         "frame",
                         None,
-                        Some(u.dev.clone()),
+                        Some(u.dev.to_string()),
                     );
                     dropped += 1;
                     continue;
@@ -628,7 +645,7 @@ pub fn ingest_batch(
                     why,
                     "envelope",
                     None,
-                    Some(u.dev.clone()),
+                    Some(u.dev.to_string()),
                 );
                 dropped += 1;
                 continue;
