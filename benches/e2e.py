@@ -642,6 +642,32 @@ class Components:
     #: (client CPU s, nats-server CPU s) of the sink per message, and with atomic batches
     sink_cpu: tuple[float, float] = (0.0, 0.0)
     sink_atomic_cpu: tuple[float, float] = (0.0, 0.0)
+    #: the step again on the same batches as the Rust source's columnar items
+    #: (:class:`~tidstream.nats.jetstream.RawBatch`, what the flow's step gets on the
+    #: Rust data path), seconds
+    step_columnar_s: float = 0.0
+
+
+def columnar_item(msgs: list[Any]) -> Any:
+    """One partition's messages as the Rust source's columnar item (a
+    :class:`~tidstream.nats.jetstream.RawBatch`; header lines sorted by key, as the Rust
+    consumer writes them)."""
+    import numpy as np
+    from tidstream.nats.jetstream import RawBatch
+    from tidstream.nats.rustio import MessageBatch
+
+    def layout(items: list[bytes]) -> tuple[Any, Any]:
+        off = np.cumsum([0] + [len(x) for x in items], dtype=np.int64)
+        return off, np.frombuffer(b"".join(items), dtype=np.uint8).copy()
+
+    so, sd = layout([m.subject.encode() for m in msgs])
+    po, pd = layout([m.data for m in msgs])
+    ho, hd = layout(
+        ["".join(f"{k}: {v}\r\n" for k, v in sorted((m.headers or {}).items())).encode() for m in msgs]
+    )
+    seqs = np.array([m.seq for m in msgs], dtype=np.int64)
+    ts = np.array([m.stored_ns for m in msgs], dtype=np.int64)
+    return RawBatch(msgs[0].part, MessageBatch(seqs, ts, 0, so, sd, po, pd, ho, hd, []), len(msgs))
 
 
 class _NullSinkPart:
@@ -865,6 +891,15 @@ def measure_components(
     for b in batches:
         ing.batches(b)
     step_s = time.perf_counter() - t0
+    # the same batches as columnar items (one partition each, as the source's batches)
+    cols = [columnar_item(b) for b in batches]
+    ing = ingestor()
+    gc.collect()
+    t0 = time.perf_counter()
+    for rb in cols:
+        ing.batches([rb])
+    step_col_s = time.perf_counter() - t0
+    del cols
     ing = ingestor()
     outs = [ing.batches(b) for b in batches]
     items = sum(len(pb) for o in outs for _, pb in o)
@@ -931,10 +966,11 @@ def measure_components(
         sink_a_s,
         (sink_c / items, sink_srv / items),
         (sink_a_c / items, sink_a_srv / items),
+        step_col_s,
     )
     say(
         f"  parts alone: source {n / source_s:,.0f} frames/s, step {n / step_s:,.0f} frames/s "
-        f"(profiled {profiled_s:.2f} s), sink {items / sink_s:,.0f} msg/s (atomic batches "
+        f"(profiled {profiled_s:.2f} s; on columnar items {n / step_col_s:,.0f} frames/s), sink {items / sink_s:,.0f} msg/s (atomic batches "
         f"{items / sink_a_s:,.0f} msg/s), Bytewax {n / bw_s:,.0f} frames/s"
     )
     return c
