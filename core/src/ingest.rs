@@ -557,7 +557,7 @@ pub fn ingest_batch(
     let n_ok: usize = decoded.iter().map(|c| c.len - c.error_count).sum();
     let mut cols = ReadingCols::with_capacity(n_ok);
     // per decoded row: its stored readings (measured_at ms, distance_mm, temperature_c)
-    let mut stored: Vec<Vec<(i64, Option<f64>, Option<f64>)>> = Vec::with_capacity(n_ok);
+    let mut stored: Vec<Vec<Stored>> = Vec::with_capacity(n_ok);
     for (c, (_, js)) in decoded.iter().zip(&models) {
         for (k, &j) in js.iter().enumerate() {
             if c.ok.get(k) {
@@ -905,8 +905,11 @@ where
     Ok(res)
 }
 
+/// A stored reading: measured_at ms, distance_mm, temperature_c.
+type Stored = (i64, Option<f64>, Option<f64>);
+
 /// Stored readings of decoded row `k`.
-fn stored_of(c: &ReadingColumns, k: usize) -> Vec<(i64, Option<f64>, Option<f64>)> {
+fn stored_of(c: &ReadingColumns, k: usize) -> Vec<Stored> {
     let Some(s) = c.stored.as_ref() else {
         return Vec::new();
     };
