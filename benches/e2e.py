@@ -409,6 +409,26 @@ def proc_cpu_s(pid: int | None) -> float:
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_s(pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) of each live thread of ``pid`` so far: tid -> (thread
+    name, seconds); empty once the process is gone."""
+    out: dict[int, tuple[str, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for t in tids:
+        try:
+            stat = Path(f"/proc/{pid}/task/{t}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        f = stat.rsplit(")", 1)[1].split()
+        out[int(t)] = (name, (int(f[11]) + int(f[12])) / tick)
+    return out
+
+
 def children_cpu_s() -> float:
     """CPU seconds of this process's reaped children (the flow processes)."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -442,6 +462,14 @@ class FlowRun:
     log: str
     cpu_s: float = 0.0  # the flow process, user + system
     server_cpu_s: float = 0.0  # the nats-server, process start to exit
+    #: CPU seconds per thread name (threads of one name summed), as last sampled (~50 ms
+    #: before the exit: a lower bound per thread)
+    thread_cpu: dict[str, float] = field(default_factory=dict)
+
+    def threads_text(self, n: int) -> str:
+        """Thread CPU in µs per message of ``n``, busiest first."""
+        top = sorted(self.thread_cpu.items(), key=lambda kv: -kv[1])
+        return ", ".join(f"{name} {s / n * 1e6:.1f}" for name, s in top if s / n * 1e6 >= 0.05)
 
     @property
     def peak_rss_mib(self) -> float:
@@ -510,8 +538,17 @@ def run_flow(
         sys.executable, "-m", "bytewax.run", f"{ROOT / 'dataflows' / (name + '.py')}:flow",
         "-r", str(rec), "-s", str(settings.snapshot_interval_s), "-b", "0",
     ]  # fmt: skip
+    # TIDSTREAM_E2E_PERF=<folder>: each flow run under `perf record -g` (a profile, not a
+    # measurement: perf's own cost lands in the flow CPU), to <folder>/<flow>-<data path>-<n>.data
+    perf_dir = os.environ.get("TIDSTREAM_E2E_PERF")
+    if perf_dir:
+        Path(perf_dir).mkdir(parents=True, exist_ok=True)
+        tag = f"{name}-{env.get('TIDSTREAM_NATS_DATA_PATH', 'auto')}"
+        k = len(list(Path(perf_dir).glob(f"{tag}-*.data")))
+        cmd = ["perf", "record", "-F", "499", "-g", "-q", "-o", f"{perf_dir}/{tag}-{k}.data", "--", *cmd]
     log_path = rec / "flow.log"
     mem: list[tuple[float, int, int]] = []
+    threads: dict[int, tuple[str, float]] = {}
     counts: list[tuple[float, tuple[int, ...]]] = []
     stop = threading.Event()
     poll_ready = threading.Event()
@@ -553,6 +590,7 @@ def run_flow(
                 m = read_mem(proc.pid)
                 if m is not None:
                     mem.append((time.perf_counter() - t_start, *m))
+                threads.update(thread_cpu_s(proc.pid))
                 if time.perf_counter() > deadline:
                     raise TimeoutError(f"{name} flow did not finish within {timeout:.0f} s")
                 time.sleep(mem_interval)
@@ -574,7 +612,10 @@ def run_flow(
         counts = [(t - t_start, c) for t, c in counts if t >= t_start]
     shutil.rmtree(rec, ignore_errors=True)
     cpu = children_cpu_s() - cpu0
-    return FlowRun(name, proc.returncode, exit_s, mem, counts, final, text, cpu, srv_cpu)
+    by_name: dict[str, float] = {}
+    for tname, ts in threads.values():
+        by_name[tname] = by_name.get(tname, 0.0) + ts
+    return FlowRun(name, proc.returncode, exit_s, mem, counts, final, text, cpu, srv_cpu, by_name)
 
 
 # --------------------------------------------------------------------------------------
@@ -601,6 +642,32 @@ class Components:
     #: (client CPU s, nats-server CPU s) of the sink per message, and with atomic batches
     sink_cpu: tuple[float, float] = (0.0, 0.0)
     sink_atomic_cpu: tuple[float, float] = (0.0, 0.0)
+    #: the step again on the same batches as the Rust source's columnar items
+    #: (:class:`~tidstream.nats.jetstream.RawBatch`, what the flow's step gets on the
+    #: Rust data path), seconds
+    step_columnar_s: float = 0.0
+
+
+def columnar_item(msgs: list[Any]) -> Any:
+    """One partition's messages as the Rust source's columnar item (a
+    :class:`~tidstream.nats.jetstream.RawBatch`; header lines sorted by key, as the Rust
+    consumer writes them)."""
+    import numpy as np
+    from tidstream.nats.jetstream import RawBatch
+    from tidstream.nats.rustio import MessageBatch
+
+    def layout(items: list[bytes]) -> tuple[Any, Any]:
+        off = np.cumsum([0] + [len(x) for x in items], dtype=np.int64)
+        return off, np.frombuffer(b"".join(items), dtype=np.uint8).copy()
+
+    so, sd = layout([m.subject.encode() for m in msgs])
+    po, pd = layout([m.data for m in msgs])
+    ho, hd = layout(
+        ["".join(f"{k}: {v}\r\n" for k, v in sorted((m.headers or {}).items())).encode() for m in msgs]
+    )
+    seqs = np.array([m.seq for m in msgs], dtype=np.int64)
+    ts = np.array([m.stored_ns for m in msgs], dtype=np.int64)
+    return RawBatch(msgs[0].part, MessageBatch(seqs, ts, 0, so, sd, po, pd, ho, hd, []), len(msgs))
 
 
 class _NullSinkPart:
@@ -674,15 +741,13 @@ def bytewax_alone(
 #: Step profile categories, in report order.
 STEP_CATEGORIES = (
     "ingest kernel (Rust `ingest_batch`: subjects, envelopes, registry join, times, decode, "
-    "fill ratio, frame counters, reading messages; one call per batch)",
-    "readings placed per partition (Rust `PubBatch.extend`, one call per partition and batch)",
+    "fill ratio, frame counters, reading messages, stored readings, dead letters, one "
+    "PubBatch per partition; one call per batch)",
     "raw-format headers (`_raw_fields`: `int()`, `fromisoformat`; raw-format frames only)",
-    "step's own Python (the kernel's output list, counters, metrics)",
-    "stored readings sent late (`_emit_stored`: dicts, orjson)",
-    "dead letters (`_dead`: dict, base64, orjson)",
+    "step's own Python (counters, metrics)",
 )
 #: the categories that are Rust calls (taken at their profiled time)
-RUST_CATEGORIES = STEP_CATEGORIES[:2]
+RUST_CATEGORIES = STEP_CATEGORIES[:1]
 
 
 def profile_step(
@@ -691,9 +756,9 @@ def profile_step(
     """cProfile one pass of the step and split its time into :data:`STEP_CATEGORIES`.
 
     Each category is the time of the calls made from the step's own frames (``batches``,
-    ``_step``, ``_Out``): the Rust kernel (less the Python header parser it calls back
-    for raw-format frames), the per-partition placement of the readings, the Python
-    helpers with their callees, and the step's own time. The Rust calls (few per batch)
+    ``_step``, ``_run``): the Rust kernel (less the Python header parser it calls back
+    for raw-format frames), the header parser, and the step's own time with its other
+    callees (metrics). The Rust calls (few per batch)
     are taken at their profiled time; cProfile inflates the Python categories (many small
     calls), so those share the rest of the unprofiled step time in proportion to their
     profiled times. Returns [(category, estimated s, profiled s)], profiled total.
@@ -709,13 +774,13 @@ def profile_step(
     pr.disable()
     profiled = time.perf_counter() - t0
     st = pstats.Stats(pr).stats  # type: ignore[attr-defined]
-    c_kernel, c_place, c_raw, c_own, c_stored, c_dead = STEP_CATEGORIES
+    c_kernel, c_raw, c_own = STEP_CATEGORIES
 
     def in_ingest(key: tuple[str, int, str]) -> bool:
         return key[0].endswith(("flow/ingest.py", "flow\\ingest.py"))
 
     def is_step_frame(key: tuple[str, int, str]) -> bool:
-        return in_ingest(key) and key[2] in ("batches", "_step", "of", "items")
+        return in_ingest(key) and key[2] in ("batches", "_step", "_run")
 
     cat = dict.fromkeys(STEP_CATEGORIES, 0.0)
     for key, (_cc, _nc, tt, ct, callers) in st.items():
@@ -729,14 +794,8 @@ def profile_step(
             if not is_step_frame(ck) or is_step_frame(key):
                 continue
             ect = edge[3]
-            if "ingest_batch" in name:
+            if "ingest_batch" in name or "ingest_columns" in name:
                 cat[c_kernel] += ect
-            elif "extend" in name and "PubBatch" in name:
-                cat[c_place] += ect
-            elif name == "_emit_stored":
-                cat[c_stored] += ect
-            elif name == "_dead":
-                cat[c_dead] += ect
             else:  # metrics, list and dict operations, ...
                 cat[c_own] += ect
     rust = sum(cat[c] for c in RUST_CATEGORIES)
@@ -832,6 +891,15 @@ def measure_components(
     for b in batches:
         ing.batches(b)
     step_s = time.perf_counter() - t0
+    # the same batches as columnar items (one partition each, as the source's batches)
+    cols = [columnar_item(b) for b in batches]
+    ing = ingestor()
+    gc.collect()
+    t0 = time.perf_counter()
+    for rb in cols:
+        ing.batches([rb])
+    step_col_s = time.perf_counter() - t0
+    del cols
     ing = ingestor()
     outs = [ing.batches(b) for b in batches]
     items = sum(len(pb) for o in outs for _, pb in o)
@@ -898,10 +966,11 @@ def measure_components(
         sink_a_s,
         (sink_c / items, sink_srv / items),
         (sink_a_c / items, sink_a_srv / items),
+        step_col_s,
     )
     say(
         f"  parts alone: source {n / source_s:,.0f} frames/s, step {n / step_s:,.0f} frames/s "
-        f"(profiled {profiled_s:.2f} s), sink {items / sink_s:,.0f} msg/s (atomic batches "
+        f"(profiled {profiled_s:.2f} s; on columnar items {n / step_col_s:,.0f} frames/s), sink {items / sink_s:,.0f} msg/s (atomic batches "
         f"{items / sink_a_s:,.0f} msg/s), Bytewax {n / bw_s:,.0f} frames/s"
     )
     return c
@@ -1226,6 +1295,7 @@ def run_data_paths(
                 f"excluding {base:.2f} s start-up; flow CPU {(fr.cpu_s - cpu0) / n * 1e6:.1f} µs/frame, "
                 f"nats-server {fr.server_cpu_s / n * 1e6:.1f} µs/frame; accounting exact"
             )
+            cfg.say(f"    flow threads, CPU µs/frame (start-up included): {fr.threads_text(n)}")
     return out
 
 

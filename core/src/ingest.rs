@@ -1,16 +1,15 @@
-//! The common path of the ingest step (`python/tidstream/flow/ingest.py`, `Ingestor`) for
-//! a whole batch of raw uplinks in one call: subject routing, envelope parsing (one call
-//! per format), registry join, plausibility of times, frame decoding (one call per
-//! model), fill ratio, the frame-counter guard and the reading messages (JSON, subject,
-//! id) of every accepted frame.
+//! The ingest step (`python/tidstream/flow/ingest.py`, `Ingestor`) for a whole batch of
+//! raw uplinks in one call: subject routing, envelope parsing (one call per format),
+//! registry join, plausibility of times, frame decoding (one call per model), fill
+//! ratio, the frame-counter guard, the reading messages (JSON, subject, id) of every
+//! accepted frame and of the stored readings it carries ([`ingest_batch`]), then the
+//! dead letters and the output per raw partition ([`write_output`]).
 //!
-//! What stays in Python is what is rare or needs Python semantics: the dead letters
-//! (their bodies carry the original message and its headers), the stored readings of
-//! a frame sent late, and the `Tid-*` headers of raw-format frames (parsed by the
+//! What stays in Python is the `Tid-*` headers of raw-format frames (parsed by the
 //! caller with Python's `int()` / `datetime.fromisoformat`, see [`RawFields`]). The
-//! kernel tells the caller where those go with an ordered list of [`Op`]s, so the
-//! output (per raw partition: which messages, in which order) is exactly the one of
-//! the per-frame Python step it replaces.
+//! kernel lists the output in order as [`Op`]s, and [`write_output`] writes it, so the
+//! output (per raw partition: which messages, in which order, byte for byte) is exactly
+//! the one of the per-frame Python step it replaces (tests/ingest_reference.py).
 //!
 //! Order of the output, as in the Python step: dead letters as they are found (size and
 //! subject, then per envelope format in first-seen order, then the registry join and the
@@ -18,13 +17,15 @@
 //! frame counters), the accepted readings of a partition held back until the end of the
 //! batch (or until a frame of that partition carries stored readings).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::codec::{FlatPayloads, FportSource, PayloadSource, Registry};
 use crate::envelope::{decode_uplinks, Format, UplinkColumns};
 use crate::fill::fill_ratio;
 use crate::json_rows::{
-    json_f64, json_string, write_messages, JsonColumn, MessageError, Messages, TextPiece,
+    json_f64, json_string, write_json_str, write_messages, write_rfc3339_us, JsonColumn,
+    MessageError, Messages, TextPiece,
 };
 use crate::reading::ReadingColumns;
 
@@ -125,7 +126,8 @@ impl FcntState {
     /// `None` to accept the frame (and remember it), else why it is a regression.
     pub fn check(&mut self, device: &str, fcnt: Option<i64>, raw_seq: i64) -> Option<String> {
         let fcnt = fcnt?;
-        if let Some(&(last_fcnt, last_seq)) = self.last.get(device) {
+        if let Some(v) = self.last.get_mut(device) {
+            let (last_fcnt, last_seq) = *v;
             if raw_seq <= last_seq {
                 return None; // the flow's own replay after a restart: decided before
             }
@@ -134,9 +136,7 @@ impl FcntState {
                     "frame counter {fcnt} is not above the last accepted {last_fcnt} (raw seq {last_seq})"
                 ));
             }
-            if let Some(v) = self.last.get_mut(device) {
-                *v = (fcnt, raw_seq);
-            }
+            *v = (fcnt, raw_seq);
             return None;
         }
         self.last.insert(device.to_string(), (fcnt, raw_seq));
@@ -184,26 +184,20 @@ pub enum Op {
         offset: Option<i64>,
         device: Option<String>,
     },
-    /// Messages `rows` of [`IngestOutput::readings`] go to partition `part`, in order.
+    /// Messages `rows` of [`IngestOutput::readings`] go to partition `part`, in order (a
+    /// frame's stored readings right after its own).
     Readings { part: u32, rows: Vec<i64> },
-    /// Frame `frame` (whose own reading is message `row`, already placed) carries stored
-    /// readings `(measured_at ms, distance_mm, temperature_c)`; `reg` is its registry row.
-    Stored {
-        frame: usize,
-        row: usize,
-        reg: usize,
-        stored: Vec<(i64, Option<f64>, Option<f64>)>,
-    },
 }
 
 /// What [`ingest_batch`] hands back.
 #[derive(Debug, Default)]
 pub struct IngestOutput {
-    /// The reading message of every decoded frame (accepted or not), in decoded order;
-    /// [`Op::Readings`] says which of them are published where.
+    /// The reading message of every decoded frame (accepted or not), in decoded order,
+    /// then those of the stored readings they carry; [`Op::Readings`] says which of them
+    /// are published where.
     pub readings: Messages,
     pub ops: Vec<Op>,
-    /// Readings accepted (stored readings excluded: the caller counts those).
+    /// Readings accepted, stored readings included.
     pub readings_out: usize,
 }
 
@@ -289,7 +283,8 @@ pub fn needs_raw_fields(subject: &str, len: usize, prefix_tokens: usize, max_byt
 /// An uplink whose envelope parsed.
 struct Up<'a> {
     frame: usize,
-    dev: String,
+    /// Device id as the registry names it (lower case; borrowed from the envelopes).
+    dev: Cow<'a, str>,
     /// Receive time in ns, clamped to int64 (written in the reading).
     recv: i64,
     /// The same, exact (a raw frame's header may name a time beyond int64 ns).
@@ -448,7 +443,7 @@ pub fn ingest_batch(
                         .unwrap_or(i128::from(f.stored_ns));
                     ups.push(Up {
                         frame: i,
-                        dev: dev.to_ascii_lowercase(),
+                        dev: Cow::Owned(dev.to_ascii_lowercase()),
                         recv: i64::try_from(exact).unwrap_or(if exact < 0 {
                             i64::MIN
                         } else {
@@ -478,7 +473,7 @@ pub fn ingest_batch(
                 .unwrap_or(frames[i].stored_ns);
             ups.push(Up {
                 frame: i,
-                dev: c.dev_eui.get(k).unwrap_or("").to_string(),
+                dev: Cow::Borrowed(c.dev_eui.get(k).unwrap_or("")),
                 recv,
                 recv_exact: i128::from(recv),
                 fport: c.fport.get(k).map(i64::from),
@@ -495,7 +490,7 @@ pub fn ingest_batch(
     let mut models: Vec<(&str, Vec<usize>)> = Vec::new();
     for (j, u) in ups.iter().enumerate() {
         let Some(&r) = (!u.dev.is_empty())
-            .then(|| index.rows.get(&u.dev))
+            .then(|| index.rows.get(u.dev.as_ref()))
             .flatten()
         else {
             let e = format!("device {} is not in the registry", u.dev);
@@ -506,7 +501,7 @@ pub fn ingest_batch(
                 e,
                 "registry",
                 None,
-                Some(u.dev.clone()),
+                Some(u.dev.to_string()),
             );
             continue;
         };
@@ -519,7 +514,7 @@ pub fn ingest_batch(
                 why,
                 "envelope",
                 None,
-                Some(u.dev.clone()),
+                Some(u.dev.to_string()),
             );
             continue;
         }
@@ -561,11 +556,22 @@ pub fn ingest_batch(
     // 5. the reading message of every decoded frame, in decoded order ---------------------
     let n_ok: usize = decoded.iter().map(|c| c.len - c.error_count).sum();
     let mut cols = ReadingCols::with_capacity(n_ok);
+    // per decoded row: its stored readings (measured_at ms, distance_mm, temperature_c)
+    let mut stored: Vec<Vec<Stored>> = Vec::with_capacity(n_ok);
     for (c, (_, js)) in decoded.iter().zip(&models) {
         for (k, &j) in js.iter().enumerate() {
             if c.ok.get(k) {
                 cols.push(c, k, &ups[j], reg_of[j], frames[ups[j].frame].seq, index);
+                stored.push(stored_of(c, k));
             }
+        }
+    }
+    // the stored readings after every frame's own (rare): row of each frame's first one
+    let mut stored_row: Vec<usize> = Vec::with_capacity(n_ok);
+    for (r, st) in stored.iter().enumerate() {
+        stored_row.push(cols.seq.len());
+        for (n, &(ms, sd, temp)) in st.iter().enumerate() {
+            cols.push_stored(r, n as i64 + 1, ms, sd, temp, index);
         }
     }
     out.readings = cols.write(index).map_err(IngestError::Message)?;
@@ -574,6 +580,7 @@ pub fn ingest_batch(
     // 6. per decoded frame: errors, device times, frame counter, placement -----------------
     let mut row = 0usize;
     let mut dropped = 0usize;
+    let mut stored_out = 0usize;
     let mut pending = Pending::default();
     for (c, (_, js)) in decoded.iter().zip(&models) {
         for (k, &j) in js.iter().enumerate() {
@@ -589,18 +596,34 @@ pub fn ingest_batch(
                         (e.kind.name().to_string(), e.to_string(), Some(off))
                     })
                     .unwrap_or_default();
-                dead(ops, u.frame, &kind, err, "frame", off, Some(u.dev.clone()));
+                dead(
+                    ops,
+                    u.frame,
+                    &kind,
+                    err,
+                    "frame",
+                    off,
+                    Some(u.dev.to_string()),
+                );
                 continue;
             }
             let r = row;
             row += 1;
-            let stored = stored_of(c, k);
+            let stored = &stored[r];
             let measured = c.measured_at_ms.as_ref().and_then(|m| m.get(k));
             if measured.is_some() || !stored.is_empty() {
-                let mut times = Vec::with_capacity(1 + stored.len());
-                times.push(measured.map(|ms| i128::from(ms) * 1_000_000));
-                times.extend(stored.iter().map(|s| Some(py_timestamp_ns(s.0))));
-                if let Some(why) = window.problem(u.recv_exact, f.stored_ns, &times) {
+                let own = [measured.map(|ms| i128::from(ms) * 1_000_000)];
+                let with_stored: Vec<Option<i128>>;
+                let times: &[Option<i128>] = if stored.is_empty() {
+                    &own // no allocation for the usual frame
+                } else {
+                    with_stored = own
+                        .into_iter()
+                        .chain(stored.iter().map(|s| Some(py_timestamp_ns(s.0))))
+                        .collect();
+                    &with_stored
+                };
+                if let Some(why) = window.problem(u.recv_exact, f.stored_ns, times) {
                     dead(
                         ops,
                         u.frame,
@@ -608,7 +631,7 @@ pub fn ingest_batch(
                         why,
                         "frame",
                         None,
-                        Some(u.dev.clone()),
+                        Some(u.dev.to_string()),
                     );
                     dropped += 1;
                     continue;
@@ -622,33 +645,271 @@ pub fn ingest_batch(
                     why,
                     "envelope",
                     None,
-                    Some(u.dev.clone()),
+                    Some(u.dev.to_string()),
                 );
                 dropped += 1;
                 continue;
             }
             pending.push(f.part, r as i64);
             if !stored.is_empty() {
+                // its stored readings right after it, placed before what comes next
+                for x in 0..stored.len() {
+                    pending.push(f.part, (stored_row[r] + x) as i64);
+                }
+                stored_out += stored.len();
                 let rows = pending.pop(f.part).unwrap_or_default();
                 ops.push(Op::Readings { part: f.part, rows });
-                ops.push(Op::Stored {
-                    frame: u.frame,
-                    row: r,
-                    reg: reg_of[j],
-                    stored,
-                });
             }
         }
     }
     for (part, rows) in pending.0 {
         ops.push(Op::Readings { part, rows });
     }
-    out.readings_out = row - dropped;
+    out.readings_out = row - dropped + stored_out;
     Ok(out)
 }
 
+/// What the dead letters of a batch name and where they go.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadLetterSpec<'a> {
+    /// Name of the raw stream (in each dead letter's body and id).
+    pub raw_stream: &'a str,
+    /// Subject of a dead letter before its reason (`tid.dlq.`; the reason follows as
+    /// one token, escaped as `tidstream.names.encode_token` escapes it).
+    pub dlq_prefix: &'a str,
+}
+
+/// The step's output for one batch.
+#[derive(Debug, Default)]
+pub struct StepOutput {
+    /// Per raw partition (the caller's index), in first-seen order: its readings and
+    /// dead letters in order.
+    pub parts: Vec<(u32, Messages)>,
+    /// Dead letters per reason, in first-seen order.
+    pub dead: Vec<(String, usize)>,
+    /// Readings accepted, stored readings included.
+    pub readings_out: usize,
+}
+
+/// `s` as one NATS subject token, as `tidstream.names.encode_token` writes it: kept when
+/// it is `[A-Za-z0-9_-]+`, else every other byte of its UTF-8 as `=XX`; `=` when empty.
+pub fn encode_token(s: &str) -> String {
+    if s.is_empty() {
+        return "=".to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("={b:02X}"));
+        }
+    }
+    out
+}
+
+/// Header lines (`Key: value` + CR LF each) as the Python step's header dict: invalid
+/// UTF-8 replaced, a line without `": "` a key with an empty value, a repeated key at its
+/// first place with its last value (`tidstream.nats.rustio.header_dict`).
+pub fn header_pairs(lines: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(lines);
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        let (k, v) = line.split_once(": ").unwrap_or((line, ""));
+        match out.iter_mut().find(|(q, _)| q == k) {
+            Some(e) => e.1 = v.to_string(),
+            None => out.push((k.to_string(), v.to_string())),
+        }
+    }
+    out
+}
+
+/// The body of frame `f`'s dead letter, as the Python step's `orjson.dumps` of
+/// `{reason, stage, error, offset, device_id, subject, raw_stream, raw_seq, stored_at,
+/// headers (null when none), original_base64}`.
+#[allow(clippy::too_many_arguments)]
+pub fn write_dead_letter(
+    buf: &mut Vec<u8>,
+    f: &Frame<'_>,
+    reason: &str,
+    error: &str,
+    stage: &str,
+    offset: Option<i64>,
+    device: Option<&str>,
+    raw_stream: &str,
+    headers: &[(String, String)],
+) {
+    use base64::Engine as _;
+    let mut int = itoa::Buffer::new();
+    buf.extend_from_slice(b"{\"reason\":");
+    write_json_str(buf, reason);
+    buf.extend_from_slice(b",\"stage\":");
+    write_json_str(buf, stage);
+    buf.extend_from_slice(b",\"error\":");
+    write_json_str(buf, error);
+    buf.extend_from_slice(b",\"offset\":");
+    match offset {
+        Some(o) => buf.extend_from_slice(int.format(o).as_bytes()),
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.extend_from_slice(b",\"device_id\":");
+    match device {
+        Some(d) => write_json_str(buf, d),
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.extend_from_slice(b",\"subject\":");
+    write_json_str(buf, f.subject);
+    buf.extend_from_slice(b",\"raw_stream\":");
+    write_json_str(buf, raw_stream);
+    buf.extend_from_slice(b",\"raw_seq\":");
+    buf.extend_from_slice(int.format(f.seq).as_bytes());
+    buf.extend_from_slice(b",\"stored_at\":");
+    write_rfc3339_us(buf, f.stored_ns);
+    buf.extend_from_slice(b",\"headers\":");
+    if headers.is_empty() {
+        buf.extend_from_slice(b"null");
+    } else {
+        buf.push(b'{');
+        for (j, (k, v)) in headers.iter().enumerate() {
+            if j > 0 {
+                buf.push(b',');
+            }
+            write_json_str(buf, k);
+            buf.push(b':');
+            write_json_str(buf, v);
+        }
+        buf.push(b'}');
+    }
+    buf.extend_from_slice(b",\"original_base64\":\"");
+    let start = buf.len();
+    buf.resize(start + f.data.len().div_ceil(3) * 4, 0);
+    let n = base64::engine::general_purpose::STANDARD
+        .encode_slice(f.data, &mut buf[start..])
+        .unwrap_or(0);
+    buf.truncate(start + n);
+    buf.extend_from_slice(b"\"}");
+}
+
+/// The output of [`ingest_batch`] written per raw partition: the readings its
+/// [`Op::Readings`] place and a dead letter per [`Op::Dead`] (subject `<dlq_prefix>
+/// <reason>`, id `d:<raw stream>:<raw seq>`, headers `Tid-Reason` and `Tid-Raw-Seq`),
+/// in order. `headers(frame)` gives a frame's headers (empty: none). The partition with
+/// the most readings keeps the readings' buffer (its messages are not copied).
+pub fn write_output<H>(
+    out: IngestOutput,
+    frames: &[Frame<'_>],
+    spec: DeadLetterSpec<'_>,
+    headers: H,
+) -> Result<StepOutput, IngestError>
+where
+    H: Fn(usize) -> Vec<(String, String)>,
+{
+    let IngestOutput {
+        mut readings,
+        ops,
+        readings_out,
+    } = out;
+    let mut res = StepOutput {
+        readings_out,
+        ..Default::default()
+    };
+    fn of(parts: &mut Vec<(u32, Messages)>, part: u32) -> &mut Messages {
+        let i = match parts.iter().position(|(p, _)| *p == part) {
+            Some(i) => i,
+            None => {
+                parts.push((part, Messages::default()));
+                parts.len() - 1
+            }
+        };
+        &mut parts[i].1
+    }
+    // the partition that keeps the readings' buffer, and its messages in order
+    let mut counts: Vec<(u32, usize)> = Vec::new();
+    for op in &ops {
+        if let Op::Readings { part, rows } = op {
+            match counts.iter_mut().find(|(p, _)| p == part) {
+                Some(c) => c.1 += rows.len(),
+                None => counts.push((*part, rows.len())),
+            }
+        }
+    }
+    let owner = counts.iter().max_by_key(|c| c.1).map(|c| c.0);
+    let mut order: Vec<usize> = Vec::new();
+    let mut body = Vec::new();
+    for op in &ops {
+        match op {
+            Op::Readings { part, rows } if Some(*part) == owner => {
+                of(&mut res.parts, *part); // its place in the output
+                for &r in rows {
+                    let k = usize::try_from(r)
+                        .ok()
+                        .filter(|&k| k < readings.len())
+                        .ok_or(IngestError::Message(MessageError::BadIndex(r)))?;
+                    order.push(k);
+                }
+            }
+            Op::Readings { part, rows } => of(&mut res.parts, *part)
+                .extend_from(&readings, Some(rows))
+                .map_err(IngestError::Message)?,
+            Op::Dead {
+                frame,
+                reason,
+                error,
+                stage,
+                offset,
+                device,
+            } => {
+                let Some(f) = frames.get(*frame) else {
+                    continue;
+                };
+                match res.dead.iter_mut().find(|(r, _)| r == reason) {
+                    Some(e) => e.1 += 1,
+                    None => res.dead.push((reason.clone(), 1)),
+                }
+                body.clear();
+                let h = headers(*frame);
+                write_dead_letter(
+                    &mut body,
+                    f,
+                    reason,
+                    error,
+                    stage,
+                    *offset,
+                    device.as_deref(),
+                    spec.raw_stream,
+                    &h,
+                );
+                let seq = itoa::Buffer::new().format(f.seq).to_string();
+                let subject = format!("{}{}", spec.dlq_prefix, encode_token(reason));
+                let id = format!("d:{}:{seq}", spec.raw_stream);
+                let hs = [("Tid-Reason", reason.as_str()), ("Tid-Raw-Seq", &seq)];
+                if Some(f.part) == owner {
+                    of(&mut res.parts, f.part);
+                    readings
+                        .push(&subject, &id, &hs, &body)
+                        .map_err(IngestError::Message)?;
+                    order.push(readings.len() - 1);
+                } else {
+                    of(&mut res.parts, f.part)
+                        .push(&subject, &id, &hs, &body)
+                        .map_err(IngestError::Message)?;
+                }
+            }
+        }
+    }
+    if let Some(owner) = owner {
+        readings.select(&order);
+        *of(&mut res.parts, owner) = readings;
+    }
+    res.parts.retain(|(_, m)| !m.is_empty());
+    Ok(res)
+}
+
+/// A stored reading: measured_at ms, distance_mm, temperature_c.
+type Stored = (i64, Option<f64>, Option<f64>);
+
 /// Stored readings of decoded row `k`.
-fn stored_of(c: &ReadingColumns, k: usize) -> Vec<(i64, Option<f64>, Option<f64>)> {
+fn stored_of(c: &ReadingColumns, k: usize) -> Vec<Stored> {
     let Some(s) = c.stored.as_ref() else {
         return Vec::new();
     };
@@ -665,6 +926,15 @@ fn stored_of(c: &ReadingColumns, k: usize) -> Vec<(i64, Option<f64>, Option<f64>
             )
         })
         .collect()
+}
+
+/// The time the Python step wrote for a stored reading of `ms`: a `datetime` of `ms`
+/// (UTC) as `int(dt.timestamp() * 1e6) * 1000` ns (float seconds, float microseconds
+/// truncated).
+fn py_stored_ns(ms: i64) -> i64 {
+    let us = i128::from(ms) * 1000;
+    let secs = us as f64 / 1e6;
+    ((secs * 1e6).trunc() as i64).saturating_mul(1000)
 }
 
 /// `repr()` of a Python `str` (single quotes unless it holds one and no double quote;
@@ -703,6 +973,9 @@ fn py_repr(s: &str) -> String {
 /// The columns of the reading messages, one row per decoded ok frame.
 struct ReadingCols {
     seq: Vec<i64>,
+    /// 0 for a frame's own reading, n for its n-th stored one (ids `r:<seq>:<n>`).
+    n: Vec<i64>,
+    stored: Vec<i8>,
     reg: Vec<i64>,
     recv: Vec<i64>,
     measured: Vec<i64>,
@@ -729,6 +1002,8 @@ impl ReadingCols {
     fn with_capacity(n: usize) -> Self {
         ReadingCols {
             seq: Vec::with_capacity(n),
+            n: Vec::with_capacity(n),
+            stored: Vec::with_capacity(n),
             reg: Vec::with_capacity(n),
             recv: Vec::with_capacity(n),
             measured: Vec::with_capacity(n),
@@ -770,6 +1045,8 @@ impl ReadingCols {
         };
         let at = |v: &[f64]| v.get(reg).copied().unwrap_or(f64::NAN);
         self.seq.push(seq);
+        self.n.push(0);
+        self.stored.push(0);
         self.reg.push(reg as i64);
         self.recv.push(u.recv);
         let measured = c.measured_at_ms.as_ref().and_then(|m| m.get(k));
@@ -796,6 +1073,48 @@ impl ReadingCols {
         self.gps_lon.push(f(&c.longitude));
     }
 
+    /// Stored reading `n` of row `src` (`(measured_at ms, distance_mm, temperature_c)`):
+    /// that row's reading with the stored values, no alarm, tilt or fire state (as the
+    /// Python step's `{**reading, ...}`).
+    #[allow(clippy::too_many_arguments)]
+    fn push_stored(
+        &mut self,
+        src: usize,
+        n: i64,
+        ms: i64,
+        sd: Option<f64>,
+        temp: Option<f64>,
+        ix: &IngestIndex,
+    ) {
+        let reg = usize::try_from(self.reg[src]).unwrap_or(usize::MAX);
+        let at = |v: &[f64]| v.get(reg).copied().unwrap_or(f64::NAN);
+        let d = sd.unwrap_or(f64::NAN);
+        self.seq.push(self.seq[src]);
+        self.n.push(n);
+        self.stored.push(1);
+        self.reg.push(self.reg[src]);
+        self.recv.push(self.recv[src]);
+        self.measured.push(py_stored_ns(ms));
+        self.distance.push(d);
+        self.fill
+            .push(fill_ratio(d, at(&ix.depth_mm), at(&ix.offset_mm)).unwrap_or(f64::NAN));
+        self.fill_pct.push(self.fill_pct[src]);
+        self.temperature.push(temp.unwrap_or(f64::NAN));
+        self.battery_pct.push(self.battery_pct[src]);
+        self.battery_v.push(self.battery_v[src]);
+        self.tilt.push(-1);
+        self.fire.push(-1);
+        self.flags.push(0);
+        self.fport.push(self.fport[src]);
+        self.fport_ok.push(self.fport_ok[src]);
+        self.fcnt.push(self.fcnt[src]);
+        self.fcnt_ok.push(self.fcnt_ok[src]);
+        self.rssi.push(self.rssi[src]);
+        self.snr.push(self.snr[src]);
+        self.gps_lat.push(self.gps_lat[src]);
+        self.gps_lon.push(self.gps_lon[src]);
+    }
+
     fn write(&self, ix: &IngestIndex) -> Result<Messages, MessageError> {
         let n = self.seq.len();
         let reg = &self.reg[..];
@@ -806,10 +1125,11 @@ impl ReadingCols {
         let cols: Vec<(&str, JsonColumn<'_>)> = vec![
             (
                 "reading_id",
-                JsonColumn::IntString {
-                    values: &self.seq,
+                JsonColumn::IntPair {
+                    first: &self.seq,
+                    second: &self.n,
                     prefix: "r:",
-                    suffix: ":0",
+                    sep: ":",
                 },
             ),
             ("device_id", raw(0)),
@@ -835,7 +1155,7 @@ impl ReadingCols {
                     valid: None,
                 },
             ),
-            ("stored", JsonColumn::Literal("false")),
+            ("stored", JsonColumn::Bool(&self.stored)),
             ("distance_mm", JsonColumn::F64(&self.distance)),
             ("fill_ratio", JsonColumn::F64(&self.fill)),
             ("fill_pct_reported", JsonColumn::F64(&self.fill_pct)),
@@ -887,7 +1207,8 @@ impl ReadingCols {
             &[
                 TextPiece::Lit("r:"),
                 TextPiece::Int(&self.seq),
-                TextPiece::Lit(":0"),
+                TextPiece::Lit(":"),
+                TextPiece::Int(&self.n),
             ],
         )
     }
@@ -932,6 +1253,54 @@ mod tests {
         ));
         assert_eq!(py_repr("a'b"), "\"a'b\"");
         assert_eq!(py_repr("a\tb\\"), "'a\\tb\\\\'");
+    }
+
+    #[test]
+    fn tokens_headers_and_dead_letters_as_python_writes_them() {
+        assert_eq!(encode_token("unknown_device"), "unknown_device");
+        assert_eq!(encode_token(""), "=");
+        assert_eq!(encode_token("a.b é"), "a=2Eb=20=C3=A9");
+        assert_eq!(
+            header_pairs(b"B: 2\r\nA: 1\r\nB: 3\r\nno-colon\r\n\r\n"),
+            [
+                ("B".to_string(), "3".to_string()),
+                ("A".to_string(), "1".to_string()),
+                ("no-colon".to_string(), String::new()),
+            ]
+        );
+        let f = Frame {
+            part: 0,
+            seq: 42,
+            subject: "tid.raw.0.ttn.x",
+            data: b"\x00\x01ab",
+            stored_ns: 1_764_028_800_123_456_789,
+            raw: None,
+        };
+        let mut buf = Vec::new();
+        let h = [("Tid-FPort".to_string(), "1\"".to_string())];
+        write_dead_letter(
+            &mut buf,
+            &f,
+            "truncated",
+            "e",
+            "frame",
+            Some(3),
+            Some("d"),
+            "RAW",
+            &h,
+        );
+        assert_eq!(
+            std::str::from_utf8(&buf).unwrap(),
+            r#"{"reason":"truncated","stage":"frame","error":"e","offset":3,"device_id":"d","subject":"tid.raw.0.ttn.x","raw_stream":"RAW","raw_seq":42,"stored_at":"2025-11-25T00:00:00.123456Z","headers":{"Tid-FPort":"1\""},"original_base64":"AAFhYg=="}"#
+        );
+        buf.clear();
+        write_dead_letter(&mut buf, &f, "x", "e", "envelope", None, None, "RAW", &[]);
+        assert!(std::str::from_utf8(&buf)
+            .unwrap()
+            .contains(r#""offset":null,"device_id":null,"#));
+        assert!(std::str::from_utf8(&buf)
+            .unwrap()
+            .contains(r#""headers":null,"original_base64":"AAFhYg=="}"#));
     }
 
     #[test]
@@ -1077,5 +1446,26 @@ mod tests {
             "tid.readings.25388.0101010101010101"
         );
         assert_eq!(out.readings.msg_id(0), "r:1:0");
+        // written out: the dead letters and the reading of partition 0 in order
+        let spec = DeadLetterSpec {
+            raw_stream: "RAW",
+            dlq_prefix: "tid.dlq.",
+        };
+        let res = write_output(out, &frames, spec, |_| Vec::new()).unwrap();
+        assert_eq!(res.parts.len(), 1);
+        let m = &res.parts[0].1;
+        let ids: Vec<&str> = (0..m.len()).map(|i| m.msg_id(i)).collect();
+        assert_eq!(
+            ids,
+            ["d:RAW:2", "d:RAW:6", "d:RAW:3", "d:RAW:5", "d:RAW:4", "r:1:0"]
+        );
+        assert_eq!(m.subject(0), "tid.dlq.unknown_format");
+        assert_eq!(
+            m.header_lines(0),
+            b"Tid-Reason: unknown_format\r\nTid-Raw-Seq: 2\r\n"
+        );
+        assert_eq!(m.subject(5), "tid.readings.25388.0101010101010101");
+        assert_eq!(res.readings_out, 1);
+        assert_eq!(res.dead.len(), 5);
     }
 }

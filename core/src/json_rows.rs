@@ -37,6 +37,13 @@ pub enum JsonColumn<'a> {
         prefix: &'a str,
         suffix: &'a str,
     },
+    /// `"<prefix><first><sep><second>"` (e.g. ids like `r:123:2`).
+    IntPair {
+        first: &'a [i64],
+        second: &'a [i64],
+        prefix: &'a str,
+        sep: &'a str,
+    },
     /// The same JSON text on every row (written as given: a literal, a number, a quoted string).
     Literal(&'a str),
     /// JSON texts by index into `values`, written as given (values rendered once and
@@ -59,6 +66,7 @@ impl JsonColumn<'_> {
             JsonColumn::Bool(v) => v.len() >= n,
             JsonColumn::Dict { indices, .. } => indices.len() >= n,
             JsonColumn::IntString { values, .. } => values.len() >= n,
+            JsonColumn::IntPair { first, second, .. } => first.len() >= n && second.len() >= n,
             JsonColumn::Literal(_) => true,
             JsonColumn::Raw { indices, .. } => indices.len() >= n,
         }
@@ -101,36 +109,42 @@ impl JsonRows {
     }
 }
 
-/// Write `n` rows, one JSON object each, keys in the order of `columns`.
-pub fn write_rows(n: usize, columns: &[(&str, JsonColumn<'_>)]) -> Result<JsonRows, ShortColumn> {
-    for (name, c) in columns {
-        if !c.len_ok(n) {
-            return Err(ShortColumn((*name).to_string()));
-        }
-    }
-    // `"key":` prefixes, the first without and the others with a leading comma.
-    let keys: Vec<Vec<u8>> = columns
-        .iter()
-        .enumerate()
-        .map(|(j, (name, _))| {
-            let mut k = Vec::with_capacity(name.len() + 4);
-            if j > 0 {
-                k.push(b',');
+/// Checked columns and their `"key":` prefixes, writing one row at a time.
+struct RowWriter<'c, 'a> {
+    columns: &'c [(&'c str, JsonColumn<'a>)],
+    keys: Vec<Vec<u8>>,
+}
+
+impl<'c, 'a> RowWriter<'c, 'a> {
+    fn new(n: usize, columns: &'c [(&'c str, JsonColumn<'a>)]) -> Result<Self, ShortColumn> {
+        for (name, c) in columns {
+            if !c.len_ok(n) {
+                return Err(ShortColumn((*name).to_string()));
             }
-            write_str(&mut k, name);
-            k.push(b':');
-            k
-        })
-        .collect();
-    let mut out = JsonRows {
-        data: Vec::with_capacity(n * 64 * columns.len().max(1)),
-        offsets: Vec::with_capacity(n + 1),
-    };
-    out.offsets.push(0);
-    let buf = &mut out.data;
-    for i in 0..n {
+        }
+        // `"key":` prefixes, the first without and the others with a leading comma.
+        let keys: Vec<Vec<u8>> = columns
+            .iter()
+            .enumerate()
+            .map(|(j, (name, _))| {
+                let mut k = Vec::with_capacity(name.len() + 4);
+                if j > 0 {
+                    k.push(b',');
+                }
+                write_str(&mut k, name);
+                k.push(b':');
+                k
+            })
+            .collect();
+        Ok(RowWriter { columns, keys })
+    }
+
+    /// Row `i` (below the `n` checked) appended to `buf`.
+    fn write(&self, buf: &mut Vec<u8>, i: usize) {
+        let columns = self.columns;
+        let keys = &self.keys;
         buf.push(b'{');
-        for ((_, col), key) in columns.iter().zip(&keys) {
+        for ((_, col), key) in columns.iter().zip(keys) {
             buf.extend_from_slice(key);
             match *col {
                 JsonColumn::F64(v) => write_f64(buf, v[i]),
@@ -170,6 +184,19 @@ pub fn write_rows(n: usize, columns: &[(&str, JsonColumn<'_>)]) -> Result<JsonRo
                     write_escaped(buf, suffix);
                     buf.push(b'"');
                 }
+                JsonColumn::IntPair {
+                    first,
+                    second,
+                    prefix,
+                    sep,
+                } => {
+                    buf.push(b'"');
+                    write_escaped(buf, prefix);
+                    write_i64(buf, first[i]);
+                    write_escaped(buf, sep);
+                    write_i64(buf, second[i]);
+                    buf.push(b'"');
+                }
                 JsonColumn::Literal(text) => buf.extend_from_slice(text.as_bytes()),
                 JsonColumn::Raw { indices, values } => {
                     match usize::try_from(indices[i]).ok().and_then(|k| values.get(k)) {
@@ -180,7 +207,24 @@ pub fn write_rows(n: usize, columns: &[(&str, JsonColumn<'_>)]) -> Result<JsonRo
             }
         }
         buf.push(b'}');
-        out.offsets.push(buf.len());
+    }
+}
+
+/// Write `n` rows, one JSON object each, keys in the order of `columns`.
+pub fn write_rows(n: usize, columns: &[(&str, JsonColumn<'_>)]) -> Result<JsonRows, ShortColumn> {
+    let w = RowWriter::new(n, columns)?;
+    let mut out = JsonRows {
+        data: Vec::new(),
+        offsets: Vec::with_capacity(n + 1),
+    };
+    out.offsets.push(0);
+    for i in 0..n {
+        w.write(&mut out.data, i);
+        if i == 0 {
+            // room for the other rows at about the first one's size
+            out.data.reserve(out.data.len().saturating_mul(n) / 8 * 9);
+        }
+        out.offsets.push(out.data.len());
     }
     Ok(out)
 }
@@ -355,6 +399,15 @@ impl Messages {
             payload: u32_len(payload.len()),
         });
         Ok(())
+    }
+
+    /// Keep messages `order` (indices below [`Messages::len`], in that order) without
+    /// moving their bytes (those of the messages left out stay in the buffer).
+    pub fn select(&mut self, order: &[usize]) {
+        self.spans = order
+            .iter()
+            .filter_map(|&k| self.spans.get(k).copied())
+            .collect();
     }
 
     /// Append messages `rows` of `other` (all of them when `None`), in that order.
@@ -545,23 +598,41 @@ pub fn write_messages(
     if !pieces_len_ok(msg_id, n) {
         return Err(MessageError::Short("msg_id".into()));
     }
-    let rows = write_rows(n, columns)?;
+    let w = RowWriter::new(n, columns)?;
     let mut out = Messages {
-        data: Vec::with_capacity(rows.data.len() + n * 64),
+        data: Vec::new(),
         spans: Vec::with_capacity(n),
     };
-    let mut text = Vec::with_capacity(128);
+    // Subject, id and JSON written in place, message after message (as `push` lays
+    // them out).
+    let data = &mut out.data;
     for i in 0..n {
-        text.clear();
-        write_text(&mut text, subject, i)?;
-        let subj_len = text.len();
-        write_text(&mut text, msg_id, i)?;
-        let subj = std::str::from_utf8(&text[..subj_len]).unwrap_or("");
+        let start = data.len();
+        write_text(data, subject, i)?;
+        let subj = std::str::from_utf8(&data[start..]).unwrap_or("");
         if !publishable_subject(subj) {
             return Err(MessageError::BadSubject(subj.to_string()));
         }
-        let id = std::str::from_utf8(&text[subj_len..]).unwrap_or("");
-        out.push(subj, id, &[], rows.row(i))?;
+        let id0 = data.len();
+        write_text(data, msg_id, i)?;
+        for b in &mut data[id0..] {
+            if *b == b'\r' || *b == b'\n' {
+                *b = b' '; // as `push` writes ids
+            }
+        }
+        let p0 = data.len();
+        w.write(data, i);
+        out.spans.push(Span {
+            start,
+            subject: u32_len(id0 - start),
+            id: u32_len(p0 - id0),
+            headers: 0,
+            payload: u32_len(data.len() - p0),
+        });
+        if i == 0 {
+            // room for the other messages at about the first one's size
+            data.reserve(data.len().saturating_mul(n) / 8 * 9);
+        }
     }
     Ok(out)
 }
@@ -631,6 +702,11 @@ pub fn json_f64(v: f64) -> Box<[u8]> {
     let mut buf = Vec::new();
     write_f64(&mut buf, v);
     buf.into_boxed_slice()
+}
+
+/// `s` as a JSON string (quoted, escaped as orjson escapes it) appended to `buf`.
+pub fn write_json_str(buf: &mut Vec<u8>, s: &str) {
+    write_str(buf, s);
 }
 
 fn write_str(buf: &mut Vec<u8>, s: &str) {
@@ -818,16 +894,25 @@ mod tests {
                     },
                 ),
                 ("stored", JsonColumn::Literal("false")),
+                (
+                    "pair",
+                    JsonColumn::IntPair {
+                        first: &seq,
+                        second: &i,
+                        prefix: "r:",
+                        sep: ":",
+                    },
+                ),
             ],
         )
         .unwrap();
         assert_eq!(
             std::str::from_utf8(r.row(0)).unwrap(),
-            r#"{"id":"r:42:0","f":1.5,"i":7,"b":true,"s":"Mont\"béliard","stored":false}"#
+            r#"{"id":"r:42:0","f":1.5,"i":7,"b":true,"s":"Mont\"béliard","stored":false,"pair":"r:42:7"}"#
         );
         assert_eq!(
             std::str::from_utf8(r.row(1)).unwrap(),
-            r#"{"id":"r:43:0","f":null,"i":null,"b":null,"s":null,"stored":false}"#
+            r#"{"id":"r:43:0","f":null,"i":null,"b":null,"s":null,"stored":false,"pair":"r:43:8"}"#
         );
         assert_eq!(r.len(), 2);
     }

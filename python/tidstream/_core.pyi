@@ -191,15 +191,17 @@ def ingest_batch(
     earliest_ns: int,
     future_ns: int,
     raw_fields: Callable[[dict[str, str] | None], tuple[int | None, int | None, int | None] | None],
-) -> tuple[PubBatch, list[tuple[Any, ...]], int]:
-    """One batch of ``RawMsg`` tuples through the ingest step's common path (subjects,
-    envelopes, registry join, times, decode, fill ratio, frame counters, reading
-    messages); the GIL is released while processing. Returns ``(readings, ops,
-    readings_out)``: the reading message of every decoded frame, the output in order as
-    ``(0, frame, reason, error, stage, offset, device)`` (a dead letter), ``(1,
-    partition, int64 rows of readings)`` or ``(2, frame, row, registry_row,
-    [(measured_at_ms, distance_mm, temperature_c), ...])`` (a frame's stored readings),
-    and the readings accepted. ``raw_fields(headers)`` parses a raw-format frame's
+    raw_stream: str,
+    dlq_prefix: str,
+) -> tuple[list[tuple[str, PubBatch]], list[tuple[str, int]], int]:
+    """One batch of ``RawMsg`` tuples through the ingest step (subjects, envelopes,
+    registry join, times, decode, fill ratio, frame counters, reading messages, stored
+    readings, dead letters); the GIL is released while processing. Returns ``(parts,
+    dead, readings_out)``: one ``(raw partition, PubBatch)`` per partition present
+    (first-seen order) holding its readings and dead letters in order, the dead letters
+    per reason ``[(reason, count), ...]`` and the readings accepted (stored ones
+    included). Dead letters go to ``dlq_prefix + <reason token>`` with id
+    ``d:<raw_stream>:<seq>``. ``raw_fields(headers)`` parses a raw-format frame's
     ``Tid-*`` headers: ``(fport, fcnt, received_ns)`` or None (not valid). Raises
     ValueError for a registry model the codecs do not know or an unpublishable subject,
     TypeError for an item that is not a ``RawMsg``."""
@@ -213,7 +215,9 @@ def ingest_columns(
     earliest_ns: int,
     future_ns: int,
     raw_fields: Callable[[bytes | None], tuple[int | None, int | None, int | None] | None],
-) -> tuple[PubBatch, list[tuple[Any, ...]], int]:
+    raw_stream: str,
+    dlq_prefix: str,
+) -> tuple[list[tuple[str, PubBatch]], list[tuple[str, int]], int]:
     """:func:`ingest_batch` on columnar input (the Rust consumer's batches, no Python
     object per message): ``batches`` is a list of ``(partition, seqs, stored_ns,
     subject_offsets, subject_data, payload_offsets, payload_data, header_offsets,

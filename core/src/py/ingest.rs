@@ -1,18 +1,18 @@
-//! Binding of `crate::ingest`: the ingest step's common path for a batch of raw messages
-//! in one call (the GIL released while envelopes, frames and reading messages are
+//! Binding of `crate::ingest`: the ingest step for a batch of raw messages in one call
+//! (the GIL released while envelopes, frames, reading messages and dead letters are
 //! processed), the registry index it reads and the frame-counter state it updates.
 
 use std::collections::HashMap;
 
-use numpy::{PyArray1, PyReadonlyArray1};
+use numpy::PyReadonlyArray1;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use super::json_rows::PubBatch;
 use crate::ingest::{
-    ingest_batch as run, needs_raw_fields, split_subject, FcntState as State, Frame,
-    IngestIndex as Index, Op, RawFields, TimeWindow,
+    header_pairs, ingest_batch as run, needs_raw_fields, split_subject, write_output,
+    DeadLetterSpec, FcntState as State, Frame, IngestIndex as Index, Op, RawFields, TimeWindow,
 };
 
 /// The registry as the ingest kernel reads it, built once per ingestor.
@@ -139,17 +139,20 @@ impl FcntState {
     }
 }
 
-/// One batch of raw messages (``RawMsg`` tuples) through the ingest step's common path.
+/// The step's result: ``(raw partition, PubBatch)`` per partition, dead letters per
+/// reason, readings accepted.
+type StepResult<'py> = (Bound<'py, PyList>, Vec<(String, usize)>, usize);
+
+/// One batch of raw messages (``RawMsg`` tuples) through the ingest step.
 ///
-/// Returns ``(readings, ops, readings_out)``: the reading message of every decoded frame
-/// (a ``PubBatch``), the output in order as tuples ``(0, frame, reason, error, stage,
-/// offset, device)`` (a dead letter), ``(1, partition, rows)`` (messages ``rows`` of
-/// ``readings`` to that partition) or ``(2, frame, row, registry_row, stored)`` (the
-/// frame's stored readings ``[(measured_at_ms, distance_mm, temperature_c), ...]``),
-/// and the number of readings accepted. ``raw_fields(headers)`` parses the ``Tid-*``
-/// headers of a raw-format frame: ``(fport, fcnt, received_ns)`` or None (not valid).
+/// Returns ``(parts, dead, readings_out)``: one ``(raw partition, PubBatch)`` per
+/// partition present (first-seen order) with its readings (stored readings included)
+/// and dead letters in order, the dead letters per reason ``[(reason, count), ...]``
+/// (first-seen order), and the readings accepted. ``raw_fields(headers)`` parses the
+/// ``Tid-*`` headers of a raw-format frame: ``(fport, fcnt, received_ns)`` or None (not
+/// valid). Dead letters go to ``<dlq_prefix><reason>`` and name ``raw_stream``.
 #[pyfunction]
-#[pyo3(signature = (index, fcnt, batch, prefix_tokens, max_bytes, earliest_ns, future_ns, raw_fields))]
+#[pyo3(signature = (index, fcnt, batch, prefix_tokens, max_bytes, earliest_ns, future_ns, raw_fields, raw_stream, dlq_prefix))]
 #[allow(clippy::too_many_arguments)]
 pub fn ingest_batch<'py>(
     py: Python<'py>,
@@ -161,13 +164,12 @@ pub fn ingest_batch<'py>(
     earliest_ns: i64,
     future_ns: i64,
     raw_fields: &Bound<'py, PyAny>,
-) -> PyResult<(PubBatch, Bound<'py, PyList>, usize)> {
+    raw_stream: &str,
+    dlq_prefix: &str,
+) -> PyResult<StepResult<'py>> {
     let n = batch.len();
-    // Strong references to every message's parts (kept while the GIL is released:
-    // `str` and `bytes` objects are immutable, so the borrowed slices stay valid).
     let mut parts: Vec<String> = Vec::new();
     let mut tuples: Vec<Bound<'py, PyTuple>> = Vec::with_capacity(n);
-    let mut raws: Vec<Option<RawFields>> = Vec::with_capacity(n);
     for (i, item) in batch.iter().enumerate() {
         let t = item
             .cast_into::<PyTuple>()
@@ -201,7 +203,6 @@ pub fn ingest_batch<'py>(
         } else {
             None
         };
-        raws.push(raw);
         frames.push(Frame {
             part: p as u32,
             seq: t.get_borrowed_item(1)?.extract()?,
@@ -215,75 +216,87 @@ pub fn ingest_batch<'py>(
         earliest_ns,
         future_ns,
     };
-    finish(
-        py,
-        index,
-        fcnt,
-        &frames,
-        &parts,
-        prefix_tokens,
-        max_bytes,
-        window,
-    )
+    let spec = DeadLetterSpec {
+        raw_stream,
+        dlq_prefix,
+    };
+    let out = kernel(py, index, fcnt, &frames, prefix_tokens, max_bytes, window)?;
+    // The headers of the frames that become dead letters (a dict each, in its order).
+    let mut headers: HashMap<usize, Vec<(String, String)>> = HashMap::new();
+    for op in &out.ops {
+        if let Op::Dead { frame, .. } = op {
+            let h = tuples[*frame].get_borrowed_item(5)?;
+            if let Ok(d) = h.cast::<PyDict>() {
+                let mut v = Vec::with_capacity(d.len());
+                for (k, x) in d.iter() {
+                    v.push((k.str()?.to_string(), x.str()?.to_string()));
+                }
+                headers.insert(*frame, v);
+            }
+        }
+    }
+    let res = py
+        .detach(|| {
+            write_output(out, &frames, spec, |i| {
+                headers.get(&i).cloned().unwrap_or_default()
+            })
+        })
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    into_py(py, res, &parts)
 }
 
-/// Run the kernel on `frames` (GIL released) and turn its output into Python objects.
-#[allow(clippy::too_many_arguments)]
-fn finish<'py>(
+/// Run the kernel on `frames` (GIL released); the `invalid_dev_eui` error of a raw-format
+/// subject token quoted as Python's `repr()` quotes it.
+fn kernel<'py>(
     py: Python<'py>,
     index: &Bound<'py, IngestIndex>,
     fcnt: &Bound<'py, FcntState>,
     frames: &[Frame<'_>],
-    parts: &[String],
     prefix_tokens: usize,
     max_bytes: usize,
     window: TimeWindow,
-) -> PyResult<(PubBatch, Bound<'py, PyList>, usize)> {
+) -> PyResult<crate::ingest::IngestOutput> {
     let ix = &index.get().ix;
     let mut st = fcnt.borrow_mut();
     let state = &mut st.st;
-    let result = py
+    let mut out = py
         .detach(|| run(ix, state, window, frames, prefix_tokens, max_bytes))
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     drop(st);
-    let ops = PyList::empty(py);
-    for op in result.ops {
-        match op {
-            Op::Dead {
-                frame,
-                reason,
-                mut error,
-                stage,
-                offset,
-                device,
-            } => {
-                if reason == "invalid_dev_eui" && offset.is_none() {
-                    // a raw-format subject token (envelope errors carry an offset): quoted
-                    // as Python's repr() quotes it
-                    let dev =
-                        split_subject(frames[frame].subject, prefix_tokens).map_or("", |s| s.1);
-                    error = format!(
-                        "device token {} is not a DevEUI",
-                        PyString::new(py, dev).repr()?
-                    );
-                }
-                ops.append((0, frame, reason, error, stage, offset, device))?;
-            }
-            Op::Readings { part, rows } => {
-                let p = parts.get(part as usize).map_or("", String::as_str);
-                ops.append((1, p, PyArray1::from_vec(py, rows)))?;
-            }
-            Op::Stored {
-                frame,
-                row,
-                reg,
-                stored,
-            } => {
-                ops.append((2, frame, row, reg, stored))?;
+    for op in &mut out.ops {
+        if let Op::Dead {
+            frame,
+            reason,
+            error,
+            offset: None,
+            ..
+        } = op
+        {
+            if reason == "invalid_dev_eui" {
+                // a raw-format subject token (envelope errors carry an offset)
+                let dev = split_subject(frames[*frame].subject, prefix_tokens).map_or("", |s| s.1);
+                *error = format!(
+                    "device token {} is not a DevEUI",
+                    PyString::new(py, dev).repr()?
+                );
             }
         }
     }
-    Ok((PubBatch { m: result.readings }, ops, result.readings_out))
+    Ok(out)
+}
+
+/// The step's output as Python objects.
+fn into_py<'py>(
+    py: Python<'py>,
+    res: crate::ingest::StepOutput,
+    parts: &[String],
+) -> PyResult<StepResult<'py>> {
+    let items = PyList::empty(py);
+    for (part, m) in res.parts {
+        let p = parts.get(part as usize).map_or("", String::as_str);
+        items.append((p, Bound::new(py, PubBatch { m })?))?;
+    }
+    Ok((items, res.dead, res.readings_out))
 }
 
 /// One consumer batch as the columnar ingest input takes it (numpy arrays, Arrow
@@ -319,7 +332,7 @@ fn row<'a>(offsets: &[i64], data: &'a [u8], i: usize) -> Option<&'a [u8]> {
 /// list in order). ``raw_fields(header_lines)`` gets a raw-format frame's header lines
 /// (``bytes``, None when it has none). Same result as :func:`ingest_batch`.
 #[pyfunction]
-#[pyo3(signature = (index, fcnt, batches, prefix_tokens, max_bytes, earliest_ns, future_ns, raw_fields))]
+#[pyo3(signature = (index, fcnt, batches, prefix_tokens, max_bytes, earliest_ns, future_ns, raw_fields, raw_stream, dlq_prefix))]
 #[allow(clippy::too_many_arguments)]
 pub fn ingest_columns<'py>(
     py: Python<'py>,
@@ -331,9 +344,12 @@ pub fn ingest_columns<'py>(
     earliest_ns: i64,
     future_ns: i64,
     raw_fields: &Bound<'py, PyAny>,
-) -> PyResult<(PubBatch, Bound<'py, PyList>, usize)> {
+    raw_stream: &str,
+    dlq_prefix: &str,
+) -> PyResult<StepResult<'py>> {
     let mut parts: Vec<String> = Vec::new();
     let mut frames: Vec<Frame<'_>> = Vec::new();
+    let mut lines: Vec<&[u8]> = Vec::new();
     for (part, seqs, stored, so, sd, po, pd, ho, hd, n) in &batches {
         let p = match parts.iter().position(|q| q == part) {
             Some(p) => p,
@@ -355,8 +371,9 @@ pub fn ingest_columns<'py>(
             let subject = std::str::from_utf8(row(so, sd, i).ok_or_else(bad)?)
                 .map_err(|_| PyValueError::new_err("columnar batch: a subject is not UTF-8"))?;
             let data = row(po, pd, i).ok_or_else(bad)?;
+            let h = row(ho, hd, i).ok_or_else(bad)?;
+            lines.push(h);
             let raw = if needs_raw_fields(subject, data.len(), prefix_tokens, max_bytes) {
-                let h = row(ho, hd, i).ok_or_else(bad)?;
                 let h = if h.is_empty() {
                     py.None().into_bound(py)
                 } else {
@@ -380,16 +397,15 @@ pub fn ingest_columns<'py>(
         earliest_ns,
         future_ns,
     };
-    finish(
-        py,
-        index,
-        fcnt,
-        &frames,
-        &parts,
-        prefix_tokens,
-        max_bytes,
-        window,
-    )
+    let spec = DeadLetterSpec {
+        raw_stream,
+        dlq_prefix,
+    };
+    let out = kernel(py, index, fcnt, &frames, prefix_tokens, max_bytes, window)?;
+    let res = py
+        .detach(|| write_output(out, &frames, spec, |i| header_pairs(lines[i])))
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    into_py(py, res, &parts)
 }
 
 /// The callback's answer: `(fport, fcnt, received_ns)` or None (not valid).
