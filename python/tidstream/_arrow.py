@@ -6,6 +6,7 @@ The core returns numpy arrays that own Rust-allocated memory (moved, not copied)
 
 from __future__ import annotations
 
+import mmap
 from typing import Any
 
 import numpy as np
@@ -16,11 +17,33 @@ def _buf(a: np.ndarray | None) -> pa.Buffer | None:
     return None if a is None else pa.py_buffer(a)
 
 
+_zeros: pa.Buffer | None = None
+
+
+def _zero_mapping(size: int) -> pa.Buffer:
+    """``size`` zero bytes that cost nothing until read: a read-only anonymous mapping
+    (the kernel's zero page behind every page; nothing can write it)."""
+    if hasattr(mmap, "MAP_ANONYMOUS") and hasattr(mmap, "PROT_READ"):
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+        return pa.py_buffer(mmap.mmap(-1, size, flags=flags, prot=mmap.PROT_READ))
+    return pa.py_buffer(np.zeros(size, dtype=np.uint8))  # pragma: no cover - not Linux
+
+
 def zeros(n: int) -> pa.Buffer:
-    """One zero-filled buffer big enough for every all-null column of ``n`` rows (8-byte
-    values or ``n + 1`` offsets); shared by all of them (Arrow buffers are immutable).
-    ``np.zeros`` gets zeroed pages from the OS, so an unread buffer costs no memset."""
-    return pa.py_buffer(np.zeros(8 * (n + 1), dtype=np.uint8))
+    """A zero-filled buffer big enough for every all-null column of ``n`` rows (8-byte
+    values or ``n + 1`` offsets), shared by all of them (Arrow buffers are immutable).
+
+    A slice of one process-wide read-only zero mapping (grown by doubling when a batch
+    needs more): no allocation and no memset per batch. A fresh ``np.zeros`` of 16 MB
+    per 2-million-row batch cost ~0.1-1.5 ms (a memset whenever glibc reused heap
+    memory), 0.4 ns of the ldds75 decode's 4.4 ns per frame."""
+    global _zeros
+    size = 8 * (n + 1)
+    z = _zeros
+    if z is None or z.size < size:
+        z = _zero_mapping(max(size, 2 * (0 if z is None else z.size), 1 << 16))
+        _zeros = z
+    return z.slice(0, size)
 
 
 def primitive(
