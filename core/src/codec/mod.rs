@@ -150,8 +150,12 @@ impl FlatView<'_> {
                     // The usual case, branch-free: offsets ascending within `data`.
                     Some(o) if o[0] >= 0 && o[m] as u64 <= dl as u64 => {
                         let mut descending = false;
-                        for (k, (s, l)) in start.iter_mut().zip(len.iter_mut()).enumerate() {
-                            let (a, b) = (o[k], o[k + 1]);
+                        // Zipped with the next offsets: no bounds checks, so it vectorises.
+                        for ((s, l), (&a, &b)) in start
+                            .iter_mut()
+                            .zip(len.iter_mut())
+                            .zip(o.iter().zip(&o[1..]))
+                        {
                             descending |= b < a;
                             *s = a as usize;
                             *l = b.wrapping_sub(a) as usize;
