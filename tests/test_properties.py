@@ -210,6 +210,10 @@ def test_all_null_columns_share_a_read_only_zero_buffer() -> None:
             assert all(not x.is_mutable for x in bufs), name
             assert all(not any(x.to_pybytes()[:64]) for x in bufs), name
     assert batches[1].column("latitude").to_pylist() == [None] * 3
+    # A later batch of the same size shares the (cached, immutable) all-null arrays.
+    again = tidstream.decode_batch("dragino-ldds75", [frame] * 3)
+    assert again.equals(batches[1])
+    assert again.column("stored_readings").to_pylist() == [None] * 3
 
 
 # A batch is decoded column by column for the rows that share its shape (the first
