@@ -191,6 +191,31 @@ def test_list_and_arrow_inputs_agree(payloads: list[bytes | None], cut: int) -> 
         assert d.equals(a.slice(cut))
 
 
+def test_all_null_columns_share_a_read_only_zero_buffer() -> None:
+    """Every column a model cannot fill is all null over slices of one shared read-only
+    zero buffer: batches of growing sizes (the buffer grows) stay valid Arrow data,
+    including a batch made before the buffer grew."""
+    frame = tidstream.encode("dragino-ldds75", distance_mm=1234.0, battery_v=3.3, temperature_c=21.5)
+    null_cols = ["fill_pct_reported", "battery_pct", "tilt", "fire_alarm", "measured_at", "latitude"]
+    null_cols += ["longitude", "stored_readings", "error", "error_kind", "error_offset"]
+    batches = [tidstream.decode_batch("dragino-ldds75", [frame] * n) for n in (0, 3, 300_000, 5)]
+    for b in batches:
+        b.validate(full=True)
+        n = b.num_rows
+        assert b.column("distance_mm").to_pylist()[:1] == ([1234.0] if n else [])
+        for name in null_cols:
+            col = b.column(name)
+            assert col.null_count == n, name
+            bufs = [x for x in col.buffers() if x is not None and x.size]
+            assert all(not x.is_mutable for x in bufs), name
+            assert all(not any(x.to_pybytes()[:64]) for x in bufs), name
+    assert batches[1].column("latitude").to_pylist() == [None] * 3
+    # A later batch of the same size shares the (cached, immutable) all-null arrays.
+    again = tidstream.decode_batch("dragino-ldds75", [frame] * 3)
+    assert again.equals(batches[1])
+    assert again.column("stored_readings").to_pylist() == [None] * 3
+
+
 # A batch is decoded column by column for the rows that share its shape (the first
 # decodable frame's record sequence, or the fixed layout) and frame by frame for the
 # others; a one-frame batch decodes that frame on its own. Both must give the same
