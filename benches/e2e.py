@@ -320,16 +320,28 @@ def _consume_rust(settings: Any, stream: str, subject: str, n: int, timeout: flo
     return t1 - t0
 
 
+def settle() -> None:
+    """Before each timed run: write back the dirty pages left by earlier runs (the raw
+    stream just published, the last run's readings) so that the kernel's write-back does
+    not land inside the next timed run, whichever it is (ceiling or flow)."""
+    os.sync()
+    time.sleep(0.2)
+
+
 def consume_ceiling(settings: Any, n: int, repeats: int, kind: str) -> list[float]:
     """Seconds per repeat to consume the whole raw stream (``n`` messages)."""
     stream = settings.streams.raw
     subject = f"{settings.streams.prefix}.raw.>"
-    if kind == "rust":
-        timeout = max(60.0, n / 5_000)
-        return [_consume_rust(settings, stream, subject, n, timeout) for _ in range(repeats)]
-    fn = {"push": _consume_push, "pull": _consume_raw_pull, "fetch": _consume_fetch}[kind]
     timeout = max(60.0, n / 5_000)
-    return [asyncio.run(fn(settings, stream, subject, n, timeout)) for _ in range(repeats)]
+    out = []
+    for _ in range(repeats):
+        settle()
+        if kind == "rust":
+            out.append(_consume_rust(settings, stream, subject, n, timeout))
+        else:
+            fn = {"push": _consume_push, "pull": _consume_raw_pull, "fetch": _consume_fetch}[kind]
+            out.append(asyncio.run(fn(settings, stream, subject, n, timeout)))
+    return out
 
 
 def read_raw_seqs(settings: Any, stream: str) -> list[int]:
@@ -534,6 +546,7 @@ def run_flow(
 
     rec = Path(tempfile.mkdtemp(prefix=f"rec-{name}-", dir=work))
     init_db_dir(rec, 1)
+    settle()
     cmd = [
         sys.executable, "-m", "bytewax.run", f"{ROOT / 'dataflows' / (name + '.py')}:flow",
         "-r", str(rec), "-s", str(settings.snapshot_interval_s), "-b", "0",
