@@ -663,24 +663,10 @@ class Components:
 
 def columnar_item(msgs: list[Any]) -> Any:
     """One partition's messages as the Rust source's columnar item (a
-    :class:`~tidstream.nats.jetstream.RawBatch`; header lines sorted by key, as the Rust
-    consumer writes them)."""
-    import numpy as np
+    :class:`~tidstream.nats.jetstream.RawBatch`)."""
     from tidstream.nats.jetstream import RawBatch
-    from tidstream.nats.rustio import MessageBatch
 
-    def layout(items: list[bytes]) -> tuple[Any, Any]:
-        off = np.cumsum([0] + [len(x) for x in items], dtype=np.int64)
-        return off, np.frombuffer(b"".join(items), dtype=np.uint8).copy()
-
-    so, sd = layout([m.subject.encode() for m in msgs])
-    po, pd = layout([m.data for m in msgs])
-    ho, hd = layout(
-        ["".join(f"{k}: {v}\r\n" for k, v in sorted((m.headers or {}).items())).encode() for m in msgs]
-    )
-    seqs = np.array([m.seq for m in msgs], dtype=np.int64)
-    ts = np.array([m.stored_ns for m in msgs], dtype=np.int64)
-    return RawBatch(msgs[0].part, MessageBatch(seqs, ts, 0, so, sd, po, pd, ho, hd, []), len(msgs))
+    return RawBatch.of_msgs(msgs[0].part, msgs)
 
 
 class _NullSinkPart:

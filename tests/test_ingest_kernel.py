@@ -16,7 +16,6 @@ import random
 from typing import Any
 
 import ingest_reference as ref
-import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -28,7 +27,6 @@ from tidstream.config import Subjects
 from tidstream.flow.guards import FcntGuard, TimeWindow
 from tidstream.flow.ingest import Ingestor
 from tidstream.nats.jetstream import RawBatch, RawMsg
-from tidstream.nats.rustio import MessageBatch
 from tidstream.registry import load_registry, validate_registry
 from tidstream.simulate import Territory, simulate
 
@@ -320,21 +318,9 @@ def test_stored_readings_follow_their_frame_in_both(tmp_path):
 
 
 def _raw_batch(part: str, msgs: list[RawMsg]) -> RawBatch:
-    """``msgs`` as the Rust consumer hands them over (header lines sorted by key)."""
-
-    def layout(items: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-        off = np.cumsum([0] + [len(x) for x in items], dtype=np.int64)
-        return off, np.frombuffer(b"".join(items), dtype=np.uint8).copy()
-
-    so, sd = layout([m.subject.encode() for m in msgs])
-    po, pd = layout([m.data for m in msgs])
-    ho, hd = layout(
-        ["".join(f"{k}: {v}\r\n" for k, v in sorted((m.headers or {}).items())).encode() for m in msgs]
-    )
-    seqs = np.array([m.seq for m in msgs], dtype=np.int64)
-    ts = np.array([m.stored_ns for m in msgs], dtype=np.int64)
-    # one row more than handed over, as when a replay window cuts a consumer batch
-    return RawBatch(part, MessageBatch(seqs, ts, 0, so, sd, po, pd, ho, hd, []), len(msgs) - 1)
+    """``msgs`` as the Rust consumer hands them over, with one row more than handed over,
+    as when a replay window cuts a consumer batch."""
+    return RawBatch.of_msgs(part, msgs, len(msgs) - 1)
 
 
 def test_columnar_items_give_the_same_output(tmp_path):

@@ -104,6 +104,27 @@ class RawBatch:
         """Every message as a :class:`RawMsg`, in order."""
         return [self.msg(k) for k in range(self.n)]
 
+    @classmethod
+    def of_msgs(cls, part: str, msgs: Sequence[RawMsg], n: int | None = None) -> RawBatch:
+        """The inverse of :meth:`msgs`: ``msgs`` laid out as the Rust consumer hands them
+        over (header lines sorted by key), the first ``n`` of them (all when None) handed
+        on. For tests and benchmarks that feed the step without a server."""
+        from .rustio import MessageBatch
+
+        def layout(items: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+            off = np.cumsum([0] + [len(x) for x in items], dtype=np.int64)
+            return off, np.frombuffer(b"".join(items), dtype=np.uint8).copy()
+
+        so, sd = layout([m.subject.encode() for m in msgs])
+        po, pd = layout([m.data for m in msgs])
+        ho, hd = layout(
+            ["".join(f"{k}: {v}\r\n" for k, v in sorted((m.headers or {}).items())).encode() for m in msgs]
+        )
+        seqs = np.array([m.seq for m in msgs], dtype=np.int64)
+        ts = np.array([m.stored_ns for m in msgs], dtype=np.int64)
+        batch = MessageBatch(seqs, ts, 0, so, sd, po, pd, ho, hd, [])
+        return cls(part, batch, len(msgs) if n is None else n)
+
 
 class Publish(NamedTuple):
     """One message for :class:`JetStreamSink`."""
