@@ -1249,12 +1249,14 @@ def check_accounting(settings: Any, frames: int, parquet_seqs: list[int] | None 
 DATA_PATHS = tuple(os.environ.get("TIDSTREAM_E2E_PATHS", "python,rust").split(","))
 #: Environment of each data-path label: ``rust`` is the Rust path with its defaults,
 #: ``rust-acks`` / ``rust-fast`` its sink with one PubAck per message / fast-ingest
-#: batches (``[nats] fast_publish``, docs/NATSIO.md).
+#: batches (``[nats] fast_publish``, docs/NATSIO.md); ``rust-wait`` its sink waiting for
+#: every write's acks (``[nats] pipeline_sink = false``).
 PATH_ENV = {
     "python": {"TIDSTREAM_NATS_DATA_PATH": "python"},
     "rust": {"TIDSTREAM_NATS_DATA_PATH": "rust"},
     "rust-acks": {"TIDSTREAM_NATS_DATA_PATH": "rust", "TIDSTREAM_NATS_FAST_PUBLISH": "0"},
     "rust-fast": {"TIDSTREAM_NATS_DATA_PATH": "rust", "TIDSTREAM_NATS_FAST_PUBLISH": "1"},
+    "rust-wait": {"TIDSTREAM_NATS_DATA_PATH": "rust", "TIDSTREAM_NATS_PIPELINE_SINK": "0"},
 }
 
 

@@ -58,7 +58,11 @@ out = op.flat_map_batch("decode", raw, ingestor.batches)
 # readings and dead letters (subject, json bytes, msg id, headers) in frame order
 # (malformed, unknown device, fcnt_regression, implausible_time, ...: docs/SECURITY.md)
 
-op.output("publish", out, JetStreamSink(settings.nats, parts, atomic=settings.streams.atomic_publish))
+sink = JetStreamSink(
+    settings.nats, parts, atomic=settings.streams.atomic_publish, pipeline=settings.nats.pipeline_sink
+)
+op.output("publish", out, sink)
 # JetStream: tid.readings.<commune>.<device>, tid.dlq.<reason>; one PubAck per message, or
 # with streams.atomic_publish one per atomic batch of up to 1,000 (per message on a refusal
-# or a replay); acked before the epoch commits
+# or a replay); acked before the epoch commits (pipeline_sink: one write per partition in
+# flight while the next batch is decoded, confirmed at the latest at the epoch's snapshot)

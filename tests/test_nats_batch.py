@@ -106,6 +106,39 @@ def test_sink_raises_after_retries_and_rejects_bad_subjects(nats_server, data_pa
 
 
 @pytest.mark.nats
+@pytest.mark.parametrize("data_path", ["python", "rust"])
+def test_pipelined_sink_confirms_at_snapshot_and_raises_one_write_later(nats_server, data_path) -> None:
+    """``pipeline=True`` (the ingest flow's sink): ``write_batch`` returns with the write in
+    flight; ``snapshot()`` returns only when every write is stored, in write order; a
+    failed write raises from the next ``write_batch`` (or ``snapshot``/``close``)."""
+    cfg = NatsSettings(url=nats_server.url, data_path=data_path)
+    asyncio.run(_stream(nats_server.url, "PIPE", ["pipe.>"]))
+    part = JetStreamSink(cfg, ["0"], ack_timeout=2.0, retries=0, pipeline=True).build_part("s", "0", None)
+    try:
+        for k in range(20):
+            part.write_batch(
+                [Publish(f"pipe.x.{k % 3}", f"{k}-{j}".encode(), f"p:{k}:{j}") for j in range(50)]
+            )
+        part.snapshot()
+        assert part.published == 1000
+        got = asyncio.run(_messages(nats_server.url, "PIPE"))
+        assert [d for _, d, _ in got] == [f"{k}-{j}".encode() for k in range(20) for j in range(50)]
+        part.write_batch([Publish("nowhere.x", b"1", "z:1")])  # returns: the failure is in flight
+        with pytest.raises(ConnectorError, match="1 of 1 messages not acknowledged"):
+            part.write_batch([Publish("pipe.x.0", b"after", "p:after")])
+        # The write that raised was never sent; the next one goes through.
+        part.write_batch([Publish("pipe.x.0", b"next", "p:next")])
+        part.snapshot()
+        assert part.published == 1001
+        part.write_batch([Publish("nowhere.y", b"1", "z:2")])
+        with pytest.raises(ConnectorError, match="not acknowledged"):
+            part.snapshot()
+    finally:
+        part.close()
+    assert [d for _, d, _ in asyncio.run(_messages(nats_server.url, "PIPE"))][-1] == b"next"
+
+
+@pytest.mark.nats
 def test_shared_connections_are_reference_counted_on_one_loop(nats_server) -> None:
     cfg = NatsSettings(url=nats_server.url)
     a = SharedConnection.acquire(cfg, "sink")

@@ -82,6 +82,12 @@ class NatsSettings:
     #: docs/NATSIO.md "Fast-ingest batches". Default: on (less CPU per message in the sink
     #: and in nats-server, measured in the ingest flow); ``false``: one PubAck per message.
     fast_publish: bool = True
+    #: The ingest flow's sink keeps one write in flight per partition: ``write_batch``
+    #: returns at once and the worker prepares the next batch while JetStream stores and
+    #: acknowledges this one; the next write, the epoch's snapshot and ``close`` wait for
+    #: it (same guarantee: Bytewax commits an epoch only after the sinks' snapshots).
+    #: docs/NATSIO.md "Pipelined sink". ``false``: every write waits for its acks.
+    pipeline_sink: bool = True
 
     def __repr__(self) -> str:
         """Never shows a secret (the dataclass repr would print the password)."""

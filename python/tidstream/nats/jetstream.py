@@ -30,6 +30,7 @@ import logging
 import time
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
@@ -551,9 +552,15 @@ class _SinkBase(StatefulSinkPartition[Any, None]):
     A subclass makes one publish attempt (:meth:`_attempt`) and reports the connection
     (:meth:`_wait_connected`, :meth:`_connects`)."""
 
-    def __init__(self, part: str, ack_timeout: float, retries: int) -> None:
+    def __init__(self, part: str, ack_timeout: float, retries: int, pipeline: bool = False) -> None:
         self._timeout = ack_timeout
         self._retries = retries
+        #: one write in flight on a thread of this partition while the worker goes on
+        #: (see :class:`JetStreamSink`); None: every write waits for its acks.
+        self._executor = (
+            ThreadPoolExecutor(1, thread_name_prefix=f"tidstream-sink-{part}") if pipeline else None
+        )
+        self._inflight: Future[None] | None = None
         self.published = 0
         self.duplicates = 0
         #: messages acknowledged through atomic batches (one PubAck per batch)
@@ -613,11 +620,34 @@ class _SinkBase(StatefulSinkPartition[Any, None]):
             attempt += 1
 
     def write_batch(self, items: list[Any]) -> None:
-        """Publish ``items`` (:class:`PubBatch` and :class:`Publish` items, in order)."""
+        """Publish ``items`` (:class:`PubBatch` and :class:`Publish` items, in order).
+        Pipelined: wait for the previous write (raising what it raised), hand this one to
+        the partition's thread and return; otherwise publish and wait."""
         if not items:
             return
-        t0 = time.perf_counter()
         pb = as_pub_batch(items)
+        if self._executor is None:
+            self._write(pb)
+            return
+        self._settle()
+        self._inflight = self._executor.submit(self._write, pb)
+
+    def _settle(self) -> None:
+        """Wait until the write in flight (if any) is confirmed; raise what it raised."""
+        f, self._inflight = self._inflight, None
+        if f is not None:
+            f.result()
+
+    def _close_pipeline(self) -> None:
+        """Settle, then stop the partition's thread (also when the last write failed)."""
+        try:
+            self._settle()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+
+    def _write(self, pb: PubBatch) -> None:
+        t0 = time.perf_counter()
         n, dup, atomic, fast = self._publish_all(pb)
         self.atomic_published += atomic
         self.fast_published += fast
@@ -629,6 +659,10 @@ class _SinkBase(StatefulSinkPartition[Any, None]):
         self.duplicates += dup
 
     def snapshot(self) -> None:
+        # Bytewax takes the sinks' snapshots at the epoch's close and commits the epoch (the
+        # sources' resume points) only once every snapshot is written: a write still in
+        # flight must be confirmed first, or a crash could lose it.
+        self._settle()
         return None
 
 
@@ -640,8 +674,16 @@ class _SinkPartition(_SinkBase):
     """A sink partition on nats-py (``[nats] data_path = "python"``): the process's
     shared ``"sink"`` connection, its own :class:`BatchPublisher` (reply inbox)."""
 
-    def __init__(self, cfg: NatsSettings, part: str, ack_timeout: float, retries: int, atomic: bool) -> None:
-        super().__init__(part, ack_timeout, retries)
+    def __init__(
+        self,
+        cfg: NatsSettings,
+        part: str,
+        ack_timeout: float,
+        retries: int,
+        atomic: bool,
+        pipeline: bool = False,
+    ) -> None:
+        super().__init__(part, ack_timeout, retries, pipeline)
         self._atomic = atomic
         self._conn = SharedConnection.acquire(cfg, "sink")
         try:
@@ -681,12 +723,15 @@ class _SinkPartition(_SinkBase):
         return self._conn.run(self._pub.publish(pb, self._timeout, rows))
 
     def close(self) -> None:
-        metrics.unregister(connection=self._health_name)
         try:
-            self._conn.run(self._pub.stop(), timeout=10)
-        except Exception:
-            pass
-        self._conn.release()
+            self._close_pipeline()
+        finally:
+            metrics.unregister(connection=self._health_name)
+            try:
+                self._conn.run(self._pub.stop(), timeout=10)
+            except Exception:
+                pass
+            self._conn.release()
 
 
 class _RustSinkPartition(_SinkBase):
@@ -696,10 +741,12 @@ class _RustSinkPartition(_SinkBase):
     ``[nats] fast_publish`` the acks of its fast-ingest batch; up to ``ack_timeout``
     each), the GIL released meanwhile. No atomic batches."""
 
-    def __init__(self, cfg: NatsSettings, part: str, ack_timeout: float, retries: int) -> None:
+    def __init__(
+        self, cfg: NatsSettings, part: str, ack_timeout: float, retries: int, pipeline: bool = False
+    ) -> None:
         from .rustio import FAST_FLOW, SharedRustPublisher
 
-        super().__init__(part, ack_timeout, retries)
+        super().__init__(part, ack_timeout, retries, pipeline)
         self._pub = SharedRustPublisher.acquire(cfg, ack_timeout, FAST_FLOW if cfg.fast_publish else 0)
         metrics.register_connection(self._health_name, lambda: self._pub.is_connected)
 
@@ -730,8 +777,11 @@ class _RustSinkPartition(_SinkBase):
     def close(self) -> None:
         from .rustio import SharedRustPublisher
 
-        metrics.unregister(connection=self._health_name)
-        SharedRustPublisher.release(self._pub)
+        try:
+            self._close_pipeline()
+        finally:
+            metrics.unregister(connection=self._health_name)
+            SharedRustPublisher.release(self._pub)
 
 
 @dataclass
@@ -743,6 +793,14 @@ class JetStreamSink(FixedPartitionedSink[Any, None]):
     :class:`ConnectorError`. ``atomic``: acknowledged per ADR-50 atomic batch of up to
     1,000 messages instead of per message where the output streams allow it
     (``allow_atomic``, set by ``tidstream nats init``); see :mod:`tidstream.nats.batch`.
+
+    ``pipeline``: ``write_batch`` hands the write to a thread of the partition and
+    returns, so the worker prepares the next batch while JetStream stores and acknowledges
+    this one; the next ``write_batch``, the partition's ``snapshot`` (taken at each epoch's
+    close, before Bytewax commits the epoch) and ``close`` wait for it and raise its error.
+    One write in flight per partition, in order; the guarantee is the same (an epoch's
+    resume points are committed only after its writes are confirmed); a failure surfaces
+    one batch later.
     """
 
     nats: NatsSettings
@@ -750,6 +808,7 @@ class JetStreamSink(FixedPartitionedSink[Any, None]):
     ack_timeout: float = 30.0
     retries: int = 5
     atomic: bool = False
+    pipeline: bool = False
 
     def list_parts(self) -> list[str]:
         return list(self.partitions)
@@ -770,8 +829,8 @@ class JetStreamSink(FixedPartitionedSink[Any, None]):
                     'atomic batches are not implemented by data_path = "rust": turn '
                     '[streams] atomic_publish off, or use data_path = "python"'
                 )
-            return _RustSinkPartition(self.nats, for_part, self.ack_timeout, self.retries)
-        return _SinkPartition(self.nats, for_part, self.ack_timeout, self.retries, self.atomic)
+            return _RustSinkPartition(self.nats, for_part, self.ack_timeout, self.retries, self.pipeline)
+        return _SinkPartition(self.nats, for_part, self.ack_timeout, self.retries, self.atomic, self.pipeline)
 
 
 def wait_for(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
