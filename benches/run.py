@@ -486,7 +486,13 @@ def e2e_section(r: Any) -> Section:
             "- **ingest flow**: from process start to the first poll (every ~20 ms) at which "
             "the readings and dead-letter streams hold their final counts; *excluding "
             "start-up* subtracts the same flow's start-to-exit time on an empty stream "
-            f"(best of {len(r.ingest_startup)}: {r.ingest_startup_s:.2f} s).",
+            f"(best of {len(r.ingest_startup)}: {r.ingest_startup_s:.2f} s). That start-up "
+            "includes the flow's end on an empty stream, which the timed run's completion does "
+            "not, so it is not the goals' figure: **steady** is the rate while the outputs go "
+            "from 10 % to 90 % of their final count (the polls' message counts), the flow at "
+            "work without its start and its end (flattered when outputs reach the streams in "
+            "bursts, as with the nats-py sink); the goals take the **lower** of the two for each "
+            "run; the ceiling's time includes its consumer's own short start.",
             "- **export flow**: process start to exit (the last Parquet file is written at "
             f"close); excluding start-up as above ({r.export_startup_s:.2f} s on an empty stream).",
             f"- Checked before any figure is kept: {acc.frames_in:,} uplinks in = "
@@ -601,13 +607,14 @@ def e2e_section(r: Any) -> Section:
             "user + system time of the flow process (`getrusage` of the reaped child) less its "
             "start-up run's CPU, per frame; nats-server CPU from `/proc/<pid>/stat`.",
             "",
-            "| data path | frames/s (best) | % of ceiling | flow CPU µs/frame (each run) | "
-            "nats-server µs/frame (each run) |",
-            "| --- | ---: | ---: | --- | --- |",
+            "| data path | frames/s steady (best) | % of ceiling | frames/s excluding start-up (best) | "
+            "flow CPU µs/frame (each run) | nats-server µs/frame (each run) |",
+            "| --- | ---: | ---: | ---: | --- | --- |",
         ]
         for dp in r.path_runs:
             sec.notes.append(
-                f"| {dp} | {r.path_rate(dp):,.0f} | {r.path_rate(dp) / r.ceiling_rate:.1%} | "
+                f"| {dp} | {r.path_steady_rate(dp):,.0f} | {r.path_steady_rate(dp) / r.ceiling_rate:.1%} | "
+                f"{r.path_rate(dp):,.0f} | "
                 + ", ".join(f"{x:.1f}" for x in r.path_cpu_us(dp))
                 + " | "
                 + ", ".join(f"{x:.1f}" for x in r.path_server_us(dp))
@@ -779,25 +786,28 @@ def e2e_section(r: Any) -> Section:
     sec.goals[0:0] = [
         Goal(
             "e2e: ingest flow at least 100,000 frames/s per process",
-            f"{r.ingest_net_rate:,.0f} frames/s excluding start-up ({r.ingest_rate:,.0f} including)",
-            r.ingest_net_rate >= 100_000,
+            f"{r.ingest_goal_rate:,.0f} frames/s, the lower of steady {r.ingest_steady_rate:,.0f} (10-90 % "
+            f"of the outputs) and {r.ingest_net_rate:,.0f} excluding start-up ({r.ingest_rate:,.0f} "
+            "including)",
+            r.ingest_goal_rate >= 100_000,
         ),
         Goal(
             "e2e: ingest flow at least 70 % of the raw consume ceiling measured in the same run",
-            f"{r.ratio_to_ceiling:.1%} ({r.ingest_net_rate:,.0f} vs {r.ceiling_rate:,.0f} msg/s "
+            f"{r.ratio_to_ceiling:.1%} ({r.ingest_goal_rate:,.0f} frames/s vs {r.ceiling_rate:,.0f} msg/s "
             f"{r.ceiling_kind})",
             r.ratio_to_ceiling >= 0.70,
         ),
     ]
     if r.path_runs.get("rust"):
-        rate = r.path_rate("rust")
+        rate = r.path_goal_rate("rust")
         sec.goals.insert(
             2,
             Goal(
                 'e2e: ingest flow at least 70 % of the raw consume ceiling, `data_path = "rust"`',
                 f"{rate / r.ceiling_rate:.1%} ({rate:,.0f} vs {r.ceiling_rate:,.0f} msg/s, best of "
                 f"{len(r.path_runs['rust'])}; python in the same rounds "
-                f"{r.path_rate('python') / r.ceiling_rate:.1%})",
+                f"{r.path_goal_rate('python') / r.ceiling_rate:.1%}; each run the lower of steady and "
+                "excluding start-up)",
                 rate >= 0.70 * r.ceiling_rate,
             ),
         )
