@@ -320,11 +320,35 @@ def _consume_rust(settings: Any, stream: str, subject: str, n: int, timeout: flo
     return t1 - t0
 
 
-def settle() -> None:
+def settle(settings: Any = None, timeout: float | None = None) -> None:
     """Before each timed run: write back the dirty pages left by earlier runs (the raw
     stream just published, the last run's readings) so that the kernel's write-back does
-    not land inside the next timed run, whichever it is (ceiling or flow)."""
+    not land inside the next timed run, whichever it is (ceiling or flow); and, given
+    ``settings``, wait (up to ``timeout`` s) until the earlier runs' ephemeral consumers
+    on the raw stream are gone (the server removes them after their inactivity
+    threshold), so that no run shares the server with the leftovers of the one before.
+    ``timeout`` defaults to ``TIDSTREAM_E2E_SETTLE_S`` (20; the smoke test sets 0: it
+    checks the accounting, not the rates)."""
     os.sync()
+    if timeout is None:
+        timeout = float(os.environ.get("TIDSTREAM_E2E_SETTLE_S", "20"))
+    if settings is not None and timeout > 0:
+        from tidstream.nats.connect import connect
+
+        async def go() -> None:
+            nc = await connect(settings.nats)
+            try:
+                js = nc.jetstream()
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    info = await js.stream_info(settings.streams.raw)
+                    if info.state.consumer_count == 0:
+                        return
+                    await asyncio.sleep(0.25)
+            finally:
+                await nc.close()
+
+        asyncio.run(go())
     time.sleep(0.2)
 
 
@@ -335,7 +359,7 @@ def consume_ceiling(settings: Any, n: int, repeats: int, kind: str) -> list[floa
     timeout = max(60.0, n / 5_000)
     out = []
     for _ in range(repeats):
-        settle()
+        settle(settings)
         if kind == "rust":
             out.append(_consume_rust(settings, stream, subject, n, timeout))
         else:
@@ -568,7 +592,7 @@ def run_flow(
 
     rec = Path(tempfile.mkdtemp(prefix=f"rec-{name}-", dir=work))
     init_db_dir(rec, 1)
-    settle()
+    settle(settings)
     cmd = [
         sys.executable, "-m", "bytewax.run", f"{ROOT / 'dataflows' / (name + '.py')}:flow",
         "-r", str(rec), "-s", str(settings.snapshot_interval_s), "-b", "0",
