@@ -8,6 +8,7 @@ production deployment: production connects to an existing server or cluster by U
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -24,8 +25,30 @@ from ..exceptions import ConnectorError
 __all__ = ["EmbeddedServer", "find_nats_server", "free_port"]
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux; else IANA's)."""
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 49152, 65535
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free right now on ``host``."""
+    """A TCP port that is free right now on ``host``, chosen BELOW the kernel's ephemeral
+    range: a port the OS hands out (bind to 0) can be given, before our server binds it,
+    to another process's outgoing connection as its local port (seen: a flow's metrics
+    port taken by a NATS client connection). Falls back to the OS's choice."""
+    lo, _ = _ephemeral_range()
+    rng = random.Random()
+    for _ in range(50):
+        port = rng.randrange(10_000, max(10_001, lo - 100))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
