@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import logging
 import time
@@ -638,13 +639,20 @@ class _SinkBase(StatefulSinkPartition[Any, None]):
         if f is not None:
             f.result()
 
-    def _close_pipeline(self) -> None:
-        """Settle, then stop the partition's thread (also when the last write failed)."""
+    def close(self) -> None:
+        """Wait for the write in flight (raising its error), then stop the partition's
+        thread and release the connection (:meth:`_release`), also when that write failed."""
         try:
             self._settle()
         finally:
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
+            metrics.unregister(connection=self._health_name)
+            self._release()
+
+    @abstractmethod
+    def _release(self) -> None:
+        """Give back the publisher and its connection."""
 
     def _write(self, pb: PubBatch) -> None:
         t0 = time.perf_counter()
@@ -722,16 +730,12 @@ class _SinkPartition(_SinkBase):
     def _attempt(self, pb: PubBatch, rows: list[int] | None) -> BatchOutcome:
         return self._conn.run(self._pub.publish(pb, self._timeout, rows))
 
-    def close(self) -> None:
-        try:
-            self._close_pipeline()
-        finally:
-            metrics.unregister(connection=self._health_name)
-            try:
-                self._conn.run(self._pub.stop(), timeout=10)
-            except Exception:
-                pass
-            self._conn.release()
+    def _release(self) -> None:
+        # Best effort: stopping the publisher's inbox must not hide the error (if any)
+        # that close() is raising, nor keep the shared connection from being released.
+        with contextlib.suppress(Exception):
+            self._conn.run(self._pub.stop(), timeout=10)
+        self._conn.release()
 
 
 class _RustSinkPartition(_SinkBase):
@@ -774,14 +778,10 @@ class _RustSinkPartition(_SinkBase):
         out.errors = [e for e in (res.errors[k] for k in bad[:3]) if e is not None]
         return out
 
-    def close(self) -> None:
+    def _release(self) -> None:
         from .rustio import SharedRustPublisher
 
-        try:
-            self._close_pipeline()
-        finally:
-            metrics.unregister(connection=self._health_name)
-            SharedRustPublisher.release(self._pub)
+        SharedRustPublisher.release(self._pub)
 
 
 @dataclass
