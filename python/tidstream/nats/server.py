@@ -87,6 +87,10 @@ class EmbeddedServer:
         port: client port (a free one when 0).
         mqtt_port: also open nats-server's MQTT listener on this port (0 = free port,
             None = no MQTT). MQTT needs ``server_name`` and JetStream, both set here.
+        cpus: run the server on these CPUs only (Linux ``sched_setaffinity``, set before
+            it starts, so the Go runtime sizes itself to them); None = wherever the
+            calling process may run. Benchmarks use it to keep the server off the
+            flow's cores.
     """
 
     port: int = 0
@@ -96,6 +100,7 @@ class EmbeddedServer:
     server_name: str = "tidstream-embedded"
     extra_config: str = ""
     log_file: Path | None = None
+    cpus: frozenset[int] | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
     monitor_port: int = field(default=0, init=False)
@@ -140,8 +145,13 @@ class EmbeddedServer:
         conf.write_text(self.config_text(), encoding="utf-8")
         log = self.log_file or (self.store_dir.parent / f"nats-{self.port}.log")
         cmd = [find_nats_server(), "-c", str(conf), "-l", str(log)]
+        cpus = self.cpus
         self._proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
