@@ -480,7 +480,9 @@ def e2e_section(r: Any) -> Section:
                 f"{sorted(cfg.server_cpus) if cfg.server_cpus else 'all'}."
             ),
             "- **raw consume ceiling**: nats-py alone reads the whole raw stream and drops "
-            "each message, the two fastest ways nats-py allows, each on one connection: an "
+            "each message (consumer filter `>`: nats-server charges a wildcard filter such as "
+            "`tid.raw.>` ~3x the CPU per message, docs/NATSIO.md; the flow's shared reader reads "
+            "unfiltered too), the two fastest ways nats-py allows, each on one connection: an "
             "ordered push consumer with a callback (what `JetStreamSource` uses; its pending "
             f"limits), best of {len(r.ceiling_push_s)}; and a pull consumer (no acks) driven by "
             "hand: `$JS.API.CONSUMER.MSG.NEXT` requests for 1,000 messages, two in flight, "
