@@ -496,9 +496,9 @@ fn start_policy(seen: &[u64], start_ns: Option<i64>) -> Result<DeliverPolicy, Na
 }
 
 impl Consumer {
-    /// Connect and create the consumer: messages of `filter_subject` with stream sequence
-    /// > `after_seq`; when `after_seq` is 0 and `start_ns` is given, messages stored at or
-    /// after that time (ns since the Unix epoch, UTC). One lane (index 0), no split.
+    /// Connect and create the consumer: messages of `filter_subject` with a stream
+    /// sequence above `after_seq`; when `after_seq` is 0 and `start_ns` is given, messages
+    /// stored at or after that time (ns since the Unix epoch, UTC). One lane (index 0).
     pub fn open(
         settings: &ConnectSettings,
         stream: &str,
@@ -1560,6 +1560,27 @@ mod tests {
         let mut st = FastAcks::default();
         st.handle(&m, p);
         assert!(st.failed.as_deref().unwrap().contains("no stream"));
+    }
+
+    #[test]
+    fn partition_tokens_and_start_positions() {
+        assert_eq!(token("tid.raw.3.ttn.dev", 2), Some("3"));
+        assert_eq!(token("tid.raw", 2), None);
+        // Every lane has a position: after the lowest.
+        assert!(matches!(
+            start_policy(&[40, 7, 99], None),
+            Ok(DeliverPolicy::ByStartSequence { start_sequence: 8 })
+        ));
+        // One lane without: from the start time, or the first message.
+        assert!(matches!(
+            start_policy(&[40, 0], None),
+            Ok(DeliverPolicy::All)
+        ));
+        assert!(matches!(
+            start_policy(&[0], Some(1_700_000_000_000_000_000)),
+            Ok(DeliverPolicy::ByStartTime { .. })
+        ));
+        assert!(matches!(start_policy(&[], None), Ok(DeliverPolicy::All)));
     }
 
     #[test]
