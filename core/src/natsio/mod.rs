@@ -14,7 +14,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::pull::{Ordered, OrderedConfig};
+use async_nats::jetstream::consumer::pull::{
+    Config as PullConfig, MessagesErrorKind, Stream as PullStream,
+};
+use async_nats::jetstream::consumer::AckPolicy;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
@@ -391,19 +394,21 @@ struct Queued {
 /// (reading stops, the server keeps the rest) when the caller polls partitions unevenly.
 pub const LANE_CAP_BATCHES: usize = 2;
 
-/// An ordered pull consumer (ephemeral, no acks, recreated by async-nats on a sequence
-/// gap or missed heartbeats) over one or several partitions of a stream (lanes, see
+/// An ordered pull consumer (ephemeral, no acks, made again from the lanes' positions
+/// after a gap in its sequence, two missed heartbeats, its loss on the server or a
+/// reconnect) over one or several partitions of a stream (lanes, see
 /// [`Consumer::add_lane`]): every message of the lanes' filters after each lane's start,
 /// in stream order, each lane's messages handed out on their own (the partition is the
 /// `part_token`-th subject token). One server-side consumer for all of them: the server
-/// reads the stream once instead of once per partition filter. Back-pressure: async-nats
-/// keeps at most one pull request (500 messages) ahead, and no lane's queue grows past
-/// [`LANE_CAP_BATCHES`] batches.
+/// reads the stream once instead of once per partition filter. Back-pressure: one pull
+/// request of [`PULL_PER_LANE`] messages per lane ahead (async-nats asks for more when
+/// half of it has been read), and no lane's queue grows past [`LANE_CAP_BATCHES`]
+/// batches (reading stops until that partition is taken).
 pub struct Consumer {
     /// The message stream (`None` until the first [`Consumer::next_batch`] when lanes are
     /// added after connecting) and the client; `io` is `None` only while dropping (they
     /// must be dropped inside the runtime: async-nats spawns the unsubscribe on drop).
-    io: Option<(Option<Pin<Box<Ordered>>>, async_nats::Client)>,
+    io: Option<(Option<Pin<Box<PullStream>>>, async_nats::Client)>,
     rt: Runtime,
     /// Stream sequence of the last message handed out (any lane; 0 = none yet).
     pub last_seq: u64,
@@ -430,35 +435,61 @@ pub struct Consumer {
     /// Stream sequence of the last message read from the server (any lane, dropped or
     /// not): every lane's message up to it is queued or handed out.
     read_seq: u64,
-    /// The lanes changed since the server-side consumer was made: make it again.
+    /// Make the server-side consumer (again) at the next batch: the lanes changed, or it
+    /// broke the order (a gap in its sequence, lost on the server, missed heartbeats).
     stale: bool,
+    /// Not before then (a failed attempt waits a second before the next).
+    retry_at: Option<std::time::Instant>,
+    /// Consumer sequence of the last message read (0: none since it was made).
+    consumer_seq: u64,
+    /// One idle heartbeat was missed (two in a row remake the consumer).
+    missed_heartbeat: bool,
     /// The connection count it was created at (recreated after a reconnect).
     connects: u64,
     settings: ConnectSettings,
 }
 
-/// The ordered consumer's message stream (and its pending count at creation).
+/// Messages read ahead per lane: one pull request asks for this many per open lane, so
+/// the read-ahead is what one ordered consumer per partition had (async-nats' ordered
+/// consumer pulls 500 at a time).
+pub const PULL_PER_LANE: usize = 500;
+
+/// An ordered consumer's server side and its message stream (and its pending count at
+/// creation): ephemeral, no acks, memory storage, one replica, what async-nats' ordered
+/// pull consumer makes, but with `batch` messages per pull request (async-nats' ordered
+/// consumer pulls a fixed 500: too few ahead for several partitions). The order checks
+/// and the recreation are the caller's ([`Consumer::next_batch`]).
 async fn ordered(
     st: &async_nats::jetstream::stream::Stream,
     filters: &[String],
     deliver_policy: DeliverPolicy,
+    batch: usize,
     settings: &ConnectSettings,
-) -> Result<(Ordered, u64), NatsIoError> {
+) -> Result<(PullStream, u64), NatsIoError> {
     let (filter_subject, filter_subjects) = match filters {
         [one] => (one.clone(), Vec::new()),
         many => (String::new(), many.to_vec()),
     };
     let consumer = st
-        .create_consumer(OrderedConfig {
+        .create_consumer(PullConfig {
             filter_subject,
             filter_subjects,
             deliver_policy,
+            ack_policy: AckPolicy::None,
+            max_deliver: 1,
+            inactive_threshold: Duration::from_secs(30),
+            num_replicas: 1,
+            memory_storage: true,
             ..Default::default()
         })
         .await
         .map_err(|e| NatsIoError::Consumer(settings.mask(&e.to_string())))?;
     let pending = consumer.cached_info().num_pending;
     let messages = consumer
+        .stream()
+        .max_messages_per_batch(batch)
+        .heartbeat(Duration::from_secs(15))
+        .expires(Duration::from_secs(30))
         .messages()
         .await
         .map_err(|e| NatsIoError::Consumer(settings.mask(&e.to_string())))?;
@@ -555,6 +586,9 @@ impl Consumer {
             pending: 0,
             read_seq: 0,
             stale: true,
+            retry_at: None,
+            consumer_seq: 0,
+            missed_heartbeat: false,
             connects,
             settings: settings.clone(),
         })
@@ -619,9 +653,10 @@ impl Consumer {
             return Ok(());
         };
         let now = connects(client);
+        let batch = PULL_PER_LANE * filters.len().max(seen.len());
         let (messages, pending) =
             self.rt
-                .block_on(ordered(&self.st, &filters, policy, &self.settings))?;
+                .block_on(ordered(&self.st, &filters, policy, batch, &self.settings))?;
         let _guard = self.rt.enter();
         if let Some((old, _)) = self.io.as_mut() {
             drop(old.replace(Box::pin(messages)));
@@ -635,6 +670,9 @@ impl Consumer {
             _ => 0,
         };
         self.stale = false;
+        self.retry_at = None;
+        self.consumer_seq = 0;
+        self.missed_heartbeat = false;
         self.connects = now;
         Ok(())
     }
@@ -684,12 +722,14 @@ impl Consumer {
         if lane >= self.lanes.len() {
             return Err(NatsIoError::Consumer(format!("no lane {lane}")));
         }
-        if self.stale {
+        let due = self.retry_at.is_none_or(|t| std::time::Instant::now() >= t);
+        if self.stale && due {
             let first = matches!(self.io, Some((None, _)));
             if let Err(e) = self.create() {
                 if first {
                     return Err(e);
                 }
+                self.retry_at = Some(std::time::Instant::now() + Duration::from_secs(1));
                 batch.transient_errors.push(e.to_string());
             }
         }
@@ -736,9 +776,13 @@ impl Consumer {
             past_end,
             pending,
             read_seq,
+            stale,
+            consumer_seq,
+            missed_heartbeat,
             ..
         } = self;
-        if *past_end
+        if *stale
+            || *past_end
             || lanes[lane].queue.len() >= max_msgs
             || lanes.iter().any(|l| l.open && l.queue.len() >= cap)
         {
@@ -763,15 +807,34 @@ impl Consumer {
                 let m = match tokio::time::timeout_at(deadline, messages.next()).await {
                     Err(_) => break, // deadline
                     Ok(None) => {
-                        errors.push("the consumer's message stream ended".into());
+                        errors.push("the consumer's message stream ended: made again".into());
+                        *stale = true;
                         break;
                     }
                     Ok(Some(Err(e))) => {
-                        errors.push(e.to_string());
-                        continue;
+                        // As async-nats' ordered consumer: made again (from the lanes'
+                        // positions) when lost on the server or after two missed heartbeats.
+                        match e.kind() {
+                            MessagesErrorKind::MissingHeartbeat if !*missed_heartbeat => {
+                                *missed_heartbeat = true;
+                                continue;
+                            }
+                            MessagesErrorKind::MissingHeartbeat
+                            | MessagesErrorKind::ConsumerDeleted
+                            | MessagesErrorKind::NoResponders => {
+                                errors.push(format!("{e}: consumer made again"));
+                                *stale = true;
+                                break;
+                            }
+                            _ => {
+                                errors.push(e.to_string());
+                                continue;
+                            }
+                        }
                     }
                     Ok(Some(Ok(m))) => m,
                 };
+                *missed_heartbeat = false;
                 let info = match m.info() {
                     Ok(i) => i,
                     Err(e) => {
@@ -779,6 +842,17 @@ impl Consumer {
                         continue;
                     }
                 };
+                if info.consumer_sequence != *consumer_seq + 1 {
+                    // A message lost on the way (or a consumer replaced on the server):
+                    // made again from the lanes' positions, nothing lost or repeated.
+                    errors.push(format!(
+                        "consumer sequence {} after {}: consumer made again",
+                        info.consumer_sequence, consumer_seq
+                    ));
+                    *stale = true;
+                    break;
+                }
+                *consumer_seq = info.consumer_sequence;
                 let (seq, left) = (info.stream_sequence, info.pending);
                 let ts_ns =
                     i64::try_from(info.published.unix_timestamp_nanos()).unwrap_or(i64::MAX);
