@@ -1,13 +1,15 @@
 """One Rust consumer per source worker over its raw partitions (docs/NATSIO.md, "One
-consumer per process"): the Rust data path's partitions of one source step share one
-server-side ordered consumer (the whole stream's filter when the worker has every
-partition), the messages split by partition in Rust, each partition resuming after its
-own position. Real nats-server, the real source classes, a real two-process ingest."""
+consumer per worker"): the Rust data path's partitions of one source step share one
+server-side ordered consumer (on the whole stream, no filter, when the worker has two
+partitions or more), the messages split by partition in Rust, each partition resuming
+after its own position. Real nats-server, the real source classes, a real two-process
+ingest."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import time
 from typing import Any
@@ -120,8 +122,8 @@ def test_partitions_resuming_at_different_positions_get_exactly_what_follows_eac
     parts = {p: src.build_part("in", p, resume[p]) for p in PARTS}
     got: dict[str, list[int]] = {p: [] for p in PARTS}
     _drain(parts, got, rounds=1)
-    # One consumer for the four partitions: the whole stream's filter (every partition local).
-    assert list(_consumers(url).values()) == [["shr.raw.>"]]
+    # One consumer for the four partitions, on the whole stream (no filter).
+    assert list(_consumers(url).values()) == [[""]]
     _drain(parts, got)
     for p in PARTS:
         assert got[p] == [s for s in seqs[p] if s > (resume[p] or 0)], p
@@ -150,6 +152,7 @@ def test_a_partition_built_after_the_first_batch_remakes_the_consumer_without_lo
     got: dict[str, list[int]] = {p: [] for p in PARTS}
     for p in ["0", "1"]:
         got[p] += c.next_batch(30, 1000, lanes[p]).seqs.tolist()
+    # Without read_whole: one consumer over the lanes' filters.
     first = _consumers(url)
     assert list(first.values()) == [["shr.raw.0.>", "shr.raw.1.>"]]
     lanes["2"] = c.add_lane("2", TEMPLATE.format("2"), 0)
@@ -183,8 +186,10 @@ def test_one_process_then_two_each_with_one_consumer_resume_without_loss_or_repe
     halves = {"0": a, "2": a, "1": b, "3": b}
     parts = {p: halves[p].build_part("in", p, snaps[p]) for p in PARTS}
     _drain(parts, got, rounds=1)
-    filters = _new(before, _consumers(url))
-    assert filters == [["shr.raw.0.>", "shr.raw.2.>"], ["shr.raw.1.>", "shr.raw.3.>"]], filters
+    # One new consumer per process (on the whole stream), each reading its two partitions.
+    assert _new(before, _consumers(url)) == [[""], [""]]
+    assert [sorted(r.open.values()) for r in a._readers.values()] == [["0", "2"]]
+    assert [sorted(r.open.values()) for r in b._readers.values()] == [["1", "3"]]
     _drain(parts, got)
     _close(parts)
     assert got == seqs
@@ -238,8 +243,10 @@ def test_two_ingest_processes_each_read_their_partitions_with_one_consumer(nats_
         outs = [p.communicate(timeout=60)[0].decode(errors="replace") for p in procs]
     ids = asyncio.run(_reading_ids(url))
     assert len(ids) == len(set(ids)) == 1200, outs[0][-2000:]
-    # Two consumers, one per process, each over two partitions; together all four.
-    assert len(filters) == 2 and all(len(f) == 2 for f in filters), filters
-    assert sorted(f for fs in filters for f in fs) == [f"tid.raw.{p}.>" for p in range(4)], filters
-    for text in outs:
-        assert "one consumer for partitions" in text, text[-2000:]
+    # Two consumers (on the whole stream), one per process, each over two partitions;
+    # together all four.
+    assert filters == [[""], [""]], filters
+    owned = [re.findall(r"one consumer for partitions ([0-9]+(?:,[0-9]+)*)", text) for text in outs]
+    assert all(len(o) == 1 for o in owned), outs[0][-2000:]
+    parts = [o[0].split(",") for o in owned]
+    assert all(len(p) == 2 for p in parts) and sorted(parts[0] + parts[1]) == ["0", "1", "2", "3"], parts

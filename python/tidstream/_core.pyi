@@ -451,8 +451,9 @@ class NatsConsumer:
     """Ordered pull consumer on ``stream``. With ``filter_subject``: that filter, messages
     after ``after_seq`` (lane 0), made now. Without: partitions are added by
     :meth:`add_lane` (the partition is subject token ``part_token``) and one server-side
-    consumer over them is made by the first :meth:`next_batch` (``whole_filter`` when the
-    lanes are all ``whole_parts`` partitions; messages stored after ``end_ns`` not read).
+    consumer over them is made by the first :meth:`next_batch` (``read_whole``: the stream
+    holds only partitions, two lanes or more read it without a filter; messages stored
+    after ``end_ns`` not read).
     ``settings``: dict from ``tidstream.nats.rustio.settings_dict``."""
 
     def __new__(
@@ -464,8 +465,7 @@ class NatsConsumer:
         start_ns: int | None = None,
         *,
         part_token: int | None = None,
-        whole_filter: str | None = None,
-        whole_parts: int = 0,
+        read_whole: bool = False,
         end_ns: int | None = None,
     ) -> NatsConsumer: ...
     def add_lane(self, key: str, filter: str, after_seq: int) -> int:

@@ -74,7 +74,7 @@ impl NatsConsumer {
     #[new]
     #[pyo3(signature = (
         settings, stream, filter_subject=None, after_seq=0, start_ns=None, *,
-        part_token=None, whole_filter=None, whole_parts=0, end_ns=None
+        part_token=None, read_whole=false, end_ns=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -85,16 +85,14 @@ impl NatsConsumer {
         after_seq: u64,
         start_ns: Option<i64>,
         part_token: Option<usize>,
-        whole_filter: Option<String>,
-        whole_parts: usize,
+        read_whole: bool,
         end_ns: Option<i64>,
     ) -> PyResult<Self> {
         let s = self::settings(settings)?;
-        let whole = whole_filter.map(|f| (f, whole_parts));
         let c = py
             .detach(|| match filter_subject {
                 Some(f) => Consumer::open(&s, stream, f, after_seq, start_ns),
-                None => Consumer::connect(&s, stream, part_token, whole, start_ns, end_ns),
+                None => Consumer::connect(&s, stream, part_token, read_whole, start_ns, end_ns),
             })
             .map_err(to_py)?;
         Ok(NatsConsumer {

@@ -190,8 +190,10 @@ class RustConsumer:
     position; the consumer is made by the first :meth:`next_batch` (from the lowest
     position; a lane added later makes it again) and ``next_batch(lane=k)`` hands out lane
     ``k``'s messages only, the others' staying queued (at most 2 batches per lane: reading
-    stops until they are taken). ``whole_filter`` (``tid.raw.>``) is the filter used when
-    the lanes are all ``whole_parts`` partitions of the stream. ``end_ns``: messages stored
+    stops until they are taken). ``read_whole``: the stream holds only partition subjects
+    (the raw stream), so two lanes or more read it without a filter and drop the other
+    partitions' messages (nats-server delivers from an unfiltered consumer several times
+    cheaper than from a filtered one: docs/NATSIO.md). ``end_ns``: messages stored
     later are not read (each lane is then at its end)."""
 
     def __init__(
@@ -203,8 +205,7 @@ class RustConsumer:
         start_ns: int | None = None,
         *,
         part_token: int | None = None,
-        whole_filter: str | None = None,
-        whole_parts: int = 0,
+        read_whole: bool = False,
         end_ns: int | None = None,
     ) -> None:
         """``start_ns`` (ns since the epoch, UTC): when ``after_seq`` is 0 (a lane
@@ -217,8 +218,7 @@ class RustConsumer:
                 after_seq,
                 start_ns,
                 part_token=part_token,
-                whole_filter=whole_filter,
-                whole_parts=whole_parts,
+                read_whole=read_whole,
                 end_ns=end_ns,
             )
         except (ConnectionError, RuntimeError, ValueError, OverflowError) as e:
