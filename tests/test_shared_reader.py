@@ -141,6 +141,28 @@ def test_partitions_resuming_at_different_positions_get_exactly_what_follows_eac
     assert got == more
 
 
+def test_shared_source_off_gives_one_filtered_consumer_per_partition(nats_server):
+    """``[nats] shared_source = false`` (many processes): one consumer per partition, on
+    its own filter, same messages."""
+    url = nats_server.url
+    seqs = _publish(url, 400)
+    src = JetStreamSource(
+        NatsSettings(url=url, data_path="rust", shared_source=False),
+        STREAM,
+        PARTS,
+        TEMPLATE,
+        batch_size=BATCH,
+        stop_at_end=True,
+    )
+    parts = {p: src.build_part("in", p, None) for p in PARTS}
+    got: dict[str, list[int]] = {p: [] for p in PARTS}
+    _drain(parts, got, rounds=1)
+    assert sorted(_consumers(url).values()) == [[TEMPLATE.format(p)] for p in PARTS]
+    _drain(parts, got)
+    _close(parts)
+    assert got == seqs
+
+
 def test_a_partition_built_after_the_first_batch_remakes_the_consumer_without_loss(nats_server):
     """Bytewax builds a worker's partitions before its first ``next_batch``; should one
     come later, the consumer is made again from the lowest position still needed and the

@@ -592,7 +592,7 @@ class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
             # Bytewax builds all of a worker's partitions on its own thread before the
             # first next_batch (bytewax 0.21 partitioned_input); one added later makes the
             # shared consumer again (from the lowest position still needed).
-            token = _part_token(self.filter_template)
+            token = _part_token(self.filter_template) if self.nats.shared_source else None
             key = (step_id, threading.get_ident(), "" if token is not None else for_part)
             with _READERS_LOCK:
                 reader = self._readers.get(key)
