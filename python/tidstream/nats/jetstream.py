@@ -441,9 +441,9 @@ class _RustSourcePartition(_SourceBase):
     items, resume state, end of input, metrics and health probe as
     :class:`_SourcePartition`, but one lane of the worker's shared :class:`_RustReader`
     (one server-side consumer for all the partitions it reads). Back-pressure is the
-    consumer's: at most one pull request (500 messages) read ahead in Rust and at most
-    two batches queued per partition; the rest stays in JetStream until Bytewax asks for
-    more (``high_water`` is not used).
+    consumer's: one pull request of 500 messages per partition read ahead in Rust and at
+    most two batches queued per partition; the rest stays in JetStream until Bytewax asks
+    for more (``high_water`` is not used).
 
     Resume state: the partition's position, the stream sequence up to which every
     message of *this* partition was emitted (its last emitted one, or further when the
