@@ -434,6 +434,10 @@ class _ConsumedBatch(TypedDict):
     header_offsets: npt.NDArray[np.int64]
     header_data: npt.NDArray[np.uint8]
     errors: list[str]
+    queued: int
+    consumer_pending: int
+    at_end: bool
+    position: int
 
 class _PublishResults(TypedDict):
     seqs: npt.NDArray[np.int64]
@@ -444,20 +448,34 @@ class _PublishResults(TypedDict):
 
 @final
 class NatsConsumer:
-    """Ordered pull consumer on ``stream`` for ``filter_subject``, messages after
-    ``after_seq``. ``settings``: dict from ``tidstream.nats.rustio.settings_dict``."""
+    """Ordered pull consumer on ``stream``. With ``filter_subject``: that filter, messages
+    after ``after_seq`` (lane 0), made now. Without: partitions are added by
+    :meth:`add_lane` (the partition is subject token ``part_token``) and one server-side
+    consumer over them is made by the first :meth:`next_batch` (``read_whole``: the stream
+    holds only partitions, two lanes or more read it without a filter; messages stored
+    after ``end_ns`` not read).
+    ``settings``: dict from ``tidstream.nats.rustio.settings_dict``."""
 
     def __new__(
         cls,
         settings: dict[str, Any],
         stream: str,
-        filter_subject: str,
+        filter_subject: str | None = None,
         after_seq: int = 0,
         start_ns: int | None = None,
+        *,
+        part_token: int | None = None,
+        read_whole: bool = False,
+        end_ns: int | None = None,
     ) -> NatsConsumer: ...
-    def next_batch(self, max_msgs: int, timeout_ms: float) -> _ConsumedBatch:
-        """Up to ``max_msgs`` messages (Arrow-style offsets + data), waiting at most
-        ``timeout_ms``; returns early at the end of the stream. Releases the GIL."""
+    def add_lane(self, key: str, filter: str, after_seq: int) -> int:
+        """Add a partition; returns its lane index."""
+    def close_lane(self, lane: int) -> None:
+        """Close a lane: its queued and later messages are dropped."""
+    def next_batch(self, max_msgs: int, timeout_ms: float, lane: int = 0) -> _ConsumedBatch:
+        """Up to ``max_msgs`` messages of lane ``lane`` (Arrow-style offsets + data),
+        waiting at most ``timeout_ms``; returns early at the end of the stream or when
+        another lane's queue is full. Releases the GIL."""
     @property
     def last_seq(self) -> int:
         """Stream sequence of the last message returned."""

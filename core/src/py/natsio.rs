@@ -68,32 +68,66 @@ pub struct NatsConsumer {
 
 #[pymethods]
 impl NatsConsumer {
+    /// With `filter_subject`: one partition (lane 0), the server-side consumer made now.
+    /// Without: connect only; partitions come by `add_lane`, the consumer is made by the
+    /// first `next_batch` (see `crate::natsio::Consumer::connect`).
     #[new]
-    #[pyo3(signature = (settings, stream, filter_subject, after_seq=0, start_ns=None))]
+    #[pyo3(signature = (
+        settings, stream, filter_subject=None, after_seq=0, start_ns=None, *,
+        part_token=None, read_whole=false, end_ns=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         settings: &Bound<'_, PyDict>,
         stream: &str,
-        filter_subject: &str,
+        filter_subject: Option<&str>,
         after_seq: u64,
         start_ns: Option<i64>,
+        part_token: Option<usize>,
+        read_whole: bool,
+        end_ns: Option<i64>,
     ) -> PyResult<Self> {
         let s = self::settings(settings)?;
         let c = py
-            .detach(|| Consumer::open(&s, stream, filter_subject, after_seq, start_ns))
+            .detach(|| match filter_subject {
+                Some(f) => Consumer::open(&s, stream, f, after_seq, start_ns),
+                None => Consumer::connect(&s, stream, part_token, read_whole, start_ns, end_ns),
+            })
             .map_err(to_py)?;
         Ok(NatsConsumer {
             inner: Mutex::new(c),
         })
     }
 
-    /// Up to `max_msgs` messages as one columnar dict (see the stub).
-    #[pyo3(signature = (max_msgs, timeout_ms))]
+    /// Add a partition (messages whose `part_token`-th subject token is `key`, server
+    /// filter `filter`, after stream sequence `after_seq`); returns its lane index.
+    fn add_lane(&self, key: &str, filter: &str, after_seq: u64) -> PyResult<usize> {
+        let mut c = self
+            .inner
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("consumer poisoned by an earlier panic"))?;
+        Ok(c.add_lane(key, filter, after_seq))
+    }
+
+    /// Close a lane: its queued and later messages are dropped.
+    fn close_lane(&self, lane: usize) -> PyResult<()> {
+        let mut c = self
+            .inner
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("consumer poisoned by an earlier panic"))?;
+        c.close_lane(lane);
+        Ok(())
+    }
+
+    /// Up to `max_msgs` messages of lane `lane` as one columnar dict (see the stub).
+    #[pyo3(signature = (max_msgs, timeout_ms, lane=0))]
     fn next_batch<'py>(
         &self,
         py: Python<'py>,
         max_msgs: usize,
         timeout_ms: f64,
+        lane: usize,
     ) -> PyResult<Bound<'py, PyDict>> {
         let timeout = duration_ms(timeout_ms)?;
         let b = py.detach(|| {
@@ -101,7 +135,7 @@ impl NatsConsumer {
                 .inner
                 .lock()
                 .map_err(|_| PyRuntimeError::new_err("consumer poisoned by an earlier panic"))?;
-            Ok::<_, PyErr>(c.next_batch(max_msgs.max(1), timeout))
+            c.next_batch(lane, max_msgs.max(1), timeout).map_err(to_py)
         })?;
         let d = PyDict::new(py);
         d.set_item("seqs", PyArray1::from_vec(py, b.seqs))?;
@@ -114,6 +148,10 @@ impl NatsConsumer {
         d.set_item("header_offsets", PyArray1::from_vec(py, b.header_offsets))?;
         d.set_item("header_data", PyArray1::from_vec(py, b.header_data))?;
         d.set_item("errors", b.transient_errors)?;
+        d.set_item("queued", b.queued)?;
+        d.set_item("consumer_pending", b.consumer_pending)?;
+        d.set_item("at_end", b.at_end)?;
+        d.set_item("position", b.position)?;
         Ok(d)
     }
 

@@ -28,11 +28,12 @@ import collections
 import contextlib
 import itertools
 import logging
+import threading
 import time
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
@@ -361,95 +362,169 @@ class _SourcePartition(_SourceBase):
         self._loop.stop()
 
 
+def _part_token(template: str) -> int | None:
+    """Index of the subject token that names the partition in ``template``
+    (``tid.raw.{}.>`` -> 2), or None when no whole token is the partition."""
+    tokens = template.split(".")
+    return tokens.index("{}") if tokens.count("{}") == 1 and template.count("{}") == 1 else None
+
+
+class _Closed:
+    """Stands for the consumer of a :class:`_RustReader` whose partitions all closed."""
+
+    is_connected = False
+    initial_pending = 0
+
+
+_CLOSED: Any = _Closed()
+
+
+class _RustReader:
+    """The one :class:`~tidstream.nats.rustio.RustConsumer` through which the Rust data
+    path reads the partitions of one source step that one worker (thread) builds: one
+    server-side ordered consumer instead of one per partition, the messages split by
+    partition in Rust. With two partitions or more it reads the stream **without a
+    filter** (the raw stream holds only ``tid.raw.<p>.<fmt>.<device>`` subjects; other
+    partitions' messages are dropped in Rust): nats-server delivers from an unfiltered
+    consumer for ~1.7 µs of CPU per message against ~11 for eight partition-filtered ones
+    (docs/NATSIO.md). Each partition is a lane with its own position; the reader lives
+    while one of them is open (see :meth:`JetStreamSource.build_part`)."""
+
+    def __init__(self, src: JetStreamSource, token: int | None) -> None:
+        from .rustio import RustConsumer
+
+        self.consumer = RustConsumer(
+            src.nats,
+            src.stream,
+            part_token=token,
+            # A partition token: the stream holds partitions only (tid.raw.<p>.<fmt>.<device>).
+            read_whole=token is not None,
+            start_ns=src.start_ns,
+            end_ns=src.end_ns,
+        )
+        self.open: dict[int, str] = {}  # lane -> partition
+        #: last time one of its partitions emitted (for the health probes)
+        self.progress = time.monotonic()
+        self._started = False
+
+    def add(self, part: str, filter_subject: str, resume_seq: int | None) -> int:
+        lane = self.consumer.add_lane(part, filter_subject, resume_seq or 0)
+        self.open[lane] = part
+        return lane
+
+    def next_batch(self, lane: int, max_msgs: int, stream: str) -> Any:
+        """Lane ``lane``'s next batch without waiting (what is read ahead)."""
+        b = self.consumer.next_batch(max_msgs, 0.0, lane)
+        if not self._started:
+            self._started = True
+            log.info(
+                "source %s: one consumer for partitions %s, Rust data path (%d pending)",
+                stream,
+                ",".join(self.open.values()),
+                self.consumer.initial_pending,
+                extra={"stream": stream, "partitions": list(self.open.values())},
+            )
+        return b
+
+    def close(self, lane: int) -> bool:
+        """Close lane ``lane``; True when no lane is left open."""
+        self.open.pop(lane, None)
+        self.consumer.close_lane(lane)
+        if self.open:
+            return False
+        self.consumer = _CLOSED  # drops the consumer and its connection (in its own runtime)
+        return True
+
+
 class _RustSourcePartition(_SourceBase):
-    """The same partition read by the Rust consumer (``[nats] data_path = "rust"``,
-    :class:`~tidstream.nats.rustio.RustConsumer`): same items, resume state, end of
-    input, metrics and health probe as :class:`_SourcePartition`. Back-pressure is the
-    consumer's: at most one pull request (500 messages) is read ahead in Rust, the rest
-    stays in JetStream until Bytewax asks for more (``high_water`` is not used)."""
+    """The same partition read by the Rust consumer (``[nats] data_path = "rust"``): same
+    items, resume state, end of input, metrics and health probe as
+    :class:`_SourcePartition`, but one lane of the worker's shared :class:`_RustReader`
+    (one server-side consumer for all the partitions it reads). Back-pressure is the
+    consumer's: one pull request of 500 messages per partition read ahead in Rust and at
+    most two batches queued per partition; the rest stays in JetStream until Bytewax asks
+    for more (``high_water`` is not used).
+
+    Resume state: the partition's position, the stream sequence up to which every
+    message of *this* partition was emitted (its last emitted one, or further when the
+    shared consumer read past it and nothing of this partition was in between), so a
+    restart with the partitions on other processes neither loses nor repeats anything."""
 
     def __init__(
         self,
-        cfg: NatsSettings,
+        reader: _RustReader,
+        release: Any,
         stream: str,
         part: str,
         filter_subject: str,
         resume_seq: int | None,
         batch_size: int,
         stop_at_end: bool,
-        start_ns: int | None = None,
-        end_ns: int | None = None,
         columnar: bool = False,
     ) -> None:
-        from .rustio import RustConsumer
-
         super().__init__(stream, part, resume_seq, batch_size, stop_at_end)
-        self._end_ns = end_ns
+        self._reader = reader
+        self._release = release
+        self._lane = reader.add(part, filter_subject, resume_seq)
         self._columnar = columnar
-        self._c = RustConsumer(
-            cfg, stream, filter_subject, after_seq=resume_seq or 0, start_ns=None if resume_seq else start_ns
-        )
-        # Server-side pending count after the last message taken (lag behind the head).
-        self._pending = self._c.initial_pending
-        self._at_end = self._pending == 0
+        # Server-side pending count of the shared consumer, and this lane's read-ahead.
+        self._pending = 0
+        self._queued = 0
+        self._at_end = False
         self._idle = False
         self._errors = 0
         metrics.register_source(stream, part, self._probe)
         log.info(
-            "source partition %s/%s started, Rust data path (resume after seq %s, %d pending)",
+            "source partition %s/%s started, Rust data path (resume after seq %s)",
             stream,
             part,
             resume_seq or 0,
-            self._pending,
             extra={"stream": stream, "partition": part, "resume_seq": resume_seq or 0},
         )
 
+    def _lag(self) -> int:
+        # The consumer's pending count covers all its partitions: each gets its share.
+        lanes = max(len(self._reader.open), 1)
+        return self._queued + -(-self._pending // lanes)
+
     def _probe(self) -> metrics.HealthProbe:
-        return metrics.HealthProbe(self._c.is_connected, self._pending, self._progress)
+        # Progress: this partition's, or (nothing of it queued) the shared consumer's.
+        progress = self._progress if self._queued else max(self._progress, self._reader.progress)
+        return metrics.HealthProbe(self._reader.consumer.is_connected, self._lag(), progress)
 
     def next_batch(self) -> Iterable[RawMsg | RawBatch]:
         if self._stop_at_end and self._at_end:
-            self._m_lag.set(self._pending)
+            self._m_lag.set(self._lag())
             raise StopIteration
-        # No wait: what the consumer has read ahead (Bytewax polls again after next_awake).
-        b = self._c.next_batch(self._batch, 0.0)
+        b = self._reader.next_batch(self._lane, self._batch, self._stream)
         for e in b.errors:  # masked in Rust; the ordered consumer recreates itself
             self._errors += 1
             log.warning("source partition %s/%s: %s", self._stream, self._part, e, extra={"transient": True})
         n = len(b)
         self._idle = n == 0
+        self._pending = b.consumer_pending
+        self._queued = b.queued
+        self._at_end = b.at_end
+        self._m_lag.set(self._lag())
         if n == 0:
-            self._m_lag.set(self._pending)
+            self._last = max(self._last, b.position)
             return []
-        ts = b.timestamps_ns
-        if self._end_ns is not None and ts[-1] > self._end_ns:
-            n = int(np.searchsorted(ts, self._end_ns, side="right"))  # stored in order
-            self._at_end = True  # nothing later belongs to the window
-        if b.num_pending == 0:
-            self._at_end = True
-        self._pending = int(b.num_pending or 0)
-        if n == 0:
-            self._m_lag.set(self._pending)
-            return []
+        self._emitted(int(b.seqs[n - 1]), n)
+        self._last = max(self._last, b.position)
+        self._reader.progress = self._progress
         if self._columnar:
-            self._emitted(int(b.seqs[n - 1]), n)
-            self._m_lag.set(self._pending)
             return [RawBatch(self._part, b, n)]
-        seqs = b.seqs[:n].tolist()
-        out = list(
+        return list(
             map(
                 RawMsg,
                 itertools.repeat(self._part, n),
-                seqs,
-                b.subjects()[:n].to_pylist(),
-                b.payloads()[:n].to_pylist(),
-                ts[:n].tolist(),
-                b.headers()[:n],
+                b.seqs.tolist(),
+                b.subjects().to_pylist(),
+                b.payloads().to_pylist(),
+                b.timestamps_ns.tolist(),
+                b.headers(),
             )
         )
-        self._emitted(seqs[-1], n)
-        self._m_lag.set(self._pending)
-        return out
 
     def next_awake(self) -> datetime | None:
         # Poll again soon when idle (as the nats-py partition does).
@@ -459,7 +534,7 @@ class _RustSourcePartition(_SourceBase):
 
     def close(self) -> None:
         metrics.unregister(source=(self._stream, self._part))
-        del self._c  # drops the consumer and its connection (in its own runtime)
+        self._release(self._reader, self._lane)
 
 
 @dataclass
@@ -471,7 +546,10 @@ class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
         nats: connection settings.
         stream: stream name.
         partitions: partition ids (e.g. ``["0", ..., "7"]``).
-        filter_template: e.g. ``"tid.raw.{}.>"``.
+        filter_template: e.g. ``"tid.raw.{}.>"``. When a whole subject token is the
+            partition (``{}``), the Rust data path reads a worker's partitions through
+            one consumer on the whole stream: the stream must hold only the partitions'
+            subjects (its other messages would be read and dropped).
         batch_size: most messages per ``next_batch``.
         stop_at_end: finish once each partition has delivered everything it held when
             it started (batch runs, tests); otherwise run for ever.
@@ -500,21 +578,35 @@ class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
     def list_parts(self) -> list[str]:
         return list(self.partitions)
 
+    #: The Rust data path's shared readers of this source: (step, worker thread) -> reader
+    #: (one per partition when the template names no partition token).
+    _readers: dict[tuple[str, int, str], _RustReader] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
     def build_part(
         self, step_id: str, for_part: str, resume_state: int | None
     ) -> _SourcePartition | _RustSourcePartition:
         resume = resume_state if resume_state is not None else (self.start_after or {}).get(for_part)
         if self.nats.rust_data_path():
+            # Bytewax builds all of a worker's partitions on its own thread before the
+            # first next_batch (bytewax 0.21 partitioned_input); one added later makes the
+            # shared consumer again (from the lowest position still needed).
+            token = _part_token(self.filter_template) if self.nats.shared_source else None
+            key = (step_id, threading.get_ident(), "" if token is not None else for_part)
+            with _READERS_LOCK:
+                reader = self._readers.get(key)
+                if reader is None:
+                    reader = self._readers[key] = _RustReader(self, token)
             return _RustSourcePartition(
-                self.nats,
+                reader,
+                self._release,
                 self.stream,
                 for_part,
                 self.filter_template.format(for_part),
                 resume,
                 self.batch_size,
                 self.stop_at_end,
-                self.start_ns,
-                self.end_ns,
                 self.columnar,
             )
         return _SourcePartition(
@@ -529,6 +621,19 @@ class JetStreamSource(FixedPartitionedSource[RawMsg, int]):
             self.start_ns,
             self.end_ns,
         )
+
+    def _release(self, reader: _RustReader, lane: int) -> None:
+        """A partition of ``reader`` closed: drop the reader (its consumer and connection)
+        with its last partition."""
+        with _READERS_LOCK:
+            if reader.close(lane):
+                for k, r in list(self._readers.items()):
+                    if r is reader:
+                        del self._readers[k]
+
+
+#: Guards every source's ``_readers`` (build_part and close may run on several workers).
+_READERS_LOCK = threading.Lock()
 
 
 def _retry_indices(subjects: Sequence[str], failed: Sequence[int]) -> list[int]:

@@ -137,6 +137,16 @@ class MessageBatch:
     header_data: npt.NDArray[np.uint8]
     #: Transient consumer errors met while reading (the consumer recreates itself).
     errors: list[str]
+    #: Messages of this batch's partition (lane) read ahead and not handed out yet.
+    queued: int = 0
+    #: The consumer's server-side pending count when the batch was taken (all lanes).
+    consumer_pending: int = 0
+    #: The lane has nothing queued and the consumer has read everything it had to
+    #: (nothing pending) or passed its end time: the partition is at its end.
+    at_end: bool = False
+    #: Every message of the lane up to this stream sequence has been handed out: where
+    #: the partition resumes (past its own last message when the other lanes read on).
+    position: int = 0
 
     def __len__(self) -> int:
         return len(self.seqs)
@@ -172,26 +182,61 @@ class RustConsumer:
     stream sequence above ``after_seq``, in order, exactly once per consumer (it recreates
     itself after a gap or a server restart). Buffers at most one pull request (500
     messages) ahead of the caller. Raises :class:`ConnectorError` when it cannot start, and
-    from :meth:`next_batch` when the server refuses its pull requests (a missing permission)."""
+    from :meth:`next_batch` when the server refuses its pull requests (a missing permission).
+
+    Without ``filter_subject`` it reads several partitions of the stream with one
+    server-side consumer: :meth:`add_lane` adds each (the partition is subject token
+    ``part_token``: ``tid.raw.<p>.<fmt>.<device>`` -> 2), each lane starting after its own
+    position; the consumer is made by the first :meth:`next_batch` (from the lowest
+    position; a lane added later makes it again) and ``next_batch(lane=k)`` hands out lane
+    ``k``'s messages only, the others' staying queued (at most 2 batches per lane: reading
+    stops until they are taken). ``read_whole``: the stream holds only partition subjects
+    (the raw stream), so two lanes or more read it without a filter and drop the other
+    partitions' messages (nats-server delivers from an unfiltered consumer several times
+    cheaper than from a filtered one: docs/NATSIO.md). ``end_ns``: messages stored
+    later are not read (each lane is then at its end)."""
 
     def __init__(
         self,
         cfg: NatsSettings,
         stream: str,
-        filter_subject: str,
+        filter_subject: str | None = None,
         after_seq: int = 0,
         start_ns: int | None = None,
+        *,
+        part_token: int | None = None,
+        read_whole: bool = False,
+        end_ns: int | None = None,
     ) -> None:
-        """``start_ns`` (ns since the epoch, UTC): when ``after_seq`` is 0, start at the
-        first message stored at or after that time."""
+        """``start_ns`` (ns since the epoch, UTC): when ``after_seq`` is 0 (a lane
+        without a resume point), start at the first message stored at or after that time."""
         try:
-            self._c = NatsConsumer(settings_dict(cfg), stream, filter_subject, after_seq, start_ns)
+            self._c = NatsConsumer(
+                settings_dict(cfg),
+                stream,
+                filter_subject,
+                after_seq,
+                start_ns,
+                part_token=part_token,
+                read_whole=read_whole,
+                end_ns=end_ns,
+            )
         except (ConnectionError, RuntimeError, ValueError, OverflowError) as e:
             raise ConnectorError(str(e)) from None
         self._stream = stream
         self._user = cfg.user or "(the configured credentials)"
         self._events = _EventLogger(cfg)
         self._check(self._c.take_events())
+
+    def add_lane(self, key: str, filter_subject: str, after_seq: int = 0) -> int:
+        """Read the partition whose subject token is ``key`` (server filter
+        ``filter_subject``) after stream sequence ``after_seq`` (0: from ``start_ns`` or
+        the first message); returns its lane index for :meth:`next_batch`."""
+        return self._c.add_lane(key, filter_subject, after_seq)
+
+    def close_lane(self, lane: int) -> None:
+        """Stop reading lane ``lane``: what it had queued and its later messages are dropped."""
+        self._c.close_lane(lane)
 
     @property
     def initial_pending(self) -> int:
@@ -208,10 +253,16 @@ class RustConsumer:
         """Stream sequence of the last message returned (the resume point)."""
         return self._c.last_seq
 
-    def next_batch(self, max_msgs: int = 1000, timeout_ms: float = 100.0) -> MessageBatch:
-        """Up to ``max_msgs`` messages: waits up to ``timeout_ms`` for them, returns early
-        at the end of the stream (``num_pending == 0``). Empty on timeout."""
-        d = self._c.next_batch(max_msgs, timeout_ms)
+    def next_batch(self, max_msgs: int = 1000, timeout_ms: float = 100.0, lane: int = 0) -> MessageBatch:
+        """Up to ``max_msgs`` messages of lane ``lane``: what it has queued, then reads
+        for up to ``timeout_ms``, returning early at the end of the stream
+        (``num_pending == 0``) or when another lane's queue is full. Empty on timeout.
+        Raises :class:`ConnectorError` when the consumer cannot be made the first time."""
+        try:
+            d = self._c.next_batch(max_msgs, timeout_ms, lane)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            self._check(self._c.take_events())
+            raise ConnectorError(str(e)) from None
         self._check(self._c.take_events())
         return MessageBatch(**d)
 
