@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from flowkit import flow_env, publish, read_stream, scripted, start_flow, write_registry
+from test_flows import init
 from tidstream.config import NatsSettings
 from tidstream.nats.connect import connect
 from tidstream.nats.jetstream import JetStreamSource
@@ -217,22 +218,6 @@ def test_one_process_then_two_each_with_one_consumer_resume_without_loss_or_repe
     assert got == seqs
 
 
-def _init(url: str, partitions: int) -> None:
-    import nats
-    from tidstream.config import Settings
-    from tidstream.nats.setup import init_jetstream
-
-    async def go() -> None:
-        s = Settings()
-        s.nats.url = url
-        s.streams.partitions = partitions
-        nc = await nats.connect(url)
-        await init_jetstream(nc.jetstream(), s)
-        await nc.close()
-
-    asyncio.run(go())
-
-
 async def _reading_ids(url: str) -> list[str]:
     import orjson
 
@@ -241,7 +226,7 @@ async def _reading_ids(url: str) -> list[str]:
 
 def test_two_ingest_processes_each_read_their_partitions_with_one_consumer(nats_server, tmp_path):
     url = nats_server.url
-    _init(url, partitions=4)
+    init(url, partitions=4)
     reg = write_registry(tmp_path / "registry.csv", 30)
     asyncio.run(publish(url, scripted(30, 1200, with_bad=False).uplinks))
     env = flow_env(url, reg, tmp_path, TIDSTREAM_NATS_DATA_PATH="rust")
