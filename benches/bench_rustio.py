@@ -4,7 +4,7 @@ Consume (the whole stream, best of ``repeats``):
 
 * nats-py ordered push consumer + callback that drops each message (the e2e raw consume
   ceiling, ``e2e._consume_push``: what ``JetStreamSource`` subscribes with);
-* ``RustConsumer`` (``tidstream._core``, async-nats ordered pull consumer) -> one columnar
+* ``RustConsumer`` (``tidstream._core``, ordered pull consumer on async-nats) -> one columnar
   batch per call, turned into Arrow arrays (subjects, payloads) in Python.
 
 Publish with a PubAck per message (``Nats-Msg-Id`` on each, batches of ``batch``):

@@ -321,8 +321,8 @@ async def _consume_fetch(
 
 
 def _consume_rust(settings: Any, stream: str, subject: str, n: int, timeout: float) -> float:
-    """Seconds for the Rust consumer (``tidstream._core``, async-nats ordered pull; the
-    prototype of docs/NATSIO.md) to hand ``n`` messages to Python as columnar batches
+    """Seconds for the Rust consumer (``tidstream._core``, its ordered pull consumer on
+    async-nats, docs/NATSIO.md) to hand ``n`` messages to Python as columnar batches
     turned into Arrow arrays (subjects, payloads), the batches then dropped."""
     from tidstream.nats.rustio import RustConsumer
 

@@ -538,7 +538,7 @@ def e2e_section(r: Any) -> Section:
         statistics.median(r.ceiling_fetch_s),
     )
     rust_c = Row(
-        "Rust consumer (tidstream._core, async-nats ordered pull) -> Python batches, dropped",
+        "Rust consumer (tidstream._core, ordered pull consumer on async-nats) -> Python batches, dropped",
         "raw stream, 1 connection",
         n,
         min(r.ceiling_rust_s),

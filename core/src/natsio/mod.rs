@@ -921,6 +921,18 @@ pub struct PublishResults {
     pub notes: Vec<String>,
 }
 
+impl PublishResults {
+    /// Results for `n` messages, none confirmed yet (sequence 0, no duplicate, no error).
+    fn pending(n: usize) -> Self {
+        PublishResults {
+            seqs: vec![0; n],
+            duplicate: vec![false; n],
+            errors: vec![None; n],
+            ..Default::default()
+        }
+    }
+}
+
 /// Publishes to JetStream with `Nats-Msg-Id` and awaits every PubAck, or (with
 /// [`Publisher::set_fast_flow`]) confirms whole batches through ADR-50 fast ingest.
 pub struct Publisher {
@@ -1061,12 +1073,7 @@ impl Publisher {
         };
         let n = pick.len();
         let max_inflight = max_inflight.max(1);
-        let mut out = PublishResults {
-            seqs: vec![0; n],
-            duplicate: vec![false; n],
-            errors: vec![None; n],
-            ..Default::default()
-        };
+        let mut out = PublishResults::pending(n);
         let Some((js, _)) = self.io.as_ref() else {
             return Err(NatsIoError::Publish("publisher closed".into()));
         };
@@ -1385,12 +1392,7 @@ impl Publisher {
         max_inflight: usize,
     ) -> Result<PublishResults, NatsIoError> {
         let n = msgs.len();
-        let mut out = PublishResults {
-            seqs: vec![0; n],
-            duplicate: vec![false; n],
-            errors: vec![None; n],
-            ..Default::default()
-        };
+        let mut out = PublishResults::pending(n);
         let Some((_, client)) = self.io.as_ref() else {
             return Err(NatsIoError::Publish("publisher closed".into()));
         };
