@@ -57,6 +57,10 @@ def test_e2e_small_fleet_accounts_for_every_uplink(tmp_path: Path, monkeypatch: 
     assert r.main.run.complete_s <= r.main.run.exit_s
     assert min(r.ceiling_push_s) > 0 and min(r.ceiling_pull_s) > 0 and min(r.ceiling_fetch_s) > 0
     assert len(r.ceiling_rust_s) == 2 and min(r.ceiling_rust_s) > 0
+    # The I/O floor ran with and without Nats-Msg-Id (each repeat counted every reading).
+    assert r.floor_ids is not None and r.floor_no_ids is not None
+    assert len(r.floor_ids.seconds) == len(r.floor_no_ids.seconds) == 2
+    assert r.floor_ids.server_s > 0 and r.floor_payload_bytes > 100
     # The main run's figure is the best of its repeats, like the ceilings'.
     assert len(r.main_runs) == 2 and r.main.run in r.main_runs
     # (a 3,000-uplink run is shorter than the start-up it subtracts: the figure may be < 0)
@@ -78,6 +82,7 @@ def test_e2e_small_fleet_accounts_for_every_uplink(tmp_path: Path, monkeypatch: 
     text = run.render([sec], _Args(), dt.datetime.now(dt.timezone.utc))
     assert "e2e: ingest flow at least 100,000 frames/s per process" in text
     assert "Long run" in text and "Where the ingest time goes" in text
+    assert "The I/O floor" in text and e2e.FLOOR_LABELS[False] in text
     assert len(sec.goals) == 4 and all(g.met is not None for g in sec.goals)
     # Both data paths ran (their accounting is checked in run_data_paths) and are reported.
     assert [len(r.path_runs[p]) for p in ("python", "rust")] == [1, 1]

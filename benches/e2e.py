@@ -417,6 +417,110 @@ CEILING_KINDS = (
 )
 
 
+def io_floor(
+    settings: Any, n: int, repeats: int, payload: bytes, msg_ids: bool, server_pid: int | None = None
+) -> CeilingRuns:
+    """The I/O the ingest flow cannot avoid, with no work in between: the raw stream read as
+    the flow reads it (the Rust shared reader: one unfiltered consumer, a lane per
+    partition) and, per frame, one fixed reading (``payload``, a real reading of the main
+    run) published on ``tid.readings.<commune>.<device>`` by the Rust publisher in ADR-50
+    fast-ingest batches from a second thread (the pipelined sink), every batch confirmed.
+    ``msg_ids``: with the flow's ``Nats-Msg-Id`` (``r:<raw seq>:0``, the JetStream dedupe the
+    effectively-once design needs) or without. No envelope parse, no decode, no registry,
+    no Bytewax: what it reaches bounds any ingest flow on this server and machine. The
+    output streams are emptied before each repeat; each repeat's count is checked."""
+    import queue
+
+    from tidstream._core import PubBatch
+    from tidstream.nats.rustio import FAST_FLOW, RustConsumer, RustPublisher
+
+    st, subjects = settings.streams, settings.subjects
+    timeout = max(60.0, n / 5_000)
+    out = CeilingRuns([], 0.0, 0.0)
+    for _ in range(repeats):
+        recreate_output_streams(settings)
+        settle(settings)
+        con = RustConsumer(settings.nats, st.raw, part_token=2, read_whole=True)
+        lanes = [con.add_lane(str(p), subjects.raw_partition(p), 0) for p in range(st.partitions)]
+        pub = RustPublisher(settings.nats, 5.0, FAST_FLOW if settings.nats.fast_publish else 0)
+        todo: queue.Queue[Any] = queue.Queue(2)  # the pipelined sink's depth: one batch ahead
+        failed: list[str] = []
+        th = threading.Thread(target=_floor_publisher, args=(pub, todo, failed), name="floor-publisher")
+        c0, s0 = time.process_time(), proc_cpu_s(server_pid)
+        t0 = time.perf_counter()
+        th.start()
+        got = 0
+        try:
+            while got < n:
+                if time.perf_counter() - t0 > timeout:
+                    raise TimeoutError(f"I/O floor: {got:,} of {n:,} frames in {timeout:.0f} s")
+                for lane in lanes:
+                    b = con.next_batch(500, 0.0 if got else 100.0, lane)
+                    k = len(b.seqs)
+                    if not k:
+                        continue
+                    got += k
+                    pb = PubBatch()
+                    so, sd = b.subject_offsets, b.subject_data.tobytes()
+                    for i in range(k):
+                        device = sd[so[i] : so[i + 1]].rsplit(b".", 1)[1].decode()
+                        pb.push(
+                            subjects.reading("floor", device),
+                            payload,
+                            f"r:{int(b.seqs[i])}:0" if msg_ids else "",
+                        )
+                    todo.put(pb)
+        finally:
+            todo.put(None)
+            th.join()
+        out.seconds.append(time.perf_counter() - t0)
+        out.client_s += time.process_time() - c0
+        out.server_s += proc_cpu_s(server_pid) - s0
+        con = pub = None  # their connections close now, before the next repeat
+        if failed:
+            raise RuntimeError(f"I/O floor: publishing failed: {failed[0]}")
+        stored = stream_messages(settings, st.readings)
+        if stored != n:
+            raise RuntimeError(f"I/O floor: {stored:,} readings stored, {n:,} frames read")
+    return out
+
+
+def _floor_publisher(pub: Any, todo: Any, failed: list[str]) -> None:
+    """:func:`io_floor`'s sink thread: publish each batch until None, keep the first error."""
+    while (b := todo.get()) is not None:
+        if failed:
+            continue  # drain: the reader must never block on a dead sink
+        try:
+            r = pub.publish(b)
+        except Exception as e:  # reported by io_floor
+            failed.append(repr(e))
+            continue
+        if not r.ok:
+            failed.append(str(next(e for e in r.errors if e is not None)))
+
+
+def first_reading(settings: Any) -> bytes:
+    """The payload of the readings stream's first message (a real reading)."""
+    from tidstream.nats.connect import connect
+
+    async def go() -> bytes:
+        nc = await connect(settings.nats)
+        try:
+            m = await nc.jetstream().get_msg(settings.streams.readings, seq=1)
+            return bytes(m.data or b"")
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+#: Labels of the I/O floor runs, by "with Nats-Msg-Id".
+FLOOR_LABELS = {
+    True: "I/O floor: raw read + a fixed reading published per frame with Nats-Msg-Id (no decode)",
+    False: "I/O floor without Nats-Msg-Id (no JetStream dedupe)",
+}
+
+
 def read_raw_seqs(settings: Any, stream: str) -> list[int]:
     """The raw sequence of every message of the readings or dead-letter stream (from
     the ``raw_seq`` field of its JSON), in stream order."""
@@ -1096,6 +1200,8 @@ class E2EConfig:
     #: rounds of the ingest flow on each data path (``[nats] data_path``: python, then
     #: rust), same raw stream, output streams emptied before each run; 0 = none
     path_repeats: int = 2
+    #: also run the I/O floor (:func:`io_floor`) with and without ``Nats-Msg-Id``
+    floor: bool = True
     seed: int = 7
     #: CPUs of the nats-servers / of this process and its children (None: all)
     server_cpus: frozenset[int] | None = None
@@ -1111,6 +1217,7 @@ class E2EConfig:
             partitions=env_int("TIDSTREAM_E2E_PARTITIONS", 0) or None,
             repeats=env_int("TIDSTREAM_E2E_REPEATS", 3),
             path_repeats=env_int("TIDSTREAM_E2E_PATH_REPEATS", 2),
+            floor=env_int("TIDSTREAM_E2E_FLOOR", 1) != 0,
             server_cpus=parse_cpus(os.environ.get("TIDSTREAM_E2E_SERVER_CPUS")),
             client_cpus=parse_cpus(os.environ.get("TIDSTREAM_E2E_CLIENT_CPUS")),
         )
@@ -1176,6 +1283,11 @@ class E2EResult:
     path_startup: dict[str, list[FlowRun]] = field(default_factory=dict)
     #: Every repeat of the main ingest run, in run order (``main.run`` is the best).
     main_runs: list[FlowRun] = field(default_factory=list)
+    #: The I/O floor (:func:`io_floor`) with and without ``Nats-Msg-Id`` (None: not run).
+    floor_ids: CeilingRuns | None = None
+    floor_no_ids: CeilingRuns | None = None
+    #: Size of the fixed reading the floor publishes.
+    floor_payload_bytes: int = 0
 
     # -- per data path ----------------------------------------------------------------
     def path_startup_s(self, path: str) -> float:
@@ -1581,6 +1693,29 @@ def run_e2e(cfg: E2EConfig) -> E2EResult:
                 f"({acc.stored_readings} stored); {'exact' if acc.exact else 'PROBLEMS: ' + '; '.join(acc.problems)}"
             )
             main = IngestResult(fleet, ing, acc, pub)
+            floors: dict[bool, CeilingRuns] = {}
+            floor_bytes = 0
+            if cfg.floor:
+                payload = first_reading(settings)
+                floor_bytes = len(payload)
+                for ids in (True, False):
+                    f = io_floor(settings, n, max(1, cfg.repeats), payload, ids, srv.pid)
+                    floors[ids] = f
+                    label = FLOOR_LABELS[ids]
+                    cpu.append(
+                        CpuUse(
+                            f"{label} (all repeats)",
+                            n * len(f.seconds),
+                            sum(f.seconds),
+                            f.client_s,
+                            f.server_s,
+                        )
+                    )
+                    say(
+                        f"  {label}: best {n / min(f.seconds):,.0f} frames/s ({', '.join(f'{x:.2f}' for x in f.seconds)} s), "
+                        f"client {f.client_s / n / len(f.seconds) * 1e6:.1f} µs/frame, nats-server "
+                        f"{f.server_s / n / len(f.seconds) * 1e6:.1f}"
+                    )
             cpu += [
                 CpuUse("ingest flow process (start to exit; the best main run)", n, ing.exit_s, ing.cpu_s, ing.server_cpu_s),
                 CpuUse("export flow process (start to exit; per reading)", acc.readings, exp.exit_s, exp.cpu_s,
@@ -1631,6 +1766,7 @@ def run_e2e(cfg: E2EConfig) -> E2EResult:
         return E2EResult(
             cfg, settings, push, pull, fetch, ingest_startup, export_startup, main, exp, comps, long,
             cpu, time.perf_counter() - t_wall, rust, path_runs, path_startup, main_runs,
+            floors.get(True), floors.get(False), floor_bytes,
         )  # fmt: skip
     finally:
         os.sched_setaffinity(0, cpus0)
@@ -1648,6 +1784,7 @@ def main() -> int:
         "--path-repeats", type=int, default=None, help="ingest rounds per data path (python, rust)"
     )
     p.add_argument("--no-components", action="store_true", help="skip timing the flow's parts alone")
+    p.add_argument("--no-floor", action="store_true", help="skip the I/O floor runs (no decode)")
     p.add_argument("--work", type=Path, default=None, help="keep files here (default: a temp folder)")
     a = p.parse_args()
     cfg = E2EConfig.from_env(
@@ -1658,6 +1795,7 @@ def main() -> int:
         work=a.work,
         path_repeats=a.path_repeats,
         components=False if a.no_components else None,
+        floor=False if a.no_floor else None,
     )
     r = run_e2e(cfg)
     print(
