@@ -423,19 +423,36 @@ def io_floor(
     """The I/O the ingest flow cannot avoid, with no work in between: the raw stream read as
     the flow reads it (the Rust shared reader: one unfiltered consumer, a lane per
     partition) and, per frame, one fixed reading (``payload``, a real reading of the main
-    run) published on ``tid.readings.<commune>.<device>`` by the Rust publisher in ADR-50
+    run) published on ``tid.readings.floor.<device>`` by the Rust publisher in ADR-50
     fast-ingest batches from a second thread (the pipelined sink), every batch confirmed.
     ``msg_ids``: with the flow's ``Nats-Msg-Id`` (``r:<raw seq>:0``, the JetStream dedupe the
     effectively-once design needs) or without. No envelope parse, no decode, no registry,
-    no Bytewax: what it reaches bounds any ingest flow on this server and machine. The
-    output streams are emptied before each repeat; each repeat's count is checked."""
+    no Bytewax, no Python per message: the readings are built before the clock starts
+    (one untimed read of the raw stream for each frame's device) and each consumed batch
+    picks its rows by raw sequence in one Rust call. The output streams are emptied before
+    each repeat; each repeat's stored count is checked."""
     import queue
 
+    import numpy as np
     from tidstream._core import PubBatch
     from tidstream.nats.rustio import FAST_FLOW, RustConsumer, RustPublisher
 
     st, subjects = settings.streams, settings.subjects
     timeout = max(60.0, n / 5_000)
+    # Row k of `readings` is the reading of raw sequence k + 1.
+    readings = PubBatch()
+    con = RustConsumer(settings.nats, st.raw, ">", 0)
+    while len(readings) < n:
+        b = con.next_batch(1000, 1000.0)
+        if not len(b.seqs):
+            raise TimeoutError(f"I/O floor: the raw stream holds {len(readings):,} of {n:,} frames")
+        so, sd = b.subject_offsets, b.subject_data.tobytes()
+        for i, seq in enumerate(b.seqs.tolist()):
+            if seq != len(readings) + 1:
+                raise RuntimeError(f"I/O floor: raw sequence {seq} where {len(readings) + 1} was expected")
+            device = sd[so[i] : so[i + 1]].rsplit(b".", 1)[1].decode()
+            readings.push(subjects.reading("floor", device), payload, f"r:{seq}:0" if msg_ids else "")
+    con = None
     out = CeilingRuns([], 0.0, 0.0)
     for _ in range(repeats):
         recreate_output_streams(settings)
@@ -454,21 +471,17 @@ def io_floor(
             while got < n:
                 if time.perf_counter() - t0 > timeout:
                     raise TimeoutError(f"I/O floor: {got:,} of {n:,} frames in {timeout:.0f} s")
+                # One publish per round over the lanes (a lane's batch is its share of a
+                # 500-message pull): what each lane has read ahead; after an empty round,
+                # wait up to 1 ms on the last lane (returns early when another lane's queue
+                # is full).
+                pb = PubBatch()
                 for lane in lanes:
-                    b = con.next_batch(500, 0.0 if got else 100.0, lane)
-                    k = len(b.seqs)
-                    if not k:
-                        continue
-                    got += k
-                    pb = PubBatch()
-                    so, sd = b.subject_offsets, b.subject_data.tobytes()
-                    for i in range(k):
-                        device = sd[so[i] : so[i + 1]].rsplit(b".", 1)[1].decode()
-                        pb.push(
-                            subjects.reading("floor", device),
-                            payload,
-                            f"r:{int(b.seqs[i])}:0" if msg_ids else "",
-                        )
+                    b = con.next_batch(500, 1.0 if not len(pb) and lane == lanes[-1] else 0.0, lane)
+                    if len(b.seqs):
+                        got += len(b.seqs)
+                        pb.extend(readings, np.subtract(b.seqs, 1))
+                if len(pb):
                     todo.put(pb)
         finally:
             todo.put(None)
