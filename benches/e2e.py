@@ -381,6 +381,11 @@ class CeilingRuns:
     client_s: float
     server_s: float
 
+    def us_per_msg(self, n: int) -> tuple[float, float]:
+        """(client, nats-server) CPU µs per message, ``n`` messages a repeat."""
+        k = n * len(self.seconds)
+        return self.client_s / k * 1e6, self.server_s / k * 1e6
+
 
 def consume_ceiling(
     settings: Any, n: int, repeats: int, kind: str, server_pid: int | None = None
@@ -435,9 +440,11 @@ def io_floor(
 
     import numpy as np
     from tidstream._core import PubBatch
+    from tidstream.nats.jetstream import _part_token
     from tidstream.nats.rustio import FAST_FLOW, RustConsumer, RustPublisher
 
     st, subjects = settings.streams, settings.subjects
+    token = _part_token(subjects.raw_partition("{}"))  # as JetStreamSource finds it
     timeout = max(60.0, n / 5_000)
     # Row k of `readings` is the reading of raw sequence k + 1.
     readings = PubBatch()
@@ -457,7 +464,7 @@ def io_floor(
     for _ in range(repeats):
         recreate_output_streams(settings)
         settle(settings)
-        con = RustConsumer(settings.nats, st.raw, part_token=2, read_whole=True)
+        con = RustConsumer(settings.nats, st.raw, part_token=token, read_whole=True)
         lanes = [con.add_lane(str(p), subjects.raw_partition(p), 0) for p in range(st.partitions)]
         pub = RustPublisher(settings.nats, 5.0, FAST_FLOW if settings.nats.fast_publish else 0)
         todo: queue.Queue[Any] = queue.Queue(2)  # the pipelined sink's depth: one batch ahead
@@ -1724,10 +1731,10 @@ def run_e2e(cfg: E2EConfig) -> E2EResult:
                             f.server_s,
                         )
                     )
+                    c_us, s_us = f.us_per_msg(n)
                     say(
                         f"  {label}: best {n / min(f.seconds):,.0f} frames/s ({', '.join(f'{x:.2f}' for x in f.seconds)} s), "
-                        f"client {f.client_s / n / len(f.seconds) * 1e6:.1f} µs/frame, nats-server "
-                        f"{f.server_s / n / len(f.seconds) * 1e6:.1f}"
+                        f"client {c_us:.1f} µs/frame, nats-server {s_us:.1f}"
                     )
             cpu += [
                 CpuUse("ingest flow process (start to exit; the best main run)", n, ing.exit_s, ing.cpu_s, ing.server_cpu_s),

@@ -599,9 +599,7 @@ def e2e_section(r: Any) -> Section:
     if r.floor_ids is not None and r.floor_no_ids is not None:
         fi, fn = r.floor_ids, r.floor_no_ids
         fi_rate, fn_rate = n / min(fi.seconds), n / min(fn.seconds)
-
-        def us(f: Any, side: str) -> float:
-            return getattr(f, side) / n / len(f.seconds) * 1e6
+        (fi_c, fi_s), (fn_c, fn_s) = fi.us_per_msg(n), fn.us_per_msg(n)
 
         sec.notes += [
             "",
@@ -621,9 +619,9 @@ def e2e_section(r: Any) -> Section:
             "| | frames/s (best) | % of the ceiling | client µs/frame | nats-server µs/frame |",
             "| --- | ---: | ---: | ---: | ---: |",
             f"| I/O floor, `Nats-Msg-Id` on every reading (the flow's effectively-once design) | "
-            f"{fi_rate:,.0f} | {fi_rate / r.ceiling_rate:.1%} | {us(fi, 'client_s'):.1f} | {us(fi, 'server_s'):.1f} |",
+            f"{fi_rate:,.0f} | {fi_rate / r.ceiling_rate:.1%} | {fi_c:.1f} | {fi_s:.1f} |",
             f"| I/O floor without `Nats-Msg-Id` (no dedupe: a replay would store twice) | "
-            f"{fn_rate:,.0f} | {fn_rate / r.ceiling_rate:.1%} | {us(fn, 'client_s'):.1f} | {us(fn, 'server_s'):.1f} |",
+            f"{fn_rate:,.0f} | {fn_rate / r.ceiling_rate:.1%} | {fn_c:.1f} | {fn_s:.1f} |",
             f"| ingest flow (the goals' figure, best main run) | {r.ingest_goal_rate:,.0f} | "
             f"{r.ratio_to_ceiling:.1%} | | |",
             "",
