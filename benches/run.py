@@ -584,7 +584,7 @@ def e2e_section(r: Any) -> Section:
     rows = [push, pull, fetch, rust_c, *floor_rows, ing_total, ing_net, exp_total, exp_net]
     if r.long is not None:
         ln = r.long.frames
-        rows.insert(6 + len(floor_rows), Row(f"ingest flow, long run (fleet x{cfg.long_factor}): start to all accounted for",
+        rows.insert(rows.index(ing_net) + 1, Row(f"ingest flow, long run (fleet x{cfg.long_factor}): start to all accounted for",
                            "raw → readings + DLQ", ln, r.long.run.complete_s, r.long.run.complete_s,
                            ours=True))  # fmt: skip
     sec.tables.append(
